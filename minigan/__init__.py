@@ -1,0 +1,12 @@
+"""minigan: a GAN library with every forward and backward pass written by hand.
+
+Modules, in the order a learner might read them:
+
+- ``minigan.backend``: NumPy or CuPy, and moving arrays between them;
+- ``minigan.nn``: layers (``Linear``, activations, ``Sequential``);
+- ``minigan.losses``: binary cross-entropy, on probabilities and on logits;
+- ``minigan.optim``: SGD and Adam;
+- ``minigan.gradcheck``: finite-difference checks of any backward pass.
+"""
+
+__version__ = "0.1.0"

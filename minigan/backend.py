@@ -1,0 +1,147 @@
+"""Array backends: NumPy on the CPU, CuPy on an NVIDIA GPU.
+
+minigan never keeps a global "current device". Layer code asks the data which
+library it belongs to (``xp = get_array_module(x)``), in the style of Chainer and
+CuPy, so a NumPy model and a CuPy model can live side by side in one process.
+Moving arrays between host and device happens here and nowhere else.
+
+    >>> from minigan.backend import get_backend
+    >>> be = get_backend("numpy")
+    >>> x = be.asarray([[1.0, 2.0]], dtype="float32")   # host -> device (a no-op for NumPy)
+    >>> be.to_host(x)                                     # device -> host, always a NumPy array
+    array([[1., 2.]], dtype=float32)
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+BACKEND_NAMES = ("numpy", "cupy")
+
+CUPY_INSTALL_HINT = (
+    'install CuPy for your CUDA version, e.g. pip install "minigan[cuda12]" '
+    '(CUDA 12) or pip install "minigan[cuda13]" (CUDA 13)'
+)
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested backend exists but cannot run on this machine."""
+
+
+def get_array_module(*arrays: Any) -> ModuleType:
+    """Return ``cupy`` if any argument is a CuPy array, else ``numpy``.
+
+    CuPy is only consulted if something has already imported it: if it was never
+    imported, no CuPy array can exist, and NumPy-only users never pay its import.
+    """
+    cupy = sys.modules.get("cupy")
+    if cupy is not None:
+        return cupy.get_array_module(*arrays)
+    return np
+
+
+class Backend:
+    """One array library plus the few operations that cross the host/device line.
+
+    Attributes:
+        name: ``"numpy"`` or ``"cupy"``.
+        xp: the array module (``numpy`` or ``cupy``).
+    """
+
+    def __init__(self, name: str, xp: ModuleType):
+        self.name = name
+        self.xp = xp
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Backend) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(self.name)
+
+    def asarray(self, array: Any, dtype: Any = None) -> Any:
+        """Host -> device copy (NumPy: no copy when ``array`` already fits)."""
+        if self.xp is np and get_array_module(array) is not np:
+            array = array.get()  # a CuPy array brought back to the host
+        return self.xp.asarray(array, dtype=dtype)
+
+    def to_host(self, array: Any) -> np.ndarray:
+        """Device -> host copy; always returns a NumPy array (or NumPy scalar)."""
+        if get_array_module(array) is np:
+            return np.asarray(array)
+        return array.get()
+
+    def synchronize(self) -> None:
+        """Wait until queued device work has finished (a no-op for NumPy).
+
+        Needed only for timing: reading a value back with ``to_host`` already waits.
+        """
+        if self.xp is not np:
+            self.xp.cuda.get_current_stream().synchronize()
+
+    def default_rng(self, seed: int | None = None) -> Any:
+        """A random generator that produces arrays on this backend.
+
+        NumPy and CuPy give different streams for the same seed.
+        """
+        return self.xp.random.default_rng(seed)
+
+    def owns(self, array: Any) -> bool:
+        """True if ``array`` lives on this backend."""
+        return get_array_module(array) is self.xp
+
+
+def _import_cupy() -> ModuleType:
+    try:
+        import cupy
+    except ImportError as error:
+        raise BackendUnavailableError(
+            f"the 'cupy' backend needs CuPy, which is not installed ({error}); "
+            f"{CUPY_INSTALL_HINT}, or use backend 'numpy'"
+        ) from None
+    try:
+        usable = cupy.cuda.is_available()
+    except Exception:  # noqa: BLE001 - a broken CUDA driver raises many kinds of error
+        usable = False
+    if not usable:
+        raise BackendUnavailableError(
+            "CuPy is installed but finds no usable CUDA GPU (cupy.cuda.is_available() "
+            "is False): check the NVIDIA driver with nvidia-smi, or use backend 'numpy'"
+        )
+    return cupy
+
+
+def get_backend(name: str | Backend = "numpy") -> Backend:
+    """Return the backend called ``name`` (``"numpy"`` or ``"cupy"``).
+
+    Raises:
+        ValueError: ``name`` is not one of ``BACKEND_NAMES``.
+        BackendUnavailableError: ``"cupy"`` without CuPy installed or without a GPU.
+    """
+    if isinstance(name, Backend):
+        return name
+    if name == "numpy":
+        return Backend("numpy", np)
+    if name == "cupy":
+        return Backend("cupy", _import_cupy())
+    valid = ", ".join(repr(n) for n in BACKEND_NAMES)
+    raise ValueError(f"unknown backend {name!r}; valid backends are {valid}")
+
+
+def host_copy(array: Any) -> np.ndarray:
+    """A NumPy copy of ``array`` that shares no memory with it, whatever its backend."""
+    if get_array_module(array) is np:
+        return np.array(array, copy=True)
+    return array.get()
+
+
+def backend_of(array: Any) -> Backend:
+    """The backend an array lives on."""
+    xp = get_array_module(array)
+    return Backend("numpy", np) if xp is np else Backend("cupy", xp)

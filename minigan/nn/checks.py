@@ -1,0 +1,79 @@
+"""Input validation shared by layers and losses.
+
+Checks run at the public boundary (a layer's forward and backward, a loss) so a
+mistake is reported in the layer's own words, e.g.
+``Linear(784 -> 256): expected input (batch, 784), got (100, 28, 28)``,
+instead of as a broadcasting error from deep inside NumPy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minigan.backend import get_array_module
+
+
+def check_array(
+    where: object,
+    x: Any,
+    *,
+    like: Any = None,
+    shape: tuple[int | str, ...] | None = None,
+    name: str = "input",
+) -> None:
+    """Raise unless ``x`` is a floating-point array fit to meet ``like``.
+
+    Args:
+        where: the layer or loss doing the check (its ``repr`` starts the message).
+        x: the array to check.
+        like: an array ``x`` must share backend and dtype with (a parameter, the
+            cached forward input); mixing them would make NumPy cast silently.
+        shape: the expected shape; string entries such as ``"batch"`` match any size.
+        name: what ``x`` is, for the message ("input", "grad_out", "target").
+
+    Raises:
+        TypeError: not an array, not floating point, or another backend or dtype.
+        ValueError: wrong shape.
+    """
+    if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        raise TypeError(
+            f"{where!r}: {name} must be a NumPy or CuPy array, got {type(x).__name__}"
+        )
+    xp = get_array_module(x)
+    if not xp.issubdtype(x.dtype, xp.floating):
+        raise TypeError(
+            f"{where!r}: {name} must be a floating-point array, got dtype {x.dtype} "
+            f"(convert it first, e.g. x.astype('float32'))"
+        )
+    if like is not None:
+        if get_array_module(like) is not xp:
+            raise TypeError(
+                f"{where!r}: {name} is a {xp.__name__} array but the layer works on "
+                f"{get_array_module(like).__name__} arrays; move one of them with "
+                f"minigan.backend (backend.asarray / model.to(...))"
+            )
+        if x.dtype != like.dtype:
+            raise TypeError(
+                f"{where!r}: {name} has dtype {x.dtype} but the layer computes in "
+                f"{like.dtype}; minigan never casts silently: convert the {name} with "
+                f".astype('{like.dtype}') or the model with model.to(dtype='{x.dtype}')"
+            )
+    if shape is not None and not _shape_matches(x.shape, shape):
+        expected = "(" + ", ".join(str(s) for s in shape) + ")"
+        raise ValueError(f"{where!r}: expected {name} {expected}, got {tuple(x.shape)}")
+
+
+def _shape_matches(got: tuple[int, ...], expected: tuple[int | str, ...]) -> bool:
+    if len(got) != len(expected):
+        return False
+    return all(isinstance(e, str) or e == g for g, e in zip(got, expected))
+
+
+def require_forward(where: object, cached: Any) -> Any:
+    """Return what forward cached, or say that backward came first."""
+    if cached is None:
+        raise RuntimeError(
+            f"{where!r}: backward() called before forward(); run forward on a batch "
+            f"first, then backward with the gradient of the loss w.r.t. its output"
+        )
+    return cached

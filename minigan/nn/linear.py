@@ -1,0 +1,85 @@
+"""The fully connected layer."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from minigan.nn.checks import check_array, require_forward
+from minigan.nn.module import Module, Parameter
+
+
+class Linear(Module):
+    """An affine map: ``y = x @ W.T + b``.
+
+    Shapes:
+        x: (batch, in_features)    W: (out_features, in_features)
+        y: (batch, out_features)   b: (out_features,)
+
+    Backward, with g = dL/dy of shape (batch, out_features):
+
+        dL/dW = g.T @ x       (out, in): each weight W[j, i] meets x[:, i] on its way
+                                to y[:, j], once per example, so the example terms add up
+        dL/db = sum_batch g   (out,): b is added to every row of y
+        dL/dx = g @ W         (batch, in): x[:, i] feeds every output j through W[j, i]
+
+    Initialisation follows PyTorch's ``nn.Linear``: W and b are drawn from
+    U(-k, k) with k = 1/sqrt(in_features), which keeps the output's variance close
+    to the input's when a network is stacked.
+
+    Args:
+        in_features, out_features: sizes of x's and y's last dimension.
+        rng: a ``numpy.random.Generator`` for the initial values; pass a seeded one
+            for reproducible models (default: a freshly seeded one).
+        dtype: the parameters' dtype; the layer computes in it (float32 by default,
+            float64 for gradient checks).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        rng: np.random.Generator | None = None,
+        dtype: Any = np.float32,
+    ):
+        if in_features < 1 or out_features < 1:
+            raise ValueError(
+                f"Linear: sizes must be positive, got ({in_features} -> {out_features})"
+            )
+        rng = rng if rng is not None else np.random.default_rng()
+        bound = 1.0 / math.sqrt(in_features)
+        self.in_features = in_features
+        self.out_features = out_features
+        self.weight = Parameter(
+            rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype)
+        )
+        self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype))
+        self.x = None  # the forward input: backward needs it for dL/dW
+
+    def __repr__(self) -> str:
+        return f"Linear({self.in_features} -> {self.out_features})"
+
+    def forward(self, x: Any) -> Any:
+        check_array(self, x, like=self.weight.data, shape=("batch", self.in_features))
+        self.x = x
+        y = x @ self.weight.data.T
+        y += self.bias.data  # in place: one (batch, out) array instead of two
+        return y
+
+    def backward(self, grad_out: Any) -> Any:
+        x = require_forward(self, self.x)
+        check_array(
+            self,
+            grad_out,
+            like=x,
+            shape=(x.shape[0], self.out_features),
+            name="grad_out",
+        )
+        if self.weight.requires_grad:
+            self.weight.grad += grad_out.T @ x
+        if self.bias.requires_grad:
+            self.bias.grad += grad_out.sum(axis=0)
+        return grad_out @ self.weight.data

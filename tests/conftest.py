@@ -1,0 +1,69 @@
+"""Shared test set-up: GPU tests run only where CuPy finds a GPU."""
+
+import numpy as np
+import pytest
+
+
+def _gpu_unavailable_reason() -> str | None:
+    try:
+        from minigan.backend import get_backend
+
+        get_backend("cupy")
+    except Exception as error:  # noqa: BLE001 - BackendUnavailableError, or a broken CUDA install
+        return f"GPU tests skipped: {error}"
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    if not gpu_items:
+        return
+    reason = _gpu_unavailable_reason()
+    if reason is not None:
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+# --- gradient-check report ---------------------------------------------------
+# Every gradient check records the relative errors it reached; the summary at the
+# end of the run lists the worst one per test, so the figures are always visible.
+
+GRADCHECK_TOLERANCE = 1e-7
+_gradcheck_results: list[tuple[str, str, float]] = []
+
+
+@pytest.fixture
+def assert_gradients_match(request):
+    """Assert every relative error from ``check_module``/``check_loss`` is tiny, and log it."""
+
+    def check(errors: dict[str, float] | float, tolerance: float = GRADCHECK_TOLERANCE):
+        if not isinstance(errors, dict):
+            errors = {"pred": errors}
+        worst_name = max(errors, key=errors.get)
+        _gradcheck_results.append((request.node.name, worst_name, errors[worst_name]))
+        bad = {name: err for name, err in errors.items() if not err < tolerance}
+        assert not bad, f"relative errors above {tolerance:g}: {bad} (all: {errors})"
+
+    return check
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _gradcheck_results:
+        return
+    terminalreporter.section("gradient checks (float64 central differences)")
+    worst: dict[str, tuple[str, float]] = {}
+    for test, name, err in _gradcheck_results:
+        if test not in worst or err > worst[test][1]:
+            worst[test] = (name, err)
+    for test, (name, err) in sorted(worst.items()):
+        terminalreporter.write_line(f"{err:9.2e}  {test}  (worst: {name})")
+    overall = max(err for _, err in worst.values())
+    terminalreporter.write_line(
+        f"{len(_gradcheck_results)} checks; worst relative error {overall:.2e} "
+        f"(tolerance {GRADCHECK_TOLERANCE:g})"
+    )

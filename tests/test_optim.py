@@ -1,0 +1,127 @@
+"""Optimizers: hand-computed steps, flat buffers, state round trips, bad input."""
+
+import numpy as np
+import pytest
+
+from minigan import nn
+from minigan.optim import SGD, Adam
+
+
+def one_parameter(values, dtype=np.float64):
+    return nn.Parameter(np.array(values, dtype=dtype))
+
+
+def test_adam_two_steps_by_hand():
+    p = one_parameter([1.0, -2.0])
+    opt = Adam([p], lr=0.1, betas=(0.9, 0.999), eps=1e-8)
+    g1, g2 = np.array([0.5, -1.0]), np.array([0.1, 2.0])
+
+    p.grad[...] = g1
+    opt.step()
+    # step 1: m = 0.1 g1, v = 0.001 g1^2; corrected m/(1-0.9) = g1, v/(1-0.999) = g1^2,
+    # so the update is lr * g1 / (|g1| + eps): lr * sign(g1), up to eps.
+    after_one = np.array([1.0, -2.0]) - 0.1 * g1 / (np.abs(g1) + 1e-8)
+    np.testing.assert_allclose(p.data, after_one, rtol=1e-15)
+    np.testing.assert_allclose(p.data, [0.9, -1.9], rtol=1e-8)
+
+    p.grad[...] = g2
+    opt.step()
+    m = 0.9 * (0.1 * g1) + 0.1 * g2
+    v = 0.999 * (0.001 * g1**2) + 0.001 * g2**2
+    update = 0.1 / (1 - 0.9**2) * m / (np.sqrt(v) / np.sqrt(1 - 0.999**2) + 1e-8)
+    np.testing.assert_allclose(p.data, after_one - update, rtol=1e-14)
+    # the numbers themselves, worked out on paper: m = [0.055, 0.11], v = [2.5975e-4, 4.999e-3]
+    np.testing.assert_allclose(opt.m, [0.055, 0.11], rtol=1e-12)
+    np.testing.assert_allclose(opt.v, [2.5975e-4, 4.999e-3], rtol=1e-12)
+
+
+def test_sgd_with_and_without_momentum_by_hand():
+    p = one_parameter([1.0])
+    opt = SGD([p], lr=0.5)
+    p.grad[...] = 2.0
+    opt.step()
+    assert p.data[0] == pytest.approx(0.0)
+
+    q = one_parameter([1.0])
+    opt = SGD([q], lr=0.5, momentum=0.9)
+    q.grad[...] = 2.0
+    opt.step()  # buf = 2
+    opt.step()  # buf = 0.9 * 2 + 2 = 3.8
+    assert q.data[0] == pytest.approx(1.0 - 0.5 * 2 - 0.5 * 3.8)
+
+
+def test_optimizer_trains_a_model_whose_parameters_live_in_flat_buffers(rng):
+    model = nn.Sequential(nn.Linear(3, 4, rng=rng), nn.Tanh(), nn.Linear(4, 1, rng=rng))
+    before = model.state_dict()
+    opt = Adam(model.parameters(), lr=1e-2)
+    for name, value in model.state_dict().items():  # packing keeps the values
+        np.testing.assert_array_equal(value, before[name])
+    assert opt.data.size == 3 * 4 + 4 + 4 + 1
+    assert all(np.shares_memory(p.data, opt.data) for p in model.parameters())
+
+    x = rng.standard_normal((16, 3)).astype(np.float32)
+    target = x.sum(axis=1, keepdims=True) * 0.3
+    losses = []
+    for _ in range(200):
+        opt.zero_grad()
+        y = model(x)
+        losses.append(float(((y - target) ** 2).mean()))
+        model.backward(2 * (y - target) / y.size)
+        opt.step()
+    assert losses[-1] < 0.05 * losses[0]
+    assert opt.data.dtype == np.float32 and opt.m.dtype == np.float32
+
+
+def test_adam_state_dict_resumes_exactly(rng):
+    def run(steps, resume_from=None):
+        p = one_parameter([0.3, -0.7, 1.1])
+        opt = Adam([p], lr=0.05)
+        if resume_from is not None:
+            p.data[...], state = resume_from
+            opt.load_state_dict(state)
+        for _ in range(steps):
+            p.grad[...] = np.sin(3 * p.data)
+            opt.step()
+        return p, opt
+
+    p_full, _ = run(10)
+    p_half, opt_half = run(5)
+    p_resumed, _ = run(5, resume_from=(p_half.data.copy(), opt_half.state_dict()))
+    np.testing.assert_array_equal(p_resumed.data, p_full.data)
+
+
+def test_optimizer_zero_grad_clears_every_parameter(rng):
+    model = nn.Sequential(nn.Linear(2, 2, rng=rng), nn.Linear(2, 1, rng=rng))
+    opt = SGD(model.parameters(), lr=0.1)
+    for p in model.parameters():
+        p.grad[...] = 1.0
+    opt.zero_grad()
+    assert not any(p.grad.any() for p in model.parameters())
+
+
+def test_optimizers_reject_bad_arguments():
+    with pytest.raises(ValueError, match="Adam: got an empty parameter list"):
+        Adam([])
+    with pytest.raises(ValueError, match=r"betas must lie in \[0, 1\)"):
+        Adam([one_parameter([1.0])], betas=(0.9, 1.0))
+    with pytest.raises(ValueError, match="learning rate must be >= 0, got -1"):
+        SGD([one_parameter([1.0])], lr=-1)
+    with pytest.raises(
+        TypeError, match="all parameters must share one backend and dtype"
+    ):
+        Adam([one_parameter([1.0]), one_parameter([1.0], np.float32)])
+    p = one_parameter([1.0])
+    with pytest.raises(ValueError, match="a parameter appears more than once"):
+        SGD([p, p], lr=0.1)
+
+
+def test_load_state_dict_from_another_model_is_refused_untouched():
+    opt = Adam([one_parameter([1.0, 2.0])])
+    other = Adam([one_parameter([1.0, 2.0, 3.0])]).state_dict()
+    with pytest.raises(
+        ValueError, match=r"'m' holds \(3,\) values but this optimizer has 2 parameters"
+    ):
+        opt.load_state_dict(other)
+    with pytest.raises(KeyError, match="the state has no 'm'"):
+        opt.load_state_dict(SGD([one_parameter([1.0, 2.0])], lr=1).state_dict())
+    assert not opt.m.any() and opt.t == 0
