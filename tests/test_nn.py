@@ -356,3 +356,23 @@ def test_layers_on_cupy_match_numpy_in_float64(rng):
         TypeError, match=r"input is a numpy array but the layer works on cupy arrays"
     ):
         twin(x)
+
+
+def test_backward_without_input_gradient_still_fills_parameter_gradients(rng):
+    def make():
+        r = np.random.default_rng(5)
+        return nn.Sequential(nn.Linear(3, 4, rng=r), nn.ReLU(), nn.Linear(4, 2, rng=r))
+
+    full, lean = make(), make()
+    x = rng.standard_normal((6, 3)).astype(np.float32)
+    g = rng.standard_normal((6, 2)).astype(np.float32)
+    full(x)
+    lean(x)
+    assert full.backward(g) is not None
+    assert lean.backward(g, input_grad=False) is None
+    for p, q in zip(full.parameters(), lean.parameters()):
+        np.testing.assert_array_equal(p.grad, q.grad)
+    for layer in ACTIVATIONS:
+        act = layer()
+        act(x)
+        assert act.backward(x, input_grad=False) is None

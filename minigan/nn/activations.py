@@ -33,10 +33,10 @@ class ReLU(Module):
         # A multiply by the mask is several times faster in NumPy than where().
         return x * self.positive
 
-    def backward(self, grad_out: Any) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
         positive = require_forward(self, self.positive)
         check_array(self, grad_out, shape=positive.shape, name="grad_out")
-        return grad_out * positive
+        return grad_out * positive if input_grad else None
 
 
 class LeakyReLU(Module):
@@ -61,10 +61,10 @@ class LeakyReLU(Module):
         self.slope = (x > 0).astype(x.dtype) * (1 - a) + a
         return x * self.slope
 
-    def backward(self, grad_out: Any) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
         slope = require_forward(self, self.slope)
         check_array(self, grad_out, like=slope, shape=slope.shape, name="grad_out")
-        return grad_out * slope
+        return grad_out * slope if input_grad else None
 
 
 class Tanh(Module):
@@ -85,10 +85,10 @@ class Tanh(Module):
         self.y = get_array_module(x).tanh(x)
         return self.y
 
-    def backward(self, grad_out: Any) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
         y = require_forward(self, self.y)
         check_array(self, grad_out, like=y, shape=y.shape, name="grad_out")
-        return grad_out * (1 - y * y)
+        return grad_out * (1 - y * y) if input_grad else None
 
 
 def sigmoid(x: Any) -> Any:
@@ -122,7 +122,7 @@ class Sigmoid(Module):
         self.y = sigmoid(x)
         return self.y
 
-    def backward(self, grad_out: Any) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
         y = require_forward(self, self.y)
         check_array(self, grad_out, like=y, shape=y.shape, name="grad_out")
-        return grad_out * y * (1 - y)
+        return grad_out * y * (1 - y) if input_grad else None

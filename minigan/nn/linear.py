@@ -69,7 +69,7 @@ class Linear(Module):
         y += self.bias.data  # in place: one (batch, out) array instead of two
         return y
 
-    def backward(self, grad_out: Any) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
         x = require_forward(self, self.x)
         check_array(
             self,
@@ -82,4 +82,4 @@ class Linear(Module):
             self.weight.grad += grad_out.T @ x
         if self.bias.requires_grad:
             self.bias.grad += grad_out.sum(axis=0)
-        return grad_out @ self.weight.data
+        return grad_out @ self.weight.data if input_grad else None

@@ -6,7 +6,9 @@ Every layer in minigan follows one contract, the same one PyTorch users know:
   backward pass will need;
 - ``dx = m.backward(dy)`` takes dL/dy, returns dL/dx, and ADDS each parameter's
   dL/dparam into ``param.grad`` (so gradients from several backward passes sum up,
-  as in PyTorch) until ``m.zero_grad()``;
+  as in PyTorch) until ``m.zero_grad()``. ``m.backward(dy, input_grad=False)``
+  returns None instead of dL/dx, for when x is data that nothing upstream
+  learns from: ``Linear`` then skips a whole matrix product;
 - ``m.parameters()`` lists the ``Parameter`` objects; optimizers update their
   ``.data`` in place.
 
@@ -66,7 +68,7 @@ class Module:
     def forward(self, x: Any) -> Any:
         raise NotImplementedError
 
-    def backward(self, grad_out: Any) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
         raise NotImplementedError
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
@@ -165,10 +167,11 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out: Any) -> Any:
-        for layer in reversed(self.layers):
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+        first, *rest = self.layers
+        for layer in reversed(rest):
             grad_out = layer.backward(grad_out)
-        return grad_out
+        return first.backward(grad_out, input_grad=input_grad)
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         for index, layer in enumerate(self.layers):

@@ -1,0 +1,283 @@
+"""Train a GAN on MNIST and watch digits appear.
+
+    python examples/mnist_gan.py                      # the default recipe, on the CPU
+    python examples/mnist_gan.py --backend cupy       # the same, on a GPU
+    python examples/mnist_gan.py --preset classic     # the tutorial recipe, for comparison
+    python examples/mnist_gan.py --resume             # continue the run in --out
+    python examples/mnist_gan.py --sample 10000 --checkpoint runs/mnist/checkpoint.npz \\
+        --output samples.npy                          # draw samples from a trained model
+
+Everything goes into --out (default runs/mnist): a grid of 64 samples from a fixed
+batch of noise after every epoch (samples_epoch_NNN.png), the real data once
+(real.png), the loss curves (history.png, history.jsonl), and checkpoint.npz.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from minigan.backend import BackendUnavailableError, get_backend
+from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minigan.data import BatchIterator, DataError, load_mnist, to_gan_range
+from minigan.files import atomic_write
+from minigan.gan import GAN, GENERATOR_LOSSES, PRESETS, GANConfig
+from minigan.plotting import plot_history, save_image_grid
+
+DEFAULT_EPOCHS = {"default": 30, "classic": 30}
+# Flags that change the networks' shapes: a checkpoint only fits the same values.
+ARCHITECTURE = ("latent_dim", "hidden", "image_size", "g_activation", "logits")
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says why and what to do."""
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Train a GAN on MNIST with minigan (or sample from a trained one).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
+                   help="recipe: 'default' (the best plain MLP GAN we found) or 'classic' "
+                        "(the tutorial recipe)")
+    p.add_argument("--backend", default="numpy", help="'numpy' (CPU) or 'cupy' (GPU)")
+    p.add_argument("--epochs", type=int, default=None,
+                   help="total epochs, counting those already done when resuming "
+                        f"(default: {DEFAULT_EPOCHS['default']})")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (preset's)")
+    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (preset's)")
+    p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (preset's)")
+    p.add_argument("--latent-dim", type=int, default=None, help="size of z (preset's)")
+    p.add_argument("--hidden", type=int, default=None, help="hidden layer width (preset's)")
+    p.add_argument("--generator-loss", choices=GENERATOR_LOSSES, default=None,
+                   help="'non_saturating': min -log D(G(z)); 'saturating': min log(1-D(G(z)))")
+    p.add_argument("--d-steps", type=int, default=None,
+                   help="discriminator updates per generator update (preset's)")
+    p.add_argument("--label-smoothing", type=float, default=None,
+                   help="one-sided: train D towards 1 - S on real images (e.g. 0.1)")
+    p.add_argument("--seed", type=int, default=0, help="seed for weights, noise and shuffling")
+    p.add_argument("--out", default="runs/mnist", help="folder for every output")
+    p.add_argument("--data-dir", default=None,
+                   help="folder holding the MNIST files (default: $MINIGAN_DATA/mnist, "
+                        "then ~/.cache/minigan/mnist, downloading if needed)")
+    p.add_argument("--train-size", type=int, default=None,
+                   help="train on the first N images only (quick experiments, tests)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.npz up to --epochs")
+    p.add_argument("--log-every", type=int, default=20,
+                   help="read the step's figures back every N steps (a GPU sync)")
+    p.add_argument("--sample", type=int, metavar="N", default=None,
+                   help="instead of training: write N samples from --checkpoint to --output")
+    p.add_argument("--checkpoint", default=None, help="checkpoint to sample from")
+    p.add_argument("--output", default=None,
+                   help="with --sample: .npy file for float32 (N, 28, 28) images in [0, 1]")
+    p.add_argument("--grid", default=None,
+                   help="with --sample: also save the first 64 samples as this PNG")
+    return p.parse_args(argv)
+
+
+# --- configuration and checkpoints ----------------------------------------------------
+
+
+def config_from_args(args: argparse.Namespace) -> GANConfig:
+    preset = PRESETS[args.preset]
+    overrides = {
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "latent_dim": args.latent_dim,
+        "hidden": args.hidden,
+        "generator_loss": args.generator_loss,
+        "d_steps": args.d_steps,
+    }
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    if args.beta1 is not None:
+        changes["betas"] = (args.beta1, preset.betas[1])
+    if args.label_smoothing is not None:
+        changes["real_label"] = 1.0 - args.label_smoothing
+    return dataclasses.replace(preset, **changes)
+
+
+def config_from_checkpoint(state: dict[str, Any], path: Path) -> GANConfig:
+    try:
+        return GANConfig(**state["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: its config is unreadable ({error})") from None
+
+
+def load_gan_state(gan: GAN, state: dict[str, Any], path: Path) -> None:
+    try:
+        gan.load_state_dict(state["gan"])
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(
+            f"{path} does not fit this model ({error}); it was saved by a different "
+            f"architecture or version"
+        ) from None
+
+
+def check_same_architecture(saved: GANConfig, asked: GANConfig, path: Path) -> None:
+    differences = [
+        f"{name}={getattr(saved, name)!r} there, {getattr(asked, name)!r} here"
+        for name in ARCHITECTURE
+        if getattr(saved, name) != getattr(asked, name)
+    ]
+    if differences:
+        raise CheckpointError(
+            f"{path} holds a different architecture ({'; '.join(differences)}); "
+            f"resume with the same --preset/--hidden/--latent-dim, or use another --out"
+        )
+
+
+# --- outputs ----------------------------------------------------------------------------
+
+
+def prepare_out_dir(out: Path) -> None:
+    """Fail now, not after an epoch of training, if ``out`` cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out / ".write-test") as f:
+            f.write(b"ok")
+        (out / ".write-test").unlink()
+    except OSError as error:
+        raise TrainingError(f"cannot write to --out {out}: {error.strerror or error}") from None
+
+
+def to_unit_images(images: Any, backend: Any) -> np.ndarray:
+    """Generator output (n, 784) in [-1, 1] -> host float32 (n, 28, 28) in [0, 1]."""
+    host = backend.to_host(images).astype(np.float32, copy=False)
+    return np.clip((host.reshape(-1, 28, 28) + 1) / 2, 0, 1)
+
+
+def save_history(history: list[dict[str, Any]], out: Path) -> None:
+    with atomic_write(out / "history.jsonl", "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in history)
+    plot_history(history, out / "history.png")
+
+
+# --- the two modes ---------------------------------------------------------------------
+
+
+def sample(args: argparse.Namespace) -> str:
+    if args.checkpoint is None or args.output is None:
+        raise TrainingError("--sample needs --checkpoint PATH and --output FILE.npy")
+    if args.sample < 1:
+        raise TrainingError(f"--sample needs a positive count, got {args.sample}")
+    path = Path(args.checkpoint)
+    state = load_checkpoint(path)
+    gan = GAN(config_from_checkpoint(state, path), args.backend, seed=args.seed)
+    load_gan_state(gan, state, path)
+    images = np.concatenate([
+        to_unit_images(gan.generate(gan.sample_noise(min(1000, args.sample - start))), gan.backend)
+        for start in range(0, args.sample, 1000)
+    ])  # fmt: skip
+    with atomic_write(args.output) as f:
+        np.save(f, images)
+    if args.grid:
+        save_image_grid(images[:64], args.grid)
+    return f"wrote {len(images)} samples, float32 (N, 28, 28) in [0, 1], to {args.output}"
+
+
+def train(args: argparse.Namespace) -> str:
+    out = Path(args.out)
+    prepare_out_dir(out)
+    backend = get_backend(args.backend)
+    config = config_from_args(args)
+    checkpoint_path = out / "checkpoint.npz"
+    state = None
+    if args.resume:
+        state = load_checkpoint(checkpoint_path)
+        saved = config_from_checkpoint(state, checkpoint_path)
+        check_same_architecture(saved, config, checkpoint_path)
+        config = dataclasses.replace(config, **{k: getattr(saved, k) for k in ARCHITECTURE})
+    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.preset]
+
+    images, _ = load_mnist("train", root=args.data_dir)
+    if args.train_size is not None:
+        images = images[: args.train_size]
+    x = to_gan_range(images, dtype=np.float32)
+    loader = BatchIterator(x, batch_size=config.batch_size, seed=args.seed, backend=backend)
+    gan = GAN(config, backend, seed=args.seed)
+    # The same 64 noise vectors every epoch, so the sample grids show one model changing.
+    fixed_z = backend.asarray(
+        np.random.default_rng([args.seed, 1]).standard_normal((64, config.latent_dim)),
+        dtype=np.float32,
+    )
+
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    if state is not None:
+        load_gan_state(gan, state, checkpoint_path)
+        loader.load_state_dict(state["loader"])
+        history, start_epoch = state["history"], int(state["epoch"])
+        print(f"resuming {checkpoint_path} after epoch {start_epoch}")
+    else:
+        save_image_grid((images[:64] / 255).astype(np.float32), out / "real.png")
+
+    started = time.perf_counter()
+    for epoch in range(start_epoch, epochs):
+        gan.reseed_noise(args.seed * 1_000_003 + epoch)  # resumable at any epoch boundary
+        history += train_epoch(gan, loader, epoch, epochs, args.log_every)
+        save_image_grid(
+            to_unit_images(gan.generate(fixed_z), backend), out / f"samples_epoch_{epoch + 1:03d}.png"
+        )
+        save_history(history, out)
+        save_checkpoint(checkpoint_path, {
+            "gan": gan.state_dict(), "loader": loader.state_dict(), "history": history,
+            "epoch": epoch + 1, "config": config.to_dict(), "seed": args.seed,
+        })  # fmt: skip
+    minutes = (time.perf_counter() - started) / 60
+    return (
+        f"done: {epochs} epochs ({minutes:.1f} min this run); samples, history.png and "
+        f"checkpoint.npz are in {out}"
+    )
+
+
+def train_epoch(gan: GAN, loader: BatchIterator, epoch: int, epochs: int, log_every: int):
+    """Train one epoch; return its logged rows. Raises TrainingError on NaN/inf."""
+    rows = []
+    steps = len(loader)
+    bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{epochs}", leave=True)
+    for step, batch in enumerate(bar):
+        figures = gan.train_step(batch)
+        if step % log_every == log_every - 1 or step == steps - 1:
+            row = {k: float(v) for k, v in figures.items()}  # a device sync on the GPU
+            bad = [k for k, v in row.items() if not math.isfinite(v)]
+            if bad:
+                bar.close()
+                raise TrainingError(
+                    f"{' and '.join(bad)} became {row[bad[0]]} at epoch {epoch + 1}, step "
+                    f"{step + 1} (global step {gan.steps}); training stopped. The checkpoint "
+                    f"from the last finished epoch was kept: lower --lr, or use the default "
+                    f"preset's BCEWithLogits loss"
+                )
+            bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
+            rows.append({"epoch": epoch + (step + 1) / steps, **row})
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        print(sample(args) if args.sample is not None else train(args))
+    except (DataError, CheckpointError, TrainingError, BackendUnavailableError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: the checkpoint from the last finished epoch is kept", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    sys.exit(main())

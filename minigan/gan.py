@@ -1,0 +1,265 @@
+"""The GAN itself: two networks, two optimizers, one loss, and the training step.
+
+A generator G maps noise z ~ N(0, I) to images; a discriminator D maps an image to
+a score for "real". They are trained in turns (Goodfellow et al., 2014):
+
+- D step: make D say 1 on real images and 0 on G's images,
+      minimise  BCE(D(x), 1) + BCE(D(G(z)), 0);
+- G step: change G so that D says 1 on G's images.
+
+The G step is where backpropagation gets interesting: the loss is computed at D's
+output, but the parameters to change are G's. So the gradient must travel
+backwards through all of D (D's backward pass gives dL/d(image)) and then through
+G, while D itself stays fixed. ``GAN.generator_step`` is that, in fifteen lines.
+
+Generator losses:
+
+- ``"non_saturating"`` (default): minimise BCE(D(G(z)), 1) = -log D(G(z)).
+- ``"saturating"``: minimise log(1 - D(G(z))) = -BCE(D(G(z)), 0), the original
+  minimax objective. Early in training D rejects G's images easily, D(G(z)) ~ 0,
+  where log(1 - D) is flat: G gets almost no gradient just when it needs one.
+  -log D(G(z)) has the same goal but its steepest slope exactly there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from minigan import nn
+from minigan.backend import Backend, get_array_module, get_backend
+from minigan.losses import BCELoss, BCEWithLogitsLoss
+from minigan.nn.checks import check_array
+from minigan.optim import Adam
+
+GENERATOR_LOSSES = ("non_saturating", "saturating")
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
+
+
+@dataclass
+class GANConfig:
+    """Everything that defines an MLP GAN and how it is trained.
+
+    ``logits=True`` means D ends without a Sigmoid and the loss is
+    BCEWithLogitsLoss (stable); ``False`` means D ends in Sigmoid and BCELoss.
+    """
+
+    latent_dim: int = 64
+    hidden: int = 256
+    image_size: int = 784
+    g_activation: str = "relu"
+    logits: bool = False
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int = 100
+    generator_loss: str = "non_saturating"
+    d_steps: int = 1
+    real_label: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)
+        if self.generator_loss not in GENERATOR_LOSSES:
+            raise ValueError(
+                f"generator_loss must be one of {GENERATOR_LOSSES}, got {self.generator_loss!r}"
+            )
+        if self.g_activation not in ACTIVATIONS:
+            raise ValueError(
+                f"g_activation must be one of {tuple(ACTIVATIONS)}, got {self.g_activation!r}"
+            )
+        for name in ("latent_dim", "hidden", "image_size", "batch_size", "d_steps"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if not 0 < self.real_label <= 1:
+            raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS = {
+    # The tutorial recipe, kept for comparison.
+    "classic": GANConfig(),
+    # The default: chosen by measurement; see README, "Choosing the default recipe".
+    "default": GANConfig(
+        hidden=512, g_activation="leaky_relu", logits=True, betas=(0.5, 0.999)
+    ),
+}
+
+
+def build_generator(config: GANConfig, rng: np.random.Generator, dtype: Any) -> nn.Sequential:
+    """z (batch, latent_dim) -> image (batch, image_size) in [-1, 1]."""
+    h, act = config.hidden, ACTIVATIONS[config.g_activation]
+    return nn.Sequential(
+        nn.Linear(config.latent_dim, h, rng=rng, dtype=dtype), act(),
+        nn.Linear(h, h, rng=rng, dtype=dtype), act(),
+        nn.Linear(h, config.image_size, rng=rng, dtype=dtype), nn.Tanh(),
+    )  # fmt: skip
+
+
+def build_discriminator(config: GANConfig, rng: np.random.Generator, dtype: Any) -> nn.Sequential:
+    """image (batch, image_size) -> one score per image: a logit, or a probability."""
+    h = config.hidden
+    layers = [
+        nn.Linear(config.image_size, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2),
+        nn.Linear(h, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2),
+        nn.Linear(h, 1, rng=rng, dtype=dtype),
+    ]  # fmt: skip
+    if not config.logits:
+        layers.append(nn.Sigmoid())
+    return nn.Sequential(*layers)
+
+
+class GAN:
+    """A generator, a discriminator, their Adam optimizers, and the loss.
+
+    Args:
+        config: the architecture and training hyperparameters.
+        backend: ``"numpy"`` or ``"cupy"`` (or a ``Backend``).
+        seed: seeds the initial weights and the noise generator.
+        dtype: the dtype everything computes in.
+    """
+
+    def __init__(
+        self,
+        config: GANConfig,
+        backend: str | Backend = "numpy",
+        seed: int = 0,
+        dtype: Any = np.float32,
+    ):
+        self.config = config
+        self.backend = get_backend(backend)
+        self.dtype = np.dtype(dtype)
+        init_rng = np.random.default_rng(seed)
+        self.generator = build_generator(config, init_rng, dtype).to(self.backend)
+        self.discriminator = build_discriminator(config, init_rng, dtype).to(self.backend)
+        adam = {"lr": config.lr, "betas": config.betas}
+        self.g_optimizer = Adam(self.generator.parameters(), **adam)
+        self.d_optimizer = Adam(self.discriminator.parameters(), **adam)
+        self.loss = BCEWithLogitsLoss() if config.logits else BCELoss()
+        self.noise_rng = self.backend.default_rng(seed)
+        self.steps = 0
+        self._targets: dict[int, Any] = {}
+        self._g_loss = None
+
+    # --- noise and sampling -------------------------------------------------------
+
+    def reseed_noise(self, seed: int) -> None:
+        """Restart the noise stream (the training loop does this every epoch)."""
+        self.noise_rng = self.backend.default_rng(seed)
+
+    def sample_noise(self, n: int) -> Any:
+        """z ~ N(0, I), shape (n, latent_dim), on the GAN's backend and dtype."""
+        return self.noise_rng.standard_normal((n, self.config.latent_dim), dtype=self.dtype)
+
+    def generate(self, z: Any) -> Any:
+        """Images in [-1, 1], shape (n, image_size), for the noise ``z``."""
+        return self.generator.forward(z)
+
+    # --- training -----------------------------------------------------------------
+
+    def train_step(self, real: Any) -> dict[str, Any]:
+        """One discriminator update; every ``config.d_steps``-th call, a generator update.
+
+        Args:
+            real: a batch of real images in [-1, 1], shape (batch, image_size).
+
+        Returns:
+            ``d_loss`` (mean BCE over the real and fake halves), ``g_loss`` (from
+            the latest generator update), ``d_real`` = mean D(x) and ``d_fake`` =
+            mean D(G(z)) as probabilities: 0-d arrays on the backend, so reading
+            them is the caller's choice (on a GPU, reading means waiting).
+        """
+        check_array(
+            "GAN.train_step",
+            real,
+            like=self.generator[0].weight.data,
+            shape=("batch", self.config.image_size),
+            name="real batch",
+        )
+        z = self.sample_noise(real.shape[0])
+        fake = self.generator.forward(z)
+        figures = self.discriminator_step(real, fake)
+        self.steps += 1
+        if self.steps % self.config.d_steps == 0:
+            # G's forward caches for `fake` are still valid (G has not changed),
+            # so the G step reuses them instead of generating a second batch.
+            self._g_loss = self.generator_step(fake)
+        figures["g_loss"] = self._g_loss
+        return figures
+
+    def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
+        """Teach D to tell ``real`` (target: real_label) from ``fake`` (target: 0).
+
+        One forward pass over the two halves stacked together: D treats every
+        image on its own (no layer mixes examples), so this is exactly the sum of
+        two passes, with half the matrix products' overhead. The mean over 2n
+        scores is (L_real + L_fake) / 2, whose gradient differs from that of the
+        sum only by a factor Adam ignores.
+        """
+        xp = get_array_module(real)
+        n = real.shape[0]
+        scores = self.discriminator.forward(xp.concatenate([real, fake]))
+        d_loss = self.loss.forward(scores, self._real_then_fake_targets(n, xp))
+        self.d_optimizer.zero_grad()
+        # Neither the data nor (here) G learns from D's input gradient: skip it.
+        self.discriminator.backward(self.loss.backward(), input_grad=False)
+        self.d_optimizer.step()
+
+        probs = nn.sigmoid(scores) if self.config.logits else scores
+        return {
+            "d_loss": d_loss,
+            "d_real": xp.asarray(probs[:n].mean()),
+            "d_fake": xp.asarray(probs[n:].mean()),
+        }
+
+    def generator_step(self, fake: Any) -> Any:
+        """Change G so that D takes ``fake`` (= G(z), just computed) for real.
+
+        This is the heart of GAN training. The loss lives at D's output, the
+        parameters to change are G's; the gradient crosses D on the way.
+        """
+        D, G = self.discriminator, self.generator
+        scores = D.forward(fake)  # D as it is now, after its own update
+        if self.config.generator_loss == "non_saturating":
+            g_loss = self.loss.forward(scores, 1.0)  # minimise -log D(G(z))
+            grad_scores = self.loss.backward()  # dL/d(scores)
+        else:
+            g_loss = -self.loss.forward(scores, 0.0)  # minimise log(1 - D(G(z)))
+            grad_scores = -self.loss.backward()
+        D.requires_grad_(False)  # D is only a critic here: it must not learn from G's loss
+        grad_fake = D.backward(grad_scores)  # dL/d(fake images): straight through D
+        D.requires_grad_(True)
+        self.g_optimizer.zero_grad()
+        G.backward(grad_fake, input_grad=False)  # dL/d(G's parameters), into .grad
+        self.g_optimizer.step()  # only G moves
+        return g_loss
+
+    def _real_then_fake_targets(self, n: int, xp: Any) -> Any:
+        """[real_label] * n followed by [0] * n, shape (2n, 1); made once per batch size."""
+        if n not in self._targets:
+            targets = np.zeros((2 * n, 1), dtype=self.dtype)
+            targets[:n] = self.config.real_label
+            self._targets[n] = xp.asarray(targets)
+        return self._targets[n]
+
+    # --- saving and loading -----------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Weights and optimizer states of both players, plus the step count."""
+        return {
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "g_optimizer": self.g_optimizer.state_dict(),
+            "d_optimizer": self.d_optimizer.state_dict(),
+            "steps": self.steps,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.g_optimizer.load_state_dict(state["g_optimizer"])
+        self.d_optimizer.load_state_dict(state["d_optimizer"])
+        self.steps = int(state["steps"])

@@ -1,0 +1,58 @@
+"""Checkpoint files and atomic writes."""
+
+import numpy as np
+import pytest
+
+from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minigan.files import atomic_write
+from minigan.plotting import image_grid
+
+
+def test_checkpoint_round_trips_nested_arrays_and_values(tmp_path):
+    rng = np.random.default_rng(0)
+    state = {
+        "gan": {"generator": {"0.weight": rng.standard_normal((3, 2)).astype(np.float32)},
+                "steps": 12},
+        "loader": {"rng": rng.bit_generator.state},  # PCG64 state: 128-bit integers
+        "history": [{"epoch": 1.0, "d_loss": 0.5}],
+        "epoch": 1,
+    }  # fmt: skip
+    save_checkpoint(tmp_path / "c.npz", state)
+    loaded = load_checkpoint(tmp_path / "c.npz")
+    np.testing.assert_array_equal(loaded["gan"]["generator"]["0.weight"], state["gan"]["generator"]["0.weight"])
+    assert loaded["gan"]["generator"]["0.weight"].dtype == np.float32
+    assert loaded["loader"]["rng"] == state["loader"]["rng"]
+    assert loaded["history"] == state["history"] and loaded["epoch"] == 1
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "empty"])
+def test_damaged_checkpoint_raises_a_clear_error(tmp_path, damage):
+    path = tmp_path / "c.npz"
+    save_checkpoint(path, {"w": np.zeros(1000)})
+    content = {"truncate": path.read_bytes()[:500], "garbage": b"not a zip file", "empty": b""}
+    path.write_bytes(content[damage])
+    with pytest.raises(CheckpointError, match=r"is not a readable minigan checkpoint.*truncated or damaged"):
+        load_checkpoint(path)
+
+
+def test_missing_checkpoint_says_so(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint at"):
+        load_checkpoint(tmp_path / "nope.npz")
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_text("old")
+    with pytest.raises(RuntimeError), atomic_write(path, "w") as f:
+        f.write("half of the new")
+        raise RuntimeError("crash mid-write")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]  # no temp file left
+
+
+def test_image_grid_tiles_images_with_padding():
+    images = np.zeros((10, 28, 28), np.float32)
+    images[3] = 1.0
+    grid = image_grid(images, ncols=8)
+    assert grid.shape == (2 * 30 + 2, 8 * 30 + 2)
+    assert grid[2:30, 3 * 30 + 2 : 3 * 30 + 30].min() == 1.0  # image 3: row 0, column 3

@@ -1,0 +1,169 @@
+"""The GAN step: the generator's gradient through D, D's stacked pass, options."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from minigan.gan import GAN, PRESETS, GANConfig
+from minigan.gradcheck import numerical_gradient, relative_error
+
+TINY = GANConfig(latent_dim=3, hidden=5, image_size=6, batch_size=4)
+
+
+def tiny_gan(seed=0, dtype=np.float64, **changes):
+    return GAN(dataclasses.replace(TINY, **changes), seed=seed, dtype=dtype)
+
+
+def real_batch(rng, n=4, dtype=np.float64):
+    return rng.uniform(-1, 1, (n, 6)).astype(dtype)
+
+
+@pytest.mark.parametrize("logits", [False, True], ids=["sigmoid+BCE", "logits+BCEWithLogits"])
+@pytest.mark.parametrize("generator_loss", ["non_saturating", "saturating"])
+def test_generator_step_gradient_matches_finite_differences(
+    rng, assert_gradients_match, logits, generator_loss
+):
+    """The heart of GAN backprop, through the real training code: dL/dθ_G crosses D."""
+    gan = tiny_gan(lr=0.0, logits=logits, generator_loss=generator_loss)  # lr 0: keep θ
+    z = rng.standard_normal((4, 3))
+    d_before = gan.discriminator.state_dict()
+    gan.generator_step(gan.generate(z))
+
+    target, sign = (1.0, 1.0) if generator_loss == "non_saturating" else (0.0, -1.0)
+
+    def g_loss():
+        return sign * gan.loss.forward(gan.discriminator.forward(gan.generate(z)), target)
+
+    errors = {
+        name: relative_error(p.grad, numerical_gradient(g_loss, p.data))
+        for name, p in gan.generator.named_parameters()
+    }
+    assert_gradients_match(errors)
+    for name, value in gan.discriminator.state_dict().items():  # D did not move
+        np.testing.assert_array_equal(value, d_before[name])
+
+
+def test_discriminator_stacked_pass_equals_two_separate_passes(rng):
+    gan = tiny_gan(lr=0.0, logits=True)
+    real, fake = real_batch(rng), gan.generate(rng.standard_normal((4, 3)))
+    figures = gan.discriminator_step(real, fake)
+    stacked = {name: p.grad.copy() for name, p in gan.discriminator.named_parameters()}
+
+    D, loss = gan.discriminator, gan.loss
+    D.zero_grad()
+    l_real = loss.forward(D.forward(real), 1.0)
+    D.backward(loss.backward())
+    l_fake = loss.forward(D.forward(fake), 0.0)
+    D.backward(loss.backward())
+    assert float(figures["d_loss"]) == pytest.approx((l_real + l_fake) / 2, rel=1e-12)
+    for name, p in D.named_parameters():  # the mean over 2n halves each gradient
+        np.testing.assert_allclose(stacked[name], p.grad / 2, rtol=1e-10, atol=1e-15)
+
+
+def test_train_step_returns_0d_figures_and_moves_both_players(rng):
+    gan = tiny_gan()
+    g0, d0 = gan.generator.state_dict(), gan.discriminator.state_dict()
+    figures = gan.train_step(real_batch(rng))
+    assert set(figures) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    for value in figures.values():
+        assert isinstance(value, np.ndarray) and value.shape == () and np.isfinite(value)
+    assert 0 < float(figures["d_real"]) < 1 and 0 < float(figures["d_fake"]) < 1
+    assert any((g0[k] != v).any() for k, v in gan.generator.state_dict().items())
+    assert any((d0[k] != v).any() for k, v in gan.discriminator.state_dict().items())
+
+
+def test_k_discriminator_steps_per_generator_step(rng):
+    gan = tiny_gan(d_steps=3)
+    g0 = gan.generator.state_dict()
+    for _ in range(2):
+        figures = gan.train_step(real_batch(rng))
+    assert figures["g_loss"] is None  # no generator update yet
+    np.testing.assert_array_equal(gan.generator.state_dict()["0.weight"], g0["0.weight"])
+    figures = gan.train_step(real_batch(rng))
+    assert figures["g_loss"] is not None
+    assert (gan.generator.state_dict()["0.weight"] != g0["0.weight"]).any()
+
+
+def test_label_smoothing_sets_the_real_target(rng):
+    gan = tiny_gan(real_label=0.9)
+    gan.train_step(real_batch(rng))
+    targets = gan._real_then_fake_targets(4, np)
+    np.testing.assert_array_equal(targets[:, 0], [0.9] * 4 + [0.0] * 4)
+
+
+def test_same_seed_same_training(rng):
+    batches = [real_batch(rng, dtype=np.float32) for _ in range(3)]
+    runs = []
+    for _ in range(2):
+        gan = tiny_gan(seed=7, dtype=np.float32)
+        for batch in batches:
+            gan.train_step(batch)
+        runs.append(gan.generator.state_dict())
+    for name in runs[0]:
+        np.testing.assert_array_equal(runs[0][name], runs[1][name])
+
+
+def test_bad_config_and_bad_batch_are_reported(rng):
+    with pytest.raises(ValueError, match="generator_loss must be one of"):
+        GANConfig(generator_loss="wasserstein")
+    with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
+        GANConfig(batch_size=0)
+    with pytest.raises(ValueError, match=r"real_label must lie in \(0, 1\]"):
+        GANConfig(real_label=1.5)
+    gan = GAN(PRESETS["classic"], seed=0)
+    with pytest.raises(ValueError, match=r"expected real batch \(batch, 784\), got \(100, 28, 28\)"):
+        gan.train_step(np.zeros((100, 28, 28), np.float32))
+    with pytest.raises(TypeError, match="real batch has dtype float64 but the layer computes in float32"):
+        gan.train_step(np.zeros((100, 784)))
+
+
+def test_full_gan_step_matches_pytorch(rng):
+    """One whole step (D update then G update, Adam on both) against the same in PyTorch."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
+    config = dataclasses.replace(PRESETS["default"], latent_dim=4, hidden=8, image_size=6)
+    gan = GAN(config, seed=3, dtype=np.float64)
+
+    def torch_net(ours):
+        layers = []
+        for layer in ours:
+            name = type(layer).__name__
+            if name == "Linear":
+                layers.append(torch.nn.Linear(layer.in_features, layer.out_features))
+            elif name == "LeakyReLU":
+                layers.append(torch.nn.LeakyReLU(layer.negative_slope))
+            else:
+                layers.append(getattr(torch.nn, name)())
+        net = torch.nn.Sequential(*layers).double()
+        net.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+        return net
+
+    G, D = torch_net(gan.generator), torch_net(gan.discriminator)
+    opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=config.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=config.betas)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+
+    for _ in range(3):
+        real = real_batch(rng)
+        z = rng.standard_normal((4, 4))
+        gan.sample_noise = lambda n, z=z: z  # the same noise on both sides
+        ours = gan.train_step(real)
+
+        real_t, fake_t = torch.from_numpy(real), G(torch.from_numpy(z))
+        scores = D(torch.cat([real_t, fake_t.detach()]))
+        targets = torch.cat([torch.ones(4, 1), torch.zeros(4, 1)]).double()
+        d_loss = bce(scores, targets)
+        opt_d.zero_grad()
+        d_loss.backward()
+        opt_d.step()
+        g_loss = bce(D(fake_t), torch.ones(4, 1).double())
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+
+        assert float(ours["d_loss"]) == pytest.approx(d_loss.item(), rel=1e-10)
+        assert float(ours["g_loss"]) == pytest.approx(g_loss.item(), rel=1e-10)
+    for ours_net, theirs in [(gan.generator, G), (gan.discriminator, D)]:
+        for name, value in ours_net.state_dict().items():
+            expected = theirs.state_dict()[name].numpy()
+            np.testing.assert_allclose(value, expected, rtol=1e-9, atol=1e-12, err_msg=name)
