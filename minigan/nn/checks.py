@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from minigan.backend import get_array_module
 
 
@@ -40,7 +42,7 @@ def check_array(
             f"{where!r}: {name} must be a NumPy or CuPy array, got {type(x).__name__}"
         )
     xp = get_array_module(x)
-    if not xp.issubdtype(x.dtype, xp.floating):
+    if not np.issubdtype(x.dtype, np.floating):  # CuPy arrays carry NumPy dtypes too
         raise TypeError(
             f"{where!r}: {name} must be a floating-point array, got dtype {x.dtype} "
             f"(convert it first, e.g. x.astype('float32'))"
