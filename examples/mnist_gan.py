@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.npz up to --epochs")
     p.add_argument("--log-every", type=int, default=20,
-                   help="read the step's figures back every N steps (a GPU sync)")
+                   help="log the figures averaged over N steps (reading them back is a GPU sync)")
     p.add_argument("--sample", type=int, metavar="N", default=None,
                    help="instead of training: write N samples from --checkpoint to --output")
     p.add_argument("--checkpoint", default=None, help="checkpoint to sample from")
@@ -246,17 +246,26 @@ def train_epoch(gan: GAN, loader: BatchIterator, epoch: int, epochs: int, log_ev
     """Train one epoch; return its logged rows. Raises TrainingError on NaN/inf."""
     rows = []
     steps = len(loader)
+    totals: dict[str, Any] = {}  # figures summed on the device since the last log line
+    counts: dict[str, int] = {}
     bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{epochs}", leave=True)
     for step, batch in enumerate(bar):
-        figures = gan.train_step(batch)
+        for key, value in gan.train_step(batch).items():
+            if value is not None:  # g_loss is None until G's first update (--d-steps)
+                totals[key] = totals.get(key, 0) + value
+                counts[key] = counts.get(key, 0) + 1
         if step % log_every == log_every - 1 or step == steps - 1:
-            row = {k: float(v) for k, v in figures.items()}  # a device sync on the GPU
+            # Reading a value back waits for the GPU: do it once per log line.
+            row = {k: float(v) / counts[k] for k, v in totals.items()}
+            totals, counts = {}, {}
             bad = [k for k, v in row.items() if not math.isfinite(v)]
             if bad:
                 bar.close()
+                first = step - step % log_every  # the window these figures average over
                 raise TrainingError(
                     f"{' and '.join(bad)} became {row[bad[0]]} at epoch {epoch + 1}, step "
-                    f"{step + 1} (global step {gan.steps}); training stopped. The checkpoint "
+                    f"{first + 1}-{step + 1} of {steps} (global step {gan.steps - step + first}"
+                    f"-{gan.steps}); training stopped. The checkpoint "
                     f"from the last finished epoch was kept: lower --lr, or use the default "
                     f"preset's BCEWithLogits loss"
                 )

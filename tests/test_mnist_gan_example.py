@@ -100,7 +100,7 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, mo
     monkeypatch.setattr(GAN, "train_step", step_that_diverges)
     assert run("--epochs", "2", "--out", str(out), "--resume") == 1
     err = capsys.readouterr().err
-    assert "d_loss became nan at epoch 2, step 4 (global step 10); training stopped" in err
+    assert "d_loss became nan at epoch 2, step 3-4 of 6 (global step 9-10); training stopped" in err
     assert "checkpoint from the last finished epoch was kept" in err
     assert (out / "checkpoint.npz").read_bytes() == before
 
