@@ -31,10 +31,10 @@ from minigan.backend import BackendUnavailableError, get_backend
 from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minigan.data import BatchIterator, DataError, load_mnist, to_gan_range
 from minigan.files import atomic_write
-from minigan.gan import GAN, GENERATOR_LOSSES, PRESETS, GANConfig
+from minigan.gan import ACTIVATIONS, GAN, GENERATOR_LOSSES, PRESETS, GANConfig
 from minigan.plotting import plot_history, save_image_grid
 
-DEFAULT_EPOCHS = {"default": 30, "classic": 30}
+DEFAULT_EPOCHS = 30
 # Flags that change the networks' shapes: a checkpoint only fits the same values.
 ARCHITECTURE = ("latent_dim", "hidden", "image_size", "g_activation", "logits")
 
@@ -43,47 +43,54 @@ class TrainingError(RuntimeError):
     """Training cannot go on; the message says why and what to do."""
 
 
+def from_preset(describe) -> str:
+    """Help text naming each preset's value, e.g. "preset's: default 512, classic 256"."""
+    values = ", ".join(f"{name} {describe(config)}" for name, config in PRESETS.items())
+    return f"(preset's: {values})"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description="Train a GAN on MNIST with minigan (or sample from a trained one).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Train a GAN on MNIST with minigan (or sample from a trained one). "
+        "Flags left out take the preset's value.",
     )
-    p.add_argument("--preset", choices=sorted(PRESETS), default="default",
-                   help="recipe: 'default' (the best plain MLP GAN we found) or 'classic' "
-                        "(the tutorial recipe)")
-    p.add_argument("--backend", default="numpy", help="'numpy' (CPU) or 'cupy' (GPU)")
-    p.add_argument("--epochs", type=int, default=None,
-                   help="total epochs, counting those already done when resuming "
-                        f"(default: {DEFAULT_EPOCHS['default']})")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size (preset's)")
-    p.add_argument("--lr", type=float, default=None, help="Adam learning rate (preset's)")
-    p.add_argument("--beta1", type=float, default=None, help="Adam beta1 (preset's)")
-    p.add_argument("--latent-dim", type=int, default=None, help="size of z (preset's)")
-    p.add_argument("--hidden", type=int, default=None, help="hidden layer width (preset's)")
-    p.add_argument("--generator-loss", choices=GENERATOR_LOSSES, default=None,
-                   help="'non_saturating': min -log D(G(z)); 'saturating': min log(1-D(G(z)))")
-    p.add_argument("--d-steps", type=int, default=None,
-                   help="discriminator updates per generator update (preset's)")
-    p.add_argument("--label-smoothing", type=float, default=None,
-                   help="one-sided: train D towards 1 - S on real images (e.g. 0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed for weights, noise and shuffling")
-    p.add_argument("--out", default="runs/mnist", help="folder for every output")
-    p.add_argument("--data-dir", default=None,
-                   help="folder holding the MNIST files (default: $MINIGAN_DATA/mnist, "
-                        "then ~/.cache/minigan/mnist, downloading if needed)")
-    p.add_argument("--train-size", type=int, default=None,
-                   help="train on the first N images only (quick experiments, tests)")
-    p.add_argument("--resume", action="store_true",
-                   help="continue from OUT/checkpoint.npz up to --epochs")
-    p.add_argument("--log-every", type=int, default=20,
-                   help="log the figures averaged over N steps (reading them back is a GPU sync)")
-    p.add_argument("--sample", type=int, metavar="N", default=None,
-                   help="instead of training: write N samples from --checkpoint to --output")
-    p.add_argument("--checkpoint", default=None, help="checkpoint to sample from")
-    p.add_argument("--output", default=None,
-                   help="with --sample: .npy file for float32 (N, 28, 28) images in [0, 1]")
-    p.add_argument("--grid", default=None,
-                   help="with --sample: also save the first 64 samples as this PNG")
+    add = p.add_argument
+    add("--preset", choices=list(PRESETS), default="default",
+        help="recipe: 'default' (the best plain MLP GAN we found; the default) or "
+             "'classic' (the tutorial recipe, for comparison)")
+    add("--backend", default="numpy", help="'numpy' (CPU, the default) or 'cupy' (GPU)")
+    add("--epochs", type=int, help="total epochs, counting those already done when "
+        f"resuming (default: {DEFAULT_EPOCHS})")
+    add("--batch-size", type=int, help=f"batch size {from_preset(lambda c: c.batch_size)}")
+    add("--lr", type=float, help=f"Adam learning rate {from_preset(lambda c: c.lr)}")
+    add("--beta1", type=float, help=f"Adam beta1 {from_preset(lambda c: c.betas[0])}")
+    add("--latent-dim", type=int, help=f"size of z {from_preset(lambda c: c.latent_dim)}")
+    add("--hidden", type=int, help=f"hidden layer width {from_preset(lambda c: c.hidden)}")
+    add("--g-activation", choices=list(ACTIVATIONS),
+        help=f"the generator's hidden activation {from_preset(lambda c: c.g_activation)}")
+    add("--d-output", choices=["sigmoid", "logits"],
+        help="D ends in Sigmoid and trains with BCELoss, or gives logits and trains with "
+             "BCEWithLogitsLoss " + from_preset(lambda c: "logits" if c.logits else "sigmoid"))
+    add("--generator-loss", choices=GENERATOR_LOSSES,
+        help="'non_saturating': minimise -log D(G(z)); 'saturating': minimise "
+             f"log(1 - D(G(z))) {from_preset(lambda c: c.generator_loss)}")
+    add("--d-steps", type=int,
+        help=f"discriminator updates per generator update {from_preset(lambda c: c.d_steps)}")
+    add("--label-smoothing", type=float,
+        help="one-sided: train D towards 1 - S on real images, e.g. 0.1 (default: 0)")
+    add("--seed", type=int, default=0, help="seed for weights, noise and shuffling (default: 0)")
+    add("--out", default="runs/mnist", help="folder for every output (default: runs/mnist)")
+    add("--data-dir", help="folder holding the MNIST files (default: $MINIGAN_DATA/mnist, "
+                           "then ~/.cache/minigan/mnist, downloading if needed)")
+    add("--train-size", type=int, help="train on the first N images only (quick experiments)")
+    add("--resume", action="store_true", help="continue from OUT/checkpoint.npz up to --epochs")
+    add("--log-every", type=int, default=20, help="log the figures averaged over N steps; "
+        "reading them back is a GPU sync (default: 20)")
+    add("--sample", type=int, metavar="N",
+        help="instead of training: write N samples from --checkpoint to --output")
+    add("--checkpoint", help="with --sample: the checkpoint.npz to sample from")
+    add("--output", help="with --sample: .npy file for float32 (N, 28, 28) images in [0, 1]")
+    add("--grid", help="with --sample: also save the first 64 samples as this PNG")
     return p.parse_args(argv)
 
 
@@ -99,6 +106,8 @@ def config_from_args(args: argparse.Namespace) -> GANConfig:
         "hidden": args.hidden,
         "generator_loss": args.generator_loss,
         "d_steps": args.d_steps,
+        "g_activation": args.g_activation,
+        "logits": None if args.d_output is None else args.d_output == "logits",
     }
     changes = {k: v for k, v in overrides.items() if v is not None}
     if args.beta1 is not None:
@@ -199,7 +208,7 @@ def train(args: argparse.Namespace) -> str:
         saved = config_from_checkpoint(state, checkpoint_path)
         check_same_architecture(saved, config, checkpoint_path)
         config = dataclasses.replace(config, **{k: getattr(saved, k) for k in ARCHITECTURE})
-    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS[args.preset]
+    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS
 
     images, _ = load_mnist("train", root=args.data_dir)
     if args.train_size is not None:
