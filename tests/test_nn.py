@@ -20,6 +20,14 @@ def linear64(rng, n_in, n_out):
     return nn.Linear(n_in, n_out, rng=rng, dtype=np.float64)
 
 
+def every_layer_mlp64(rng):
+    """A float64 MLP (6 -> 1) that uses every layer type once."""
+    return nn.Sequential(
+        linear64(rng, 6, 8), nn.LeakyReLU(0.2), linear64(rng, 8, 8), nn.ReLU(),
+        linear64(rng, 8, 4), nn.Tanh(), linear64(rng, 4, 1), nn.Sigmoid(),
+    )  # fmt: skip
+
+
 # --- gradient checks ------------------------------------------------------------
 
 
@@ -60,16 +68,7 @@ def test_leaky_relu_gradient_for_any_slope(rng, assert_gradients_match, slope):
 def test_sequential_mlp_backward_matches_finite_differences(
     rng, assert_gradients_match, batch
 ):
-    model = nn.Sequential(
-        linear64(rng, 6, 8),
-        nn.LeakyReLU(0.2),
-        linear64(rng, 8, 8),
-        nn.ReLU(),
-        linear64(rng, 8, 4),
-        nn.Tanh(),
-        linear64(rng, 4, 1),
-        nn.Sigmoid(),
-    )
+    model = every_layer_mlp64(rng)
     x = rng.standard_normal((batch, 6))
     errors = check_module(model, x, loss=BCELoss(), target=rng.uniform(size=(batch, 1)))
     assert set(errors) == {"input"} | {
@@ -320,26 +319,8 @@ def test_layers_on_cupy_match_numpy_in_float64(rng):
     from minigan.backend import get_backend
 
     cp_backend = get_backend("cupy")
-    model = nn.Sequential(
-        linear64(rng, 6, 8),
-        nn.LeakyReLU(0.2),
-        linear64(rng, 8, 8),
-        nn.ReLU(),
-        linear64(rng, 8, 4),
-        nn.Tanh(),
-        linear64(rng, 4, 1),
-        nn.Sigmoid(),
-    )
-    twin = nn.Sequential(
-        linear64(rng, 6, 8),
-        nn.LeakyReLU(0.2),
-        linear64(rng, 8, 8),
-        nn.ReLU(),
-        linear64(rng, 8, 4),
-        nn.Tanh(),
-        linear64(rng, 4, 1),
-        nn.Sigmoid(),
-    )
+    model = every_layer_mlp64(rng)
+    twin = every_layer_mlp64(rng)
     twin.load_state_dict(model.state_dict())
     twin.to("cupy")
     x = rng.standard_normal((5, 6))
