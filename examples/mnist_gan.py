@@ -55,39 +55,88 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Flags left out take the preset's value.",
     )
     add = p.add_argument
-    add("--preset", choices=list(PRESETS), default="default",
+    add(
+        "--preset",
+        choices=list(PRESETS),
+        default="default",
         help="recipe: 'default' (the best plain MLP GAN we found; the default) or "
-             "'classic' (the tutorial recipe, for comparison)")
+        "'classic' (the tutorial recipe, for comparison)",
+    )
     add("--backend", default="numpy", help="'numpy' (CPU, the default) or 'cupy' (GPU)")
-    add("--epochs", type=int, help="total epochs, counting those already done when "
-        f"resuming (default: {DEFAULT_EPOCHS})")
+    add(
+        "--epochs",
+        type=int,
+        help=f"total epochs, counting those already done when resuming (default: {DEFAULT_EPOCHS})",
+    )
     add("--batch-size", type=int, help=f"batch size {from_preset(lambda c: c.batch_size)}")
     add("--lr", type=float, help=f"Adam learning rate {from_preset(lambda c: c.lr)}")
     add("--beta1", type=float, help=f"Adam beta1 {from_preset(lambda c: c.betas[0])}")
     add("--latent-dim", type=int, help=f"size of z {from_preset(lambda c: c.latent_dim)}")
     add("--hidden", type=int, help=f"hidden layer width {from_preset(lambda c: c.hidden)}")
-    add("--g-activation", choices=list(ACTIVATIONS),
-        help=f"the generator's hidden activation {from_preset(lambda c: c.g_activation)}")
-    add("--d-output", choices=["sigmoid", "logits"],
+    add(
+        "--g-activation",
+        choices=list(ACTIVATIONS),
+        help=f"the generator's hidden activation {from_preset(lambda c: c.g_activation)}",
+    )
+    add(
+        "--d-output",
+        choices=["sigmoid", "logits"],
         help="D ends in Sigmoid and trains with BCELoss, or gives logits and trains with "
-             "BCEWithLogitsLoss " + from_preset(lambda c: "logits" if c.logits else "sigmoid"))
-    add("--generator-loss", choices=GENERATOR_LOSSES,
+        "BCEWithLogitsLoss " + from_preset(lambda c: "logits" if c.logits else "sigmoid"),
+    )
+    add(
+        "--generator-loss",
+        choices=GENERATOR_LOSSES,
         help="'non_saturating': minimise -log D(G(z)); 'saturating': minimise "
-             f"log(1 - D(G(z))) {from_preset(lambda c: c.generator_loss)}")
-    add("--d-steps", type=int,
-        help=f"discriminator updates per generator update {from_preset(lambda c: c.d_steps)}")
-    add("--label-smoothing", type=float,
-        help="one-sided: train D towards 1 - S on real images, e.g. 0.1 (default: 0)")
+        f"log(1 - D(G(z))) {from_preset(lambda c: c.generator_loss)}",
+    )
+    add(
+        "--d-steps",
+        type=int,
+        help=f"discriminator updates per generator update {from_preset(lambda c: c.d_steps)}",
+    )
+    add(
+        "--label-smoothing",
+        type=float,
+        help="one-sided: train D towards 1 - S on real images, e.g. 0.1 (default: 0)",
+    )
     add("--seed", type=int, default=0, help="seed for weights, noise and shuffling (default: 0)")
     add("--out", default="runs/mnist", help="folder for every output (default: runs/mnist)")
-    add("--data-dir", help="folder holding the MNIST files (default: $MINIGAN_DATA/mnist, "
-                           "then ~/.cache/minigan/mnist, downloading if needed)")
+    add(
+        "--data-dir",
+        help="folder holding the MNIST files (default: $MINIGAN_DATA/mnist, "
+        "then ~/.cache/minigan/mnist, downloading if needed)",
+    )
     add("--train-size", type=int, help="train on the first N images only (quick experiments)")
     add("--resume", action="store_true", help="continue from OUT/checkpoint.npz up to --epochs")
-    add("--log-every", type=int, default=20, help="log the figures averaged over N steps; "
-        "reading them back is a GPU sync (default: 20)")
-    add("--sample", type=int, metavar="N",
-        help="instead of training: write N samples from --checkpoint to --output")
+    add(
+        "--log-every",
+        type=int,
+        default=20,
+        help="log the figures averaged over N steps; reading them back is a GPU sync (default: 20)",
+    )
+    add(
+        "--eval-every",
+        type=int,
+        default=0,
+        metavar="K",
+        help="every K epochs (and after the last), score samples with FID, Inception Score "
+        "and class coverage (minigan.metrics; trains its MNIST classifier once, about "
+        "a minute) and plot FID (default: 0, off)",
+    )
+    add(
+        "--eval-samples",
+        type=int,
+        default=10000,
+        metavar="N",
+        help="samples scored by --eval-every (default: 10000)",
+    )
+    add(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="instead of training: write N samples from --checkpoint to --output",
+    )
     add("--checkpoint", help="with --sample: the checkpoint.npz to sample from")
     add("--output", help="with --sample: .npy file for float32 (N, 28, 28) images in [0, 1]")
     add("--grid", help="with --sample: also save the first 64 samples as this PNG")
@@ -161,10 +210,12 @@ def prepare_out_dir(out: Path) -> None:
         raise TrainingError(f"cannot write to --out {out}: {error.strerror or error}") from None
 
 
-def to_unit_images(images: Any, backend: Any) -> np.ndarray:
-    """Generator output (n, 784) in [-1, 1] -> host float32 (n, 28, 28) in [0, 1]."""
-    host = backend.to_host(images).astype(np.float32, copy=False)
-    return np.clip((host.reshape(-1, 28, 28) + 1) / 2, 0, 1)
+def generate_unit_images(gan: GAN, z: Any, chunk: int = 1000) -> np.ndarray:
+    """G(z) in [-1, 1] -> host float32 (n, 28, 28) in [0, 1], ``chunk`` rows at a time."""
+    images = np.concatenate(
+        [gan.backend.to_host(gan.generate(z[i : i + chunk])) for i in range(0, len(z), chunk)]
+    )
+    return np.clip((images.reshape(-1, 28, 28).astype(np.float32) + 1) / 2, 0, 1)
 
 
 def save_history(history: list[dict[str, Any]], out: Path) -> None:
@@ -185,10 +236,7 @@ def sample(args: argparse.Namespace) -> str:
     state = load_checkpoint(path)
     gan = GAN(config_from_checkpoint(state, path), args.backend, seed=args.seed)
     load_gan_state(gan, state, path)
-    images = np.concatenate([
-        to_unit_images(gan.generate(gan.sample_noise(min(1000, args.sample - start))), gan.backend)
-        for start in range(0, args.sample, 1000)
-    ])  # fmt: skip
+    images = generate_unit_images(gan, gan.sample_noise(args.sample))
     with atomic_write(args.output) as f:
         np.save(f, images)
     if args.grid:
@@ -222,6 +270,20 @@ def train(args: argparse.Namespace) -> str:
         dtype=np.float32,
     )
 
+    evaluator, eval_z = None, None
+    if args.eval_every > 0:
+        # Imported only when asked for: it may train its classifier first.
+        from minigan.metrics import Evaluator
+
+        evaluator = Evaluator.load_or_train(data_root=args.data_dir, backend=backend)
+        # Fixed noise again: scores at different epochs measure one model changing.
+        eval_z = backend.asarray(
+            np.random.default_rng([args.seed, 2]).standard_normal(
+                (args.eval_samples, config.latent_dim)
+            ),
+            dtype=np.float32,
+        )
+
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if state is not None:
@@ -237,8 +299,15 @@ def train(args: argparse.Namespace) -> str:
         gan.reseed_noise(args.seed * 1_000_003 + epoch)  # resumable at any epoch boundary
         history += train_epoch(gan, loader, epoch, epochs, args.log_every)
         save_image_grid(
-            to_unit_images(gan.generate(fixed_z), backend), out / f"samples_epoch_{epoch + 1:03d}.png"
+            generate_unit_images(gan, fixed_z), out / f"samples_epoch_{epoch + 1:03d}.png"
         )
+        if evaluator is not None and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == epochs):
+            scores = evaluator.evaluate(generate_unit_images(gan, eval_z))
+            history.append({"epoch": epoch + 1, **scores})
+            tqdm.write(
+                f"epoch {epoch + 1}: FID {scores['fid']:.1f}, Inception Score "
+                f"{scores['inception_score']:.2f}, {scores['classes_covered']}/10 digits"
+            )
         save_history(history, out)
         save_checkpoint(checkpoint_path, {
             "gan": gan.state_dict(), "loader": loader.state_dict(), "history": history,
@@ -287,7 +356,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         print(sample(args) if args.sample is not None else train(args))
-    except (DataError, CheckpointError, TrainingError, BackendUnavailableError, ValueError) as error:
+    except (
+        DataError,
+        CheckpointError,
+        TrainingError,
+        BackendUnavailableError,
+        ValueError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -6,7 +6,10 @@ Modules, in the order a learner might read them:
 - ``minigan.nn``: layers (``Linear``, activations, ``Sequential``);
 - ``minigan.losses``: binary cross-entropy, on probabilities and on logits;
 - ``minigan.optim``: SGD and Adam;
-- ``minigan.gradcheck``: finite-difference checks of any backward pass.
+- ``minigan.gradcheck``: finite-difference checks of any backward pass;
+- ``minigan.gan``: the GAN and its training step;
+- ``minigan.data``: MNIST and Fashion-MNIST, verified, scaled and batched;
+- ``minigan.metrics``: FID, Inception Score and class coverage of generated digits.
 """
 
 __version__ = "0.1.0"

@@ -1,11 +1,12 @@
-"""Binary cross-entropy, the GAN loss, in two forms.
+"""Losses: binary cross-entropy in two forms (the GAN loss), and softmax cross-entropy.
 
-Both average over every element (PyTorch's ``reduction="mean"``). ``forward``
-returns a 0-d array on the input's backend, so a GPU loss stays on the GPU until
-someone reads it; ``backward`` returns dL/dpred for the last forward call.
+All average over examples (PyTorch's ``reduction="mean"``). ``forward`` returns a
+0-d array on the input's backend, so a GPU loss stays on the GPU until someone
+reads it; ``backward`` returns dL/dpred for the last forward call.
 
-A target may be an array shaped like the prediction or a single number in [0, 1]
-(1.0 for "real", 0.0 for "fake", 0.9 for a smoothed "real").
+For the binary losses a target may be an array shaped like the prediction or a
+single number in [0, 1] (1.0 for "real", 0.0 for "fake", 0.9 for a smoothed
+"real"). ``CrossEntropyLoss`` takes integer class labels.
 """
 
 from __future__ import annotations
@@ -37,9 +38,7 @@ class Loss:
         check_array(self, pred, name="pred")
         if isinstance(target, Real):
             if not 0 <= target <= 1:
-                raise ValueError(
-                    f"{self!r}: a target number must lie in [0, 1], got {target}"
-                )
+                raise ValueError(f"{self!r}: a target number must lie in [0, 1], got {target}")
             target = float(target)
         else:
             check_array(self, target, like=pred, shape=pred.shape, name="target")
@@ -98,10 +97,104 @@ class BCEWithLogitsLoss(Loss):
         self._remember(pred, target)
         xp = get_array_module(pred)
         x, t = pred, self.target
-        return xp.asarray(
-            (xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))).mean()
-        )
+        return xp.asarray((xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))).mean())
 
     def backward(self) -> Any:
         x, t = self._recall()
         return (sigmoid(x) - t) / x.size
+
+
+def log_softmax(x: Any) -> Any:
+    """``log softmax(x)`` along the last axis, for any logits, without overflow.
+
+        log p[k] = x[k] - log sum_j exp(x[j])
+
+    Subtracting the row's maximum m first changes nothing (m cancels between x[k]
+    and the log-sum), but then every exponent is <= 0, so exp never overflows
+    (float32 overflows above 88), and the largest term is exp(0) = 1, so the sum is
+    >= 1 and its log never sees 0. Logits of 1e4 give exact log-probabilities.
+    """
+    xp = get_array_module(x)
+    z = x - x.max(axis=-1, keepdims=True)
+    return z - xp.log(xp.exp(z).sum(axis=-1, keepdims=True))
+
+
+class CrossEntropyLoss(Loss):
+    """Cross-entropy of a softmax over C classes, on logits x (N, C) and labels y (N,).
+
+        p = softmax(x):   p[n, k] = exp(x[n, k]) / sum_j exp(x[n, j])
+        L = -mean_n log p[n, y[n]]
+        dL/dx = (p - onehot(y)) / N
+
+    The same as PyTorch's ``CrossEntropyLoss`` (log-softmax, then the negative
+    log-likelihood of the right class) with ``reduction="mean"``. The gradient of one
+    example's term L_n = -log p[y] (row n, with s = sum_j exp(x[j])), step by step:
+
+        1. L_n = -log_p[y]               dL_n/dlog_p[k] = -[k == y]
+        2. log_p[k] = x[k] - log s       dlog_p[k]/dx[i] = [k == i] - exp(x[i]) / s
+                                                         = [k == i] - p[i]
+        3. chain rule, summing over k:   dL_n/dx[i] = -([i == y] - p[i]) = p[i] - [i == y]
+
+    and the mean divides each row by N. Compact: the softmax minus the one-hot label;
+    the right class's logit is pushed up by 1 - p[y], every other one down by its p[i],
+    and each row of the gradient sums to zero. The forward pass uses ``log_softmax``,
+    so huge logits (1e4) give a finite loss and gradient.
+
+    Labels are class indices (any integer dtype), not one-hot rows. They are checked
+    (shape (N,), values in [0, C)) because a wrong index would otherwise fail
+    silently on CuPy, which wraps out-of-range indices around; the check reads the
+    labels' min and max, one device sync per call.
+    """
+
+    def forward(self, pred: Any, target: Any) -> Any:
+        x, y = pred, target
+        check_array(self, x, shape=("batch", "classes"), name="logits")
+        self._check_labels(x, y)
+        xp = get_array_module(x)
+        log_p = log_softmax(x)
+        # Backward needs p; exp(log_p) is cheaper to keep than to recompute from x.
+        self.pred, self.target, self.prob = x, y, xp.exp(log_p)
+        return xp.asarray(-log_p[xp.arange(x.shape[0]), y].mean())
+
+    def backward(self) -> Any:
+        _, y = self._recall()
+        xp = get_array_module(y)
+        grad = self.prob.copy()
+        grad[xp.arange(y.shape[0]), y] -= 1  # p - onehot(y)
+        grad /= grad.dtype.type(y.shape[0])  # a scalar of the logits' dtype: no upcast
+        return grad
+
+    def _check_labels(self, x: Any, y: Any) -> None:
+        if not hasattr(y, "dtype") or not hasattr(y, "shape"):
+            raise TypeError(
+                f"{self!r}: labels must be a NumPy or CuPy array of class indices, "
+                f"got {type(y).__name__}"
+            )
+        xp = get_array_module(x)
+        if get_array_module(y) is not xp:
+            raise TypeError(
+                f"{self!r}: labels are a {get_array_module(y).__name__} array but the "
+                f"logits a {xp.__name__} array; move one of them with minigan.backend"
+            )
+        if not np.issubdtype(y.dtype, np.integer):  # CuPy arrays carry NumPy dtypes
+            raise TypeError(
+                f"{self!r}: labels must be integer class indices, got dtype {y.dtype}; "
+                f"convert with labels.astype('int64') (one-hot rows: labels.argmax(axis=1))"
+            )
+        n, classes = x.shape
+        if n == 0 or classes == 0:
+            raise ValueError(
+                f"{self!r}: expected logits (batch, classes) with at least one example "
+                f"and one class, got {tuple(x.shape)}"
+            )
+        if y.shape != (n,):
+            raise ValueError(
+                f"{self!r}: expected labels ({n},) for logits {tuple(x.shape)}, "
+                f"got {tuple(y.shape)}"
+            )
+        low, high = int(y.min()), int(y.max())
+        if low < 0 or high >= classes:
+            raise ValueError(
+                f"{self!r}: labels must lie in [0, {classes}) for {classes} classes, "
+                f"got values from {low} to {high}"
+            )

@@ -38,15 +38,16 @@ def plot_history(history: list[dict[str, Any]], path: str | os.PathLike) -> None
     matplotlib.use("Agg")  # files only: never needs a display
     import matplotlib.pyplot as plt
 
-    epochs = np.array([row["epoch"] for row in history])
-    fid_rows = [row for row in history if row.get("fid") is not None]
+    step_rows = [row for row in history if "d_loss" in row]
+    fid_rows = [row for row in history if "fid" in row]
+    epochs = [row["epoch"] for row in step_rows]
     panels = 3 if fid_rows else 2
     fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), dpi=100)
     for key, label in [("d_loss", "D loss"), ("g_loss", "G loss")]:
-        axes[0].plot(epochs, [row[key] for row in history], label=label, lw=1)
+        axes[0].plot(epochs, [row.get(key, np.nan) for row in step_rows], label=label, lw=1)
     axes[0].set_title("losses")
     for key, label in [("d_real", "mean D(x)"), ("d_fake", "mean D(G(z))")]:
-        axes[1].plot(epochs, [row[key] for row in history], label=label, lw=1)
+        axes[1].plot(epochs, [row[key] for row in step_rows], label=label, lw=1)
     axes[1].set_title("discriminator outputs")
     axes[1].set_ylim(0, 1)
     if fid_rows:

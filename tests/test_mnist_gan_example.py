@@ -112,7 +112,9 @@ def test_truncated_checkpoint_is_reported_clearly(tmp_path, capsys):
     path.write_bytes(path.read_bytes()[:1000])
     assert run("--epochs", "2", "--out", str(out), "--resume") == 1
     assert "is not a readable minigan checkpoint" in capsys.readouterr().err
-    code = example.main(["--sample", "5", "--checkpoint", str(path), "--output", str(tmp_path / "x.npy")])
+    code = example.main(
+        ["--sample", "5", "--checkpoint", str(path), "--output", str(tmp_path / "x.npy")]
+    )
     assert code == 1
     assert "truncated or damaged" in capsys.readouterr().err
 
@@ -120,7 +122,10 @@ def test_truncated_checkpoint_is_reported_clearly(tmp_path, capsys):
 def test_checkpoint_of_another_architecture_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     assert run("--epochs", "1", "--out", str(out)) == 0
-    assert example.main([*SMALL, "--hidden", "48", "--epochs", "2", "--out", str(out), "--resume"]) == 1
+    assert (
+        example.main([*SMALL, "--hidden", "48", "--epochs", "2", "--out", str(out), "--resume"])
+        == 1
+    )
     err = capsys.readouterr().err
     assert "holds a different architecture (hidden=32 there, 48 here)" in err
 
@@ -176,3 +181,23 @@ def test_a_few_hundred_steps_on_mnist_move_samples_towards_the_data():
     # data 0.13 and 0.13)
     assert np.all(np.abs(end - real) < 0.5 * np.abs(start - real)), (start, end, real)
     assert abs(np.mean(d_fake[-20:]) - d_fake[0]) > 0.1
+
+
+@pytest.mark.skipif(not real_mnist_available(), reason="needs real MNIST: set MINIGAN_DATA")
+def test_eval_every_logs_scores_into_history(tmp_path, monkeypatch):
+    from minigan.metrics import Evaluator
+
+    train_small = Evaluator.load_or_train.__func__  # a quick classifier: 1 epoch, 2000 images
+    monkeypatch.setattr(
+        Evaluator,
+        "load_or_train",
+        classmethod(lambda cls, **kw: train_small(cls, **kw, epochs=1, num_train=2000)),
+    )
+    out = tmp_path / "run"
+    assert run("--epochs", "2", "--out", str(out), "--eval-every", "1", "--eval-samples", "300") == 0
+    rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    scored = [row for row in rows if "fid" in row]
+    assert [row["epoch"] for row in scored] == [1, 2]
+    for row in scored:
+        assert row["fid"] > 0 and 1 <= row["inception_score"] <= 10 and row["n_samples"] == 300
+    assert (out / "history.png").stat().st_size > 0

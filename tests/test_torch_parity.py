@@ -6,12 +6,10 @@ Skipped when PyTorch is not installed (it is never a runtime dependency).
 import numpy as np
 import pytest
 
-torch = pytest.importorskip(
-    "torch", reason="PyTorch is not installed: parity tests skipped"
-)
+torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity tests skipped")
 
 from minigan import nn
-from minigan.losses import BCELoss, BCEWithLogitsLoss
+from minigan.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, log_softmax
 from minigan.optim import SGD, Adam
 
 TOL = {"rtol": 1e-10, "atol": 1e-12}
@@ -46,9 +44,7 @@ def test_mlp_forward_and_backward_match_pytorch(rng):
         torch.nn.Linear(5, 1),
         torch.nn.Sigmoid(),
     ).double()
-    theirs.load_state_dict(
-        to_torch_state(ours.state_dict())
-    )  # names line up one to one
+    theirs.load_state_dict(to_torch_state(ours.state_dict()))  # names line up one to one
 
     x = rng.standard_normal((6, 7))
     target = rng.uniform(size=(6, 1))
@@ -57,9 +53,7 @@ def test_mlp_forward_and_backward_match_pytorch(rng):
     dx = ours.backward(loss.backward())
 
     x_t = torch.from_numpy(x).requires_grad_(True)
-    value_t = torch.nn.functional.binary_cross_entropy(
-        theirs(x_t), torch.from_numpy(target)
-    )
+    value_t = torch.nn.functional.binary_cross_entropy(theirs(x_t), torch.from_numpy(target))
     value_t.backward()
 
     np.testing.assert_allclose(value, value_t.item(), **TOL)
@@ -143,3 +137,16 @@ def test_optimizer_steps_match_pytorch(rng, make):
         opt_t.step()
     for p, p_t in zip(ours, theirs):
         np.testing.assert_allclose(p.data, p_t.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_cross_entropy_matches_pytorch_including_extremes(rng):
+    logits = np.concatenate([rng.normal(scale=4, size=(8, 5)), [[1e4, -1e4, 0.0, 50.0, -50.0]] * 3])
+    labels = np.concatenate([rng.integers(0, 5, size=8), [0, 1, 3]])  # right, wrong, 50
+    logits_t = torch.from_numpy(logits).requires_grad_(True)
+    value_t = torch.nn.functional.cross_entropy(logits_t, torch.from_numpy(labels))
+    value_t.backward()
+    ours = CrossEntropyLoss()
+    np.testing.assert_allclose(ours(logits, labels), value_t.item(), **TOL)
+    np.testing.assert_allclose(ours.backward(), logits_t.grad.numpy(), **TOL)
+    expected = torch.log_softmax(torch.from_numpy(logits), dim=1).numpy()
+    np.testing.assert_allclose(log_softmax(logits), expected, **TOL)

@@ -1,0 +1,321 @@
+"""``Evaluator``: FID, Inception Score and class coverage of generated MNIST digits.
+
+    evaluator = Evaluator.load_or_train()     # the first time: trains (about a minute)
+    scores = evaluator.evaluate(samples)      # samples: float (N, 28, 28) in [0, 1]
+    scores["fid"], scores["inception_score"], scores["classes_covered"]
+
+The classifier (see ``classifier``) is trained once and cached, with the mean and
+covariance of its features on the 10,000 MNIST test images, in one file:
+``$XDG_CACHE_HOME/minigan/mnist_classifier.npz`` (``~/.cache/minigan/...`` when the
+variable is unset), a ``minigan.checkpoint`` file. Once cached, evaluating needs
+neither MNIST nor training. A file that is missing, damaged or of another format
+version is replaced by training again; delete it to force that.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from minigan import nn
+from minigan.backend import Backend, backend_of, get_array_module
+from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minigan.data import MNIST, cache_folder, load_mnist
+from minigan.losses import log_softmax
+from minigan.metrics.classifier import (
+    EPOCHS,
+    FEATURE_DIM,
+    NUM_CLASSES,
+    build_classifier,
+    classify,
+    train_classifier,
+    unit_range,
+)
+from minigan.metrics.scores import (
+    class_histogram,
+    classes_covered,
+    feature_statistics,
+    frechet_distance,
+    inception_score,
+    kl_to_uniform,
+)
+
+CACHE_FILE = "mnist_classifier.npz"
+FORMAT_VERSION = 1  # raise it whenever the file's content or the classifier changes
+
+# How far outside [0, 1] a sample may stray (float rounding of e.g. (tanh + 1) / 2).
+RANGE_TOLERANCE = 1e-3
+
+INFO_KEYS = ("test_accuracy", "train_seconds", "epochs", "num_train", "seed")
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/minigan`` (or ``~/.cache/minigan``), beside the MNIST download."""
+    return cache_folder(MNIST).parent
+
+
+class Evaluator:
+    """Scores images by how an MNIST classifier sees them, against the MNIST test set.
+
+    Attributes:
+        model: the classifier (``nn.Sequential``), on ``backend``.
+        backend: where the classifier runs; the statistics are always float64 NumPy.
+        test_mean, test_cov: mean (256,) and covariance (256, 256) of the test images'
+            features: the reference every FID is measured against.
+        info: how the classifier was made: ``test_accuracy`` (a fraction),
+            ``train_seconds``, ``epochs``, ``num_train``, ``seed``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Sequential,
+        test_mean: np.ndarray,
+        test_cov: np.ndarray,
+        info: dict[str, float],
+    ):
+        self.model = model
+        self.backend = backend_of(model.parameters()[0].data)
+        self.test_mean = test_mean
+        self.test_cov = test_cov
+        self.info = info
+
+    def __repr__(self) -> str:
+        return (
+            f"Evaluator(test_accuracy={self.info['test_accuracy']:.4f}, "
+            f"backend={self.backend.name!r})"
+        )
+
+    # --- making one ----------------------------------------------------------------
+
+    @classmethod
+    def train(
+        cls,
+        data_root: str | os.PathLike | None = None,
+        backend: str | Backend = "numpy",
+        *,
+        epochs: int = EPOCHS,
+        num_train: int | None = None,
+        seed: int = 0,
+        progress: bool = True,
+    ) -> Evaluator:
+        """Train a classifier on MNIST and measure it on the test set (no cache involved).
+
+        ``num_train`` keeps only the first that many training images (MNIST's order is
+        already mixed): tests use a few thousand for a quick, weaker classifier.
+        """
+        images, labels = load_mnist("train", root=data_root)
+        test_images, test_labels = load_mnist("test", root=data_root)
+        images, labels = images[:num_train], labels[:num_train]
+        start = time.perf_counter()
+        model = train_classifier(
+            images, labels, epochs=epochs, seed=seed, backend=backend, progress=progress
+        )
+        seconds = time.perf_counter() - start
+        logits, features = classify(model, unit_range(test_images))
+        test_mean, test_cov = feature_statistics(features)
+        info = {
+            "test_accuracy": float((logits.argmax(axis=1) == test_labels).mean()),
+            "train_seconds": seconds,
+            "epochs": epochs,
+            "num_train": len(images),
+            "seed": seed,
+        }
+        return cls(model, test_mean, test_cov, info)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the classifier and the test statistics to ``path``, a checkpoint .npz.
+
+        ``save_checkpoint`` writes atomically: a crash never leaves half a file.
+        """
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        state = {
+            "format_version": FORMAT_VERSION,
+            "classifier": self.model.state_dict(),
+            "test_mean": self.test_mean,
+            "test_cov": self.test_cov,
+            "info": self.info,
+        }
+        save_checkpoint(path, state)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, backend: str | Backend = "numpy") -> Evaluator:
+        """Read a file written by ``save``, checking everything in it.
+
+        Raises:
+            CheckpointError: the file is missing, unreadable, damaged, of another
+                format version, or holds something else.
+        """
+        state = load_checkpoint(path)  # raises CheckpointError if it cannot be read
+        version = state.get("format_version")
+        if version != FORMAT_VERSION:
+            raise CheckpointError(
+                f"{path}: format version {version}, this minigan reads {FORMAT_VERSION}"
+            )
+        model = build_classifier()
+        try:
+            model.load_state_dict(state["classifier"])
+            test_mean, test_cov = state["test_mean"], state["test_cov"]
+            info = {key: state["info"][key] for key in INFO_KEYS}
+        except (KeyError, ValueError, TypeError) as error:
+            raise CheckpointError(
+                f"{path}: not an MNIST classifier of this minigan ({error})"
+            ) from None
+        d = FEATURE_DIM
+        if np.shape(test_mean) != (d,) or np.shape(test_cov) != (d, d):
+            raise CheckpointError(
+                f"{path}: test statistics of shapes {np.shape(test_mean)} and "
+                f"{np.shape(test_cov)}, expected ({d},) and ({d}, {d})"
+            )
+        arrays = [test_mean, test_cov, *(p.data for p in model.parameters())]
+        if not all(np.isfinite(a).all() for a in arrays):
+            raise CheckpointError(f"{path}: holds NaN or infinite values")
+        return cls(model.to(backend), test_mean, test_cov, info)
+
+    @classmethod
+    def load_or_train(
+        cls,
+        cache_dir: str | os.PathLike | None = None,
+        data_root: str | os.PathLike | None = None,
+        backend: str | Backend = "numpy",
+        *,
+        epochs: int = EPOCHS,
+        num_train: int | None = None,
+        progress: bool = True,
+    ) -> Evaluator:
+        """The cached evaluator, or a freshly trained one that is then cached.
+
+        Args:
+            cache_dir: the folder of ``mnist_classifier.npz`` (default:
+                ``default_cache_dir()``).
+            data_root: where MNIST is, for training (see ``minigan.data.load_mnist``).
+            backend: where the classifier runs (``"numpy"`` or ``"cupy"``).
+            epochs, num_train: the training recipe, used only when there is no usable
+                cache (the tests train a small one).
+            progress: report training on stderr (a message and a progress bar).
+
+        A damaged cache file gives a ``UserWarning`` saying why, then retraining.
+        """
+        path = Path(cache_dir if cache_dir is not None else default_cache_dir())
+        path = path / CACHE_FILE
+        if path.exists():
+            try:
+                return cls.load(path, backend)
+            except CheckpointError as error:
+                warnings.warn(f"{error}; training a new classifier", stacklevel=2)
+        elif progress:
+            print(
+                f"minigan.metrics: no classifier cached at {path}: training one "
+                f"(once; about a minute on a 2-core CPU)",
+                file=sys.stderr,
+            )
+        evaluator = cls.train(
+            data_root, backend, epochs=epochs, num_train=num_train, progress=progress
+        )
+        try:
+            evaluator.save(path)
+            where = f"cached at {path}"
+        except OSError as error:  # a read-only cache: still use what was trained
+            warnings.warn(f"cannot cache the classifier at {path}: {error}", stacklevel=2)
+            where = "not cached"
+        if progress:
+            print(
+                f"minigan.metrics: classifier test accuracy "
+                f"{evaluator.info['test_accuracy']:.2%}, trained in "
+                f"{evaluator.info['train_seconds']:.0f} s, {where}",
+                file=sys.stderr,
+            )
+        return evaluator
+
+    # --- scoring -------------------------------------------------------------------
+
+    def evaluate(self, samples: Any) -> dict[str, Any]:
+        """All the scores of ``samples``: float images (N, 28, 28) or (N, 784) in [0, 1].
+
+        Returns:
+            ``fid`` (0 = the test set's feature statistics; lower is better),
+            ``inception_score`` (1 to 10; higher is better), ``class_histogram`` (the
+            fraction of samples classified as each digit 0-9), ``classes_covered``
+            (digits with at least 1% of the samples), ``kl_to_uniform`` (0 =
+            balanced, log 10 = 2.30 = one digit only), ``n_samples``. Plain Python
+            numbers, ready for ``json.dumps``.
+        """
+        logits, features = self._classify(samples)
+        histogram = class_histogram(logits.argmax(axis=1), NUM_CLASSES)
+        return {
+            "fid": self._fid(features),
+            "inception_score": inception_score(log_softmax(logits)),
+            "classes_covered": classes_covered(histogram),
+            "class_histogram": histogram.tolist(),
+            "kl_to_uniform": kl_to_uniform(histogram),
+            "n_samples": len(features),
+        }
+
+    def fid(self, samples: Any) -> float:
+        """The FID alone of ``samples`` (same input as ``evaluate``)."""
+        return self._fid(self._classify(samples)[1])
+
+    def _fid(self, features: np.ndarray) -> float:
+        mean, cov = feature_statistics(features)
+        return frechet_distance(mean, cov, self.test_mean, self.test_cov)
+
+    def _classify(self, samples: Any) -> tuple[np.ndarray, np.ndarray]:
+        return classify(self.model, check_samples(samples))
+
+
+def check_samples(samples: Any) -> Any:
+    """Return ``samples`` as (N, 784) after checking shape, dtype and range [0, 1].
+
+    Raises:
+        TypeError: not an array, or not floating point.
+        ValueError: a wrong shape, fewer than 2 samples, NaN/inf, or values outside
+            [0, 1] (the message says how to convert the usual other ranges).
+
+    Warns (UserWarning) when there are fewer samples than features (256): the
+    feature covariance is then singular and the FID unreliable.
+    """
+    where = "Evaluator"
+    if not hasattr(samples, "dtype") or not hasattr(samples, "shape"):
+        raise TypeError(
+            f"{where}: samples must be a NumPy or CuPy array, got {type(samples).__name__}"
+        )
+    xp = get_array_module(samples)
+    if not xp.issubdtype(samples.dtype, xp.floating):
+        raise TypeError(
+            f"{where}: expected float images in [0, 1], got dtype {samples.dtype}; "
+            f"uint8 images in [0, 255] convert with images.astype('float32') / 255"
+        )
+    shape = tuple(samples.shape)
+    if len(shape) < 2 or shape[1:] not in ((784,), (28, 28), (1, 28, 28)):
+        raise ValueError(f"{where}: expected samples (N, 28, 28) or (N, 784), got {shape}")
+    n = shape[0]
+    if n < 2:
+        raise ValueError(f"{where}: need at least 2 samples for a covariance, got {n}")
+    if not bool(xp.isfinite(samples).all()):
+        raise ValueError(f"{where}: samples contain NaN or infinite values")
+    low, high = float(samples.min()), float(samples.max())
+    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        if low >= -1 - RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE:
+            hint = "this looks like [-1, 1] (a Tanh output): use (x + 1) / 2"
+        elif low >= -RANGE_TOLERANCE and high <= 255 + RANGE_TOLERANCE:
+            hint = "this looks like [0, 255]: use x / 255"
+        else:
+            hint = "rescale them into [0, 1]"
+        raise ValueError(
+            f"{where}: expected pixel values in [0, 1], got values from {low:.4g} to "
+            f"{high:.4g}; {hint}"
+        )
+    if n < FEATURE_DIM:
+        warnings.warn(
+            f"{where}: FID from {n} samples is unreliable: the covariance of "
+            f"{FEATURE_DIM} features needs more than {FEATURE_DIM} samples to be "
+            f"full rank (10000 is the usual number)",
+            UserWarning,
+            stacklevel=4,
+        )
+    return samples.reshape(n, 784)
