@@ -54,12 +54,14 @@ def one_epoch(loader: BatchIterator) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--root", default=None,
-                        help="folder holding the MNIST files (default: the usual search)")
+    parser.add_argument(
+        "--root", default=None, help="folder holding the MNIST files (default: the usual search)"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="runs per measurement")
     parser.add_argument("--batch-size", type=int, default=100, help="batch size of the epoch")
-    parser.add_argument("--no-download", action="store_true",
-                        help="fail instead of downloading missing files")
+    parser.add_argument(
+        "--no-download", action="store_true", help="fail instead of downloading missing files"
+    )
     args = parser.parse_args()
 
     print(f"date:    {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
@@ -70,8 +72,8 @@ def main() -> int:
 
     try:
         load, load_times, (images, _) = median_time(
-            lambda: load_mnist("train", root=args.root, download=not args.no_download),
-            args.repeats)
+            lambda: load_mnist("train", root=args.root, download=not args.no_download), args.repeats
+        )
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -88,8 +90,7 @@ def main() -> int:
     show(f"to_gan_range -> {x.dtype} {x.shape}", scale, scale_times)
     show("load + scale", load + scale, [a + b for a, b in zip(load_times, scale_times)])
     show(f"one epoch, batch {args.batch_size} ({batches} batches, numpy)", epoch, epoch_times)
-    print(f"per batch: {epoch / batches * 1e6:.1f} us; "
-          f"scale is {scale / load:.2f}x the load time")
+    print(f"per batch: {epoch / batches * 1e6:.1f} us; scale is {scale / load:.2f}x the load time")
     return 0
 
 

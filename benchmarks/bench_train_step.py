@@ -114,9 +114,7 @@ def _openblas_threads() -> int | None:
     """OpenBLAS's own thread count, asked through ctypes from the library numpy loaded."""
     try:
         with open("/proc/self/maps") as maps:
-            libraries = {
-                line.split()[-1] for line in maps if "openblas" in line.lower()
-            }
+            libraries = {line.split()[-1] for line in maps if "openblas" in line.lower()}
     except OSError:
         return None
     symbols = (
@@ -148,9 +146,7 @@ def blas_threads() -> tuple[int, str]:
         pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
         pools.sort(key=lambda p: "numpy" not in p.get("filepath", ""))
         if pools:
-            return int(
-                pools[0]["num_threads"]
-            ), f"threadpoolctl, {pools[0]['internal_api']}"
+            return int(pools[0]["num_threads"]), f"threadpoolctl, {pools[0]['internal_api']}"
     threads = _openblas_threads()
     if threads:
         return threads, "threadpoolctl not installed; OpenBLAS's own count via ctypes"
@@ -213,15 +209,11 @@ def step_flops(config: GANConfig, batch: int) -> dict[str, int]:
         "G forward (B rows)": matmul_flops(b, g),
         "D step: D forward (2B rows)": matmul_flops(2 * b, d),
         "D step: D weight gradients (2B rows)": matmul_flops(2 * b, d),
-        "D step: D input gradients but layer 1 (2B rows)": matmul_flops(
-            2 * b, d, skip_first=True
-        ),
+        "D step: D input gradients but layer 1 (2B rows)": matmul_flops(2 * b, d, skip_first=True),
         "G step: D forward (B rows)": matmul_flops(b, d),
         "G step: D input gradients (B rows)": matmul_flops(b, d),
         "G step: G weight gradients (B rows)": matmul_flops(b, g),
-        "G step: G input gradients but layer 1 (B rows)": matmul_flops(
-            b, g, skip_first=True
-        ),
+        "G step: G input gradients but layer 1 (B rows)": matmul_flops(b, g, skip_first=True),
     }
 
 
@@ -261,9 +253,7 @@ def gemm_peak_torch(torch: Any, size: int, repeats: int) -> list[float]:
 class MiniganContender:
     """``GAN.train_step`` on a fixed real batch (noise drawn inside the step, as in training)."""
 
-    def __init__(
-        self, name: str, config: GANConfig, real: np.ndarray, backend: Any, seed: int
-    ):
+    def __init__(self, name: str, config: GANConfig, real: np.ndarray, backend: Any, seed: int):
         self.name = name
         self.gan = GAN(config, backend=backend, seed=seed)
         self.real = self.gan.backend.asarray(real)
@@ -302,9 +292,7 @@ class TorchContender:
         self.name, self.torch = name, torch
         self.latent_dim = config.latent_dim
         g, d = layer_sizes(config)
-        act = {"relu": tnn.ReLU, "leaky_relu": lambda: tnn.LeakyReLU(0.2)}[
-            config.g_activation
-        ]
+        act = {"relu": tnn.ReLU, "leaky_relu": lambda: tnn.LeakyReLU(0.2)}[config.g_activation]
         self.G = tnn.Sequential(
             tnn.Linear(g[0], g[1]), act(),
             tnn.Linear(g[1], g[2]), act(),
@@ -320,9 +308,7 @@ class TorchContender:
         self.D = tnn.Sequential(*d_layers)
         # minigan names parameters as PyTorch does ("0.weight", "2.bias", ...).
         for ours, theirs in ((gan.generator, self.G), (gan.discriminator, self.D)):
-            theirs.load_state_dict(
-                {k: torch.from_numpy(v) for k, v in ours.state_dict().items()}
-            )
+            theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
         adam = {"lr": config.lr, "betas": config.betas}
         if fused:
             adam["fused"] = True
@@ -332,9 +318,7 @@ class TorchContender:
         self.logits = config.logits
         self.real = torch.from_numpy(real)
         b = real.shape[0]
-        self.targets = torch.cat(
-            [torch.full((b, 1), config.real_label), torch.zeros(b, 1)]
-        )
+        self.targets = torch.cat([torch.full((b, 1), config.real_label), torch.zeros(b, 1)])
         self.ones = torch.ones(b, 1)
 
     def step(self, real: Any = None, z: Any = None) -> dict[str, Any]:
@@ -386,15 +370,11 @@ def torch_adam_kind(torch: Any, params: list[Any]) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def parity_check(
-    torch: Any, config: GANConfig, real: np.ndarray, seed: int, steps: int
-) -> None:
+def parity_check(torch: Any, config: GANConfig, real: np.ndarray, seed: int, steps: int) -> None:
     gan = GAN(config, seed=seed)
     reference = TorchContender("torch", torch, config, gan, real, fused=False)
     print(f"### Parity (batch {real.shape[0]}, same weights, batch and noise)\n")
-    print(
-        "| step | d_loss: minigan, PyTorch | g_loss: minigan, PyTorch | max rel. diff. |"
-    )
+    print("| step | d_loss: minigan, PyTorch | g_loss: minigan, PyTorch | max rel. diff. |")
     print("| ---: | ---: | ---: | ---: |")
     worst = 0.0
     for step in range(1, steps + 1):
@@ -408,8 +388,7 @@ def parity_check(
         worst = max(worst, rel)
         (d_ours, d_theirs), (g_ours, g_theirs) = pairs["d_loss"], pairs["g_loss"]
         print(
-            f"| {step} | {d_ours:.7f}, {d_theirs:.7f} | {g_ours:.7f}, {g_theirs:.7f} "
-            f"| {rel:.1e} |"
+            f"| {step} | {d_ours:.7f}, {d_theirs:.7f} | {g_ours:.7f}, {g_theirs:.7f} | {rel:.1e} |"
         )
     print("\n(max rel. diff.: over d_loss, g_loss, d_real and d_fake)")
     ours_params = {
@@ -422,13 +401,9 @@ def parity_check(
         for who, model in (("G", reference.G), ("D", reference.D))
         for name, value in model.state_dict().items()
     }
-    param_diff = max(
-        float(np.max(np.abs(ours_params[k] - theirs_params[k]))) for k in ours_params
-    )
+    param_diff = max(float(np.max(np.abs(ours_params[k] - theirs_params[k]))) for k in ours_params)
     verdict = (
-        "OK"
-        if worst < 1e-4
-        else "WARNING: the two steps differ; timings compare different work"
+        "OK" if worst < 1e-4 else "WARNING: the two steps differ; timings compare different work"
     )
     print(
         f"\nmax relative difference of the figures over {steps} steps: {worst:.1e} ({verdict}); "
@@ -494,16 +469,11 @@ class _MatmulTimer(np.ndarray):
 
     seconds = 0.0
 
-    def __array_ufunc__(
-        self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any
-    ) -> Any:
-        inputs = tuple(
-            x.view(np.ndarray) if isinstance(x, _MatmulTimer) else x for x in inputs
-        )
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        inputs = tuple(x.view(np.ndarray) if isinstance(x, _MatmulTimer) else x for x in inputs)
         if "out" in kwargs:
             kwargs["out"] = tuple(
-                x.view(np.ndarray) if isinstance(x, _MatmulTimer) else x
-                for x in kwargs["out"]
+                x.view(np.ndarray) if isinstance(x, _MatmulTimer) else x for x in kwargs["out"]
             )
         if ufunc is not np.matmul:
             return getattr(ufunc, method)(*inputs, **kwargs)
@@ -547,9 +517,7 @@ def profile_phases(
     for layer in [*gan.generator, *gan.discriminator]:
         if isinstance(layer, nn.Linear):
             forward = layer.forward
-            layer.forward = timed(
-                linear_phase, lambda x, f=forward: f(x.view(_MatmulTimer))
-            )
+            layer.forward = timed(linear_phase, lambda x, f=forward: f(x.view(_MatmulTimer)))
             layer.backward = timed(linear_phase, layer.backward)
             layer.weight.data = layer.weight.data.view(_MatmulTimer)
         else:
@@ -580,9 +548,7 @@ def profile_phases(
 # ---------------------------------------------------------------------------------------
 
 
-def measure_memory(
-    config: GANConfig, real: np.ndarray, seed: int, steps: int
-) -> dict[str, float]:
+def measure_memory(config: GANConfig, real: np.ndarray, seed: int, steps: int) -> dict[str, float]:
     """MiB traced by tracemalloc: after building the GAN and 2 steps, and the peak of ``steps``."""
     tracemalloc.start()
     try:
@@ -612,9 +578,7 @@ def measure_memory(
 # ---------------------------------------------------------------------------------------
 
 
-def epoch_minigan(
-    contender: MiniganContender, loader: BatchIterator, steps: int
-) -> None:
+def epoch_minigan(contender: MiniganContender, loader: BatchIterator, steps: int) -> None:
     for index, batch in enumerate(loader):  # iter() draws this epoch's permutation
         if index == steps:
             break
@@ -642,9 +606,7 @@ def parse_batch_sizes(text: str) -> list[int]:
             f"expected comma-separated integers, got {text!r}"
         ) from None
     if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(
-            f"batch sizes must be positive integers, got {text!r}"
-        )
+        raise argparse.ArgumentTypeError(f"batch sizes must be positive integers, got {text!r}")
     return sizes
 
 
@@ -675,9 +637,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="timed rounds per contender (interleaved); the median is reported",
     )
     p.add_argument("--steps", type=int, default=50, help="train steps per round")
-    p.add_argument(
-        "--warmup", type=int, default=10, help="untimed steps per contender first"
-    )
+    p.add_argument("--warmup", type=int, default=10, help="untimed steps per contender first")
     p.add_argument(
         "--pause",
         type=float,
@@ -709,9 +669,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=2048,
         help="n of the n x n float32 matmul that measures the GEMM peak",
     )
-    p.add_argument(
-        "--gemm-repeats", type=int, default=5, help="repetitions of that matmul"
-    )
+    p.add_argument("--gemm-repeats", type=int, default=5, help="repetitions of that matmul")
     p.add_argument(
         "--epoch",
         action=argparse.BooleanOptionalAction,
@@ -734,8 +692,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--data-dir",
         default=None,
-        help="folder holding the MNIST files (default: $MINIGAN_DATA/mnist, ...); "
-        "never downloads",
+        help="folder holding the MNIST files (default: $MINIGAN_DATA/mnist, ...); never downloads",
     )
     p.add_argument(
         "--no-torch",
@@ -743,9 +700,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="leave PyTorch out, as if it were not installed",
     )
     p.add_argument("--no-cupy", action="store_true", help="leave the GPU out")
-    p.add_argument(
-        "--seed", type=int, default=0, help="seed of weights, noise, shuffling"
-    )
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, noise, shuffling")
     args = p.parse_args(argv)
     for name in (
         "rounds",
@@ -763,9 +718,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def print_header(
-    args: argparse.Namespace, config: GANConfig, env: dict[str, Any]
-) -> None:
+def print_header(args: argparse.Namespace, config: GANConfig, env: dict[str, Any]) -> None:
     torch, cupy = env["torch"], env["cupy"]
     now = datetime.datetime.now().astimezone()
     print(f"## GAN.train_step, preset '{args.preset}', {now:%Y-%m-%d %H:%M %Z}\n")
@@ -776,9 +729,7 @@ def print_header(
     )
     load = env["load_before"]
     print(f"- /proc/loadavg before: {load}{busy_warning(load)}")
-    print(
-        f"- python {platform.python_version()}; numpy {np.__version__}, BLAS: {numpy_blas()}"
-    )
+    print(f"- python {platform.python_version()}; numpy {np.__version__}, BLAS: {numpy_blas()}")
     print(f"- numpy BLAS threads: {env['threads']} ({env['threads_source']})")
     if torch is not None:
         blas = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
@@ -813,13 +764,9 @@ def timed_contenders(
 ) -> list[Any]:
     """minigan-numpy, [minigan-cupy], [torch Adam, torch Adam(fused=True)]: same weights."""
     torch, cupy = env["torch"], env["cupy"]
-    contenders: list[Any] = [
-        MiniganContender("minigan-numpy", config, real, "numpy", args.seed)
-    ]
+    contenders: list[Any] = [MiniganContender("minigan-numpy", config, real, "numpy", args.seed)]
     if cupy is not None:
-        contenders.append(
-            MiniganContender("minigan-cupy", config, real, cupy, args.seed)
-        )
+        contenders.append(MiniganContender("minigan-cupy", config, real, cupy, args.seed))
     if torch is None:
         return contenders
     gan = contenders[0].gan  # not trained yet: the initial weights
@@ -840,16 +787,12 @@ def report_timings(
     args: argparse.Namespace,
     env: dict[str, Any],
 ) -> None:
-    print(
-        f"\n### train_step, ms/step (median of {args.rounds} rounds x {args.steps} steps)\n"
-    )
+    print(f"\n### train_step, ms/step (median of {args.rounds} rounds x {args.steps} steps)\n")
     if env["torch"] is not None:
         print(
             f"torch.optim.Adam's default implementation here: {env.get('adam_kind', 'unknown')}.\n"
         )
-    print(
-        "| batch | contender | ms/step | min-max ms | steps/s | minigan-numpy / this |"
-    )
+    print("| batch | contender | ms/step | min-max ms | steps/s | minigan-numpy / this |")
     print("| ---: | --- | ---: | ---: | ---: | ---: |")
     for b, times in results.items():
         mini = statistics.median(times["minigan-numpy"])
@@ -870,9 +813,7 @@ def report_timings(
 def report_limit(
     results: dict[int, dict[str, list[float]]], config: GANConfig, peak: float
 ) -> None:
-    print(
-        f"### GEMM-bound limit (step FLOPs / {peak:.0f} GFLOP/s, the numpy GEMM peak)\n"
-    )
+    print(f"### GEMM-bound limit (step FLOPs / {peak:.0f} GFLOP/s, the numpy GEMM peak)\n")
     print(
         "| batch | MFLOP/step | limit ms/step | minigan-numpy ms/step | limit / minigan "
         "| minigan GFLOP/s |"
@@ -888,25 +829,18 @@ def report_limit(
         )
     b = next(iter(results))
     items = step_flops(config, b)
-    print(
-        f"\nFLOPs at batch {b}, matrix products only ({sum(items.values()) / 1e6:.1f} MFLOP):"
-    )
+    print(f"\nFLOPs at batch {b}, matrix products only ({sum(items.values()) / 1e6:.1f} MFLOP):")
     for item, flops in items.items():
         print(f"- {item}: {flops / 1e6:.1f} MFLOP")
     print()
 
 
-def report_profile(
-    profiles: dict[int, tuple[dict[str, float], float]], steps: int
-) -> None:
+def report_profile(profiles: dict[int, tuple[dict[str, float], float]], steps: int) -> None:
     print(f"### Where minigan-numpy's step goes (instrumented pass, {steps} steps)\n")
     print("| phase | " + " | ".join(f"batch {b}: ms (%)" for b in profiles) + " |")
     print("| --- | " + " | ".join("---:" for _ in profiles) + " |")
     for phase in PHASES:
-        cells = [
-            f"{ms[phase]:.2f} ({ms[phase] / total:.0%})"
-            for ms, total in profiles.values()
-        ]
+        cells = [f"{ms[phase]:.2f} ({ms[phase] / total:.0%})" for ms, total in profiles.values()]
         print(f"| {phase} | " + " | ".join(cells) + " |")
     totals = " | ".join(f"{total:.2f}" for _, total in profiles.values())
     print(f"| total (instrumented) | {totals} |")
@@ -1006,9 +940,7 @@ def main(argv: list[str] | None = None) -> int:
     # The data: MNIST when it is there (the same batch for every contender), else noise.
     images = None
     try:
-        images = to_gan_range(
-            load_mnist("train", root=args.data_dir, download=False)[0]
-        )
+        images = to_gan_range(load_mnist("train", root=args.data_dir, download=False)[0])
         data_note = f"MNIST training images ({images.shape[0]})"
     except DataError as error:
         data_note = (
@@ -1034,9 +966,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"- numpy: {peak:.0f} GFLOP/s (runs: {', '.join(f'{r:.0f}' for r in rates)})")
     if torch is not None:
         rates = gemm_peak_torch(torch, n, args.gemm_repeats)
-        print(
-            f"- torch: {max(rates):.0f} GFLOP/s (runs: {', '.join(f'{r:.0f}' for r in rates)})"
-        )
+        print(f"- torch: {max(rates):.0f} GFLOP/s (runs: {', '.join(f'{r:.0f}' for r in rates)})")
     print()
     sys.stdout.flush()
 
@@ -1046,9 +976,7 @@ def main(argv: list[str] | None = None) -> int:
         for c in contenders:
             if isinstance(c, TorchContender):
                 env["adam_kind"] = torch_adam_kind(torch, list(c.G.parameters()))
-        results[b] = time_rounds(
-            contenders, args.rounds, args.steps, args.warmup, args.pause
-        )
+        results[b] = time_rounds(contenders, args.rounds, args.steps, args.warmup, args.pause)
         medians = "; ".join(
             f"{name} {statistics.median(t):.2f} ms" for name, t in results[b].items()
         )
@@ -1059,9 +987,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.stdout.flush()
 
     profiles = {
-        b: profile_phases(
-            config, real_batch(b), args.seed, args.warmup, args.profile_steps
-        )
+        b: profile_phases(config, real_batch(b), args.seed, args.warmup, args.profile_steps)
         for b in args.batch_sizes
     }
     report_profile(profiles, args.profile_steps)
@@ -1076,9 +1002,7 @@ def main(argv: list[str] | None = None) -> int:
         run_epochs(args, config, env, images)
 
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(
-        f"- ru_maxrss: {maxrss:.0f} MiB (the whole process: data, all contenders and batches)"
-    )
+    print(f"- ru_maxrss: {maxrss:.0f} MiB (the whole process: data, all contenders and batches)")
     print(f"- /proc/loadavg after: {loadavg()} (this run's own threads count in it)")
     return 0
 

@@ -117,14 +117,10 @@ MNIST = Dataset(
         "http://yann.lecun.com/exdb/mnist/",
     ),
     sha256={
-        "train-images-idx3-ubyte":
-            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
-        "train-labels-idx1-ubyte":
-            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
-        "t10k-images-idx3-ubyte":
-            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
-        "t10k-labels-idx1-ubyte":
-            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+        "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+        "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+        "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+        "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
     },
     md5={
         "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -145,14 +141,10 @@ FASHION_MNIST = Dataset(
     folder="fashion-mnist",
     mirrors=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
     sha256={
-        "train-images-idx3-ubyte":
-            "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
-        "train-labels-idx1-ubyte":
-            "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
-        "t10k-images-idx3-ubyte":
-            "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
-        "t10k-labels-idx1-ubyte":
-            "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        "train-images-idx3-ubyte": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+        "train-labels-idx1-ubyte": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+        "t10k-images-idx3-ubyte": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+        "t10k-labels-idx1-ubyte": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     },
     md5={
         "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
@@ -169,6 +161,7 @@ DATASETS: dict[str, Dataset] = {"mnist": MNIST, "fashion-mnist": FASHION_MNIST}
 # ---------------------------------------------------------------------------------------
 # Reading IDX files
 # ---------------------------------------------------------------------------------------
+
 
 def parse_idx(data: bytes, kind: Kind | None = None, source: str = "<bytes>") -> np.ndarray:
     """Decode uncompressed IDX bytes into uint8 images (N, 28, 28) or labels (N,).
@@ -201,9 +194,7 @@ def parse_idx(data: bytes, kind: Kind | None = None, source: str = "<bytes>") ->
         raise CorruptFileError(f"{source}: truncated inside its IDX header; {fix}")
     dims = struct.unpack(f">{ndim}I", data[4:header])
     if found == "images" and dims[1:] != IMAGE_SHAPE:
-        raise CorruptFileError(
-            f"{source}: holds images of size {dims[1:]}, expected {IMAGE_SHAPE}"
-        )
+        raise CorruptFileError(f"{source}: holds images of size {dims[1:]}, expected {IMAGE_SHAPE}")
     expected = header + math.prod(dims)
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "too long"
@@ -259,6 +250,7 @@ def _read_verified(path: Path, dataset: Dataset, name: str, kind: Kind) -> np.nd
 # Finding and downloading the files
 # ---------------------------------------------------------------------------------------
 
+
 def cache_folder(dataset: Dataset) -> Path:
     """The per-user download folder: ``$XDG_CACHE_HOME/minigan/<folder>``."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -299,8 +291,9 @@ def _fetch(url: str, dataset: Dataset, name: str, target: Path, timeout: float) 
             raise CorruptFileError(f"{url}: transfer cut off after {received} of {total} bytes")
         data = _decompress(tmp.read_bytes(), url)
         published = dataset.md5.get(name, "unknown")
-        _check_sha256(data, dataset, name, url,
-                      f"MD5 of the .gz: {md5.hexdigest()}, published: {published}")
+        _check_sha256(
+            data, dataset, name, url, f"MD5 of the .gz: {md5.hexdigest()}, published: {published}"
+        )
         os.chmod(tmp, 0o644)  # mkstemp makes files private; a dataset is not
         os.replace(tmp, target)
         return data
@@ -308,8 +301,9 @@ def _fetch(url: str, dataset: Dataset, name: str, target: Path, timeout: float) 
         tmp.unlink(missing_ok=True)  # already gone after a successful os.replace
 
 
-def _download(dataset: Dataset, name: str, folder: Path, timeout: float = 30.0
-              ) -> tuple[bytes | None, list[str]]:
+def _download(
+    dataset: Dataset, name: str, folder: Path, timeout: float = 30.0
+) -> tuple[bytes | None, list[str]]:
     """Try every mirror in turn; return (decompressed bytes or None, each failure)."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -325,8 +319,14 @@ def _download(dataset: Dataset, name: str, folder: Path, timeout: float = 30.0
     return None, errors
 
 
-def _failure_message(dataset: Dataset, name: str, folders: list[Path], rejected: list[str],
-                     download_errors: list[str] | None, dest: Path) -> str:
+def _failure_message(
+    dataset: Dataset,
+    name: str,
+    folders: list[Path],
+    rejected: list[str],
+    download_errors: list[str] | None,
+    dest: Path,
+) -> str:
     env = os.environ.get("MINIGAN_DATA")
     env_folder = Path(env) / dataset.folder if env else None
     lines = [f"{dataset.title}: no usable copy of {name}.gz. Looked in these folders, in order:"]
@@ -347,8 +347,9 @@ def _failure_message(dataset: Dataset, name: str, folders: list[Path], rejected:
     return "\n".join(lines)
 
 
-def _load_file(dataset: Dataset, name: str, kind: Kind, folders: list[Path], dest: Path,
-               download: bool) -> np.ndarray:
+def _load_file(
+    dataset: Dataset, name: str, kind: Kind, folders: list[Path], dest: Path, download: bool
+) -> np.ndarray:
     """The first copy of ``name`` that verifies; else a verified download; else raise."""
     rejected = []
     for path in (folder / (name + suffix) for folder in folders for suffix in (".gz", "")):
@@ -365,8 +366,9 @@ def _load_file(dataset: Dataset, name: str, kind: Kind, folders: list[Path], des
     data, errors = None, None
     if download:
         if rejected:
-            warnings.warn(f"{'; '.join(rejected)}. Downloading a fresh copy into {dest}.",
-                          stacklevel=4)
+            warnings.warn(
+                f"{'; '.join(rejected)}. Downloading a fresh copy into {dest}.", stacklevel=4
+            )
         data, errors = _download(dataset, name, dest)
     if data is None:
         error_class = CorruptFileError if rejected else DatasetNotFoundError
@@ -374,8 +376,12 @@ def _load_file(dataset: Dataset, name: str, kind: Kind, folders: list[Path], des
     return parse_idx(data, kind, str(dest / (name + ".gz")))
 
 
-def load_dataset(dataset: Dataset, split: str = "train", root: str | os.PathLike | None = None,
-                 download: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def load_dataset(
+    dataset: Dataset,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """Load one split of an MNIST-format dataset as uint8 (images (N, 28, 28), labels (N,)).
 
     Raises:
@@ -396,14 +402,16 @@ def load_dataset(dataset: Dataset, split: str = "train", root: str | os.PathLike
     return images, labels
 
 
-def load_mnist(split: str = "train", root: str | os.PathLike | None = None,
-               download: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def load_mnist(
+    split: str = "train", root: str | os.PathLike | None = None, download: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """MNIST digits: uint8 images (N, 28, 28) and labels (N,); N = 60000 or 10000."""
     return load_dataset(MNIST, split, root, download)
 
 
-def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = None,
-                       download: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def load_fashion_mnist(
+    split: str = "train", root: str | os.PathLike | None = None, download: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST clothes: uint8 images (N, 28, 28) and labels (N,); N = 60000 or 10000."""
     return load_dataset(FASHION_MNIST, split, root, download)
 
@@ -411,6 +419,7 @@ def load_fashion_mnist(split: str = "train", root: str | os.PathLike | None = No
 # ---------------------------------------------------------------------------------------
 # Preprocessing and batches
 # ---------------------------------------------------------------------------------------
+
 
 def to_gan_range(images: Any, flatten: bool = True, dtype: Any = np.float32) -> Any:
     """Scale uint8 images to ``x / 127.5 - 1``: floats in [-1, 1], the range of Tanh.
@@ -452,9 +461,15 @@ class BatchIterator:
     array, and every batch is then gathered on the device: no host->device copy per step.
     """
 
-    def __init__(self, *arrays: Any, batch_size: int, shuffle: bool = True,
-                 seed: int | None = 0, drop_last: bool = True,
-                 backend: str | Backend = "numpy"):
+    def __init__(
+        self,
+        *arrays: Any,
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int | None = 0,
+        drop_last: bool = True,
+        backend: str | Backend = "numpy",
+    ):
         if not arrays:
             raise ValueError("BatchIterator needs at least one array")
         self.backend = get_backend(backend)
@@ -496,7 +511,7 @@ class BatchIterator:
     def _batches(self, order: Any) -> Iterator[Any]:
         size = self.batch_size
         for start in range(0, len(self) * size, size):
-            index = order[start:start + size]
+            index = order[start : start + size]
             batch = tuple(a[index] for a in self.arrays)
             yield batch[0] if len(batch) == 1 else batch
 

@@ -50,9 +50,7 @@ def numerical_gradient(
     grad = np.full(x.shape, np.nan)
     indices = list(np.ndindex(x.shape))
     if num_checks is not None and num_checks < len(indices):
-        chosen = np.random.default_rng(seed).choice(
-            len(indices), num_checks, replace=False
-        )
+        chosen = np.random.default_rng(seed).choice(len(indices), num_checks, replace=False)
         indices = [indices[i] for i in sorted(chosen)]
     for index in indices:
         original = x[index].copy()

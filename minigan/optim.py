@@ -55,17 +55,12 @@ class Optimizer:
             raise ValueError(f"{name}: got an empty parameter list")
         for p in params:
             if not isinstance(p, Parameter):
-                raise TypeError(
-                    f"{name}: expected Parameter objects, got {type(p).__name__}"
-                )
+                raise TypeError(f"{name}: expected Parameter objects, got {type(p).__name__}")
         if len({id(p) for p in params}) != len(params):
             raise ValueError(f"{name}: a parameter appears more than once")
         first = params[0].data
         for p in params:
-            if (
-                get_array_module(p.data) is not get_array_module(first)
-                or p.dtype != first.dtype
-            ):
+            if get_array_module(p.data) is not get_array_module(first) or p.dtype != first.dtype:
                 raise TypeError(
                     f"{name}: all parameters must share one backend and dtype; found "
                     f"{get_array_module(first).__name__} {first.dtype} and "

@@ -19,7 +19,9 @@ def test_checkpoint_round_trips_nested_arrays_and_values(tmp_path):
     }  # fmt: skip
     save_checkpoint(tmp_path / "c.npz", state)
     loaded = load_checkpoint(tmp_path / "c.npz")
-    np.testing.assert_array_equal(loaded["gan"]["generator"]["0.weight"], state["gan"]["generator"]["0.weight"])
+    np.testing.assert_array_equal(
+        loaded["gan"]["generator"]["0.weight"], state["gan"]["generator"]["0.weight"]
+    )
     assert loaded["gan"]["generator"]["0.weight"].dtype == np.float32
     assert loaded["loader"]["rng"] == state["loader"]["rng"]
     assert loaded["history"] == state["history"] and loaded["epoch"] == 1
@@ -31,7 +33,9 @@ def test_damaged_checkpoint_raises_a_clear_error(tmp_path, damage):
     save_checkpoint(path, {"w": np.zeros(1000)})
     content = {"truncate": path.read_bytes()[:500], "garbage": b"not a zip file", "empty": b""}
     path.write_bytes(content[damage])
-    with pytest.raises(CheckpointError, match=r"is not a readable minigan checkpoint.*truncated or damaged"):
+    with pytest.raises(
+        CheckpointError, match=r"is not a readable minigan checkpoint.*truncated or damaged"
+    ):
         load_checkpoint(path)
 
 

@@ -55,6 +55,7 @@ def isolated_env(tmp_path, monkeypatch):
 # Tiny synthetic IDX files
 # ---------------------------------------------------------------------------------------
 
+
 def idx_bytes(array: np.ndarray) -> bytes:
     """IDX encoding of a uint8 array: magic 0x0000 08 <ndim>, big-endian dims, values."""
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
@@ -104,6 +105,7 @@ def all_files(folder: Path) -> list[str]:
 # IDX reader
 # ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("compressed", [True, False], ids=["gz", "raw"])
 def test_read_idx_reads_images_and_labels(tmp_path, compressed):
     write_tiny(tmp_path, compressed)
@@ -138,20 +140,29 @@ CORRUPT_CASES = {
     "bad magic": (b"\x00\x00\x08\x05" + IMAGES[4:], "images", r"not an IDX file.*00 00 08 05"),
     "html page": (b"<html>404</html>", "images", r"not an IDX file.*3c 68 74 6d"),
     "labels where images expected": (
-        TINY_RAW["train-labels-idx1-ubyte"], "images",
-        r"is an IDX labels file \(magic 0x00000801\) where images \(magic 0x00000803\)"),
+        TINY_RAW["train-labels-idx1-ubyte"],
+        "images",
+        r"is an IDX labels file \(magic 0x00000801\) where images \(magic 0x00000803\)",
+    ),
     "images where labels expected": (IMAGES, "labels", r"is an IDX images file"),
     "truncated header": (IMAGES[:9], "images", r"truncated inside its IDX header"),
     "truncated data": (IMAGES[:-5], "images", r"truncated: 5499 bytes, expected 5504"),
     "trailing bytes": (IMAGES + b"\x00", "images", r"too long: 5505 bytes, expected 5504"),
     "wrong image size": (
-        idx_bytes(np.zeros((2, 32, 32), np.uint8)), "images",
-        r"images of size \(32, 32\), expected \(28, 28\)"),
+        idx_bytes(np.zeros((2, 32, 32), np.uint8)),
+        "images",
+        r"images of size \(32, 32\), expected \(28, 28\)",
+    ),
     "truncated gzip": (
-        gzip.compress(IMAGES)[:-100], "images", r"damaged gzip data.*truncated.*delete it"),
+        gzip.compress(IMAGES)[:-100],
+        "images",
+        r"damaged gzip data.*truncated.*delete it",
+    ),
     "gzip with bad CRC": (
-        gzip.compress(IMAGES)[:-8] + b"\0\0\0\0" + gzip.compress(IMAGES)[-4:], "images",
-        r"damaged gzip data \(CRC check failed"),
+        gzip.compress(IMAGES)[:-8] + b"\0\0\0\0" + gzip.compress(IMAGES)[-4:],
+        "images",
+        r"damaged gzip data \(CRC check failed",
+    ),
 }
 
 
@@ -168,6 +179,7 @@ def test_read_idx_rejects_corrupt_files_naming_the_file(tmp_path, content, kind,
 # ---------------------------------------------------------------------------------------
 # Finding local files
 # ---------------------------------------------------------------------------------------
+
 
 def test_load_finds_files_in_root_env_folder_and_cache(tmp_path, monkeypatch):
     spec = tiny_dataset()
@@ -243,6 +255,7 @@ def test_bad_copy_is_reported_when_a_later_folder_has_a_good_one(tmp_path, monke
 # Downloads, from a real HTTP server on 127.0.0.1
 # ---------------------------------------------------------------------------------------
 
+
 class MirrorHandler(http.server.BaseHTTPRequestHandler):
     """Serves /<mode>/<name>.gz: mode 'good', 'missing' (404), 'corrupt' (valid gzip and
     IDX, wrong content), 'html' (an error page with status 200), 'truncated' (hangs up
@@ -296,8 +309,13 @@ def dead_mirror() -> str:
 
 
 def test_download_tries_mirrors_until_one_serves_a_verified_copy(tmp_path, server, dead_mirror):
-    mirrors = (dead_mirror, url(server, "missing"), url(server, "corrupt"),
-               url(server, "html"), url(server, "good"))
+    mirrors = (
+        dead_mirror,
+        url(server, "missing"),
+        url(server, "corrupt"),
+        url(server, "html"),
+        url(server, "good"),
+    )
     images, labels = load_dataset(tiny_dataset(mirrors), "train")
     np.testing.assert_array_equal(images, TINY["train-images-idx3-ubyte"])
     np.testing.assert_array_equal(labels, TINY["train-labels-idx1-ubyte"])
@@ -322,10 +340,16 @@ def test_corrupt_and_truncated_downloads_never_land(tmp_path, server):
     with pytest.raises(DatasetNotFoundError) as info:
         load_dataset(tiny_dataset(mirrors), "test")
     message = str(info.value)
-    assert re.search(r"/corrupt/t10k-images-idx3-ubyte.gz: SHA-256 .*different file; "
-                     r"MD5 of the \.gz: [0-9a-f]{32}, published: [0-9a-f]{32}", message)
-    assert re.search(r"/truncated/t10k-images-idx3-ubyte.gz: transfer cut off after "
-                     r"\d+ of 2391 bytes", message)
+    assert re.search(
+        r"/corrupt/t10k-images-idx3-ubyte.gz: SHA-256 .*different file; "
+        r"MD5 of the \.gz: [0-9a-f]{32}, published: [0-9a-f]{32}",
+        message,
+    )
+    assert re.search(
+        r"/truncated/t10k-images-idx3-ubyte.gz: transfer cut off after "
+        r"\d+ of 2391 bytes",
+        message,
+    )
     assert all_files(tmp_path) == []  # neither the files nor any temporary file
 
 
@@ -380,8 +404,12 @@ def test_no_files_and_no_network_give_one_clear_error(tmp_path, monkeypatch, dea
     for folder in (root, shared / "tiny", tmp_path / "xdg-cache" / "minigan" / "tiny"):
         assert f"\n  {folder}" in message
     assert "(from $MINIGAN_DATA)" in message and "set MINIGAN_DATA" in message
-    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+    for name in (
+        "train-images-idx3-ubyte.gz",
+        "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz",
+        "t10k-labels-idx1-ubyte.gz",
+    ):
         assert name in message
     assert f"{dead_mirror}train-images-idx3-ubyte.gz: <urlopen error" in message
     assert f"{dead_mirror}other/train-images-idx3-ubyte.gz: <urlopen error" in message
@@ -433,8 +461,10 @@ def test_mnist_checksums_match_the_data_readme(mnist_env):
 @pytest.mark.parametrize("split, n", [("train", 60000), ("test", 10000)])
 def test_real_fashion_mnist_from_the_debian_package(split, n):
     if not FASHION_SYSTEM_FOLDER.is_dir():
-        pytest.skip(f"Fashion-MNIST not installed in {FASHION_SYSTEM_FOLDER} "
-                    "(apt-get install dataset-fashion-mnist)")
+        pytest.skip(
+            f"Fashion-MNIST not installed in {FASHION_SYSTEM_FOLDER} "
+            "(apt-get install dataset-fashion-mnist)"
+        )
     images, labels = load_fashion_mnist(split, download=False)
     assert images.shape == (n, 28, 28) and images.dtype == np.uint8
     assert np.bincount(labels, minlength=10).tolist() == [n // 10] * 10
@@ -472,11 +502,18 @@ def test_to_gan_range_makes_no_float64_temporary():
     assert peak < 1.25 * float32_size  # a float64 temporary alone would be 2x
 
 
-@pytest.mark.parametrize("images, dtype, message", [
-    (np.zeros((2, 28, 28), np.float32), np.float32, r"expected uint8 images \(N, H, W\), got float32"),
-    (np.zeros((2, 784), np.uint8), np.float32, r"got uint8 \(2, 784\)"),
-    (np.zeros((2, 28, 28), np.uint8), np.int32, r"dtype must be floating, got int32"),
-])
+@pytest.mark.parametrize(
+    "images, dtype, message",
+    [
+        (
+            np.zeros((2, 28, 28), np.float32),
+            np.float32,
+            r"expected uint8 images \(N, H, W\), got float32",
+        ),
+        (np.zeros((2, 784), np.uint8), np.float32, r"got uint8 \(2, 784\)"),
+        (np.zeros((2, 28, 28), np.uint8), np.int32, r"dtype must be floating, got int32"),
+    ],
+)
 def test_to_gan_range_rejects_bad_input(images, dtype, message):
     with pytest.raises(ValueError, match=message):
         to_gan_range(images, dtype=dtype)
@@ -486,10 +523,12 @@ def test_to_gan_range_rejects_bad_input(images, dtype, message):
 # BatchIterator
 # ---------------------------------------------------------------------------------------
 
+
 def epoch_ids(loader) -> list[list[int]]:
     """The example ids of each batch of one epoch (the data are the ids themselves)."""
-    return [np.asarray(batch if not isinstance(batch, tuple) else batch[1]).tolist()
-            for batch in loader]
+    return [
+        np.asarray(batch if not isinstance(batch, tuple) else batch[1]).tolist() for batch in loader
+    ]
 
 
 def test_each_example_appears_exactly_once_per_epoch():
@@ -510,7 +549,8 @@ def test_drop_last_drops_only_the_partial_batch():
     assert len(BatchIterator(np.arange(100), batch_size=10, drop_last=False)) == 10
     # Without drop_last, a batch larger than the data is fine: one short batch.
     assert epoch_ids(BatchIterator(np.arange(5), batch_size=6, drop_last=False, shuffle=False)) == [
-        [0, 1, 2, 3, 4]]
+        [0, 1, 2, 3, 4]
+    ]
 
 
 def test_order_is_deterministic_per_seed_and_changes_every_epoch():
@@ -547,16 +587,23 @@ def test_state_dict_round_trip_replays_the_next_epochs():
         BatchIterator(ids[:39], batch_size=4).load_state_dict(state)
 
 
-@pytest.mark.parametrize("arrays, kwargs, message", [
-    ((), {"batch_size": 2}, "at least one array"),
-    ((np.zeros(0),), {"batch_size": 2}, "arrays are empty"),
-    ((np.float32(3),), {"batch_size": 1}, "first \\(example\\) dimension"),
-    ((np.zeros((5, 2)), np.zeros(4)), {"batch_size": 2}, r"differ in length: shapes \(5, 2\), \(4,\)"),
-    ((np.zeros(5),), {"batch_size": 0}, "batch_size must be a positive int, got 0"),
-    ((np.zeros(5),), {"batch_size": 2.0}, "positive int, got 2.0"),
-    ((np.zeros(5),), {"batch_size": True}, "positive int, got True"),
-    ((np.zeros(5),), {"batch_size": 6}, "batch_size 6 > 5 examples with drop_last=True"),
-])
+@pytest.mark.parametrize(
+    "arrays, kwargs, message",
+    [
+        ((), {"batch_size": 2}, "at least one array"),
+        ((np.zeros(0),), {"batch_size": 2}, "arrays are empty"),
+        ((np.float32(3),), {"batch_size": 1}, "first \\(example\\) dimension"),
+        (
+            (np.zeros((5, 2)), np.zeros(4)),
+            {"batch_size": 2},
+            r"differ in length: shapes \(5, 2\), \(4,\)",
+        ),
+        ((np.zeros(5),), {"batch_size": 0}, "batch_size must be a positive int, got 0"),
+        ((np.zeros(5),), {"batch_size": 2.0}, "positive int, got 2.0"),
+        ((np.zeros(5),), {"batch_size": True}, "positive int, got True"),
+        ((np.zeros(5),), {"batch_size": 6}, "batch_size 6 > 5 examples with drop_last=True"),
+    ],
+)
 def test_batch_iterator_validates_arguments(arrays, kwargs, message):
     with pytest.raises(ValueError, match=message):
         BatchIterator(*arrays, **kwargs)

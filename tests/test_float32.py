@@ -85,14 +85,10 @@ class Float64Detector(np.ndarray):
                 f"{self.dtype} array {self.shape} made at {_minigan_line()}"
             )
 
-    def __array_ufunc__(
-        self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any
-    ) -> Any:
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
         where = _minigan_line()
         filename = where.split(":")[0]
-        Float64Detector.ufunc_calls[filename] = (
-            Float64Detector.ufunc_calls.get(filename, 0) + 1
-        )
+        Float64Detector.ufunc_calls[filename] = Float64Detector.ufunc_calls.get(filename, 0) + 1
         for x in inputs:
             dtype = getattr(x, "dtype", None)
             if dtype is not None and _is_wide_float(dtype):

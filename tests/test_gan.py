@@ -112,9 +112,13 @@ def test_bad_config_and_bad_batch_are_reported(rng):
     with pytest.raises(ValueError, match=r"real_label must lie in \(0, 1\]"):
         GANConfig(real_label=1.5)
     gan = GAN(PRESETS["classic"], seed=0)
-    with pytest.raises(ValueError, match=r"expected real batch \(batch, 784\), got \(100, 28, 28\)"):
+    with pytest.raises(
+        ValueError, match=r"expected real batch \(batch, 784\), got \(100, 28, 28\)"
+    ):
         gan.train_step(np.zeros((100, 28, 28), np.float32))
-    with pytest.raises(TypeError, match="real batch has dtype float64 but the layer computes in float32"):
+    with pytest.raises(
+        TypeError, match="real batch has dtype float64 but the layer computes in float32"
+    ):
         gan.train_step(np.zeros((100, 784)))
 
 

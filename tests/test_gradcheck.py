@@ -39,9 +39,7 @@ def test_relative_error_is_zero_for_two_zero_gradients():
 
 
 def test_gradient_checks_refuse_float32(rng):
-    with pytest.raises(
-        TypeError, match=r"gradient checks need float64 \(the input is float32\)"
-    ):
+    with pytest.raises(TypeError, match=r"gradient checks need float64 \(the input is float32\)"):
         check_module(nn.Tanh(), rng.standard_normal((2, 2)).astype(np.float32))
     with pytest.raises(TypeError, match=r"parameter 'weight' is float32"):
         check_module(nn.Linear(2, 2), rng.standard_normal((2, 2)))

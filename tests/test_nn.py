@@ -52,28 +52,20 @@ def test_activation_backward_matches_finite_differences(
 
 def test_activations_accept_any_shape(rng, assert_gradients_match):
     for activation in ACTIVATIONS:
-        assert_gradients_match(
-            check_module(activation(), away_from_zero(rng, (2, 3, 4)))
-        )
+        assert_gradients_match(check_module(activation(), away_from_zero(rng, (2, 3, 4))))
 
 
 @pytest.mark.parametrize("slope", [0.0, 0.01, 0.2, 1.5])
 def test_leaky_relu_gradient_for_any_slope(rng, assert_gradients_match, slope):
-    assert_gradients_match(
-        check_module(nn.LeakyReLU(slope), away_from_zero(rng, (4, 5)))
-    )
+    assert_gradients_match(check_module(nn.LeakyReLU(slope), away_from_zero(rng, (4, 5))))
 
 
 @pytest.mark.parametrize("batch", BATCH_SIZES)
-def test_sequential_mlp_backward_matches_finite_differences(
-    rng, assert_gradients_match, batch
-):
+def test_sequential_mlp_backward_matches_finite_differences(rng, assert_gradients_match, batch):
     model = every_layer_mlp64(rng)
     x = rng.standard_normal((batch, 6))
     errors = check_module(model, x, loss=BCELoss(), target=rng.uniform(size=(batch, 1)))
-    assert set(errors) == {"input"} | {
-        f"{i}.{p}" for i in (0, 2, 4, 6) for p in ("weight", "bias")
-    }
+    assert set(errors) == {"input"} | {f"{i}.{p}" for i in (0, 2, 4, 6) for p in ("weight", "bias")}
     assert_gradients_match(errors)
 
 
@@ -106,9 +98,7 @@ def test_generator_gradient_through_discriminator_matches_finite_differences(
     generator = nn.Sequential(
         linear64(rng, 3, 8), nn.LeakyReLU(0.2), linear64(rng, 8, 6), nn.Tanh()
     )
-    discriminator = nn.Sequential(
-        linear64(rng, 6, 8), nn.LeakyReLU(0.2), linear64(rng, 8, 1)
-    )
+    discriminator = nn.Sequential(linear64(rng, 6, 8), nn.LeakyReLU(0.2), linear64(rng, 8, 1))
     composite = GeneratorThroughDiscriminator(generator, discriminator)
     z = rng.standard_normal((batch, 3))
     errors = check_module(composite, z, loss=BCEWithLogitsLoss(), target=1.0)
@@ -137,10 +127,7 @@ def test_linear_shapes_and_init_range(rng):
     layer = nn.Linear(784, 256, rng=rng)
     assert layer.weight.shape == (256, 784) and layer.bias.shape == (256,)
     bound = 1 / np.sqrt(784)
-    assert (
-        np.abs(layer.weight.data).max() <= bound
-        and np.abs(layer.bias.data).max() <= bound
-    )
+    assert np.abs(layer.weight.data).max() <= bound and np.abs(layer.bias.data).max() <= bound
     # U(-k, k) has standard deviation k / sqrt(3)
     assert abs(layer.weight.data.std() - bound / np.sqrt(3)) < 0.01 * bound
     y = layer(np.zeros((10, 784), np.float32))
@@ -180,15 +167,11 @@ def test_sigmoid_and_tanh_saturate_without_nan_or_overflow(dtype):
         (nn.Sigmoid(), [0, 0, 0.5, 1, 1]),
         (nn.Tanh(), [-1, -1, 0, 1, 1]),
     ]:
-        y = layer(
-            x
-        )  # RuntimeWarnings are errors in this suite: overflow would fail here
+        y = layer(x)  # RuntimeWarnings are errors in this suite: overflow would fail here
         dx = layer.backward(np.ones_like(x))
         assert np.isfinite(y).all() and np.isfinite(dx).all()
         np.testing.assert_allclose(y, expected, atol=1e-12)
-    assert nn.sigmoid(np.array(-40.0)) == pytest.approx(
-        4.248354255291589e-18, rel=1e-12
-    )
+    assert nn.sigmoid(np.array(-40.0)) == pytest.approx(4.248354255291589e-18, rel=1e-12)
 
 
 # --- bad input gets a clear error ---------------------------------------------------
@@ -214,13 +197,9 @@ def test_linear_rejects_other_dtype_instead_of_casting(rng):
 
 @pytest.mark.parametrize("layer", [nn.Linear(2, 2), nn.ReLU(), nn.Tanh()], ids=repr)
 def test_layers_reject_integer_and_non_array_input(layer):
-    with pytest.raises(
-        TypeError, match=r"input must be a floating-point array, got dtype int64"
-    ):
+    with pytest.raises(TypeError, match=r"input must be a floating-point array, got dtype int64"):
         layer(np.zeros((1, 2), dtype=np.int64))
-    with pytest.raises(
-        TypeError, match=r"input must be a NumPy or CuPy array, got list"
-    ):
+    with pytest.raises(TypeError, match=r"input must be a NumPy or CuPy array, got list"):
         layer([[0.0, 1.0]])
 
 
@@ -243,9 +222,7 @@ def test_backward_rejects_gradient_of_wrong_shape(rng):
         layer.backward(np.zeros((4, 3), np.float32))
     tanh = nn.Tanh()
     tanh(np.zeros((4, 3), np.float32))
-    with pytest.raises(
-        ValueError, match=r"Tanh\(\): expected grad_out \(4, 3\), got \(3, 4\)"
-    ):
+    with pytest.raises(ValueError, match=r"Tanh\(\): expected grad_out \(4, 3\), got \(3, 4\)"):
         tanh.backward(np.zeros((3, 4), np.float32))
 
 
@@ -280,9 +257,7 @@ def test_state_dict_uses_pytorch_names_and_round_trips(rng):
 def test_load_state_dict_reports_mismatches_and_changes_nothing(rng):
     model = nn.Sequential(nn.Linear(4, 3, rng=rng), nn.ReLU(), nn.Linear(3, 1, rng=rng))
     before = model.state_dict()
-    bad_shape = dict(
-        before, **{"2.weight": np.zeros((1, 5), np.float32), "0.bias": np.ones(3)}
-    )
+    bad_shape = dict(before, **{"2.weight": np.zeros((1, 5), np.float32), "0.bias": np.ones(3)})
     with pytest.raises(
         ValueError, match=r"'2.weight' has shape \(1, 5\), this model expects \(1, 3\)"
     ):
@@ -300,9 +275,7 @@ def test_load_state_dict_reports_mismatches_and_changes_nothing(rng):
 def test_to_dtype_converts_parameters_and_gradients(rng):
     model = nn.Sequential(nn.Linear(2, 2, rng=rng))
     model.to(dtype="float64")
-    assert all(
-        p.dtype == np.float64 and p.grad.dtype == np.float64 for p in model.parameters()
-    )
+    assert all(p.dtype == np.float64 and p.grad.dtype == np.float64 for p in model.parameters())
     assert model(np.ones((1, 2))).dtype == np.float64
 
 

@@ -106,9 +106,7 @@ def test_optimizers_reject_bad_arguments():
         Adam([one_parameter([1.0])], betas=(0.9, 1.0))
     with pytest.raises(ValueError, match="learning rate must be >= 0, got -1"):
         SGD([one_parameter([1.0])], lr=-1)
-    with pytest.raises(
-        TypeError, match="all parameters must share one backend and dtype"
-    ):
+    with pytest.raises(TypeError, match="all parameters must share one backend and dtype"):
         Adam([one_parameter([1.0]), one_parameter([1.0], np.float32)])
     p = one_parameter([1.0])
     with pytest.raises(ValueError, match="a parameter appears more than once"):

@@ -38,9 +38,7 @@ def check_array(
         ValueError: wrong shape.
     """
     if not hasattr(x, "dtype") or not hasattr(x, "shape"):
-        raise TypeError(
-            f"{where!r}: {name} must be a NumPy or CuPy array, got {type(x).__name__}"
-        )
+        raise TypeError(f"{where!r}: {name} must be a NumPy or CuPy array, got {type(x).__name__}")
     xp = get_array_module(x)
     if not np.issubdtype(x.dtype, np.floating):  # CuPy arrays carry NumPy dtypes too
         raise TypeError(
