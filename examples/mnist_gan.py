@@ -98,7 +98,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--label-smoothing",
         type=float,
-        help="one-sided: train D towards 1 - S on real images, e.g. 0.1 (default: 0)",
+        help="one-sided: train D towards 1 - S on real images, 0 for none "
+        + from_preset(lambda c: round(1 - c.real_label, 6)),
     )
     add("--seed", type=int, default=0, help="seed for weights, noise and shuffling (default: 0)")
     add("--out", default="runs/mnist", help="folder for every output (default: runs/mnist)")

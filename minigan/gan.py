@@ -83,7 +83,9 @@ PRESETS = {
     # The tutorial recipe, kept for comparison.
     "classic": GANConfig(),
     # The default: chosen by measurement; see README, "Choosing the default recipe".
-    "default": GANConfig(hidden=512, g_activation="leaky_relu", logits=True, betas=(0.5, 0.999)),
+    "default": GANConfig(
+        hidden=512, g_activation="leaky_relu", logits=True, betas=(0.5, 0.999), real_label=0.9
+    ),
 }
 
 

@@ -123,7 +123,7 @@ def test_bad_config_and_bad_batch_are_reported(rng):
 
 
 def test_full_gan_step_matches_pytorch(rng):
-    """One whole step (D update then G update, Adam on both) against the same in PyTorch."""
+    """One whole step (D update then G update, Adam on both, label smoothing) vs PyTorch."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
     config = dataclasses.replace(PRESETS["default"], latent_dim=4, hidden=8, image_size=6)
     gan = GAN(config, seed=3, dtype=np.float64)
@@ -155,7 +155,8 @@ def test_full_gan_step_matches_pytorch(rng):
 
         real_t, fake_t = torch.from_numpy(real), G(torch.from_numpy(z))
         scores = D(torch.cat([real_t, fake_t.detach()]))
-        targets = torch.cat([torch.ones(4, 1), torch.zeros(4, 1)]).double()
+        real_targets = torch.full((4, 1), config.real_label, dtype=torch.float64)
+        targets = torch.cat([real_targets, torch.zeros(4, 1, dtype=torch.float64)])
         d_loss = bce(scores, targets)
         opt_d.zero_grad()
         d_loss.backward()

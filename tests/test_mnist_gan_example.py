@@ -194,7 +194,9 @@ def test_eval_every_logs_scores_into_history(tmp_path, monkeypatch):
         classmethod(lambda cls, **kw: train_small(cls, **kw, epochs=1, num_train=2000)),
     )
     out = tmp_path / "run"
-    assert run("--epochs", "2", "--out", str(out), "--eval-every", "1", "--eval-samples", "300") == 0
+    assert (
+        run("--epochs", "2", "--out", str(out), "--eval-every", "1", "--eval-samples", "300") == 0
+    )
     rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     scored = [row for row in rows if "fid" in row]
     assert [row["epoch"] for row in scored] == [1, 2]
