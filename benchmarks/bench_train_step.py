@@ -265,6 +265,35 @@ class MiniganContender:
         self.gan.backend.synchronize()
 
 
+class TextbookContender(MiniganContender):
+    """The "before": the same layers and optimizers, driven as tutorials write the step.
+
+    Two discriminator passes (real, then fake) instead of one stacked pass; a second
+    generator forward for the G step; D's weight gradients computed in the G step and
+    thrown away; every input gradient computed. Same math, more work: the gap to
+    ``GAN.train_step`` is what those three choices in ``minigan/gan.py`` buy.
+    """
+
+    def step(self, real: Any = None) -> dict[str, Any]:
+        gan = self.gan
+        real = self.real if real is None else real
+        D, G, loss = gan.discriminator, gan.generator, gan.loss
+        n = real.shape[0]
+        fake = G.forward(gan.sample_noise(n))
+        gan.d_optimizer.zero_grad()
+        d_real = loss.forward(D.forward(real), gan.config.real_label)
+        D.backward(loss.backward())
+        d_fake = loss.forward(D.forward(fake), 0.0)
+        D.backward(loss.backward())
+        gan.d_optimizer.step()
+        fake = G.forward(gan.sample_noise(n))
+        gan.g_optimizer.zero_grad()
+        g_loss = loss.forward(D.forward(fake), 1.0)
+        G.backward(D.backward(loss.backward()))
+        gan.g_optimizer.step()
+        return {"d_loss": d_real + d_fake, "g_loss": g_loss}
+
+
 class TorchContender:
     """The same networks, weights and step in PyTorch eager.
 
@@ -762,9 +791,12 @@ def gpu_name(cupy: Any) -> str:
 def timed_contenders(
     args: argparse.Namespace, config: GANConfig, env: dict[str, Any], real: np.ndarray
 ) -> list[Any]:
-    """minigan-numpy, [minigan-cupy], [torch Adam, torch Adam(fused=True)]: same weights."""
+    """minigan-numpy (and its textbook step), [minigan-cupy], [torch Adam, fused]: same weights."""
     torch, cupy = env["torch"], env["cupy"]
-    contenders: list[Any] = [MiniganContender("minigan-numpy", config, real, "numpy", args.seed)]
+    contenders: list[Any] = [
+        MiniganContender("minigan-numpy", config, real, "numpy", args.seed),
+        TextbookContender("minigan-numpy, textbook step", config, real, "numpy", args.seed),
+    ]
     if cupy is not None:
         contenders.append(MiniganContender("minigan-cupy", config, real, cupy, args.seed))
     if torch is None:
