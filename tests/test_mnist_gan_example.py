@@ -160,27 +160,22 @@ def test_sample_without_checkpoint_says_what_is_needed(capsys):
 
 @pytest.mark.skipif(not real_mnist_available(), reason="needs real MNIST: set MINIGAN_DATA")
 def test_a_few_hundred_steps_on_mnist_move_samples_towards_the_data():
-    """Honest and cheap: at first G paints grey noise; after 300 steps its images have
-    about the data's brightness and amount of ink, and D(G(z)) has moved."""
+    """Honest and cheap: at first G paints grey noise, half of its pixels bright; after
+    300 steps about as many pixels are ink as in real digits, and D(G(z)) has moved."""
     images, _ = data.load_mnist("train")
     x = data.to_gan_range(images[:30000])
     gan = GAN(example.PRESETS["default"], seed=0)
     z = gan.sample_noise(500)
 
-    def stats(batch):  # in [0, 1]: mean brightness, fraction of pixels that are ink
-        unit = (batch + 1) / 2
-        return np.array([unit.mean(), (unit > 0.5).mean()])
+    def ink(batch):  # the fraction of pixels brighter than mid-grey
+        return float(((batch + 1) / 2 > 0.5).mean())
 
-    real = stats(x[:5000])
-    start = stats(gan.generate(z))
-    d_fake = []
-    for step in range(300):
-        d_fake.append(float(gan.train_step(x[step * 100 : (step + 1) * 100])["d_fake"]))
-    end = stats(gan.generate(z))
-    # both gaps to the data at least halved (measured: brightness 0.50 -> 0.27, ink 0.51 -> 0.12,
-    # data 0.13 and 0.13)
-    assert np.all(np.abs(end - real) < 0.5 * np.abs(start - real)), (start, end, real)
-    assert abs(np.mean(d_fake[-20:]) - d_fake[0]) > 0.1
+    real, start = ink(x[:5000]), ink(gan.generate(z))
+    d_fake = [float(gan.train_step(x[i * 100 : (i + 1) * 100])["d_fake"]) for i in range(300)]
+    end = ink(gan.generate(z))
+    # measured: 0.51 at the start, 0.12-0.18 after 300 steps (the data: 0.13)
+    assert abs(end - real) < abs(start - real) / 3, (start, end, real)
+    assert np.mean(d_fake[:5]) - np.mean(d_fake[-50:]) > 0.08  # D learned to spot fakes
 
 
 @pytest.mark.skipif(not real_mnist_available(), reason="needs real MNIST: set MINIGAN_DATA")
