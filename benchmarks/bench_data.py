@@ -19,20 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from machine_info import busy_warning, cpu_model, loadavg  # benchmarks/machine_info.py
 
 from minigan.data import BatchIterator, DataError, load_mnist, to_gan_range
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name, from /proc/cpuinfo where there is one."""
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def median_time(step: Callable[[], Any], repeats: int) -> tuple[float, list[float], Any]:
@@ -66,6 +55,8 @@ def main() -> int:
 
     print(f"date:    {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}")
     print(f"machine: {cpu_model()}, {os.cpu_count()} logical cores, {platform.system()}")
+    load = loadavg()
+    print(f"/proc/loadavg before: {load}{busy_warning(load)}")
     print(f"python {platform.python_version()}, numpy {np.__version__}")
     print(f"command: {' '.join(sys.orig_argv)}")
     print()
@@ -91,6 +82,7 @@ def main() -> int:
     show("load + scale", load + scale, [a + b for a, b in zip(load_times, scale_times)])
     show(f"one epoch, batch {args.batch_size} ({batches} batches, numpy)", epoch, epoch_times)
     print(f"per batch: {epoch / batches * 1e6:.1f} us; scale is {scale / load:.2f}x the load time")
+    print(f"/proc/loadavg after: {loadavg()}")
     return 0
 
 
