@@ -314,10 +314,10 @@ def train(args: argparse.Namespace) -> str:
             "gan": gan.state_dict(), "loader": loader.state_dict(), "history": history,
             "epoch": epoch + 1, "config": config.to_dict(), "seed": args.seed,
         })  # fmt: skip
-    minutes = (time.perf_counter() - started) / 60
+    minutes, seconds = divmod(round(time.perf_counter() - started), 60)
     return (
-        f"done: {epochs} epochs ({minutes:.1f} min this run); samples, history.png and "
-        f"checkpoint.npz are in {out}"
+        f"done: epoch {epochs} of {epochs} ({minutes} min {seconds} s this run); samples, "
+        f"history.png and checkpoint.npz are in {out}"
     )
 
 
