@@ -21,6 +21,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,15 +36,27 @@ from minigan.gan import ACTIVATIONS, GAN, GENERATOR_LOSSES, PRESETS, GANConfig
 from minigan.plotting import plot_history, save_image_grid
 
 DEFAULT_EPOCHS = 30
-# Flags that change the networks' shapes: a checkpoint only fits the same values.
-ARCHITECTURE = ("latent_dim", "hidden", "image_size", "g_activation", "logits")
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on; the message says why and what to do."""
 
 
-def from_preset(describe) -> str:
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def from_preset(describe: Callable[[GANConfig], Any]) -> str:
     """Help text naming each preset's value, e.g. "preset's: default 512, classic 256"."""
     values = ", ".join(f"{name} {describe(config)}" for name, config in PRESETS.items())
     return f"(preset's: {values})"
@@ -58,21 +71,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--preset",
         choices=list(PRESETS),
-        default="default",
         help="recipe: 'default' (the best plain MLP GAN we found; the default) or "
         "'classic' (the tutorial recipe, for comparison)",
     )
     add("--backend", default="numpy", help="'numpy' (CPU, the default) or 'cupy' (GPU)")
     add(
         "--epochs",
-        type=int,
+        type=positive_int,
         help=f"total epochs, counting those already done when resuming (default: {DEFAULT_EPOCHS})",
     )
-    add("--batch-size", type=int, help=f"batch size {from_preset(lambda c: c.batch_size)}")
+    add("--batch-size", type=positive_int, help=f"batch size {from_preset(lambda c: c.batch_size)}")
     add("--lr", type=float, help=f"Adam learning rate {from_preset(lambda c: c.lr)}")
     add("--beta1", type=float, help=f"Adam beta1 {from_preset(lambda c: c.betas[0])}")
-    add("--latent-dim", type=int, help=f"size of z {from_preset(lambda c: c.latent_dim)}")
-    add("--hidden", type=int, help=f"hidden layer width {from_preset(lambda c: c.hidden)}")
+    add("--latent-dim", type=positive_int, help=f"size of z {from_preset(lambda c: c.latent_dim)}")
+    add("--hidden", type=positive_int, help=f"hidden layer width {from_preset(lambda c: c.hidden)}")
     add(
         "--g-activation",
         choices=list(ACTIVATIONS),
@@ -92,7 +104,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add(
         "--d-steps",
-        type=int,
+        type=positive_int,
         help=f"discriminator updates per generator update {from_preset(lambda c: c.d_steps)}",
     )
     add(
@@ -101,24 +113,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="one-sided: train D towards 1 - S on real images, 0 for none "
         + from_preset(lambda c: round(1 - c.real_label, 6)),
     )
-    add("--seed", type=int, default=0, help="seed for weights, noise and shuffling (default: 0)")
+    add(
+        "--seed",
+        type=nonnegative_int,
+        help="seed for weights, noise and shuffling (default: 0; on --resume, the run's own)",
+    )
     add("--out", default="runs/mnist", help="folder for every output (default: runs/mnist)")
     add(
         "--data-dir",
         help="folder holding the MNIST files (default: $MINIGAN_DATA/mnist, "
         "then ~/.cache/minigan/mnist, downloading if needed)",
     )
-    add("--train-size", type=int, help="train on the first N images only (quick experiments)")
+    add(
+        "--train-size",
+        type=positive_int,
+        help="train on the first N images only (quick experiments)",
+    )
     add("--resume", action="store_true", help="continue from OUT/checkpoint.npz up to --epochs")
     add(
         "--log-every",
-        type=int,
+        type=positive_int,
         default=20,
         help="log the figures averaged over N steps; reading them back is a GPU sync (default: 20)",
     )
     add(
         "--eval-every",
-        type=int,
+        type=nonnegative_int,
         default=0,
         metavar="K",
         help="every K epochs (and after the last), score samples with FID, Inception Score "
@@ -127,14 +147,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add(
         "--eval-samples",
-        type=int,
+        type=positive_int,
         default=10000,
         metavar="N",
         help="samples scored by --eval-every (default: 10000)",
     )
     add(
         "--sample",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="instead of training: write N samples from --checkpoint to --output",
     )
@@ -147,9 +167,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # --- configuration and checkpoints ----------------------------------------------------
 
 
-def config_from_args(args: argparse.Namespace) -> GANConfig:
-    preset = PRESETS[args.preset]
-    overrides = {
+def requested_config(args: argparse.Namespace, base: GANConfig) -> dict[str, Any]:
+    """The config fields the command line sets: a named preset's, then each flag given."""
+    fields = PRESETS[args.preset].to_dict() if args.preset is not None else {}
+    base = PRESETS[args.preset] if args.preset is not None else base
+    flags = {
         "batch_size": args.batch_size,
         "lr": args.lr,
         "latent_dim": args.latent_dim,
@@ -158,13 +180,11 @@ def config_from_args(args: argparse.Namespace) -> GANConfig:
         "d_steps": args.d_steps,
         "g_activation": args.g_activation,
         "logits": None if args.d_output is None else args.d_output == "logits",
+        "betas": None if args.beta1 is None else (args.beta1, base.betas[1]),
+        "real_label": None if args.label_smoothing is None else 1.0 - args.label_smoothing,
     }
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    if args.beta1 is not None:
-        changes["betas"] = (args.beta1, preset.betas[1])
-    if args.label_smoothing is not None:
-        changes["real_label"] = 1.0 - args.label_smoothing
-    return dataclasses.replace(preset, **changes)
+    fields.update({name: value for name, value in flags.items() if value is not None})
+    return fields
 
 
 def config_from_checkpoint(state: dict[str, Any], path: Path) -> GANConfig:
@@ -184,16 +204,17 @@ def load_gan_state(gan: GAN, state: dict[str, Any], path: Path) -> None:
         ) from None
 
 
-def check_same_architecture(saved: GANConfig, asked: GANConfig, path: Path) -> None:
+def refuse_changes(saved: dict[str, Any], requested: dict[str, Any], path: Path) -> None:
+    """A resumed run is the same run: flags may not change what it was trained with."""
     differences = [
-        f"{name}={getattr(saved, name)!r} there, {getattr(asked, name)!r} here"
-        for name in ARCHITECTURE
-        if getattr(saved, name) != getattr(asked, name)
+        f"{name}={saved[name]!r} there, {value!r} here"
+        for name, value in requested.items()
+        if saved[name] != value
     ]
     if differences:
         raise CheckpointError(
-            f"{path} holds a different architecture ({'; '.join(differences)}); "
-            f"resume with the same --preset/--hidden/--latent-dim, or use another --out"
+            f"{path} was trained with other settings ({'; '.join(differences)}); --resume "
+            f"continues that run unchanged: drop those flags, or start a new run in another --out"
         )
 
 
@@ -235,7 +256,7 @@ def sample(args: argparse.Namespace) -> str:
         raise TrainingError(f"--sample needs a positive count, got {args.sample}")
     path = Path(args.checkpoint)
     state = load_checkpoint(path)
-    gan = GAN(config_from_checkpoint(state, path), args.backend, seed=args.seed)
+    gan = GAN(config_from_checkpoint(state, path), args.backend, seed=args.seed or 0)
     load_gan_state(gan, state, path)
     images = generate_unit_images(gan, gan.sample_noise(args.sample))
     with atomic_write(args.output) as f:
@@ -249,25 +270,32 @@ def train(args: argparse.Namespace) -> str:
     out = Path(args.out)
     prepare_out_dir(out)
     backend = get_backend(args.backend)
-    config = config_from_args(args)
     checkpoint_path = out / "checkpoint.npz"
     state = None
     if args.resume:
         state = load_checkpoint(checkpoint_path)
-        saved = config_from_checkpoint(state, checkpoint_path)
-        check_same_architecture(saved, config, checkpoint_path)
-        config = dataclasses.replace(config, **{k: getattr(saved, k) for k in ARCHITECTURE})
+        config = config_from_checkpoint(state, checkpoint_path)
+        saved = {**config.to_dict(), "seed": state.get("seed")}
+        requested = requested_config(args, config)
+        if args.seed is not None:
+            requested["seed"] = args.seed
+        refuse_changes(saved, requested, checkpoint_path)
+        seed = int(saved["seed"])
+    else:
+        default = PRESETS["default"]
+        config = dataclasses.replace(default, **requested_config(args, default))
+        seed = args.seed if args.seed is not None else 0
     epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS
 
     images, _ = load_mnist("train", root=args.data_dir)
     if args.train_size is not None:
         images = images[: args.train_size]
     x = to_gan_range(images, dtype=np.float32)
-    loader = BatchIterator(x, batch_size=config.batch_size, seed=args.seed, backend=backend)
-    gan = GAN(config, backend, seed=args.seed)
+    loader = BatchIterator(x, batch_size=config.batch_size, seed=seed, backend=backend)
+    gan = GAN(config, backend, seed=seed)
     # The same 64 noise vectors every epoch, so the sample grids show one model changing.
     fixed_z = backend.asarray(
-        np.random.default_rng([args.seed, 1]).standard_normal((64, config.latent_dim)),
+        np.random.default_rng([seed, 1]).standard_normal((64, config.latent_dim)),
         dtype=np.float32,
     )
 
@@ -279,7 +307,7 @@ def train(args: argparse.Namespace) -> str:
         evaluator = Evaluator.load_or_train(data_root=args.data_dir, backend=backend)
         # Fixed noise again: scores at different epochs measure one model changing.
         eval_z = backend.asarray(
-            np.random.default_rng([args.seed, 2]).standard_normal(
+            np.random.default_rng([seed, 2]).standard_normal(
                 (args.eval_samples, config.latent_dim)
             ),
             dtype=np.float32,
@@ -297,7 +325,7 @@ def train(args: argparse.Namespace) -> str:
 
     started = time.perf_counter()
     for epoch in range(start_epoch, epochs):
-        gan.reseed_noise(args.seed * 1_000_003 + epoch)  # resumable at any epoch boundary
+        gan.reseed_noise(seed * 1_000_003 + epoch)  # resumable at any epoch boundary
         history += train_epoch(gan, loader, epoch, epochs, args.log_every)
         save_image_grid(
             generate_unit_images(gan, fixed_z), out / f"samples_epoch_{epoch + 1:03d}.png"
@@ -312,7 +340,7 @@ def train(args: argparse.Namespace) -> str:
         save_history(history, out)
         save_checkpoint(checkpoint_path, {
             "gan": gan.state_dict(), "loader": loader.state_dict(), "history": history,
-            "epoch": epoch + 1, "config": config.to_dict(), "seed": args.seed,
+            "epoch": epoch + 1, "config": config.to_dict(), "seed": seed,
         })  # fmt: skip
     minutes, seconds = divmod(round(time.perf_counter() - started), 60)
     return (
@@ -363,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         TrainingError,
         BackendUnavailableError,
         ValueError,
+        OSError,  # a file that cannot be written or read: the message names it
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -60,3 +60,12 @@ def test_image_grid_tiles_images_with_padding():
     grid = image_grid(images, ncols=8)
     assert grid.shape == (2 * 30 + 2, 8 * 30 + 2)
     assert grid[2:30, 3 * 30 + 2 : 3 * 30 + 30].min() == 1.0  # image 3: row 0, column 3
+
+
+def test_atomic_write_into_a_missing_folder_names_the_target(tmp_path):
+    target = tmp_path / "missing" / "f.txt"
+    with (
+        pytest.raises(FileNotFoundError, match=r"cannot write .*f.txt: the folder .*missing"),
+        atomic_write(target, "w") as f,
+    ):
+        f.write("x")

@@ -119,15 +119,52 @@ def test_truncated_checkpoint_is_reported_clearly(tmp_path, capsys):
     assert "truncated or damaged" in capsys.readouterr().err
 
 
-def test_checkpoint_of_another_architecture_is_refused(tmp_path, capsys):
+def test_resume_refuses_flags_that_would_change_the_run(tmp_path, capsys):
     out = tmp_path / "run"
     assert run("--epochs", "1", "--out", str(out)) == 0
-    assert (
-        example.main([*SMALL, "--hidden", "48", "--epochs", "2", "--out", str(out), "--resume"])
-        == 1
+    for flags, said in [
+        (["--hidden", "48"], "hidden=32 there, 48 here"),
+        (["--lr", "0.01"], "lr=0.0002 there, 0.01 here"),
+        (["--preset", "classic"], "logits=True there, False here"),
+        (["--seed", "3"], "seed=0 there, 3 here"),
+    ]:
+        assert run(*flags, "--epochs", "2", "--out", str(out), "--resume") == 1
+        err = capsys.readouterr().err
+        assert "was trained with other settings" in err and said in err, err
+    assert load_checkpoint(out / "checkpoint.npz")["epoch"] == 1
+
+
+def test_resume_keeps_the_runs_own_seed(tmp_path):
+    """--resume without --seed continues a --seed 5 run exactly, not a seed-0 one."""
+    assert run("--seed", "5", "--epochs", "2", "--out", str(tmp_path / "straight")) == 0
+    assert run("--seed", "5", "--epochs", "1", "--out", str(tmp_path / "resumed")) == 0
+    assert run("--epochs", "2", "--out", str(tmp_path / "resumed"), "--resume") == 0
+    a = load_checkpoint(tmp_path / "straight" / "checkpoint.npz")
+    b = load_checkpoint(tmp_path / "resumed" / "checkpoint.npz")
+    assert b["seed"] == 5
+    for name, value in a["gan"]["generator"].items():
+        np.testing.assert_array_equal(value, b["gan"]["generator"][name], err_msg=name)
+
+
+def test_bad_counts_are_refused_by_the_parser(capsys):
+    for flag in ("--log-every", "--epochs", "--batch-size"):
+        with pytest.raises(SystemExit) as exit_info:
+            example.main([flag, "0"])
+        assert exit_info.value.code == 2
+        assert "must be a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_sample_into_a_missing_folder_is_a_clean_error(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run("--epochs", "1", "--out", str(out)) == 0
+    capsys.readouterr()
+    target = tmp_path / "no-such-folder" / "x.npy"
+    code = example.main(
+        ["--sample", "5", "--checkpoint", str(out / "checkpoint.npz"), "--output", str(target)]
     )
+    assert code == 1
     err = capsys.readouterr().err
-    assert "holds a different architecture (hidden=32 there, 48 here)" in err
+    assert err == f"error: cannot write {target}: the folder {target.parent} does not exist\n"
 
 
 def test_unwritable_out_is_reported_before_training(tmp_path, capsys):
