@@ -3,7 +3,7 @@
 Prints the machine, the date and the median of a few runs of each step; asserts nothing.
 Run it from the repository root (or with minigan installed)::
 
-    MINIGAN_DATA=../shared/data python -m benchmarks.bench_data
+    MINIGAN_DATA=../shared/data python benchmarks/bench_data.py
 """
 
 from __future__ import annotations

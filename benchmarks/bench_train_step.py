@@ -16,9 +16,9 @@ What it measures, in one process, all of it printed as Markdown for benchmarks/R
 Asserts nothing about timings. Run it from the repository root, on an idle machine (the
 header records /proc/loadavg before and after)::
 
-    MINIGAN_DATA=../shared/data python -m benchmarks.bench_train_step
-    python -m benchmarks.bench_train_step --batch-sizes 64,100,256,512,1024 --preset default
-    python -m benchmarks.bench_train_step --batch-sizes 64 --rounds 2 --steps 5 \\
+    MINIGAN_DATA=../shared/data python benchmarks/bench_train_step.py
+    python benchmarks/bench_train_step.py --batch-sizes 64,100,256,512,1024 --preset default
+    python benchmarks/bench_train_step.py --batch-sizes 64 --rounds 2 --steps 5 \\
         --epoch-steps 20 --gemm-size 512      # a quick check that everything runs
 
 PyTorch and CuPy are optional: without them (or with --no-torch, --no-cupy) the script

@@ -196,8 +196,10 @@ class GAN:
         One forward pass over the two halves stacked together: D treats every
         image on its own (no layer mixes examples), so this is exactly the sum of
         two passes, with half the matrix products' overhead. The mean over 2n
-        scores is (L_real + L_fake) / 2, whose gradient differs from that of the
-        sum only by a factor Adam ignores.
+        scores is (L_real + L_fake) / 2: half the loss, and half the gradient, of
+        the usual L_real + L_fake. Adam divides each step by the gradient's own
+        running scale, so halving the gradient changes its update only through
+        eps: it is exactly the sum's update with eps doubled (2e-8 for 1e-8).
         """
         xp = get_array_module(real)
         n = real.shape[0]
@@ -230,8 +232,10 @@ class GAN:
             g_loss = -self.loss.forward(scores, 0.0)  # minimise log(1 - D(G(z)))
             grad_scores = -self.loss.backward()
         D.requires_grad_(False)  # D is only a critic here: it must not learn from G's loss
-        grad_fake = D.backward(grad_scores)  # dL/d(fake images): straight through D
-        D.requires_grad_(True)
+        try:
+            grad_fake = D.backward(grad_scores)  # dL/d(fake images): straight through D
+        finally:
+            D.requires_grad_(True)
         self.g_optimizer.zero_grad()
         G.backward(grad_fake, input_grad=False)  # dL/d(G's parameters), into .grad
         self.g_optimizer.step()  # only G moves

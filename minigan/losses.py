@@ -57,6 +57,10 @@ class BCELoss(Loss):
     As in PyTorch, each log is clamped at -100, so p = 0 or 1 (a saturated sigmoid)
     gives a large but finite loss instead of inf, and the gradient's denominator
     is clamped at 1e-12 so it stays finite too.
+
+    ``pred`` must be probabilities: values outside [0, 1] (logits passed here by
+    mistake) give NaN. Checking would cost a device sync per call on a GPU, so it
+    is not done; use ``BCEWithLogitsLoss`` for logits.
     """
 
     # PyTorch stores this clamp in single precision (9.99999996e-13); so do we, so

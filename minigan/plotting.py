@@ -33,16 +33,15 @@ def save_image_grid(images: np.ndarray, path: str | os.PathLike, ncols: int = 8)
 
 def plot_history(history: list[dict[str, Any]], path: str | os.PathLike) -> None:
     """Plot losses, mean D outputs and (if logged) FID against the epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: never needs a display
-    import matplotlib.pyplot as plt
+    # A bare Figure, not pyplot: no display needed, and no global backend switched.
+    from matplotlib.figure import Figure
 
     step_rows = [row for row in history if "d_loss" in row]
     fid_rows = [row for row in history if "fid" in row]
     epochs = [row["epoch"] for row in step_rows]
     panels = 3 if fid_rows else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.4), dpi=100)
+    fig = Figure(figsize=(4.2 * panels, 3.4), dpi=100)
+    axes = fig.subplots(1, panels)
     for key, label in [("d_loss", "D loss"), ("g_loss", "G loss")]:
         axes[0].plot(epochs, [row.get(key, np.nan) for row in step_rows], label=label, lw=1)
     axes[0].set_title("losses")
@@ -61,4 +60,3 @@ def plot_history(history: list[dict[str, Any]], path: str | os.PathLike) -> None
     fig.tight_layout()
     with atomic_write(path) as f:
         fig.savefig(f, format="png")
-    plt.close(fig)

@@ -1,4 +1,5 @@
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -74,3 +75,12 @@ def test_cupy_backend_round_trips_and_coexists_with_numpy():
     np.testing.assert_array_equal(be.to_host(x), np.arange(6).reshape(2, 3))
     assert get_backend("numpy").asarray(x).__class__ is np.ndarray
     be.synchronize()
+
+
+def test_cupy_without_a_gpu_says_so(monkeypatch):
+    fake_cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=lambda: False))
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy)
+    with pytest.raises(
+        BackendUnavailableError, match=r"CuPy is installed but finds no usable CUDA GPU"
+    ):
+        get_backend("cupy")

@@ -308,12 +308,26 @@ def test_cache_round_trip_gives_the_same_predictions(small_cache, mnist_test, mo
         raise AssertionError("load_or_train retrained despite a valid cache")
 
     monkeypatch.setattr(Evaluator, "train", no_training)
-    loaded = Evaluator.load_or_train(cache, progress=False)
+    loaded = Evaluator.load_or_train(cache, progress=False, **SMALL_RECIPE)
     x = mnist_test[0][:1000]
     for a, b in zip(trained._classify(x), loaded._classify(x)):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(loaded.test_cov, trained.test_cov)
     assert loaded.info == trained.info
+
+
+def test_a_cache_from_another_recipe_is_not_reused_silently(small_cache, monkeypatch):
+    cache, _ = small_cache
+
+    def retrain(*args, **kwargs):
+        raise RuntimeError("retraining")  # stands in for a minute of training
+
+    monkeypatch.setattr(Evaluator, "train", retrain)
+    with (
+        pytest.warns(UserWarning, match=r"holds a classifier trained with .*training a new one"),
+        pytest.raises(RuntimeError, match="retraining"),
+    ):
+        Evaluator.load_or_train(cache, progress=False)  # the full recipe, not the small one
 
 
 def damage(path, how):
@@ -382,8 +396,19 @@ def evaluate_script():
     return module
 
 
+@pytest.fixture
+def small_recipe(monkeypatch):
+    """Make the script ask for the small test classifier that ``small_cache`` holds."""
+    load_or_train = Evaluator.load_or_train.__func__
+    monkeypatch.setattr(
+        Evaluator,
+        "load_or_train",
+        classmethod(lambda cls, *args, **kw: load_or_train(cls, *args, **kw, **SMALL_RECIPE)),
+    )
+
+
 def test_evaluate_script_prints_one_json_line(
-    evaluate_script, small_cache, mnist_test, tmp_path, capsys
+    evaluate_script, small_cache, small_recipe, mnist_test, tmp_path, capsys
 ):
     samples = tmp_path / "samples.npy"
     np.save(samples, mnist_test[0][:400])
@@ -395,7 +420,7 @@ def test_evaluate_script_prints_one_json_line(
     assert scores["classes_covered"] == 10
 
 
-def test_evaluate_script_reference_modes(evaluate_script, small_cache, capsys):
+def test_evaluate_script_reference_modes(evaluate_script, small_cache, small_recipe, capsys):
     cache = ["--cache-dir", str(small_cache[0])]
     assert evaluate_script.main(["--real-train", "2000", *cache]) == 0
     assert evaluate_script.main(["--noise", "2000", *cache]) == 0
@@ -417,7 +442,7 @@ def test_evaluate_script_reference_modes(evaluate_script, small_cache, capsys):
     ids=["missing", "not-npy", "0-255"],
 )
 def test_evaluate_script_fails_cleanly_on_a_bad_file(
-    evaluate_script, small_cache, tmp_path, capsys, content, message
+    evaluate_script, small_cache, small_recipe, tmp_path, capsys, content, message
 ):
     path = tmp_path / ("missing.npy" if content is None else "bad.npy")
     if isinstance(content, bytes):

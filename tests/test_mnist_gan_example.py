@@ -195,6 +195,7 @@ def test_sample_without_checkpoint_says_what_is_needed(capsys):
     assert "--sample needs --checkpoint PATH and --output FILE.npy" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not real_mnist_available(), reason="needs real MNIST: set MINIGAN_DATA")
 def test_a_few_hundred_steps_on_mnist_move_samples_towards_the_data():
     """Honest and cheap: at first G paints grey noise, half of its pixels bright; after

@@ -330,3 +330,14 @@ def test_backward_without_input_gradient_still_fills_parameter_gradients(rng):
         act = layer()
         act(x)
         assert act.backward(x, input_grad=False) is None
+
+
+@pytest.mark.parametrize(
+    "layer", [nn.Linear(2, 2), nn.ReLU(), nn.LeakyReLU(), nn.Tanh(), nn.Sigmoid()], ids=repr
+)
+def test_backward_rejects_a_gradient_of_another_dtype(layer):
+    layer(np.zeros((1, 2), np.float32))
+    with pytest.raises(
+        TypeError, match=r"grad_out has dtype float64 but the layer computes in float32"
+    ):
+        layer.backward(np.zeros((1, 2)))

@@ -52,6 +52,7 @@ FORMAT_VERSION = 1  # raise it whenever the file's content or the classifier cha
 # How far outside [0, 1] a sample may stray (float rounding of e.g. (tanh + 1) / 2).
 RANGE_TOLERANCE = 1e-3
 
+MNIST_TRAIN_SIZE = 60000  # num_train=None trains on all of MNIST's training images
 INFO_KEYS = ("test_accuracy", "train_seconds", "epochs", "num_train", "seed")
 
 
@@ -205,9 +206,21 @@ class Evaluator:
         path = path / CACHE_FILE
         if path.exists():
             try:
-                return cls.load(path, backend)
+                cached = cls.load(path, backend)
             except CheckpointError as error:
                 warnings.warn(f"{error}; training a new classifier", stacklevel=2)
+            else:
+                wanted = {"epochs": epochs, "num_train": num_train or MNIST_TRAIN_SIZE}
+                trained = {key: cached.info[key] for key in wanted}
+                if trained == wanted:
+                    return cached
+                # Scores are comparable only through the same classifier: never reuse
+                # one trained with another recipe (a quick test one, say) silently.
+                warnings.warn(
+                    f"{path} holds a classifier trained with {trained}, not {wanted}; "
+                    f"training a new one",
+                    stacklevel=2,
+                )
         elif progress:
             print(
                 f"minigan.metrics: no classifier cached at {path}: training one "

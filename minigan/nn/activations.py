@@ -22,20 +22,20 @@ class ReLU(Module):
     """
 
     def __init__(self) -> None:
-        self.positive = None  # the mask [x > 0]
+        self.positive = None  # the mask [x > 0], as 0.0 / 1.0 in x's dtype
 
     def __repr__(self) -> str:
         return "ReLU()"
 
     def forward(self, x: Any) -> Any:
         check_array(self, x)
-        self.positive = x > 0
         # A multiply by the mask is several times faster in NumPy than where().
+        self.positive = (x > 0).astype(x.dtype)
         return x * self.positive
 
     def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
         positive = require_forward(self, self.positive)
-        check_array(self, grad_out, shape=positive.shape, name="grad_out")
+        check_array(self, grad_out, like=positive, shape=positive.shape, name="grad_out")
         return grad_out * positive if input_grad else None
 
 
