@@ -631,3 +631,21 @@ def test_cupy_batches_equal_numpy_batches():
         np.testing.assert_array_equal(hi, cupy.asnumpy(di))
     gpu_scaled = to_gan_range(cupy.asarray(TINY["train-images-idx3-ubyte"]))
     np.testing.assert_array_equal(cupy.asnumpy(gpu_scaled), images)
+
+
+def test_images_and_labels_of_different_lengths_are_refused(tmp_path):
+    """Each file verifies on its own (checksums of these very bytes), yet they disagree."""
+    short_labels = idx_bytes(TINY["train-labels-idx1-ubyte"][:5])
+    raw = dict(TINY_RAW, **{"train-labels-idx1-ubyte": short_labels})
+    spec = Dataset(
+        title="Tiny",
+        folder="tiny",
+        mirrors=(),
+        sha256={name: hashlib.sha256(content).hexdigest() for name, content in raw.items()},
+    )
+    root = tmp_path / "root"
+    root.mkdir()
+    for name, content in raw.items():
+        (root / name).write_bytes(content)
+    with pytest.raises(DataError, match=r"Tiny train: 7 images but 5 labels"):
+        load_dataset(spec, "train", root=root, download=False)
