@@ -88,13 +88,20 @@ class BCEWithLogitsLoss(Loss):
         L = mean( max(x, 0) - x t + log(1 + exp(-|x|)) )
         dL/dx = (sigmoid(x) - t) / N
 
-    Why this form: it is -[t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))] rewritten
-    so that nothing overflows or rounds to log(0). Computing sigmoid first and
-    then the log loses everything once |x| > ~17 (float32: sigmoid(x) rounds to
-    exactly 1 and log(1 - p) = log 0), which clamps the loss and flattens the gradient
-    exactly when the discriminator is confidently wrong, the case that must
-    train. Here exp(-|x|) <= 1 always, and the gradient sigmoid(x) - t is as clean
-    as gradients get.
+    Where both lines come from, one element at a time (s = sigmoid(x)):
+
+        1. l = -[t log s + (1 - t) log(1 - s)]          BCE of the probability s
+        2. log s = -log(1 + exp(-x)),  log(1 - s) = -x - log(1 + exp(-x))
+        3. so l = x - x t + log(1 + exp(-x))            substitute and collect
+        4. for x < 0 use x + log(1 + exp(-x)) = log(1 + exp(x)) = log(1 + exp(-|x|)),
+           and for x >= 0 write x = max(x, 0): one formula, exp(-|x|) <= 1 always
+        5. dl/dx = 1 - t - exp(-x) / (1 + exp(-x)) = 1 - t - (1 - s) = s - t
+
+    Why this form: computing sigmoid first and then the log loses everything once
+    |x| > ~17 (float32: sigmoid(x) rounds to exactly 1 and log(1 - p) = log 0),
+    which clamps the loss and flattens the gradient exactly when the discriminator
+    is confidently wrong, the case that must train. Here nothing overflows or
+    rounds to log(0), and the gradient s - t is as clean as gradients get.
     """
 
     def forward(self, pred: Any, target: Any) -> Any:

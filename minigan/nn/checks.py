@@ -38,29 +38,31 @@ def check_array(
         ValueError: wrong shape.
     """
     if not hasattr(x, "dtype") or not hasattr(x, "shape"):
-        raise TypeError(f"{where!r}: {name} must be a NumPy or CuPy array, got {type(x).__name__}")
+        raise TypeError(
+            f"{_name(where)}: {name} must be a NumPy or CuPy array, got {type(x).__name__}"
+        )
     xp = get_array_module(x)
     if not np.issubdtype(x.dtype, np.floating):  # CuPy arrays carry NumPy dtypes too
         raise TypeError(
-            f"{where!r}: {name} must be a floating-point array, got dtype {x.dtype} "
+            f"{_name(where)}: {name} must be a floating-point array, got dtype {x.dtype} "
             f"(convert it first, e.g. x.astype('float32'))"
         )
     if like is not None:
         if get_array_module(like) is not xp:
             raise TypeError(
-                f"{where!r}: {name} is a {xp.__name__} array but the layer works on "
+                f"{_name(where)}: {name} is a {xp.__name__} array but the layer works on "
                 f"{get_array_module(like).__name__} arrays; move one of them with "
                 f"minigan.backend (backend.asarray / model.to(...))"
             )
         if x.dtype != like.dtype:
             raise TypeError(
-                f"{where!r}: {name} has dtype {x.dtype} but the layer computes in "
+                f"{_name(where)}: {name} has dtype {x.dtype} but the layer computes in "
                 f"{like.dtype}; minigan never casts silently: convert the {name} with "
                 f".astype('{like.dtype}') or the model with model.to(dtype='{x.dtype}')"
             )
     if shape is not None and not _shape_matches(x.shape, shape):
         expected = "(" + ", ".join(str(s) for s in shape) + ")"
-        raise ValueError(f"{where!r}: expected {name} {expected}, got {tuple(x.shape)}")
+        raise ValueError(f"{_name(where)}: expected {name} {expected}, got {tuple(x.shape)}")
 
 
 def _shape_matches(got: tuple[int, ...], expected: tuple[int | str, ...]) -> bool:
@@ -69,11 +71,16 @@ def _shape_matches(got: tuple[int, ...], expected: tuple[int | str, ...]) -> boo
     return all(isinstance(e, str) or e == g for g, e in zip(got, expected))
 
 
+def _name(where: object) -> str:
+    """How a message names its sender: a layer by its repr, a plain string as it is."""
+    return where if isinstance(where, str) else repr(where)
+
+
 def require_forward(where: object, cached: Any) -> Any:
     """Return what forward cached, or say that backward came first."""
     if cached is None:
         raise RuntimeError(
-            f"{where!r}: backward() called before forward(); run forward on a batch "
+            f"{_name(where)}: backward() called before forward(); run forward on a batch "
             f"first, then backward with the gradient of the loss w.r.t. its output"
         )
     return cached
