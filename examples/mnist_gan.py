@@ -252,8 +252,6 @@ def save_history(history: list[dict[str, Any]], out: Path) -> None:
 def sample(args: argparse.Namespace) -> str:
     if args.checkpoint is None or args.output is None:
         raise TrainingError("--sample needs --checkpoint PATH and --output FILE.npy")
-    if args.sample < 1:
-        raise TrainingError(f"--sample needs a positive count, got {args.sample}")
     path = Path(args.checkpoint)
     state = load_checkpoint(path)
     gan = GAN(config_from_checkpoint(state, path), args.backend, seed=args.seed or 0)
