@@ -182,32 +182,31 @@ def step_flops(config: GANConfig, batch: int) -> dict[str, int]:
     }
 
 
+def gemm_rates(multiply: Callable[[], Any], size: int, repeats: int) -> list[float]:
+    """GFLOP/s of ``repeats`` calls of ``multiply`` (one size x size product), after a warm-up."""
+    multiply()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        multiply()
+        rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
+    return rates
+
+
 def gemm_peak_numpy(size: int, repeats: int) -> list[float]:
-    """GFLOP/s of ``repeats`` float32 (size x size) @ (size x size) products, after one warm-up."""
+    """float32 np.matmul (OpenBLAS here), into a preallocated output."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
     out = np.empty_like(a)
-    np.matmul(a, b, out=out)
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        np.matmul(a, b, out=out)
-        rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
-    return rates
+    return gemm_rates(lambda: np.matmul(a, b, out=out), size, repeats)
 
 
 def gemm_peak_torch(torch: Any, size: int, repeats: int) -> list[float]:
     """The same for torch.mm (MKL), for reference."""
     a, b = torch.randn(size, size), torch.randn(size, size)
     out = torch.empty(size, size)
-    torch.mm(a, b, out=out)
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b, out=out)
-        rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
-    return rates
+    return gemm_rates(lambda: torch.mm(a, b, out=out), size, repeats)
 
 
 # ---------------------------------------------------------------------------------------
