@@ -45,7 +45,6 @@ import http.client
 import math
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from collections.abc import Iterator, Mapping
@@ -59,6 +58,7 @@ import numpy as np
 from tqdm import tqdm
 
 from minigan.backend import Backend, get_backend
+from minigan.files import atomic_write
 
 Kind = Literal["images", "labels"]
 IDX_MAGIC: dict[str, int] = {"images": 0x00000803, "labels": 0x00000801}
@@ -269,36 +269,28 @@ def search_folders(dataset: Dataset, root: str | os.PathLike | None = None) -> l
 def _fetch(url: str, dataset: Dataset, name: str, target: Path, timeout: float) -> bytes:
     """Download ``url`` to ``target`` if its content verifies; return the decompressed bytes.
 
-    The bytes go to a temporary file beside ``target``, renamed over it only once
-    verified, so no reader ever sees a partial or wrong file, and the ``finally`` removes
-    the temporary file whatever happens (an error, Ctrl-C).
+    The bytes go to a temporary file beside ``target`` (``atomic_write``), renamed over
+    it only if the checks below pass: no reader ever sees a partial or wrong file, and a
+    failed check, an error or Ctrl-C leaves no temporary file behind.
     """
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=target.name + ".", suffix=".part")
-    tmp = Path(tmp_name)
-    try:
-        md5, received = hashlib.md5(), 0
-        request = Request(url, headers={"User-Agent": "minigan"})
-        with os.fdopen(fd, "wb") as out, urlopen(request, timeout=timeout) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
-                while chunk := response.read(1 << 16):
-                    out.write(chunk)
-                    md5.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
+    request = Request(url, headers={"User-Agent": "minigan"})
+    with atomic_write(target) as out, urlopen(request, timeout=timeout) as response:
+        total = int(response.headers.get("Content-Length") or 0) or None
+        chunks = []
+        with tqdm(total=total, unit="B", unit_scale=True, desc=target.name) as bar:
+            while chunk := response.read(1 << 16):
+                out.write(chunk)
+                chunks.append(chunk)
+                bar.update(len(chunk))
+        raw = b"".join(chunks)
         # http.client returns short reads without complaint when a server hangs up early.
-        if total is not None and received != total:
-            raise CorruptFileError(f"{url}: transfer cut off after {received} of {total} bytes")
-        data = _decompress(tmp.read_bytes(), url)
+        if total is not None and len(raw) != total:
+            raise CorruptFileError(f"{url}: transfer cut off after {len(raw)} of {total} bytes")
+        data = _decompress(raw, url)
         published = dataset.md5.get(name, "unknown")
-        _check_sha256(
-            data, dataset, name, url, f"MD5 of the .gz: {md5.hexdigest()}, published: {published}"
-        )
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; a dataset is not
-        os.replace(tmp, target)
-        return data
-    finally:
-        tmp.unlink(missing_ok=True)  # already gone after a successful os.replace
+        md5 = hashlib.md5(raw).hexdigest()
+        _check_sha256(data, dataset, name, url, f"MD5 of the .gz: {md5}, published: {published}")
+    return data
 
 
 def _download(
