@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from minigan.backend import BackendUnavailableError, get_backend
+from minigan.backend import BackendUnavailableError, get_backend, to_host
 from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minigan.data import BatchIterator, DataError, load_mnist, to_gan_range
 from minigan.files import atomic_write
@@ -235,7 +235,7 @@ def prepare_out_dir(out: Path) -> None:
 def generate_unit_images(gan: GAN, z: Any, chunk: int = 1000) -> np.ndarray:
     """G(z) in [-1, 1] -> host float32 (n, 28, 28) in [0, 1], ``chunk`` rows at a time."""
     images = np.concatenate(
-        [gan.backend.to_host(gan.generate(z[i : i + chunk])) for i in range(0, len(z), chunk)]
+        [to_host(gan.generate(z[i : i + chunk])) for i in range(0, len(z), chunk)]
     )
     return np.clip((images.reshape(-1, 28, 28).astype(np.float32) + 1) / 2, 0, 1)
 

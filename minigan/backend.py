@@ -5,10 +5,10 @@ library it belongs to (``xp = get_array_module(x)``), in the style of Chainer an
 CuPy, so a NumPy model and a CuPy model can live side by side in one process.
 Moving arrays between host and device happens here and nowhere else.
 
-    >>> from minigan.backend import get_backend
+    >>> from minigan.backend import get_backend, to_host
     >>> be = get_backend("numpy")
     >>> x = be.asarray([[1.0, 2.0]], dtype="float32")   # host -> device (a no-op for NumPy)
-    >>> be.to_host(x)                                     # device -> host, always a NumPy array
+    >>> to_host(x)                                        # device -> host, always a NumPy copy
     array([[1., 2.]], dtype=float32)
 """
 
@@ -71,12 +71,6 @@ class Backend:
             array = array.get()  # a CuPy array brought back to the host
         return self.xp.asarray(array, dtype=dtype)
 
-    def to_host(self, array: Any) -> np.ndarray:
-        """Device -> host copy; always returns a NumPy array (or NumPy scalar)."""
-        if get_array_module(array) is np:
-            return np.asarray(array)
-        return array.get()
-
     def synchronize(self) -> None:
         """Wait until queued device work has finished (a no-op for NumPy).
 
@@ -91,10 +85,6 @@ class Backend:
         NumPy and CuPy give different streams for the same seed.
         """
         return self.xp.random.default_rng(seed)
-
-    def owns(self, array: Any) -> bool:
-        """True if ``array`` lives on this backend."""
-        return get_array_module(array) is self.xp
 
 
 def _import_cupy() -> ModuleType:
@@ -134,8 +124,13 @@ def get_backend(name: str | Backend = "numpy") -> Backend:
     raise ValueError(f"unknown backend {name!r}; valid backends are {valid}")
 
 
-def host_copy(array: Any) -> np.ndarray:
-    """A NumPy copy of ``array`` that shares no memory with it, whatever its backend."""
+def to_host(array: Any) -> np.ndarray:
+    """Device -> host: a NumPy copy of ``array`` that shares no memory with it.
+
+    The one way minigan reads values back. On CuPy it is an explicit transfer that
+    waits for the GPU (a sync), so training code calls it only at logging points.
+    NumPy arrays are copied too, so a saved state never aliases live weights.
+    """
     if get_array_module(array) is np:
         return np.array(array, copy=True)
     return array.get()
@@ -143,5 +138,4 @@ def host_copy(array: Any) -> np.ndarray:
 
 def backend_of(array: Any) -> Backend:
     """The backend an array lives on."""
-    xp = get_array_module(array)
-    return Backend("numpy", np) if xp is np else Backend("cupy", xp)
+    return get_backend("numpy" if get_array_module(array) is np else "cupy")

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import get_array_module, host_copy
+from minigan.backend import get_array_module, to_host
 
 
 def numerical_gradient(
@@ -70,7 +70,7 @@ def relative_error(analytic: Any, numeric: np.ndarray) -> float:
     whose rounding noise is large relative to themselves do not raise false alarms.
     Returns 0.0 when both gradients are exactly zero.
     """
-    a = host_copy(analytic).astype(np.float64)
+    a = to_host(analytic).astype(np.float64)
     checked = ~np.isnan(numeric)
     a, n = a[checked], numeric[checked]
     scale = max(np.abs(a).max(initial=0.0), np.abs(n).max(initial=0.0))

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import get_array_module, host_copy
+from minigan.backend import get_array_module, to_host
 from minigan.nn.module import Parameter
 
 
@@ -119,7 +119,7 @@ class SGD(Optimizer):
             self.data -= self.lr * self.grad
 
     def state_dict(self) -> dict[str, Any]:
-        return {"lr": self.lr, "momentum": self.momentum, "buf": host_copy(self.buf)}
+        return {"lr": self.lr, "momentum": self.momentum, "buf": to_host(self.buf)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._load_buffers(state, {"buf": self.buf})
@@ -188,8 +188,8 @@ class Adam(Optimizer):
             "betas": self.betas,
             "eps": self.eps,
             "t": self.t,
-            "m": host_copy(self.m),
-            "v": host_copy(self.v),
+            "m": to_host(self.m),
+            "v": to_host(self.v),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ from minigan.backend import (
     backend_of,
     get_array_module,
     get_backend,
-    host_copy,
+    to_host,
 )
 
 
@@ -18,7 +18,7 @@ def test_numpy_backend_round_trips_arrays():
     be = get_backend("numpy")
     x = be.asarray([[1.0, 2.0]], dtype="float32")
     assert be.xp is np and x.dtype == np.float32
-    host = be.to_host(x)
+    host = to_host(x)
     assert isinstance(host, np.ndarray)
     np.testing.assert_array_equal(host, [[1.0, 2.0]])
     be.synchronize()  # a no-op, but callable
@@ -57,9 +57,9 @@ def test_numpy_rng_is_seeded():
     np.testing.assert_array_equal(a, b)
 
 
-def test_host_copy_shares_no_memory():
+def test_to_host_copy_shares_no_memory():
     x = np.arange(4.0)
-    y = host_copy(x)
+    y = to_host(x)
     y[0] = 99
     assert x[0] == 0
 
@@ -72,7 +72,7 @@ def test_cupy_backend_round_trips_and_coexists_with_numpy():
     x = be.asarray(np.arange(6, dtype=np.float32).reshape(2, 3))
     assert isinstance(x, cupy.ndarray) and get_array_module(x) is cupy
     assert get_array_module(np.zeros(2)) is np
-    np.testing.assert_array_equal(be.to_host(x), np.arange(6).reshape(2, 3))
+    np.testing.assert_array_equal(to_host(x), np.arange(6).reshape(2, 3))
     assert get_backend("numpy").asarray(x).__class__ is np.ndarray
     be.synchronize()
 

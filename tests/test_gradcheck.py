@@ -10,8 +10,8 @@ from minigan.gradcheck import check_module, numerical_gradient, relative_error
 class TanhWithWrongBackward(nn.Tanh):
     """A classic slip: dL/dx = dL/dy * (1 - y) instead of (1 - y**2)."""
 
-    def backward(self, grad_out):
-        return grad_out * (1 - self.y)
+    def backward(self, grad_out, input_grad=True):
+        return grad_out * (1 - self.saved(grad_out))
 
 
 def test_check_module_catches_a_wrong_derivative(rng):

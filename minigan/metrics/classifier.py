@@ -26,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from minigan import nn
-from minigan.backend import Backend, backend_of, get_backend
+from minigan.backend import Backend, backend_of, get_backend, to_host
 from minigan.data import BatchIterator
 from minigan.losses import CrossEntropyLoss
 from minigan.optim import Adam
@@ -84,8 +84,8 @@ def classify(
         x = standardize(backend.asarray(pixels[start : start + batch_size], dtype))
         for layer in model.layers[:-1]:
             x = layer(x)
-        features.append(backend.to_host(x).astype(np.float64))
-        logits.append(backend.to_host(model.layers[-1](x)).astype(np.float64))
+        features.append(to_host(x).astype(np.float64))
+        logits.append(to_host(model.layers[-1](x)).astype(np.float64))
     return np.concatenate(logits), np.concatenate(features)
 
 

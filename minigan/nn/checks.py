@@ -22,30 +22,40 @@ def check_array(
     like: Any = None,
     shape: tuple[int | str, ...] | None = None,
     name: str = "input",
+    integer: bool = False,
+    dtype_hint: str = "convert it first, e.g. x.astype('float32')",
 ) -> None:
-    """Raise unless ``x`` is a floating-point array fit to meet ``like``.
+    """Raise unless ``x`` is an array of the right kind, fit to meet ``like``.
 
     Args:
         where: the layer or loss doing the check (its ``repr`` starts the message).
         x: the array to check.
-        like: an array ``x`` must share backend and dtype with (a parameter, the
-            cached forward input); mixing them would make NumPy cast silently.
+        like: an array ``x`` must share its backend with (a parameter, the cached
+            forward input), and, for floating-point ``x``, its dtype too: mixing
+            them would make NumPy cast silently.
         shape: the expected shape; string entries such as ``"batch"`` match any size.
-        name: what ``x`` is, for the message ("input", "grad_out", "target").
+        name: what ``x`` is, for the message ("input", "grad_out", "labels").
+        integer: ``x`` holds integers (class labels, indices), not floats.
+        dtype_hint: how to fix a wrong dtype, appended to that message.
 
     Raises:
-        TypeError: not an array, not floating point, or another backend or dtype.
+        TypeError: not an array, the wrong kind of dtype, or another backend or dtype.
         ValueError: wrong shape.
     """
     if not hasattr(x, "dtype") or not hasattr(x, "shape"):
+        what = "array of class indices" if integer else "array"
         raise TypeError(
-            f"{_name(where)}: {name} must be a NumPy or CuPy array, got {type(x).__name__}"
+            f"{_name(where)}: {name} must be a NumPy or CuPy {what}, got {type(x).__name__}"
         )
     xp = get_array_module(x)
-    if not np.issubdtype(x.dtype, np.floating):  # CuPy arrays carry NumPy dtypes too
+    kind, wanted = (
+        (np.integer, "integer class indices")
+        if integer
+        else (np.floating, "a floating-point array")
+    )
+    if not np.issubdtype(x.dtype, kind):  # CuPy arrays carry NumPy dtypes too
         raise TypeError(
-            f"{_name(where)}: {name} must be a floating-point array, got dtype {x.dtype} "
-            f"(convert it first, e.g. x.astype('float32'))"
+            f"{_name(where)}: {name} must be {wanted}, got dtype {x.dtype}; {dtype_hint}"
         )
     if like is not None:
         if get_array_module(like) is not xp:
@@ -54,7 +64,7 @@ def check_array(
                 f"{get_array_module(like).__name__} arrays; move one of them with "
                 f"minigan.backend (backend.asarray / model.to(...))"
             )
-        if x.dtype != like.dtype:
+        if not integer and x.dtype != like.dtype:
             raise TypeError(
                 f"{_name(where)}: {name} has dtype {x.dtype} but the layer computes in "
                 f"{like.dtype}; minigan never casts silently: convert the {name} with "

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.nn.checks import check_array, require_forward
+from minigan.nn.checks import check_array
 from minigan.nn.module import Module, Parameter
 
 
@@ -57,29 +57,21 @@ class Linear(Module):
             rng.uniform(-bound, bound, (out_features, in_features)).astype(dtype)
         )
         self.bias = Parameter(rng.uniform(-bound, bound, out_features).astype(dtype))
-        self.x = None  # the forward input: backward needs it for dL/dW
 
     def __repr__(self) -> str:
         return f"Linear({self.in_features} -> {self.out_features})"
 
     def forward(self, x: Any) -> Any:
         check_array(self, x, like=self.weight.data, shape=("batch", self.in_features))
-        self.x = x
         y = x @ self.weight.data.T
         y += self.bias.data  # in place: one (batch, out) array instead of two
+        self.save_for_backward(x, output_shape=y.shape)  # dL/dW needs x
         return y
 
     def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
-        x = require_forward(self, self.x)
-        check_array(
-            self,
-            grad_out,
-            like=x,
-            shape=(x.shape[0], self.out_features),
-            name="grad_out",
-        )
-        if self.weight.requires_grad:
-            self.weight.grad += grad_out.T @ x
-        if self.bias.requires_grad:
-            self.bias.grad += grad_out.sum(axis=0)
-        return grad_out @ self.weight.data if input_grad else None
+        x, W, b, g = self.saved(grad_out), self.weight, self.bias, grad_out
+        if W.requires_grad:
+            W.grad += g.T @ x  # dL/dW = g^T x
+        if b.requires_grad:
+            b.grad += g.sum(axis=0)  # dL/db = sum over the batch of g
+        return g @ W.data if input_grad else None  # dL/dx = g W

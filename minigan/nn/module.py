@@ -2,18 +2,26 @@
 
 Every layer in minigan follows one contract, the same one PyTorch users know:
 
-- ``y = m.forward(x)`` (or ``m(x)``) computes the output and caches what the
-  backward pass will need;
-- ``dx = m.backward(dy)`` takes dL/dy, returns dL/dx, and ADDS each parameter's
-  dL/dparam into ``param.grad`` (so gradients from several backward passes sum up,
-  as in PyTorch) until ``m.zero_grad()``. ``m.backward(dy, input_grad=False)``
-  returns None instead of dL/dx, for when x is data that nothing upstream
-  learns from: ``Linear`` then skips a whole matrix product;
+- ``y = m.forward(x)`` (or ``m(x)``) computes the output and keeps what the
+  backward pass will need (``self.save_for_backward(...)``);
+- ``dx = m.backward(dy)`` takes dL/dy, the gradient of the loss with respect to
+  the layer's output, returns dL/dx, the gradient with respect to its input, and
+  ADDS each parameter's dL/dparam into ``param.grad`` (so gradients from several
+  backward passes sum up, as in PyTorch) until ``m.zero_grad()``;
+- ``m.backward(dy, input_grad=False)`` says nobody needs dL/dx (x is data that
+  nothing upstream learns from). It is a hint: a layer where dL/dx costs real
+  work skips it and returns None (``Linear`` saves a whole matrix product);
+  elementwise layers return dL/dx anyway, since it is one multiply;
 - ``m.parameters()`` lists the ``Parameter`` objects; optimizers update their
   ``.data`` in place.
 
-There is no autograd: a module only knows how to undo its own forward pass, and
-``Sequential`` chains those undos in reverse order. That is all backpropagation is.
+Backward reads what forward saved, so the forward input must not change in place
+between the two (``x *= 2`` after ``y = m(x)`` would give a wrong dL/dW): make a
+new array instead.
+
+There is no autograd: each module knows only the derivative of its own forward
+map, and turns dL/d(output) into dL/d(input). ``Sequential`` chains those steps
+in reverse order. That is all backpropagation is.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import Backend, get_array_module, get_backend, host_copy
+from minigan.backend import Backend, get_array_module, get_backend, to_host
+from minigan.nn.checks import check_array, require_forward
 
 
 class Parameter:
@@ -60,7 +69,15 @@ class Module:
     Subclasses set ``Parameter`` (and sub-``Module``) attributes in ``__init__`` and
     implement ``forward`` and ``backward``. Parameter names come from the attribute
     names, in the order they were set (``weight`` before ``bias``).
+
+    ``forward`` ends with ``self.save_for_backward(...)``; ``backward`` starts with
+    ``self.saved(grad_out)``, which returns those arrays after checking that
+    forward ran and that ``grad_out`` fits them (backend, dtype, shape). The
+    backward body is then the derivative and nothing else.
     """
+
+    _saved: tuple[Any, ...] | None = None  # what forward kept for backward
+    _grad_shape: tuple[int, ...] | None = None  # the shape dL/d(output) must have
 
     def __call__(self, x: Any) -> Any:
         return self.forward(x)
@@ -70,6 +87,27 @@ class Module:
 
     def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
         raise NotImplementedError
+
+    def save_for_backward(self, *arrays: Any, output_shape: tuple[int, ...] | None = None) -> None:
+        """Keep ``arrays`` for the backward pass (PyTorch's ``ctx.save_for_backward``).
+
+        ``output_shape`` is the shape of the forward output, which the incoming
+        gradient must have; it defaults to the first array's shape (right for
+        elementwise layers, whose output has the input's shape).
+        """
+        self._saved = arrays
+        self._grad_shape = tuple(arrays[0].shape) if output_shape is None else output_shape
+
+    def saved(self, grad_out: Any) -> Any:
+        """What forward saved (one array, or a tuple), once ``grad_out`` is checked.
+
+        Raises RuntimeError if forward has not run, and TypeError / ValueError if
+        ``grad_out`` is not an array of the saved arrays' backend, dtype and the
+        forward output's shape.
+        """
+        saved = require_forward(self, self._saved)
+        check_array(self, grad_out, like=saved[0], shape=self._grad_shape, name="grad_out")
+        return saved[0] if len(saved) == 1 else saved
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         """Yield ``(name, parameter)`` pairs, e.g. ``("0.weight", p)`` inside a Sequential."""
@@ -113,36 +151,63 @@ class Module:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Parameter values by PyTorch-style name, as host NumPy copies."""
-        return {name: host_copy(param.data) for name, param in self.named_parameters()}
+        return {name: to_host(param.data) for name, param in self.named_parameters()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Copy values into the parameters, in place, keeping their dtype and backend.
 
-        Raises KeyError for missing or unexpected names and ValueError for a shape
-        mismatch, before anything is changed, so a failed load leaves the module as
-        it was. Values may be NumPy arrays or anything ``numpy.asarray`` accepts (a
-        PyTorch CPU tensor's ``.numpy()``, say).
+        All or nothing: every entry is checked (names, that each value is a numeric
+        array, shapes) before any parameter changes, so a failed load leaves the
+        module exactly as it was. Values may be NumPy arrays or anything with a
+        numeric ``dtype`` and ``shape`` that ``numpy.asarray`` accepts (a PyTorch CPU
+        tensor's ``.numpy()``, say).
+
+        Raises:
+            KeyError: missing or unexpected names.
+            TypeError: a value that is not a numeric array.
+            ValueError: a shape mismatch.
         """
+        where = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, dict):
+            raise TypeError(
+                f"{where}: expected a dict of arrays by name, got {type(state).__name__}"
+            )
         params = dict(self.named_parameters())
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
         if missing or unexpected:
             raise KeyError(
-                f"{type(self).__name__}.load_state_dict: names do not match "
+                f"{where}: names do not match "
                 f"(missing: {missing or 'none'}; unexpected: {unexpected or 'none'})"
             )
         for name, param in params.items():
-            got = tuple(np.shape(state[name]))
+            value = state[name]
+            if not _is_numeric_array(value):
+                raise TypeError(
+                    f"{where}: '{name}' must be a numeric array, got {type(value).__name__}"
+                    + (f" of dtype {value.dtype}" if hasattr(value, "dtype") else "")
+                )
+            got = tuple(value.shape)
             if got != param.shape:
                 raise ValueError(
-                    f"{type(self).__name__}.load_state_dict: '{name}' has shape {got}, "
-                    f"this model expects {param.shape}"
+                    f"{where}: '{name}' has shape {got}, this model expects {param.shape}"
                 )
         for name, param in params.items():
             value = state[name]
             if get_array_module(param.data) is not np:
                 value = get_array_module(param.data).asarray(value)
             param.data[...] = value
+
+
+def _is_numeric_array(value: Any) -> bool:
+    """True for a NumPy or CuPy array (or scalar) of integers or floats."""
+    try:
+        dtype = np.dtype(value.dtype)
+    except (AttributeError, TypeError):  # not an array, or a dtype NumPy does not know
+        return False
+    return hasattr(value, "shape") and (
+        np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)
+    )
 
 
 class Sequential(Module):
