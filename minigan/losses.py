@@ -16,17 +16,19 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import get_array_module
+from minigan.backend import get_array_module, to_host
 from minigan.nn.activations import sigmoid
 from minigan.nn.checks import check_array, require_forward
+from minigan.nn.module import Module
 
 
-class Loss:
-    """Shared bookkeeping: validate, remember the last (pred, target), reduce by mean."""
+class Loss(Module):
+    """A module whose output is the scalar loss (as in PyTorch, a loss is a Module).
 
-    def __init__(self) -> None:
-        self.pred = None
-        self.target = None
+    ``forward(pred, target)`` saves what ``backward()`` needs with
+    ``save_for_backward``; ``backward()`` takes no argument, since dL/dL = 1, and
+    reads them back from ``saved_tensors``.
+    """
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
@@ -34,18 +36,20 @@ class Loss:
     def __call__(self, pred: Any, target: Any) -> Any:
         return self.forward(pred, target)
 
-    def _remember(self, pred: Any, target: Any) -> None:
+    @property
+    def saved_tensors(self) -> tuple[Any, ...]:
+        """What the last forward saved (PyTorch's ``ctx.saved_tensors``)."""
+        return require_forward(self, self._saved)
+
+    def check_binary_target(self, pred: Any, target: Any) -> Any:
+        """A float prediction, and a target that is a number in [0, 1] or an array like it."""
         check_array(self, pred, name="pred")
         if isinstance(target, Real):
             if not 0 <= target <= 1:
                 raise ValueError(f"{self!r}: a target number must lie in [0, 1], got {target}")
-            target = float(target)
-        else:
-            check_array(self, target, like=pred, shape=pred.shape, name="target")
-        self.pred, self.target = pred, target
-
-    def _recall(self) -> tuple[Any, Any]:
-        return require_forward(self, self.pred), self.target
+            return float(target)
+        check_array(self, target, like=pred, shape=pred.shape, name="target")
+        return target
 
 
 class BCELoss(Loss):
@@ -68,16 +72,16 @@ class BCELoss(Loss):
     GRAD_DENOMINATOR_MIN = np.float32(1e-12)
 
     def forward(self, pred: Any, target: Any) -> Any:
-        self._remember(pred, target)
-        xp = get_array_module(pred)
-        p, t = pred, self.target
+        p, t = pred, self.check_binary_target(pred, target)
+        self.save_for_backward(p, t)
+        xp = get_array_module(p)
         with np.errstate(divide="ignore"):  # log(0) = -inf is what the clamp is for
             log_p = xp.maximum(xp.log(p), -100)
             log_1mp = xp.maximum(xp.log(1 - p), -100)
         return xp.asarray(-(t * log_p + (1 - t) * log_1mp).mean())
 
     def backward(self) -> Any:
-        p, t = self._recall()
+        p, t = self.saved_tensors
         xp = get_array_module(p)
         return (p - t) / xp.maximum(p * (1 - p), self.GRAD_DENOMINATOR_MIN) / p.size
 
@@ -105,13 +109,13 @@ class BCEWithLogitsLoss(Loss):
     """
 
     def forward(self, pred: Any, target: Any) -> Any:
-        self._remember(pred, target)
-        xp = get_array_module(pred)
-        x, t = pred, self.target
+        x, t = pred, self.check_binary_target(pred, target)
+        self.save_for_backward(x, t)
+        xp = get_array_module(x)
         return xp.asarray((xp.maximum(x, 0) - x * t + xp.log1p(xp.exp(-xp.abs(x)))).mean())
 
     def backward(self) -> Any:
-        x, t = self._recall()
+        x, t = self.saved_tensors
         return (sigmoid(x) - t) / x.size
 
 
@@ -159,51 +163,41 @@ class CrossEntropyLoss(Loss):
 
     def forward(self, pred: Any, target: Any) -> Any:
         x, y = pred, target
-        check_array(self, x, shape=("batch", "classes"), name="logits")
-        self._check_labels(x, y)
+        self.check_labels(x, y)
         xp = get_array_module(x)
         log_p = log_softmax(x)
         # Backward needs p; exp(log_p) is cheaper to keep than to recompute from x.
-        self.pred, self.target, self.prob = x, y, xp.exp(log_p)
+        self.save_for_backward(xp.exp(log_p), y)
         return xp.asarray(-log_p[xp.arange(x.shape[0]), y].mean())
 
     def backward(self) -> Any:
-        _, y = self._recall()
-        xp = get_array_module(y)
-        grad = self.prob.copy()
+        p, y = self.saved_tensors
+        xp = get_array_module(p)
+        grad = p.copy()
         grad[xp.arange(y.shape[0]), y] -= 1  # p - onehot(y)
         grad /= grad.dtype.type(y.shape[0])  # a scalar of the logits' dtype: no upcast
         return grad
 
-    def _check_labels(self, x: Any, y: Any) -> None:
-        if not hasattr(y, "dtype") or not hasattr(y, "shape"):
-            raise TypeError(
-                f"{self!r}: labels must be a NumPy or CuPy array of class indices, "
-                f"got {type(y).__name__}"
-            )
-        xp = get_array_module(x)
-        if get_array_module(y) is not xp:
-            raise TypeError(
-                f"{self!r}: labels are a {get_array_module(y).__name__} array but the "
-                f"logits a {xp.__name__} array; move one of them with minigan.backend"
-            )
-        if not np.issubdtype(y.dtype, np.integer):  # CuPy arrays carry NumPy dtypes
-            raise TypeError(
-                f"{self!r}: labels must be integer class indices, got dtype {y.dtype}; "
-                f"convert with labels.astype('int64') (one-hot rows: labels.argmax(axis=1))"
-            )
+    def check_labels(self, x: Any, y: Any) -> None:
+        """Logits (N, C) and integer labels (N,) in [0, C), on one backend."""
+        check_array(self, x, shape=("batch", "classes"), name="logits")
         n, classes = x.shape
         if n == 0 or classes == 0:
             raise ValueError(
                 f"{self!r}: expected logits (batch, classes) with at least one example "
                 f"and one class, got {tuple(x.shape)}"
             )
+        check_array(
+            self, y, like=x, name="labels", integer=True,
+            dtype_hint="convert with labels.astype('int64') (one-hot rows: labels.argmax(axis=1))",
+        )  # fmt: skip
         if y.shape != (n,):
             raise ValueError(
                 f"{self!r}: expected labels ({n},) for logits {tuple(x.shape)}, "
                 f"got {tuple(y.shape)}"
             )
-        low, high = int(y.min()), int(y.max())
+        # Reading the labels' range back is one explicit transfer (a sync on a GPU).
+        low, high = (int(v) for v in to_host(get_array_module(y).stack([y.min(), y.max()])))
         if low < 0 or high >= classes:
             raise ValueError(
                 f"{self!r}: labels must lie in [0, {classes}) for {classes} classes, "

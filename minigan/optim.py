@@ -1,4 +1,4 @@
-"""Optimizers: SGD (with momentum) and Adam, matching PyTorch's update rules.
+"""Optimizers: SGD (with momentum), Adam and their in-place fast paths, as in PyTorch.
 
 An optimizer packs all its parameters into one flat array (and their gradients
 into another): each ``Parameter.data`` and ``.grad`` becomes a reshaped view into
@@ -7,12 +7,23 @@ one Python loop iteration per parameter tensor, and the same code serves every
 model. Consequences worth knowing:
 
 - create the optimizer after ``model.to(...)`` (moving a model swaps its arrays);
-- all parameters of one optimizer share a dtype and a backend.
+- one optimizer per parameter: a second one over the same parameters takes them over;
+- change values in place (``p.data[...] = v``, ``p.grad += g``), never by assigning
+  ``p.data = v`` or ``p.grad = g``, which would cut the parameter loose from the buffer.
+
+Each of these mistakes would leave the weights unchanged forever without a word, so
+``step()`` checks that every parameter still views the buffers and raises otherwise.
+
+Each update is written twice, side by side: ``formula_step`` reads exactly like the
+math in the class docstring; ``in_place_step`` is the same arithmetic in the same
+order, done in preallocated buffers (no temporaries), and gives bit-identical
+results (tested). ``step()`` runs the fast path unless ``in_place=False``.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
@@ -22,11 +33,12 @@ from minigan.backend import get_array_module, to_host
 from minigan.nn.module import Parameter
 
 
-def flatten_parameters(params: list[Parameter]) -> tuple[Any, Any]:
+def flatten_parameters(params: list[Parameter], owner: Any) -> tuple[Any, Any]:
     """Move the values and gradients of ``params`` into two flat arrays.
 
     Afterwards each ``param.data`` / ``param.grad`` is a view of a slice of the
-    returned ``(data, grad)`` arrays, holding the same values as before.
+    returned ``(data, grad)`` arrays, holding the same values as before, and the
+    parameter remembers ``owner`` (weakly), so a detached one can say who took it.
     """
     xp = get_array_module(params[0].data)
     dtype = params[0].dtype
@@ -41,6 +53,7 @@ def flatten_parameters(params: list[Parameter]) -> tuple[Any, Any]:
         data_view[...] = p.data
         grad_view[...] = p.grad
         p.data, p.grad = data_view, grad_view
+        p.optimizer = weakref.ref(owner)
         offset += size
     return flat_data, flat_grad
 
@@ -48,7 +61,7 @@ def flatten_parameters(params: list[Parameter]) -> tuple[Any, Any]:
 class Optimizer:
     """Holds the parameters, their flat buffers and ``zero_grad``."""
 
-    def __init__(self, params: Iterable[Parameter], lr: float):
+    def __init__(self, params: Iterable[Parameter], lr: float, in_place: bool = True):
         params = list(params)
         name = type(self).__name__
         if not params:
@@ -70,27 +83,101 @@ class Optimizer:
             raise ValueError(f"{name}: learning rate must be >= 0, got {lr}")
         self.params = params
         self.lr = float(lr)
-        self.data, self.grad = flatten_parameters(params)
+        self.in_place = bool(in_place)
+        self.data, self.grad = flatten_parameters(params, self)
+        # The views handed out above; step() checks that each parameter still holds them.
+        self.views = [(p.data, p.grad) for p in params]
 
     def zero_grad(self) -> None:
         self.grad[...] = 0
 
-    def _load_buffers(self, state: dict[str, Any], buffers: dict[str, Any]) -> None:
-        """Copy ``state[key]`` into each ``buffers[key]``, checking all of them first."""
+    def step(self) -> None:
+        """One update of every parameter: the fast path, or the formula as written."""
+        self.check_attached()
+        self.in_place_step() if self.in_place else self.formula_step()
+
+    def formula_step(self) -> None:
+        raise NotImplementedError
+
+    def in_place_step(self) -> None:
+        raise NotImplementedError
+
+    def check_attached(self) -> None:
+        """Raise if a parameter no longer views this optimizer's buffers.
+
+        An identity check per parameter: a few microseconds, and it turns "the
+        weights silently never change" into an error that names the fix.
+        """
+        name = type(self).__name__
+        for index, (p, (data, grad)) in enumerate(zip(self.params, self.views)):
+            what = f"{name}: parameter {index} (shape {p.shape})"
+            owner = p.optimizer() if p.optimizer is not None else None
+            if owner is not self and owner is not None:
+                raise RuntimeError(
+                    f"{what} was taken over by another optimizer created over the same "
+                    f"parameters; use one optimizer per parameter (drop this one, or build "
+                    f"it once)"
+                )
+            if p.data is not data:
+                raise RuntimeError(
+                    f"{what} no longer views this optimizer's buffer: its .data was "
+                    f"replaced (by model.to(...) after the optimizer was created, or by "
+                    f"code assigning p.data = ...); create the optimizer after model.to(...) "
+                    f"and change values in place (p.data[...] = new_values)"
+                )
+            if p.grad is not grad:
+                raise RuntimeError(
+                    f"{what} no longer views this optimizer's gradient buffer: its .grad "
+                    f"was replaced, e.g. by a backward pass assigning p.grad = g; backward "
+                    f"passes must add into it (p.grad += g)"
+                )
+
+    def _read_numbers(self, state: dict[str, Any], *keys: str) -> list[Any]:
+        """``state[key]`` as floats (a pair of floats for a sequence), checked, for each key."""
+        name = f"{type(self).__name__}.load_state_dict"
+        values = []
+        for key in keys:
+            if key not in state:
+                raise KeyError(
+                    f"{name}: the state has no '{key}'; it is not a {type(self).__name__} state"
+                )
+            value = state[key]
+            try:
+                if isinstance(value, (list, tuple, np.ndarray)):
+                    values.append(tuple(float(v) for v in value))
+                else:
+                    values.append(float(value))
+            except (TypeError, ValueError):
+                raise TypeError(f"{name}: '{key}' must be a number, got {value!r}") from None
+        return values
+
+    def _check_buffers(self, state: dict[str, Any], buffers: dict[str, Any]) -> dict[str, Any]:
+        """Check that ``state[key]`` fits each ``buffers[key]``; return those values.
+
+        Callers check everything first and copy (``_copy_buffers``) only then, so a
+        failed load changes nothing.
+        """
         name = f"{type(self).__name__}.load_state_dict"
         for key, target in buffers.items():
             if key not in state:
                 raise KeyError(
                     f"{name}: the state has no '{key}'; it is not a {type(self).__name__} state"
                 )
-            if np.shape(state[key]) != target.shape:
+            value = state[key]
+            if not (hasattr(value, "dtype") and np.issubdtype(value.dtype, np.number)):
+                raise TypeError(f"{name}: '{key}' must be a numeric array, got {value!r:.60}")
+            if np.shape(value) != target.shape:
                 raise ValueError(
                     f"{name}: '{key}' holds {np.shape(state[key])} values but this "
                     f"optimizer has {target.shape[0]} parameters: it was saved for a "
                     f"different model"
                 )
+        return {key: state[key] for key in buffers}
+
+    @staticmethod
+    def _copy_buffers(values: dict[str, Any], buffers: dict[str, Any]) -> None:
         for key, target in buffers.items():
-            target[...] = get_array_module(target).asarray(state[key])
+            target[...] = get_array_module(target).asarray(values[key])
 
 
 class SGD(Optimizer):
@@ -103,27 +190,43 @@ class SGD(Optimizer):
     ``torch.optim.SGD`` (dampening 0, no Nesterov).
     """
 
-    def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0):
-        super().__init__(params, lr)
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float,
+        momentum: float = 0.0,
+        in_place: bool = True,
+    ):
+        super().__init__(params, lr, in_place)
         if not 0 <= momentum < 1:
             raise ValueError(f"SGD: momentum must lie in [0, 1), got {momentum}")
         self.momentum = float(momentum)
         self.buf = get_array_module(self.data).zeros_like(self.data)
 
-    def step(self) -> None:
+    def formula_step(self) -> None:
+        g = self.grad
+        if self.momentum:
+            self.buf[...] = self.momentum * self.buf + g
+            g = self.buf
+        self.data -= self.lr * g
+
+    def in_place_step(self) -> None:  # fast path: the same arithmetic, fewer temporaries
+        g = self.grad
         if self.momentum:
             self.buf *= self.momentum
-            self.buf += self.grad
-            self.data -= self.lr * self.buf
-        else:
-            self.data -= self.lr * self.grad
+            self.buf += g
+            g = self.buf
+        self.data -= self.lr * g
 
     def state_dict(self) -> dict[str, Any]:
         return {"lr": self.lr, "momentum": self.momentum, "buf": to_host(self.buf)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._load_buffers(state, {"buf": self.buf})
-        self.lr, self.momentum = float(state["lr"]), float(state["momentum"])
+        buffers = {"buf": self.buf}
+        values = self._check_buffers(state, buffers)
+        lr, momentum = self._read_numbers(state, "lr", "momentum")
+        self._copy_buffers(values, buffers)
+        self.lr, self.momentum = lr, momentum
 
 
 class Adam(Optimizer):
@@ -146,8 +249,9 @@ class Adam(Optimizer):
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        in_place: bool = True,
     ):
-        super().__init__(params, lr)
+        super().__init__(params, lr, in_place)
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
@@ -159,24 +263,34 @@ class Adam(Optimizer):
         xp = get_array_module(self.data)
         self.m = xp.zeros_like(self.data)
         self.v = xp.zeros_like(self.data)
-        self._scratch = xp.empty_like(self.data)  # reused each step: no temporaries
+        self._scratch = xp.empty_like(self.data)  # the fast path's one work buffer
 
-    def step(self) -> None:
-        # Each line does one of the three formulas above, in place on the flat
-        # buffers (out= everywhere), in PyTorch's order of operations.
+    def formula_step(self) -> None:
+        """The update as the docstring writes it, with PyTorch's names."""
         xp = get_array_module(self.data)
         b1, b2 = self.betas
-        m, v, g, tmp = self.m, self.v, self.grad, self._scratch
+        g, m, v = self.grad, self.m, self.v
         self.t += 1
+        m[...] = b1 * m + (1 - b1) * g
+        v[...] = b2 * v + (1 - b2) * (g * g)
+        bias_correction1 = 1 - b1**self.t
+        bias_correction2 = 1 - b2**self.t
+        step_size = self.lr / bias_correction1
+        denom = xp.sqrt(v) / math.sqrt(bias_correction2) + self.eps
+        self.data -= step_size * (m / denom)
 
-        m *= b1  # m <- b1 m + (1 - b1) g
+    def in_place_step(self) -> None:
+        """Fast path: ``formula_step`` line for line, in place (``out=``) in one scratch
+        buffer, so no (n,)-sized temporary is allocated; bit-identical results."""
+        xp = get_array_module(self.data)
+        b1, b2 = self.betas
+        g, m, v, tmp = self.grad, self.m, self.v, self._scratch
+        self.t += 1
+        m *= b1
         m += xp.multiply(g, 1 - b1, out=tmp)
-
-        v *= b2  # v <- b2 v + (1 - b2) g^2
-        xp.multiply(g, g, out=tmp)
-        v += xp.multiply(tmp, 1 - b2, out=tmp)
-
-        step_size = self.lr / (1 - b1**self.t)  # p <- p - step_size * m / denom
+        v *= b2
+        v += xp.multiply(xp.multiply(g, g, out=tmp), 1 - b2, out=tmp)
+        step_size = self.lr / (1 - b1**self.t)
         denom = xp.sqrt(v, out=tmp)
         denom /= math.sqrt(1 - b2**self.t)
         denom += self.eps
@@ -193,10 +307,10 @@ class Adam(Optimizer):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._load_buffers(state, {"m": self.m, "v": self.v})
-        self.lr, self.eps, self.t = (
-            float(state["lr"]),
-            float(state["eps"]),
-            int(state["t"]),
-        )
-        self.betas = (float(state["betas"][0]), float(state["betas"][1]))
+        buffers = {"m": self.m, "v": self.v}
+        values = self._check_buffers(state, buffers)
+        lr, eps, t, betas = self._read_numbers(state, "lr", "eps", "t", "betas")
+        if not (isinstance(betas, tuple) and len(betas) == 2):
+            raise ValueError(f"Adam.load_state_dict: 'betas' must be two numbers, got {betas}")
+        self._copy_buffers(values, buffers)
+        self.lr, self.eps, self.t, self.betas = lr, eps, int(t), betas

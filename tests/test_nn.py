@@ -269,6 +269,13 @@ def test_load_state_dict_reports_mismatches_and_changes_nothing(rng):
         match=r"missing: \['2.bias', '2.weight'\]; unexpected: \['4.bias', '4.weight'\]",
     ):
         model.load_state_dict(renamed)
+    # A wrong type anywhere (here after a good entry) is refused before anything changes.
+    for bad_value in ("zeros", None, np.array(["a", "b", "c"]), [0.0, 0.0, 0.0]):
+        wrong_type = dict(before, **{"0.weight": np.zeros((3, 4), np.float32), "2.bias": bad_value})
+        with pytest.raises(TypeError, match=r"'2.bias' must be a numeric array, got"):
+            model.load_state_dict(wrong_type)
+    with pytest.raises(TypeError, match=r"expected a dict of arrays by name, got list"):
+        model.load_state_dict([])
     for name, value in model.state_dict().items():
         np.testing.assert_array_equal(value, before[name])
 

@@ -123,3 +123,78 @@ def test_load_state_dict_from_another_model_is_refused_untouched():
     with pytest.raises(KeyError, match="the state has no 'm'"):
         opt.load_state_dict(SGD([one_parameter([1.0, 2.0])], lr=1).state_dict())
     assert not opt.m.any() and opt.t == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda params, fast: Adam(params, lr=0.01, betas=(0.5, 0.999), in_place=fast),
+        lambda params, fast: SGD(params, lr=0.1, in_place=fast),
+        lambda params, fast: SGD(params, lr=0.1, momentum=0.9, in_place=fast),
+    ],
+    ids=["adam", "sgd", "sgd-momentum"],
+)
+def test_in_place_fast_path_equals_the_formula_bit_for_bit(make, dtype):
+    """The fast path is the formula's arithmetic in the formula's order: equal, not close."""
+    r = np.random.default_rng(3)
+    models = [
+        nn.Sequential(nn.Linear(5, 7, rng=np.random.default_rng(0), dtype=dtype), nn.Tanh())
+        for _ in range(2)
+    ]
+    formula, fast = (make(m.parameters(), in_place) for m, in_place in zip(models, (False, True)))
+    for _ in range(6):
+        grads = [r.standard_normal(p.shape).astype(dtype) for p in models[0].parameters()]
+        for model in models:
+            for p, g in zip(model.parameters(), grads):
+                p.grad[...] = g
+        formula.step()
+        fast.step()
+    np.testing.assert_array_equal(formula.data, fast.data)
+    assert formula.data.dtype == dtype
+
+
+def test_an_optimizer_made_before_model_to_refuses_to_step(rng):
+    model = nn.Sequential(nn.Linear(2, 2, rng=rng))
+    opt = Adam(model.parameters())
+    model.to(dtype="float64")
+    with pytest.raises(RuntimeError, match=r"its .data was replaced \(by model.to\(...\) after"):
+        opt.step()
+
+
+def test_assigning_p_data_detaches_and_is_reported(rng):
+    model = nn.Sequential(nn.Linear(2, 2, rng=rng))
+    opt = SGD(model.parameters(), lr=0.1)
+    model[0].weight.data = np.zeros((2, 2), np.float32)
+    with pytest.raises(RuntimeError, match=r"parameter 0 \(shape \(2, 2\)\) no longer views"):
+        opt.step()
+
+
+def test_a_backward_that_assigns_p_grad_is_reported(rng):
+    model = nn.Sequential(nn.Linear(2, 2, rng=rng))
+    opt = SGD(model.parameters(), lr=0.1)
+    model[0].bias.grad = np.ones(2, np.float32)  # should have been `+=`
+    with pytest.raises(RuntimeError, match=r"parameter 1 .*assigning p.grad = g.*\(p.grad \+= g\)"):
+        opt.step()
+
+
+def test_a_second_optimizer_over_the_same_parameters_is_reported(rng):
+    model = nn.Sequential(nn.Linear(2, 2, rng=rng))
+    first = Adam(model.parameters())
+    second = Adam(model.parameters())
+    second.step()  # the newer one owns the parameters now and works
+    with pytest.raises(RuntimeError, match="taken over by another optimizer"):
+        first.step()
+
+
+def test_optimizer_load_state_dict_is_all_or_nothing():
+    opt = Adam([one_parameter([1.0, 2.0])], lr=0.1)
+    good = Adam([one_parameter([1.0, 2.0])], lr=0.5).state_dict()
+    good["m"] = np.array([3.0, 4.0])
+    for bad in ({**good, "lr": "fast"}, {**good, "v": "zeros"}, {**good, "betas": (0.9,)}):
+        with pytest.raises((TypeError, ValueError)):
+            opt.load_state_dict(bad)
+        assert not opt.m.any() and opt.lr == 0.1 and opt.t == 0
+    opt.load_state_dict(good)
+    np.testing.assert_array_equal(opt.m, [3.0, 4.0])
+    assert opt.lr == 0.5

@@ -44,12 +44,14 @@ class Parameter:
         requires_grad: when False, backward passes skip this gradient (the layer's
             input gradient is still computed). A GAN uses this to send the generator's
             gradient through the discriminator without computing the discriminator's.
+        optimizer: the optimizer whose flat buffers ``data`` and ``grad`` view, if any.
     """
 
     def __init__(self, data: Any):
         self.data = data
         self.grad = get_array_module(data).zeros_like(data)
         self.requires_grad = True
+        self.optimizer = None  # set by the optimizer that packs it (a weak reference)
 
     @property
     def shape(self) -> tuple[int, ...]:
