@@ -141,8 +141,7 @@ class GAN:
         self.loss = BCEWithLogitsLoss() if config.logits else BCELoss()
         self.noise_rng = self.backend.default_rng(seed)
         self.steps = 0
-        self._targets: dict[int, Any] = {}
-        self._g_loss = None
+        self._g_loss = None  # the latest generator loss, reported until the next G update
 
     # --- noise and sampling -------------------------------------------------------
 
@@ -167,28 +166,29 @@ class GAN:
             real: a batch of real images in [-1, 1], shape (batch, image_size).
 
         Returns:
-            ``d_loss`` (mean BCE over the real and fake halves), ``g_loss`` (from
-            the latest generator update), ``d_real`` = mean D(x) and ``d_fake`` =
-            mean D(G(z)) as probabilities: 0-d arrays on the backend, so reading
-            them is the caller's choice (on a GPU, reading means waiting).
+            stats: ``d_loss`` (mean BCE over the real and fake halves), ``g_loss``
+            (from the latest generator update), ``d_real`` = mean D(x) and
+            ``d_fake`` = mean D(G(z)) as probabilities: 0-d arrays on the backend,
+            so reading them is the caller's choice (on a GPU, reading means waiting).
         """
         check_array(
             "GAN.train_step",
             real,
-            like=self.generator[0].weight.data,
+            xp=self.backend.xp,
+            dtype=self.dtype,
             shape=("batch", self.config.image_size),
             name="real batch",
         )
         z = self.sample_noise(real.shape[0])
         fake = self.generator.forward(z)
-        figures = self.discriminator_step(real, fake)
+        stats = self.discriminator_step(real, fake)
         self.steps += 1
         if self.steps % self.config.d_steps == 0:
             # G's forward caches for `fake` are still valid (G has not changed),
             # so the G step reuses them instead of generating a second batch.
             self._g_loss = self.generator_step(fake)
-        figures["g_loss"] = self._g_loss
-        return figures
+        stats["g_loss"] = self._g_loss
+        return stats
 
     def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
         """Teach D to tell ``real`` (target: real_label) from ``fake`` (target: 0).
@@ -204,7 +204,9 @@ class GAN:
         xp = get_array_module(real)
         n = real.shape[0]
         scores = self.discriminator.forward(xp.concatenate([real, fake]))
-        d_loss = self.loss.forward(scores, self._real_then_fake_targets(n, xp))
+        targets = xp.zeros((2 * n, 1), dtype=self.dtype)  # [real_label] * n, then [0] * n
+        targets[:n] = self.config.real_label
+        d_loss = self.loss.forward(scores, targets)
         self.d_optimizer.zero_grad()
         # Neither the data nor (here) G learns from D's input gradient: skip it.
         self.discriminator.backward(self.loss.backward(), input_grad=False)
@@ -216,6 +218,25 @@ class GAN:
             "d_real": xp.asarray(probs[:n].mean()),
             "d_fake": xp.asarray(probs[n:].mean()),
         }
+
+    def discriminator_step_two_pass(self, real: Any, fake: Any) -> dict[str, Any]:
+        """The textbook D step, kept as the reference ``discriminator_step`` is tested against.
+
+        Two passes, as the loss is written: L = BCE(D(x), real_label) + BCE(D(G(z)), 0),
+        each half's gradient added into D's ``.grad`` by its own backward pass. Its
+        update equals ``discriminator_step``'s with D's Adam eps doubled (see there),
+        to rounding; it costs a second pass's overhead.
+        """
+        D, loss = self.discriminator, self.loss
+        self.d_optimizer.zero_grad()
+        real_scores = D.forward(real)
+        d_loss_real = loss.forward(real_scores, self.config.real_label)
+        D.backward(loss.backward(), input_grad=False)
+        fake_scores = D.forward(fake)
+        d_loss_fake = loss.forward(fake_scores, 0.0)
+        D.backward(loss.backward(), input_grad=False)
+        self.d_optimizer.step()
+        return {"d_loss": d_loss_real + d_loss_fake}
 
     def generator_step(self, fake: Any) -> Any:
         """Change G so that D takes ``fake`` (= G(z), just computed) for real.
@@ -241,14 +262,6 @@ class GAN:
         self.g_optimizer.step()  # only G moves
         return g_loss
 
-    def _real_then_fake_targets(self, n: int, xp: Any) -> Any:
-        """[real_label] * n followed by [0] * n, shape (2n, 1); made once per batch size."""
-        if n not in self._targets:
-            targets = np.zeros((2 * n, 1), dtype=self.dtype)
-            targets[:n] = self.config.real_label
-            self._targets[n] = xp.asarray(targets)
-        return self._targets[n]
-
     # --- saving and loading -----------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
@@ -262,8 +275,31 @@ class GAN:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.g_optimizer.load_state_dict(state["g_optimizer"])
-        self.d_optimizer.load_state_dict(state["d_optimizer"])
-        self.steps = int(state["steps"])
+        """Load a ``state_dict()``: all of it, or, if any part does not fit, none of it.
+
+        Each part checks its own entries before changing anything; should a later
+        part fail, the parts already loaded are put back as they were.
+        """
+        parts = [
+            (self.generator, "generator"),
+            (self.discriminator, "discriminator"),
+            (self.g_optimizer, "g_optimizer"),
+            (self.d_optimizer, "d_optimizer"),
+        ]
+        missing = [key for _, key in parts if key not in state] + (
+            [] if "steps" in state else ["steps"]
+        )
+        if missing:
+            raise KeyError(f"GAN.load_state_dict: the state has no {missing}")
+        steps = int(state["steps"])
+        backups = []
+        try:
+            for part, key in parts:
+                backup = part.state_dict()
+                part.load_state_dict(state[key])
+                backups.append((part, backup))
+        except Exception:
+            for part, backup in backups:
+                part.load_state_dict(backup)
+            raise
+        self.steps = steps

@@ -47,28 +47,43 @@ def test_generator_step_gradient_matches_finite_differences(
 def test_discriminator_stacked_pass_equals_two_separate_passes(rng):
     gan = tiny_gan(lr=0.0, logits=True)
     real, fake = real_batch(rng), gan.generate(rng.standard_normal((4, 3)))
-    figures = gan.discriminator_step(real, fake)
+    stats = gan.discriminator_step(real, fake)
     stacked = {name: p.grad.copy() for name, p in gan.discriminator.named_parameters()}
 
-    D, loss = gan.discriminator, gan.loss
-    D.zero_grad()
-    l_real = loss.forward(D.forward(real), 1.0)
-    D.backward(loss.backward())
-    l_fake = loss.forward(D.forward(fake), 0.0)
-    D.backward(loss.backward())
-    assert float(figures["d_loss"]) == pytest.approx((l_real + l_fake) / 2, rel=1e-12)
-    for name, p in D.named_parameters():  # the mean over 2n halves each gradient
+    two_pass = gan.discriminator_step_two_pass(real, fake)  # the textbook reference
+    assert float(stats["d_loss"]) == pytest.approx(float(two_pass["d_loss"]) / 2, rel=1e-12)
+    for name, p in gan.discriminator.named_parameters():  # the mean over 2n halves each gradient
         np.testing.assert_allclose(stacked[name], p.grad / 2, rtol=1e-10, atol=1e-15)
 
 
-def test_train_step_returns_0d_figures_and_moves_both_players(rng):
+def test_stacked_d_update_equals_the_two_pass_update_with_eps_doubled(rng):
+    """Adam ignores the gradient's scale but for eps: half the gradient = twice the eps."""
+    batches = [(real_batch(rng), rng.standard_normal((4, 3))) for _ in range(5)]
+
+    def d_weights(step, eps):
+        gan = tiny_gan(seed=3, lr=0.05)
+        gan.d_optimizer.eps = eps
+        for real, z in batches:
+            step(gan)(real, gan.generate(z))
+        return np.concatenate([v.ravel() for v in gan.discriminator.state_dict().values()])
+
+    stacked = d_weights(lambda gan: gan.discriminator_step, 1e-3)
+    np.testing.assert_allclose(
+        d_weights(lambda gan: gan.discriminator_step_two_pass, 2e-3), stacked, rtol=1e-12
+    )
+    # eps matters at this size, so the comparison above can fail: same eps, other weights
+    same_eps = d_weights(lambda gan: gan.discriminator_step_two_pass, 1e-3)
+    assert np.abs(same_eps - stacked).max() > 1e-6
+
+
+def test_train_step_returns_0d_stats_and_moves_both_players(rng):
     gan = tiny_gan()
     g0, d0 = gan.generator.state_dict(), gan.discriminator.state_dict()
-    figures = gan.train_step(real_batch(rng))
-    assert set(figures) == {"d_loss", "g_loss", "d_real", "d_fake"}
-    for value in figures.values():
+    stats = gan.train_step(real_batch(rng))
+    assert set(stats) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    for value in stats.values():
         assert isinstance(value, np.ndarray) and value.shape == () and np.isfinite(value)
-    assert 0 < float(figures["d_real"]) < 1 and 0 < float(figures["d_fake"]) < 1
+    assert 0 < float(stats["d_real"]) < 1 and 0 < float(stats["d_fake"]) < 1
     assert any((g0[k] != v).any() for k, v in gan.generator.state_dict().items())
     assert any((d0[k] != v).any() for k, v in gan.discriminator.state_dict().items())
 
@@ -87,8 +102,9 @@ def test_k_discriminator_steps_per_generator_step(rng):
 
 def test_label_smoothing_sets_the_real_target(rng):
     gan = tiny_gan(real_label=0.9)
-    gan.train_step(real_batch(rng))
-    targets = gan._real_then_fake_targets(4, np)
+    real = real_batch(rng)
+    gan.discriminator_step(real, gan.generate(gan.sample_noise(4)))
+    _, targets = gan.loss.saved_tensors  # what D's loss was asked to match
     np.testing.assert_array_equal(targets[:, 0], [0.9] * 4 + [0.0] * 4)
 
 
@@ -196,3 +212,19 @@ def test_train_steps_on_cupy_match_numpy_in_float64(rng):
         cpu_state = getattr(on_cpu, net).state_dict()
         for name, value in getattr(on_gpu, net).state_dict().items():
             np.testing.assert_allclose(value, cpu_state[name], rtol=1e-8, atol=1e-10)
+
+
+def test_gan_load_state_dict_is_all_or_nothing(rng):
+    gan, other = tiny_gan(seed=1), tiny_gan(seed=2)
+    other.train_step(real_batch(rng))
+    before = gan.state_dict()
+    bad = other.state_dict()
+    bad["d_optimizer"]["m"] = bad["d_optimizer"]["m"][:3]  # the last part loaded does not fit
+    with pytest.raises(ValueError, match=r"'m' holds \(3,\) values"):
+        gan.load_state_dict(bad)
+    after = gan.state_dict()
+    for part in ("generator", "discriminator"):
+        for name, value in after[part].items():
+            np.testing.assert_array_equal(value, before[part][name])
+    np.testing.assert_array_equal(after["g_optimizer"]["m"], before["g_optimizer"]["m"])
+    assert after["g_optimizer"]["t"] == 0 and gan.steps == 0

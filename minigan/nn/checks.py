@@ -20,6 +20,8 @@ def check_array(
     x: Any,
     *,
     like: Any = None,
+    xp: Any = None,
+    dtype: Any = None,
     shape: tuple[int | str, ...] | None = None,
     name: str = "input",
     integer: bool = False,
@@ -33,6 +35,9 @@ def check_array(
         like: an array ``x`` must share its backend with (a parameter, the cached
             forward input), and, for floating-point ``x``, its dtype too: mixing
             them would make NumPy cast silently.
+        xp, dtype: the same demands without an array to point at: the array
+            module and the dtype ``x`` must have (``like=a`` means ``xp`` = a's
+            module, ``dtype=a.dtype``).
         shape: the expected shape; string entries such as ``"batch"`` match any size.
         name: what ``x`` is, for the message ("input", "grad_out", "labels").
         integer: ``x`` holds integers (class labels, indices), not floats.
@@ -47,7 +52,7 @@ def check_array(
         raise TypeError(
             f"{_name(where)}: {name} must be a NumPy or CuPy {what}, got {type(x).__name__}"
         )
-    xp = get_array_module(x)
+    x_xp = get_array_module(x)
     kind, wanted = (
         (np.integer, "integer class indices")
         if integer
@@ -57,19 +62,20 @@ def check_array(
         raise TypeError(
             f"{_name(where)}: {name} must be {wanted}, got dtype {x.dtype}; {dtype_hint}"
         )
-    if like is not None:
-        if get_array_module(like) is not xp:
-            raise TypeError(
-                f"{_name(where)}: {name} is a {xp.__name__} array but the layer works on "
-                f"{get_array_module(like).__name__} arrays; move one of them with "
-                f"minigan.backend (backend.asarray / model.to(...))"
-            )
-        if not integer and x.dtype != like.dtype:
-            raise TypeError(
-                f"{_name(where)}: {name} has dtype {x.dtype} but the layer computes in "
-                f"{like.dtype}; minigan never casts silently: convert the {name} with "
-                f".astype('{like.dtype}') or the model with model.to(dtype='{x.dtype}')"
-            )
+    expected_xp = get_array_module(like) if like is not None else xp
+    dtype = like.dtype if like is not None else dtype
+    if expected_xp is not None and expected_xp is not x_xp:
+        raise TypeError(
+            f"{_name(where)}: {name} is a {x_xp.__name__} array but the layer works on "
+            f"{expected_xp.__name__} arrays; move one of them with "
+            f"minigan.backend (backend.asarray / model.to(...))"
+        )
+    if not integer and dtype is not None and x.dtype != dtype:
+        raise TypeError(
+            f"{_name(where)}: {name} has dtype {x.dtype} but the layer computes in "
+            f"{np.dtype(dtype)}; minigan never casts silently: convert the {name} with "
+            f".astype('{np.dtype(dtype)}') or the model with model.to(dtype='{x.dtype}')"
+        )
     if shape is not None and not _shape_matches(x.shape, shape):
         expected = "(" + ", ".join(str(s) for s in shape) + ")"
         raise ValueError(f"{_name(where)}: expected {name} {expected}, got {tuple(x.shape)}")
