@@ -118,6 +118,9 @@ def watch(gan: GAN) -> None:
         for name, value in vars(optimizer).items():
             if isinstance(value, np.ndarray):  # data, grad, m, v, scratch: flat buffers
                 setattr(optimizer, name, value.view(Float64Detector))
+        # The parameters now hold detector views of the same memory: tell the optimizer,
+        # whose step() checks that each parameter still holds the views it handed out.
+        optimizer.views = [(p.data, p.grad) for p in optimizer.params]
     sample_noise = gan.sample_noise
     gan.sample_noise = lambda n: sample_noise(n).view(Float64Detector)
 
@@ -130,8 +133,8 @@ def watched_steps(gan: GAN, steps: int = 2) -> list[str]:
     real = np.random.default_rng(0).uniform(-1, 1, (BATCH, gan.config.image_size))
     real = real.astype(np.float32).view(Float64Detector)
     for _ in range(steps):
-        figures = gan.train_step(real)
-    for name, value in figures.items():
+        stats = gan.train_step(real)
+    for name, value in stats.items():
         if _is_wide_float(value.dtype):
             Float64Detector.found.append(f"train_step's {name} is {value.dtype}")
     return Float64Detector.found
