@@ -144,21 +144,9 @@ def test_full_gan_step_matches_pytorch(rng):
     config = dataclasses.replace(PRESETS["default"], latent_dim=4, hidden=8, image_size=6)
     gan = GAN(config, seed=3, dtype=np.float64)
 
-    def torch_net(ours):
-        layers = []
-        for layer in ours:
-            name = type(layer).__name__
-            if name == "Linear":
-                layers.append(torch.nn.Linear(layer.in_features, layer.out_features))
-            elif name == "LeakyReLU":
-                layers.append(torch.nn.LeakyReLU(layer.negative_slope))
-            else:
-                layers.append(getattr(torch.nn, name)())
-        net = torch.nn.Sequential(*layers).double()
-        net.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
-        return net
+    from minigan.testing.pytorch import to_torch
 
-    G, D = torch_net(gan.generator), torch_net(gan.discriminator)
+    G, D = to_torch(gan.generator), to_torch(gan.discriminator)
     opt_g = torch.optim.Adam(G.parameters(), lr=config.lr, betas=config.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=config.lr, betas=config.betas)
     bce = torch.nn.functional.binary_cross_entropy_with_logits

@@ -11,12 +11,9 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity te
 from minigan import nn
 from minigan.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, log_softmax
 from minigan.optim import SGD, Adam
+from minigan.testing.pytorch import to_torch
 
 TOL = {"rtol": 1e-10, "atol": 1e-12}
-
-
-def to_torch_state(state):
-    return {name: torch.from_numpy(value) for name, value in state.items()}
 
 
 def torch_grads(model):
@@ -34,17 +31,9 @@ def test_mlp_forward_and_backward_match_pytorch(rng):
         nn.Linear(5, 1, rng=rng, dtype=np.float64),
         nn.Sigmoid(),
     )
-    theirs = torch.nn.Sequential(
-        torch.nn.Linear(7, 9),
-        torch.nn.LeakyReLU(0.2),
-        torch.nn.Linear(9, 9),
-        torch.nn.ReLU(),
-        torch.nn.Linear(9, 5),
-        torch.nn.Tanh(),
-        torch.nn.Linear(5, 1),
-        torch.nn.Sigmoid(),
-    ).double()
-    theirs.load_state_dict(to_torch_state(ours.state_dict()))  # names line up one to one
+    theirs = to_torch(ours)  # names line up one to one: the weights move by state_dict
+    assert [type(m).__name__ for m in theirs] == [type(m).__name__ for m in ours]
+    assert theirs[0].weight.dtype == torch.float64
 
     x = rng.standard_normal((6, 7))
     target = rng.uniform(size=(6, 1))
@@ -150,3 +139,12 @@ def test_cross_entropy_matches_pytorch_including_extremes(rng):
     np.testing.assert_allclose(ours.backward(), logits_t.grad.numpy(), **TOL)
     expected = torch.log_softmax(torch.from_numpy(logits), dim=1).numpy()
     np.testing.assert_allclose(log_softmax(logits), expected, **TOL)
+
+
+def test_to_torch_names_a_layer_it_cannot_convert():
+    class Doubler(nn.Module):
+        def __repr__(self):
+            return "Doubler()"
+
+    with pytest.raises(TypeError, match=r"to_torch: no PyTorch twin for Doubler\(\)"):
+        to_torch(nn.Sequential(nn.Tanh(), Doubler()))

@@ -1,0 +1,56 @@
+"""The same network in PyTorch: build a ``torch.nn`` twin of a minigan model, weights included.
+
+One converter serves every parity test and benchmark, so none of them rebuilds a
+generator or discriminator by hand:
+
+    >>> from minigan.testing.pytorch import to_torch       # doctest: +SKIP
+    >>> twin = to_torch(gan.discriminator)                  # doctest: +SKIP
+    >>> twin(torch.from_numpy(x))                           # the same scores as D(x)
+
+minigan names its parameters as PyTorch does ("0.weight", "2.bias", ...), so the
+weights move by name through ``state_dict``. Layers are mapped one to one; a layer
+with no PyTorch twin here raises ``TypeError`` naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from minigan import nn
+from minigan.backend import to_host
+
+
+def _twin_layer(layer: nn.Module, tnn: Any) -> Any:
+    """The ``torch.nn`` layer that computes what ``layer`` computes (weights not copied)."""
+    makers: dict[type, Callable[[Any], Any]] = {
+        nn.Linear: lambda m: tnn.Linear(m.in_features, m.out_features),
+        nn.ReLU: lambda m: tnn.ReLU(),
+        nn.LeakyReLU: lambda m: tnn.LeakyReLU(m.negative_slope),
+        nn.Tanh: lambda m: tnn.Tanh(),
+        nn.Sigmoid: lambda m: tnn.Sigmoid(),
+        nn.Sequential: lambda m: tnn.Sequential(*(_twin_layer(inner, tnn) for inner in m)),
+    }
+    make = makers.get(type(layer))
+    if make is None:
+        raise TypeError(f"to_torch: no PyTorch twin for {layer!r} ({type(layer).__name__})")
+    return make(layer)
+
+
+def to_torch(model: nn.Module, dtype: Any = None) -> Any:
+    """A ``torch.nn`` module computing what ``model`` computes, with a copy of its weights.
+
+    Args:
+        model: a minigan layer or ``Sequential`` (on any backend).
+        dtype: the twin's dtype (a ``torch.dtype``); default: the model's own.
+    """
+    import torch
+
+    state = {name: torch.from_numpy(to_host(value)) for name, value in model.state_dict().items()}
+    twin = _twin_layer(model, torch.nn)
+    if state:
+        twin = twin.to(dtype or next(iter(state.values())).dtype)
+        twin.load_state_dict(state)
+    elif dtype is not None:
+        twin = twin.to(dtype)
+    return twin
