@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from machine_info import busy_warning, cpu_model, loadavg  # benchmarks/machine_info.py
+from benchkit import busy_warning, cpu_model, loadavg  # benchmarks/benchkit.py
 
 from minigan.data import BatchIterator, DataError, load_mnist, to_gan_range
 

@@ -29,10 +29,7 @@ numpy's BLAS has, so ``OPENBLAS_NUM_THREADS=1`` compares the two single-threaded
 from __future__ import annotations
 
 import argparse
-import contextlib
-import ctypes
 import datetime
-import gc
 import itertools
 import os
 import platform
@@ -44,16 +41,28 @@ import sys
 import time
 import tracemalloc
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from machine_info import busy_warning, cpu_model, loadavg  # benchmarks/machine_info.py
+from benchkit import (  # benchmarks/benchkit.py
+    blas_threads,
+    busy_warning,
+    cpu_model,
+    cupy_backend,
+    gc_paused,
+    gemm_peak_numpy,
+    gemm_peak_torch,
+    import_torch,
+    loadavg,
+    numpy_blas,
+    time_rounds,
+)
 
 from minigan import nn
-from minigan.backend import BackendUnavailableError, get_backend
 from minigan.data import BatchIterator, DataError, load_mnist, to_gan_range
 from minigan.gan import GAN, PRESETS, GANConfig
+from minigan.testing.pytorch import to_torch
 
 MNIST_TRAIN_SIZE = 60000
 MIB = 1024 * 1024
@@ -61,82 +70,6 @@ MIB = 1024 * 1024
 # ---------------------------------------------------------------------------------------
 # The machine
 # ---------------------------------------------------------------------------------------
-
-
-def numpy_blas() -> str:
-    """numpy's BLAS library, version and build configuration, from numpy.show_config."""
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-    except Exception:  # noqa: BLE001 - the layout of show_config differs across versions
-        return "unknown"
-    config = blas.get("openblas configuration", "")
-    return f"{blas.get('name', '?')} {blas.get('version', '?')}" + (
-        f" ({config})" if config else ""
-    )
-
-
-def _openblas_threads() -> int | None:
-    """OpenBLAS's own thread count, asked through ctypes from the library numpy loaded."""
-    try:
-        with open("/proc/self/maps") as maps:
-            libraries = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:
-        return None
-    symbols = (
-        "scipy_openblas_get_num_threads64_",
-        "scipy_openblas_get_num_threads",
-        "openblas_get_num_threads64_",
-        "openblas_get_num_threads",
-    )
-    for path in sorted(libraries, key=lambda p: "numpy" not in p):
-        try:
-            library = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for symbol in symbols:
-            function = getattr(library, symbol, None)
-            if function is not None:
-                function.restype = ctypes.c_int
-                return int(function())
-    return None
-
-
-def blas_threads() -> tuple[int, str]:
-    """How many threads numpy's BLAS uses, and where that figure comes from."""
-    try:
-        from threadpoolctl import threadpool_info
-    except ImportError:
-        pass
-    else:
-        pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
-        pools.sort(key=lambda p: "numpy" not in p.get("filepath", ""))
-        if pools:
-            return int(pools[0]["num_threads"]), f"threadpoolctl, {pools[0]['internal_api']}"
-    threads = _openblas_threads()
-    if threads:
-        return threads, "threadpoolctl not installed; OpenBLAS's own count via ctypes"
-    return os.cpu_count() or 1, "threadpoolctl not installed; os.cpu_count()"
-
-
-def import_torch(disabled: bool) -> tuple[Any, str]:
-    """(the torch module or None, why not)."""
-    if disabled:
-        return None, "--no-torch given"
-    try:
-        import torch
-    except ImportError as error:
-        return None, f"PyTorch is not importable ({error})"
-    return torch, ""
-
-
-def cupy_backend(disabled: bool) -> tuple[Any, str]:
-    """(the CuPy backend or None, why not)."""
-    if disabled:
-        return None, "--no-cupy given"
-    try:
-        return get_backend("cupy"), ""
-    except BackendUnavailableError as error:
-        return None, str(error)
 
 
 # ---------------------------------------------------------------------------------------
@@ -182,33 +115,6 @@ def step_flops(config: GANConfig, batch: int) -> dict[str, int]:
     }
 
 
-def gemm_rates(multiply: Callable[[], Any], size: int, repeats: int) -> list[float]:
-    """GFLOP/s of ``repeats`` calls of ``multiply`` (one size x size product), after a warm-up."""
-    multiply()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        multiply()
-        rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
-    return rates
-
-
-def gemm_peak_numpy(size: int, repeats: int) -> list[float]:
-    """float32 np.matmul (OpenBLAS here), into a preallocated output."""
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((size, size), dtype=np.float32)
-    b = rng.standard_normal((size, size), dtype=np.float32)
-    out = np.empty_like(a)
-    return gemm_rates(lambda: np.matmul(a, b, out=out), size, repeats)
-
-
-def gemm_peak_torch(torch: Any, size: int, repeats: int) -> list[float]:
-    """The same for torch.mm (MKL), for reference."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    out = torch.empty(size, size)
-    return gemm_rates(lambda: torch.mm(a, b, out=out), size, repeats)
-
-
 # ---------------------------------------------------------------------------------------
 # The contenders: each has .name, .step() (one training step) and .sync()
 # ---------------------------------------------------------------------------------------
@@ -232,9 +138,9 @@ class MiniganContender:
 class TextbookContender(MiniganContender):
     """The "before": the same layers and optimizers, driven as tutorials write the step.
 
-    Two discriminator passes (real, then fake) instead of one stacked pass; a second
-    generator forward for the G step; D's weight gradients computed in the G step and
-    thrown away; every input gradient computed. Same math, more work: the gap to
+    Two discriminator passes (real, then fake: ``GAN.discriminator_step_two_pass``)
+    instead of one stacked pass; a second generator forward for the G step; D's weight
+    gradients computed in the G step and thrown away. Same math, more work: the gap to
     ``GAN.train_step`` is what those three choices in ``minigan/gan.py`` buy.
     """
 
@@ -244,18 +150,13 @@ class TextbookContender(MiniganContender):
         D, G, loss = gan.discriminator, gan.generator, gan.loss
         n = real.shape[0]
         fake = G.forward(gan.sample_noise(n))
-        gan.d_optimizer.zero_grad()
-        d_real = loss.forward(D.forward(real), gan.config.real_label)
-        D.backward(loss.backward())
-        d_fake = loss.forward(D.forward(fake), 0.0)
-        D.backward(loss.backward())
-        gan.d_optimizer.step()
+        stats = gan.discriminator_step_two_pass(real, fake)  # two D passes
         fake = G.forward(gan.sample_noise(n))
         gan.g_optimizer.zero_grad()
         g_loss = loss.forward(D.forward(fake), 1.0)
-        G.backward(D.backward(loss.backward()))
+        G.backward(D.backward(loss.backward()))  # D's weight gradients too, thrown away
         gan.g_optimizer.step()
-        return {"d_loss": d_real + d_fake, "g_loss": g_loss}
+        return {**stats, "g_loss": g_loss}
 
 
 class TorchContender:
@@ -284,24 +185,7 @@ class TorchContender:
         tnn = torch.nn
         self.name, self.torch = name, torch
         self.latent_dim = config.latent_dim
-        g, d = layer_sizes(config)
-        act = {"relu": tnn.ReLU, "leaky_relu": lambda: tnn.LeakyReLU(0.2)}[config.g_activation]
-        self.G = tnn.Sequential(
-            tnn.Linear(g[0], g[1]), act(),
-            tnn.Linear(g[1], g[2]), act(),
-            tnn.Linear(g[2], g[3]), tnn.Tanh(),
-        )  # fmt: skip
-        d_layers = [
-            tnn.Linear(d[0], d[1]), tnn.LeakyReLU(0.2),
-            tnn.Linear(d[1], d[2]), tnn.LeakyReLU(0.2),
-            tnn.Linear(d[2], d[3]),
-        ]  # fmt: skip
-        if not config.logits:
-            d_layers.append(tnn.Sigmoid())
-        self.D = tnn.Sequential(*d_layers)
-        # minigan names parameters as PyTorch does ("0.weight", "2.bias", ...).
-        for ours, theirs in ((gan.generator, self.G), (gan.discriminator, self.D)):
-            theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+        self.G, self.D = to_torch(gan.generator), to_torch(gan.discriminator)
         adam = {"lr": config.lr, "betas": config.betas}
         if fused:
             adam["fused"] = True
@@ -409,44 +293,6 @@ def parity_check(torch: Any, config: GANConfig, real: np.ndarray, seed: int, ste
 # ---------------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def gc_paused() -> Iterator[None]:
-    """No garbage-collection pass inside a timed round: it would land on one contender."""
-    gc.collect()
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def time_rounds(
-    contenders: list[Any], rounds: int, steps: int, warmup: int, pause: float
-) -> dict[str, list[float]]:
-    """ms/step of each contender in each round, the order rotating: A B C, B C A, ..."""
-    for c in contenders:
-        for _ in range(warmup):
-            c.step()
-        c.sync()
-    times: dict[str, list[float]] = {c.name: [] for c in contenders}
-    for r in range(rounds):
-        shift = r % len(contenders)
-        for c in contenders[shift:] + contenders[:shift]:
-            # Let the other library's worker threads stop spinning (OpenBLAS and OpenMP
-            # busy-wait a while after each call): on 2 cores they would steal a core.
-            time.sleep(pause)
-            with gc_paused():
-                c.sync()
-                start = time.perf_counter()
-                for _ in range(steps):
-                    c.step()
-                c.sync()
-                times[c.name].append((time.perf_counter() - start) / steps * 1e3)
-    return times
-
-
 # ---------------------------------------------------------------------------------------
 # Where minigan's step spends its time (instrumented; not the timed pass)
 # ---------------------------------------------------------------------------------------
@@ -516,6 +362,8 @@ def profile_phases(
         else:
             layer.forward = timed(PHASES[2], layer.forward)
             layer.backward = timed(PHASES[2], layer.backward)
+    for opt in (gan.g_optimizer, gan.d_optimizer):  # the same memory, seen as timer views:
+        opt.views = [(p.data, p.grad) for p in opt.params]  # what step() checks it still has
     gan.loss.forward = timed(PHASES[3], gan.loss.forward)
     gan.loss.backward = timed(PHASES[3], gan.loss.backward)
     for opt in (gan.g_optimizer, gan.d_optimizer):
