@@ -84,11 +84,11 @@ def _asking_site() -> str:
     An explicit read usually goes through ``Backend.to_host``; the useful place to
     report is the code that asked the backend, not the backend.
     """
-    frames = list(_frames())
-    for frame in frames:
-        if not frame.f_code.co_filename.endswith("minigan/backend.py"):
-            return f"{_site(frame)} ({frame.f_code.co_name})"
-    return _site(frames[0])
+    frames = [f for f in _frames() if not f.f_code.co_filename.endswith("minigan/backend.py")]
+    # Name the enclosing function, not a comprehension (a frame of its own before 3.12).
+    names = [f.f_code.co_name for f in frames]
+    function = next((n for n in names if not n.startswith("<")), names[0])
+    return f"{_site(frames[0])} ({function})"
 
 
 # --- recording ----------------------------------------------------------------------------
@@ -150,7 +150,7 @@ def _implicit(what: str) -> None:
     frame = next(_frames())
     for suffix, function in cupy.tolerated:
         if frame.f_code.co_filename.endswith(suffix) and frame.f_code.co_name == function:
-            cupy.reads.append(f"{_site(frame)} ({function}, implicit {what}, tolerated)")
+            cupy.reads.append(f"{_site(frame)} ({function}) implicit {what}, tolerated")
             return
     raise ImplicitTransferError(
         f"{_site(frame)}: {what} of a device array is an implicit device->host transfer "
@@ -162,7 +162,7 @@ def _implicit(what: str) -> None:
 # --- the array ---------------------------------------------------------------------------
 
 
-class ndarray:  # noqa: N801 - CuPy's name
+class ndarray:  # CuPy's name
     """A NumPy array standing for an array in GPU memory. Create with ``cupy.asarray``."""
 
     __slots__ = ("_a",)
@@ -284,18 +284,18 @@ class ndarray:  # noqa: N801 - CuPy's name
         )
 
     # Indexing.
-    def __getitem__(self, key: Any) -> ndarray:
+    def __getitem__(self, slices: Any) -> ndarray:
         _note("ndarray.__getitem__")
-        return _wrap(self._a[self._index(key)])
+        return _wrap(self._a[self._index(slices)])
 
-    def __setitem__(self, key: Any, value: Any) -> None:
+    def __setitem__(self, slices: Any, value: Any) -> None:
         _note("ndarray.__setitem__")
         if isinstance(value, np.ndarray) and value.ndim > 0:
             raise TypeError(
                 f"{_site(next(_frames()))}: assigning a host numpy.ndarray into a device "
                 f"array (CuPy accepts only scalars and cupy arrays here): use cupy.asarray"
             )
-        self._a[self._index(key)] = _unwrap(value, "__setitem__")
+        self._a[self._index(slices)] = _unwrap(value, "__setitem__")
 
     @staticmethod
     def _index(key: Any) -> Any:
@@ -337,7 +337,7 @@ class ndarray:  # noqa: N801 - CuPy's name
         self._a.fill(_unwrap(value, "fill"))
 
     @_recorded("ndarray.clip")
-    def clip(self, min=None, max=None, out=None) -> ndarray:  # noqa: A002 - CuPy's names
+    def clip(self, min=None, max=None, out=None) -> ndarray:  # CuPy's parameter names
         return _with_out(self._a.clip, out, _unwrap(min, "clip"), _unwrap(max, "clip"))
 
     @_recorded("ndarray.sum")
