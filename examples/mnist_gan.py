@@ -10,6 +10,12 @@
 Everything goes into --out (default runs/mnist): a grid of 64 samples from a fixed
 batch of noise after every epoch (samples_epoch_NNN.png), the real data once
 (real.png), the loss curves (history.png, history.jsonl), and checkpoint.npz.
+
+On a GPU, every read of a value back to the host waits for the device, so training
+reads only these, each explicitly (tests/test_cupy_path.py counts them): one per
+--log-every window (the averaged figures, also checked for NaN/inf there), and after
+each epoch one for the sample grid, one per weight array and Adam moment for the
+checkpoint, and with --eval-every the samples and the classifier's outputs.
 """
 
 from __future__ import annotations
@@ -360,8 +366,10 @@ def train_epoch(gan: GAN, loader: BatchIterator, epoch: int, epochs: int, log_ev
                 totals[key] = totals.get(key, 0) + value
                 counts[key] = counts.get(key, 0) + 1
         if step % log_every == log_every - 1 or step == steps - 1:
-            # Reading a value back waits for the GPU: do it once per log line.
-            row = {k: float(v) / counts[k] for k, v in totals.items()}
+            # Reading values back waits for the GPU: one read per log line, all figures at once.
+            keys = list(totals)
+            sums = gan.backend.to_host(gan.backend.xp.stack([totals[k] for k in keys]))
+            row = {k: float(total) / counts[k] for k, total in zip(keys, sums)}
             totals, counts = {}, {}
             bad = [k for k, v in row.items() if not math.isfinite(v)]
             if bad:

@@ -1,4 +1,6 @@
-"""Shared test set-up: GPU tests run only where CuPy finds a GPU."""
+"""Shared test set-up: GPU tests run only where CuPy finds a GPU; the CuPy stand-in."""
+
+import sys
 
 import numpy as np
 import pytest
@@ -22,6 +24,22 @@ def pytest_collection_modifyitems(config, items):
     if reason is not None:
         for item in gpu_items:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture
+def fake_cupy(monkeypatch):
+    """The strict CuPy stand-in (tests/fake_cupy.py), installed as ``cupy`` for one test.
+
+    ``get_backend("cupy")`` then finds it through its ordinary ``import cupy``. Its
+    counters start at zero; its record of names used (``fake_cupy.RECORD``) is kept
+    for the whole session.
+    """
+    import fake_cupy
+
+    fake_cupy.cupy.reset()
+    monkeypatch.setitem(sys.modules, "cupy", fake_cupy.cupy)
+    yield fake_cupy.cupy
+    fake_cupy.cupy.reset()
 
 
 @pytest.fixture

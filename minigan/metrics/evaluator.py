@@ -14,6 +14,7 @@ version is replaced by training again; delete it to force that.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -309,9 +310,13 @@ def check_samples(samples: Any) -> Any:
     n = shape[0]
     if n < 2:
         raise ValueError(f"{where}: need at least 2 samples for a covariance, got {n}")
-    if not bool(xp.isfinite(samples).all()):
+    # One explicit read of the extremes (on a GPU, one sync): min and max are NaN if
+    # any value is, and +-inf if any value is infinite, so they also tell finiteness.
+    low, high = (
+        float(v) for v in backend_of(samples).to_host(xp.stack([samples.min(), samples.max()]))
+    )
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"{where}: samples contain NaN or infinite values")
-    low, high = float(samples.min()), float(samples.max())
     if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
         if low >= -1 - RANGE_TOLERANCE and high <= 1 + RANGE_TOLERANCE:
             hint = "this looks like [-1, 1] (a Tanh output): use (x + 1) / 2"

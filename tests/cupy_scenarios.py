@@ -1,0 +1,437 @@
+"""The CuPy code path, piece by piece, as scenarios that run on either backend.
+
+Each scenario takes a backend name (``"numpy"`` or ``"cupy"``) and a scratch folder,
+runs one part of minigan the way a user would, and returns what it computed as host
+values. tests/test_cupy_path.py runs every scenario on NumPy and through the CuPy
+stand-in and compares the two bit for bit; tests/test_cupy_api_surface.py runs them
+all through the stand-in to record every CuPy name and keyword minigan uses.
+
+Coverage grows by itself where minigan keeps a registry: every layer exported by
+``minigan.nn``, every loss class in ``minigan.losses``, every optimizer in
+``minigan.optim`` (each needs an entry in the tables below, or the scenario fails
+saying so) and every preset in ``minigan.gan.PRESETS``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib.util
+import inspect
+import os
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from unittest import mock
+
+import numpy as np
+
+from minigan import losses, nn, optim
+from minigan.backend import backend_of, get_backend, host_copy
+from minigan.checkpoint import load_checkpoint, save_checkpoint
+from minigan.data import BatchIterator, load_mnist, to_gan_range
+from minigan.gan import GAN, PRESETS
+from minigan.metrics import Evaluator
+from minigan.metrics.classifier import classify, train_classifier, unit_range
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_gan.py"
+
+# Implicit reads the stand-in found that are being fixed elsewhere: (file, function, why).
+# While listed, the stand-in allows them (counting each) so the rest of the path is
+# still checked; tests/test_cupy_path.py has a strict xfail for each.
+KNOWN_IMPLICIT_READS = [
+    (
+        "minigan/losses.py",
+        "_check_labels",
+        (
+            "CrossEntropyLoss checks the label range with int(y.min()) and int(y.max()): "
+            "two implicit syncs per call; issue 11 turns them into one explicit read"
+        ),
+    ),
+]
+
+SCENARIOS: dict[str, Callable[[str, Path], dict[str, Any]]] = {}
+
+
+def scenario(name: str):
+    def register(fn):
+        SCENARIOS[name] = fn
+        return fn
+
+    return register
+
+
+@contextlib.contextmanager
+def known_findings(backend: str) -> Iterator[None]:
+    """On the stand-in, tolerate the reads in ``KNOWN_IMPLICIT_READS``."""
+    with contextlib.ExitStack() as stack:
+        if backend == "cupy":
+            fake = sys.modules["cupy"]
+            for file, function, _ in KNOWN_IMPLICIT_READS:
+                stack.enter_context(fake.tolerate(file, function))
+        yield
+
+
+def host(value: Any) -> Any:
+    """A host copy of a device array; anything else as it is."""
+    return value if value is None or isinstance(value, (int, float)) else _to_host(value)
+
+
+def _to_host(value: Any) -> np.ndarray:
+    xp_is_numpy = isinstance(value, (np.ndarray, np.generic))
+    return np.asarray(value) if xp_is_numpy else value.get()
+
+
+def public_subclasses(module: Any, base: type) -> list[type]:
+    """The classes in ``module`` (its ``__all__``, else its namespace) deriving from ``base``."""
+    names = getattr(module, "__all__", None) or list(vars(module))
+    found = [getattr(module, n) for n in names if not n.startswith("_")]
+    return [c for c in found if inspect.isclass(c) and issubclass(c, base) and c is not base]
+
+
+def needs_example(kind: str, classes: list[type], table: dict[type, Any]) -> None:
+    missing = [c.__name__ for c in classes if c not in table]
+    if missing:
+        raise AssertionError(
+            f"{kind} {missing} ha{'s' if len(missing) == 1 else 've'} no example in "
+            f"tests/cupy_scenarios.py: add one so the CuPy path covers it"
+        )
+
+
+# --- the backend -------------------------------------------------------------------------
+
+
+@scenario("backend")
+def backend_calls(backend: str, tmp_path: Path) -> dict[str, Any]:
+    """The host/device crossings of minigan.backend, and its random generator."""
+    be = get_backend(backend)
+    x = be.asarray(np.arange(6.0).reshape(2, 3), dtype=np.float32)
+    assert be.owns(x) and backend_of(x) == be
+    be.synchronize()
+    noise = be.default_rng(7).standard_normal((2, 3), dtype=np.float32)
+    copy = host_copy(x)
+    copy[0, 0] = 99  # a copy shares nothing with the device array
+    return {
+        "x": be.to_host(x),
+        "noise": be.to_host(noise),
+        "numpy": host(get_backend("numpy").asarray(x)),
+    }
+
+
+# --- layers ------------------------------------------------------------------------------
+
+LAYER_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], nn.Module]] = {
+    nn.Linear: lambda rng, dtype: nn.Linear(6, 4, rng=rng, dtype=dtype),
+    nn.ReLU: lambda rng, dtype: nn.ReLU(),
+    nn.LeakyReLU: lambda rng, dtype: nn.LeakyReLU(0.1),
+    nn.Tanh: lambda rng, dtype: nn.Tanh(),
+    nn.Sigmoid: lambda rng, dtype: nn.Sigmoid(),
+    nn.Sequential: lambda rng, dtype: nn.Sequential(
+        nn.Linear(6, 5, rng=rng, dtype=dtype), nn.LeakyReLU(), nn.Linear(5, 4, rng=rng, dtype=dtype)
+    ),
+}
+
+
+@scenario("layers")
+def layers(backend: str, tmp_path: Path) -> dict[str, Any]:
+    """Forward, backward (with and without the input gradient) of every layer."""
+    be = get_backend(backend)
+    classes = public_subclasses(nn, nn.Module)
+    needs_example("layers", classes, LAYER_EXAMPLES)
+    results = {}
+    for cls in classes:
+        for dtype in (np.float32, np.float64):
+            rng = np.random.default_rng(0)
+            layer = LAYER_EXAMPLES[cls](rng, dtype).to(be)
+            x = be.asarray(rng.standard_normal((3, 6)).astype(dtype))
+            y = layer(x)
+            g = be.asarray(rng.standard_normal(y.shape).astype(dtype))
+            key = f"{cls.__name__}/{np.dtype(dtype).name}"
+            results[f"{key}/y"] = host(y)
+            results[f"{key}/dx"] = host(layer.backward(g))
+            assert layer.backward(g, input_grad=False) is None
+            for name, p in layer.named_parameters():
+                results[f"{key}/grad/{name}"] = host(p.grad)
+            results[f"{key}/sigmoid"] = host(nn.sigmoid(x * 40))
+    return results
+
+
+# --- losses ------------------------------------------------------------------------------
+
+
+def _bce_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]:
+    p = rng.uniform(0.01, 0.99, (4, 1)).astype(dtype)
+    p[0, 0], p[1, 0] = 0.0, 1.0  # the clamped ends
+    return [(p, 1.0), (p, 0.0), (p, rng.uniform(0, 1, (4, 1)).astype(dtype))]
+
+
+def _logit_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]:
+    x = (rng.standard_normal((4, 1)) * 30).astype(dtype)
+    return [(x, 0.9), (x, rng.uniform(0, 1, (4, 1)).astype(dtype))]
+
+
+def _class_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]:
+    return [((rng.standard_normal((5, 3)) * 5).astype(dtype), rng.integers(0, 3, 5))]
+
+
+LOSS_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], list[tuple[Any, Any]]]] = {
+    losses.BCELoss: _bce_inputs,
+    losses.BCEWithLogitsLoss: _logit_inputs,
+    losses.CrossEntropyLoss: _class_inputs,
+}
+
+
+@scenario("losses")
+def all_losses(backend: str, tmp_path: Path) -> dict[str, Any]:
+    """Forward and backward of every loss, with number, array and label targets."""
+    be = get_backend(backend)
+    classes = public_subclasses(losses, losses.Loss)
+    needs_example("losses", classes, LOSS_EXAMPLES)
+    results = {}
+    with known_findings(backend):
+        for cls in classes:
+            for dtype in (np.float32, np.float64):
+                rng = np.random.default_rng(1)
+                for i, (pred, target) in enumerate(LOSS_EXAMPLES[cls](rng, dtype)):
+                    loss = cls()
+                    if isinstance(target, np.ndarray):
+                        target = be.asarray(target)
+                    key = f"{cls.__name__}/{np.dtype(dtype).name}/{i}"
+                    results[f"{key}/loss"] = host(loss(be.asarray(pred), target))
+                    results[f"{key}/grad"] = host(loss.backward())
+    for dtype in (np.float32, np.float64):
+        logits = np.random.default_rng(6).standard_normal((4, 3)).astype(dtype) * 1e4
+        results[f"log_softmax/{np.dtype(dtype).name}"] = host(
+            losses.log_softmax(be.asarray(logits))
+        )
+    return results
+
+
+# --- optimizers --------------------------------------------------------------------------
+
+OPTIMIZER_EXAMPLES: dict[type, list[dict[str, Any]]] = {
+    optim.SGD: [{"lr": 0.1}, {"lr": 0.1, "momentum": 0.9}],
+    optim.Adam: [{"lr": 0.01}, {"lr": 0.01, "betas": (0.5, 0.99), "eps": 1e-6}],
+}
+
+
+@scenario("optimizers")
+def optimizers(backend: str, tmp_path: Path) -> dict[str, Any]:
+    """Three steps of every optimizer, then its state saved and loaded into a twin."""
+    be = get_backend(backend)
+    classes = public_subclasses(optim, optim.Optimizer)
+    needs_example("optimizers", classes, OPTIMIZER_EXAMPLES)
+    results = {}
+    rng = np.random.default_rng(2)
+    x = be.asarray(rng.standard_normal((8, 6)).astype(np.float32))
+    t = be.asarray((rng.uniform(size=(8, 1)) > 0.5).astype(np.float32))
+
+    def model_and_optimizer(cls: type, kwargs: dict[str, Any]):
+        r = np.random.default_rng(3)
+        model = nn.Sequential(nn.Linear(6, 5, rng=r), nn.Tanh(), nn.Linear(5, 1, rng=r)).to(be)
+        return model, cls(model.parameters(), **kwargs)
+
+    def step(model: nn.Module, optimizer: optim.Optimizer) -> None:
+        loss = losses.BCEWithLogitsLoss()
+        optimizer.zero_grad()
+        loss(model(x), t)
+        model.backward(loss.backward(), input_grad=False)
+        optimizer.step()
+
+    for cls in classes:
+        for i, kwargs in enumerate(OPTIMIZER_EXAMPLES[cls]):
+            model, optimizer = model_and_optimizer(cls, kwargs)
+            for _ in range(3):
+                step(model, optimizer)
+            twin, twin_optimizer = model_and_optimizer(cls, kwargs)
+            twin.load_state_dict(model.state_dict())
+            twin_optimizer.load_state_dict(optimizer.state_dict())
+            step(model, optimizer)
+            step(twin, twin_optimizer)
+            key = f"{cls.__name__}/{i}"
+            for name, value in model.state_dict().items():
+                results[f"{key}/{name}"] = value
+                np.testing.assert_array_equal(twin.state_dict()[name], value)
+            for name, value in optimizer.state_dict().items():
+                results[f"{key}/state/{name}"] = value
+    return results
+
+
+# --- the GAN -----------------------------------------------------------------------------
+
+
+def small(config: Any, **changes: Any) -> Any:
+    """A preset shrunk to test size: the same recipe, tiny networks."""
+    return dataclasses.replace(config, hidden=16, latent_dim=8, batch_size=10, **changes)
+
+
+# Every preset, and the options no preset uses.
+GAN_CONFIGS = {name: small(config) for name, config in PRESETS.items()} | {
+    "classic+saturating": small(PRESETS["classic"], generator_loss="saturating"),
+    "default+d_steps=2": small(PRESETS["default"], d_steps=2),
+}
+
+
+def gan_data(backend: str, n: int = 10) -> Any:
+    images = np.random.default_rng(4).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    return get_backend(backend).asarray(to_gan_range(images))
+
+
+def gan_results(gan: GAN, figures: list[dict[str, Any]]) -> dict[str, Any]:
+    results = {f"step{i}/{k}": host(v) for i, f in enumerate(figures) for k, v in f.items()}
+    state = gan.state_dict()
+    for net in ("generator", "discriminator"):
+        results |= {f"{net}/{k}": v for k, v in state[net].items()}
+    for opt in ("g_optimizer", "d_optimizer"):
+        results |= {f"{opt}/{k}": v for k, v in state[opt].items() if k in ("m", "v", "t")}
+    gan.reseed_noise(9)
+    results["generated"] = host(gan.generate(gan.sample_noise(5)))
+    return results
+
+
+def train_steps(config_name: str, backend: str, tmp_path: Path) -> dict[str, Any]:
+    """Three training steps, the state, and generated images, for one GAN config."""
+    gan = GAN(GAN_CONFIGS[config_name], backend, seed=0)
+    real = gan_data(backend)
+    return gan_results(gan, [gan.train_step(real) for _ in range(3)])
+
+
+for _name in GAN_CONFIGS:
+
+    def _train_steps(backend: str, tmp_path: Path, _name: str = _name) -> dict[str, Any]:
+        return train_steps(_name, backend, tmp_path)
+
+    SCENARIOS[f"train_step[{_name}]"] = _train_steps
+
+
+@scenario("checkpoint_resume")
+def checkpoint_resume(backend: str, tmp_path: Path) -> dict[str, Any]:
+    """Save after 2 steps, load into a new GAN, 2 more: the same as 4 straight."""
+    config = GAN_CONFIGS["default"]
+    real = gan_data(backend)
+    straight = GAN(config, backend, seed=0)
+    for _ in range(4):
+        straight.train_step(real)
+    first = GAN(config, backend, seed=0)
+    for _ in range(2):
+        first.train_step(real)
+    path = tmp_path / f"{backend}.npz"
+    save_checkpoint(path, {"gan": first.state_dict()})
+    resumed = GAN(config, backend, seed=0)
+    resumed.load_state_dict(load_checkpoint(path)["gan"])
+    resumed.noise_rng = first.noise_rng  # the stream goes on where it was
+    for _ in range(2):
+        resumed.train_step(real)
+    a, b = gan_results(straight, []), gan_results(resumed, [])
+    for key, value in a.items():
+        np.testing.assert_array_equal(b[key], value, err_msg=key)
+    return b
+
+
+@scenario("batch_iterator")
+def batch_iterator(backend: str, tmp_path: Path) -> dict[str, Any]:
+    """Two epochs of (images, labels) batches gathered on the device, and a replay."""
+    be = get_backend(backend)
+    rng = np.random.default_rng(5)
+    images = rng.integers(0, 256, (20, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 20)
+    on_device = to_gan_range(be.asarray(images))  # scaling works on the device too
+    loader = BatchIterator(on_device, be.asarray(labels), batch_size=6, seed=3, backend=be)
+    results = {}
+    state = loader.state_dict()
+    for epoch in range(2):
+        for i, (x, y) in enumerate(loader):
+            results[f"{epoch}/{i}/x"], results[f"{epoch}/{i}/y"] = host(x), host(y)
+    loader.load_state_dict(state)
+    for i, (x, _) in enumerate(loader):
+        np.testing.assert_array_equal(host(x), results[f"0/{i}/x"])
+    return results
+
+
+# --- the metrics -------------------------------------------------------------------------
+
+
+def mnist_subset(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` MNIST training digits, or random blobs where MNIST is absent."""
+    root = os.environ.get("MINIGAN_DATA")
+    if root and (Path(root) / "mnist" / "train-images-idx3-ubyte.gz").is_file():
+        images, labels = load_mnist("train")
+        return images[:n], labels[:n]
+    rng = np.random.default_rng(0)
+    images = (rng.uniform(size=(n, 28, 28)) > 0.8).astype(np.uint8) * 255
+    return images, rng.integers(0, 10, n).astype(np.uint8)
+
+
+@scenario("classifier")
+def classifier(backend: str, tmp_path: Path) -> dict[str, Any]:
+    """Train the metrics' classifier briefly, classify, and score samples on the device."""
+    be = get_backend(backend)
+    images, labels = mnist_subset(600)
+    with known_findings(backend):
+        model = train_classifier(
+            images[:300], labels[:300], epochs=1, batch_size=50, backend=backend, progress=False
+        )
+    logits, features = classify(model, be.asarray(unit_range(images[:300])), batch_size=128)
+    mean, cov = features.mean(axis=0), np.cov(features, rowvar=False)
+    evaluator = Evaluator(model, mean, cov, {"test_accuracy": 0.0})
+    samples = be.asarray(unit_range(images[300:]).reshape(-1, 28, 28))  # others: FID > 0
+    scores = evaluator.evaluate(samples)
+    return {"logits": logits, "features": features, **{k: scores[k] for k in sorted(scores)}}
+
+
+# --- the example script ------------------------------------------------------------------
+
+
+def load_example() -> Any:
+    spec = importlib.util.spec_from_file_location("mnist_gan_for_cupy_tests", EXAMPLE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SMALL_RUN = ["--train-size", "300", "--batch-size", "50", "--hidden", "32", "--log-every", "2"]
+
+
+@contextlib.contextmanager
+def small_example_world(example: Any, tmp_path: Path) -> Iterator[None]:
+    """MNIST or blobs, a private cache, and a quick classifier for --eval-every."""
+    images, labels = mnist_subset(1000)
+    small_evaluator = Evaluator.load_or_train.__func__
+
+    def load_or_train(cls: type, **kwargs: Any) -> Evaluator:
+        kwargs |= {"cache_dir": tmp_path / "cache", "epochs": 1, "num_train": 300}
+        return small_evaluator(cls, **kwargs, progress=False)
+
+    def fake_load_mnist(split: str, root: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        return images, labels
+
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(mock.patch.object(example, "load_mnist", fake_load_mnist))
+        stack.enter_context(mock.patch("minigan.metrics.evaluator.load_mnist", fake_load_mnist))
+        stack.enter_context(
+            mock.patch.object(Evaluator, "load_or_train", classmethod(load_or_train))
+        )
+        yield
+
+
+@scenario("mnist_gan_example")
+def mnist_gan_example(backend: str, tmp_path: Path) -> dict[str, Any]:
+    """examples/mnist_gan.py: 1 epoch with --eval-every, a resumed 2nd, then --sample."""
+    example = load_example()
+    out = tmp_path / backend
+    with small_example_world(example, out), known_findings(backend):
+        args = [*SMALL_RUN, "--backend", backend, "--out", str(out), "--eval-every", "1"]
+        assert example.main([*args, "--epochs", "1", "--eval-samples", "300"]) == 0
+        assert example.main([*args, "--epochs", "2", "--eval-samples", "300", "--resume"]) == 0
+        samples = out / "samples.npy"
+        code = example.main(
+            ["--backend", backend, "--sample", "130", "--checkpoint", str(out / "checkpoint.npz"),
+             "--output", str(samples)]
+        )  # fmt: skip
+        assert code == 0
+    state = load_checkpoint(out / "checkpoint.npz")
+    results = {"samples": np.load(samples), "history": state["history"]}
+    for part in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
+        results |= {f"{part}/{k}": v for k, v in state["gan"][part].items()}
+    return results
