@@ -368,7 +368,7 @@ def train_epoch(gan: GAN, loader: BatchIterator, epoch: int, epochs: int, log_ev
         if step % log_every == log_every - 1 or step == steps - 1:
             # Reading values back waits for the GPU: one read per log line, all figures at once.
             keys = list(totals)
-            sums = gan.backend.to_host(gan.backend.xp.stack([totals[k] for k in keys]))
+            sums = to_host(gan.backend.xp.stack([totals[k] for k in keys]))
             row = {k: float(total) / counts[k] for k, total in zip(keys, sums)}
             totals, counts = {}, {}
             bad = [k for k, v in row.items() if not math.isfinite(v)]

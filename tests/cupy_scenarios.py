@@ -19,7 +19,6 @@ import dataclasses
 import importlib.util
 import inspect
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from unittest import mock
 import numpy as np
 
 from minigan import losses, nn, optim
-from minigan.backend import backend_of, get_backend, host_copy
+from minigan.backend import backend_of, get_array_module, get_backend, to_host
 from minigan.checkpoint import load_checkpoint, save_checkpoint
 from minigan.data import BatchIterator, load_mnist, to_gan_range
 from minigan.gan import GAN, PRESETS
@@ -36,20 +35,6 @@ from minigan.metrics import Evaluator
 from minigan.metrics.classifier import classify, train_classifier, unit_range
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_gan.py"
-
-# Implicit reads the stand-in found that are being fixed elsewhere: (file, function, why).
-# While listed, the stand-in allows them (counting each) so the rest of the path is
-# still checked; tests/test_cupy_path.py has a strict xfail for each.
-KNOWN_IMPLICIT_READS = [
-    (
-        "minigan/losses.py",
-        "_check_labels",
-        (
-            "CrossEntropyLoss checks the label range with int(y.min()) and int(y.max()): "
-            "two implicit syncs per call; issue 11 turns them into one explicit read"
-        ),
-    ),
-]
 
 SCENARIOS: dict[str, Callable[[str, Path], dict[str, Any]]] = {}
 
@@ -62,25 +47,9 @@ def scenario(name: str):
     return register
 
 
-@contextlib.contextmanager
-def known_findings(backend: str) -> Iterator[None]:
-    """On the stand-in, tolerate the reads in ``KNOWN_IMPLICIT_READS``."""
-    with contextlib.ExitStack() as stack:
-        if backend == "cupy":
-            fake = sys.modules["cupy"]
-            for file, function, _ in KNOWN_IMPLICIT_READS:
-                stack.enter_context(fake.tolerate(file, function))
-        yield
-
-
 def host(value: Any) -> Any:
     """A host copy of a device array; anything else as it is."""
-    return value if value is None or isinstance(value, (int, float)) else _to_host(value)
-
-
-def _to_host(value: Any) -> np.ndarray:
-    xp_is_numpy = isinstance(value, (np.ndarray, np.generic))
-    return np.asarray(value) if xp_is_numpy else value.get()
+    return value if value is None or isinstance(value, (int, float)) else to_host(value)
 
 
 def public_subclasses(module: Any, base: type) -> list[type]:
@@ -107,14 +76,14 @@ def backend_calls(backend: str, tmp_path: Path) -> dict[str, Any]:
     """The host/device crossings of minigan.backend, and its random generator."""
     be = get_backend(backend)
     x = be.asarray(np.arange(6.0).reshape(2, 3), dtype=np.float32)
-    assert be.owns(x) and backend_of(x) == be
+    assert get_array_module(x) is be.xp and backend_of(x) == be
     be.synchronize()
     noise = be.default_rng(7).standard_normal((2, 3), dtype=np.float32)
-    copy = host_copy(x)
+    copy = to_host(x)
     copy[0, 0] = 99  # a copy shares nothing with the device array
     return {
-        "x": be.to_host(x),
-        "noise": be.to_host(noise),
+        "x": to_host(x),
+        "noise": to_host(noise),
         "numpy": host(get_backend("numpy").asarray(x)),
     }
 
@@ -150,7 +119,7 @@ def layers(backend: str, tmp_path: Path) -> dict[str, Any]:
             key = f"{cls.__name__}/{np.dtype(dtype).name}"
             results[f"{key}/y"] = host(y)
             results[f"{key}/dx"] = host(layer.backward(g))
-            assert layer.backward(g, input_grad=False) is None
+            results[f"{key}/dx-hint"] = host(layer.backward(g, input_grad=False))  # None: Linear
             for name, p in layer.named_parameters():
                 results[f"{key}/grad/{name}"] = host(p.grad)
             results[f"{key}/sigmoid"] = host(nn.sigmoid(x * 40))
@@ -189,17 +158,16 @@ def all_losses(backend: str, tmp_path: Path) -> dict[str, Any]:
     classes = public_subclasses(losses, losses.Loss)
     needs_example("losses", classes, LOSS_EXAMPLES)
     results = {}
-    with known_findings(backend):
-        for cls in classes:
-            for dtype in (np.float32, np.float64):
-                rng = np.random.default_rng(1)
-                for i, (pred, target) in enumerate(LOSS_EXAMPLES[cls](rng, dtype)):
-                    loss = cls()
-                    if isinstance(target, np.ndarray):
-                        target = be.asarray(target)
-                    key = f"{cls.__name__}/{np.dtype(dtype).name}/{i}"
-                    results[f"{key}/loss"] = host(loss(be.asarray(pred), target))
-                    results[f"{key}/grad"] = host(loss.backward())
+    for cls in classes:
+        for dtype in (np.float32, np.float64):
+            rng = np.random.default_rng(1)
+            for i, (pred, target) in enumerate(LOSS_EXAMPLES[cls](rng, dtype)):
+                loss = cls()
+                if isinstance(target, np.ndarray):
+                    target = be.asarray(target)
+                key = f"{cls.__name__}/{np.dtype(dtype).name}/{i}"
+                results[f"{key}/loss"] = host(loss(be.asarray(pred), target))
+                results[f"{key}/grad"] = host(loss.backward())
     for dtype in (np.float32, np.float64):
         logits = np.random.default_rng(6).standard_normal((4, 3)).astype(dtype) * 1e4
         results[f"log_softmax/{np.dtype(dtype).name}"] = host(
@@ -368,10 +336,9 @@ def classifier(backend: str, tmp_path: Path) -> dict[str, Any]:
     """Train the metrics' classifier briefly, classify, and score samples on the device."""
     be = get_backend(backend)
     images, labels = mnist_subset(600)
-    with known_findings(backend):
-        model = train_classifier(
-            images[:300], labels[:300], epochs=1, batch_size=50, backend=backend, progress=False
-        )
+    model = train_classifier(
+        images[:300], labels[:300], epochs=1, batch_size=50, backend=backend, progress=False
+    )
     logits, features = classify(model, be.asarray(unit_range(images[:300])), batch_size=128)
     mean, cov = features.mean(axis=0), np.cov(features, rowvar=False)
     evaluator = Evaluator(model, mean, cov, {"test_accuracy": 0.0})
@@ -420,7 +387,7 @@ def mnist_gan_example(backend: str, tmp_path: Path) -> dict[str, Any]:
     """examples/mnist_gan.py: 1 epoch with --eval-every, a resumed 2nd, then --sample."""
     example = load_example()
     out = tmp_path / backend
-    with small_example_world(example, out), known_findings(backend):
+    with small_example_world(example, out):
         args = [*SMALL_RUN, "--backend", backend, "--out", str(out), "--eval-every", "1"]
         assert example.main([*args, "--epochs", "1", "--eval-samples", "300"]) == 0
         assert example.main([*args, "--epochs", "2", "--eval-samples", "300", "--resume"]) == 0

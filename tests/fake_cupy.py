@@ -154,7 +154,7 @@ def _implicit(what: str) -> None:
             return
     raise ImplicitTransferError(
         f"{_site(frame)}: {what} of a device array is an implicit device->host transfer "
-        f"(on a GPU, a sync); read it explicitly with backend.to_host(x) or x.get(), "
+        f"(on a GPU, a sync); read it explicitly with minigan.backend.to_host(x) or x.get(), "
         f"where it is meant"
     )
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from fake_cupy import RECORD, ImplicitTransferError
 
-from minigan.backend import get_backend
+from minigan.backend import get_backend, to_host
 
 
 @pytest.fixture
@@ -87,7 +87,7 @@ def test_only_get_and_asnumpy_transfer_and_each_is_counted(fake_cupy, x):
     assert isinstance(host, np.ndarray) and host[1, 1] == 4
     host[0, 0] = 99  # a copy: the device array is untouched
     assert fake_cupy.asnumpy(x)[0, 0] == 1
-    get_backend("cupy").to_host(x)
+    to_host(x)
     assert len(fake_cupy.reads) == 3
     # Each read names who asked (through the backend: the code that asked the backend).
     assert re.match(r"tests/test_fake_cupy.py:\d+ \(test_only_get", fake_cupy.reads[-1])

@@ -134,6 +134,6 @@ def train_classifier(
             step += 1
             bar.update()
         # One explicit read per epoch (on a GPU, a sync): the last batch's loss.
-        bar.set_postfix(loss=f"{float(backend.to_host(loss)):.4f}")
+        bar.set_postfix(loss=f"{float(to_host(loss)):.4f}")
     bar.close()
     return model

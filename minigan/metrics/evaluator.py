@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from minigan import nn
-from minigan.backend import Backend, backend_of, get_array_module
+from minigan.backend import Backend, backend_of, get_array_module, to_host
 from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minigan.data import MNIST, cache_folder, load_mnist
 from minigan.losses import log_softmax
@@ -312,9 +312,7 @@ def check_samples(samples: Any) -> Any:
         raise ValueError(f"{where}: need at least 2 samples for a covariance, got {n}")
     # One explicit read of the extremes (on a GPU, one sync): min and max are NaN if
     # any value is, and +-inf if any value is infinite, so they also tell finiteness.
-    low, high = (
-        float(v) for v in backend_of(samples).to_host(xp.stack([samples.min(), samples.max()]))
-    )
+    low, high = (float(v) for v in to_host(xp.stack([samples.min(), samples.max()])))
     if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"{where}: samples contain NaN or infinite values")
     if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
