@@ -46,6 +46,7 @@ from minigan.metrics.scores import (
     inception_score,
     kl_to_uniform,
 )
+from minigan.nn.checks import check_array
 
 CACHE_FILE = "mnist_classifier.npz"
 FORMAT_VERSION = 1  # raise it whenever the file's content or the classifier changes
@@ -294,16 +295,11 @@ def check_samples(samples: Any) -> Any:
     feature covariance is then singular and the FID unreliable.
     """
     where = "Evaluator"
-    if not hasattr(samples, "dtype") or not hasattr(samples, "shape"):
-        raise TypeError(
-            f"{where}: samples must be a NumPy or CuPy array, got {type(samples).__name__}"
-        )
+    check_array(
+        where, samples, name="samples",
+        dtype_hint="uint8 images in [0, 255] convert with images.astype('float32') / 255",
+    )  # fmt: skip
     xp = get_array_module(samples)
-    if not xp.issubdtype(samples.dtype, xp.floating):
-        raise TypeError(
-            f"{where}: expected float images in [0, 1], got dtype {samples.dtype}; "
-            f"uint8 images in [0, 255] convert with images.astype('float32') / 255"
-        )
     shape = tuple(samples.shape)
     if len(shape) < 2 or shape[1:] not in ((784,), (28, 28), (1, 28, 28)):
         raise ValueError(f"{where}: expected samples (N, 28, 28) or (N, 784), got {shape}")
