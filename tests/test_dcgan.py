@@ -176,3 +176,26 @@ def test_dcgan_trains_on_mnist_with_finite_losses():
     assert np.isfinite(losses).all()
     assert losses[-1, 0] < losses[0, 0]  # D learns to tell digits from noise
     assert gan.steps == 5
+
+
+@pytest.mark.gpu
+def test_dcgan_steps_on_cupy_match_numpy_in_float64(rng):
+    """Conv, ConvT (col2im's slice-adds), BatchNorm and the step, on both backends."""
+    from minigan.backend import get_backend
+
+    gpu = get_backend("cupy")
+    on_cpu = DCGAN(SMALL, "numpy", seed=0, dtype=np.float64)
+    on_gpu = DCGAN(SMALL, gpu, seed=0, dtype=np.float64)
+    for _ in range(3):
+        real = real_images(rng)
+        z = rng.standard_normal((4, SMALL.latent_dim))
+        on_cpu.sample_noise = lambda n, z=z: z
+        on_gpu.sample_noise = lambda n, z=z: gpu.asarray(z)
+        cpu_stats = on_cpu.train_step(real)
+        gpu_stats = on_gpu.train_step(gpu.asarray(real))
+    for key, value in cpu_stats.items():
+        assert float(gpu_stats[key]) == pytest.approx(float(value), rel=1e-9), key
+    for net in ("generator", "discriminator"):
+        cpu_state = getattr(on_cpu, net).state_dict()
+        for name, value in getattr(on_gpu, net).state_dict().items():
+            np.testing.assert_allclose(value, cpu_state[name], rtol=1e-8, atol=1e-10, err_msg=name)
