@@ -13,7 +13,13 @@ Every layer in minigan follows one contract, the same one PyTorch users know:
   work skips it and returns None (``Linear`` saves a whole matrix product);
   elementwise layers return dL/dx anyway, since it is one multiply;
 - ``m.parameters()`` lists the ``Parameter`` objects; optimizers update their
-  ``.data`` in place.
+  ``.data`` in place;
+- ``m.train()`` / ``m.eval()`` set the ``training`` flag of ``m`` and every module
+  inside it; only layers that behave differently in the two modes read it
+  (``BatchNorm``: batch statistics in training, running statistics in evaluation);
+- a layer may keep *buffers*: arrays that are state but not trainable (BatchNorm's
+  running statistics), named in ``buffer_names``. They travel with ``state_dict``,
+  ``load_state_dict`` and ``to``, as PyTorch's buffers do, but no optimizer sees them.
 
 Backward reads what forward saved, so the forward input must not change in place
 between the two (``x *= 2`` after ``y = m(x)`` would give a wrong dL/dW): make a
@@ -80,6 +86,8 @@ class Module:
 
     _saved: tuple[Any, ...] | None = None  # what forward kept for backward
     _grad_shape: tuple[int, ...] | None = None  # the shape dL/d(output) must have
+    training: bool = True  # set by train() / eval(); modules start in training mode
+    buffer_names: tuple[str, ...] = ()  # attributes holding non-trainable state arrays
 
     def __call__(self, x: Any) -> Any:
         return self.forward(x)
@@ -123,6 +131,36 @@ class Module:
     def parameters(self) -> list[Parameter]:
         return [param for _, param in self.named_parameters()]
 
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        """The modules directly inside this one, by attribute name."""
+        for attr, value in vars(self).items():
+            if isinstance(value, Module):
+                yield attr, value
+
+    def modules(self) -> Iterator[Module]:
+        """This module and every module inside it, depth first."""
+        yield self
+        for _, child in self.named_children():
+            yield from child.modules()
+
+    def named_buffers(self) -> Iterator[tuple[str, Any]]:
+        """Yield ``(name, array)`` for every buffer, e.g. ``("1.running_mean", a)``."""
+        for attr in self.buffer_names:
+            yield attr, getattr(self, attr)
+        for prefix, child in self.named_children():
+            for name, buffer in child.named_buffers():
+                yield f"{prefix}.{name}", buffer
+
+    def train(self, mode: bool = True) -> Module:
+        """Put this module and all modules inside it in training mode (or not)."""
+        for module in self.modules():
+            module.training = bool(mode)
+        return self
+
+    def eval(self) -> Module:
+        """Evaluation mode: ``train(False)``."""
+        return self.train(False)
+
     def zero_grad(self) -> None:
         """Reset every parameter's accumulated gradient to zero (in place)."""
         for param in self.parameters():
@@ -149,17 +187,31 @@ class Module:
                 data = data.astype(dtype, copy=False)
             param.data = data
             param.grad = get_array_module(data).zeros_like(data)
+        for module in self.modules():
+            for attr in module.buffer_names:
+                buffer = getattr(module, attr)
+                if target is not None:
+                    buffer = target.asarray(buffer)
+                if dtype is not None and np.issubdtype(buffer.dtype, np.floating):
+                    buffer = buffer.astype(dtype, copy=False)  # counters stay integers
+                setattr(module, attr, buffer)
         return self
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """Parameter values by PyTorch-style name, as host NumPy copies."""
-        return {name: to_host(param.data) for name, param in self.named_parameters()}
+        """Parameter and buffer values by PyTorch-style name, as host NumPy copies."""
+        return {name: to_host(array) for name, array in self._named_arrays().items()}
+
+    def _named_arrays(self) -> dict[str, Any]:
+        """Every array ``state_dict`` holds: parameter values, then buffers."""
+        arrays = {name: param.data for name, param in self.named_parameters()}
+        arrays.update(self.named_buffers())
+        return arrays
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Copy values into the parameters, in place, keeping their dtype and backend.
+        """Copy values into parameters and buffers, in place, keeping dtype and backend.
 
         All or nothing: every entry is checked (names, that each value is a numeric
-        array, shapes) before any parameter changes, so a failed load leaves the
+        array, shapes) before any value changes, so a failed load leaves the
         module exactly as it was. Values may be NumPy arrays or anything with a
         numeric ``dtype`` and ``shape`` that ``numpy.asarray`` accepts (a PyTorch CPU
         tensor's ``.numpy()``, say).
@@ -174,15 +226,15 @@ class Module:
             raise TypeError(
                 f"{where}: expected a dict of arrays by name, got {type(state).__name__}"
             )
-        params = dict(self.named_parameters())
-        missing = sorted(set(params) - set(state))
-        unexpected = sorted(set(state) - set(params))
+        arrays = self._named_arrays()
+        missing = sorted(set(arrays) - set(state))
+        unexpected = sorted(set(state) - set(arrays))
         if missing or unexpected:
             raise KeyError(
                 f"{where}: names do not match "
                 f"(missing: {missing or 'none'}; unexpected: {unexpected or 'none'})"
             )
-        for name, param in params.items():
+        for name, array in arrays.items():
             value = state[name]
             if not _is_numeric_array(value):
                 raise TypeError(
@@ -190,15 +242,15 @@ class Module:
                     + (f" of dtype {value.dtype}" if hasattr(value, "dtype") else "")
                 )
             got = tuple(value.shape)
-            if got != param.shape:
+            if got != array.shape:
                 raise ValueError(
-                    f"{where}: '{name}' has shape {got}, this model expects {param.shape}"
+                    f"{where}: '{name}' has shape {got}, this model expects {array.shape}"
                 )
-        for name, param in params.items():
+        for name, array in arrays.items():
             value = state[name]
-            if get_array_module(param.data) is not np:
-                value = get_array_module(param.data).asarray(value)
-            param.data[...] = value
+            if get_array_module(array) is not np:
+                value = get_array_module(array).asarray(value)
+            array[...] = value
 
 
 def _is_numeric_array(value: Any) -> bool:
@@ -244,6 +296,10 @@ class Sequential(Module):
         for index, layer in enumerate(self.layers):
             for name, param in layer.named_parameters():
                 yield f"{index}.{name}", param
+
+    def named_children(self) -> Iterator[tuple[str, Module]]:
+        for index, layer in enumerate(self.layers):
+            yield str(index), layer
 
     def __getitem__(self, index: int) -> Module:
         return self.layers[index]

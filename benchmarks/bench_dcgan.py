@@ -1,0 +1,210 @@
+"""One DCGAN training step (MNIST-sized, batch 64, float32): minigan against PyTorch eager.
+
+Both sides run the same model from the same weights (``minigan.torch_twin``), with the
+same number of threads, interleaved in one process (A B A B ...), so that a busy
+machine slows both alike. Prints:
+
+1. the median step times and their ratio (target: minigan <= 1.5x PyTorch);
+2. the step's matrix-product FLOPs (counted from the layer shapes) as a rate, against
+   the machine's float32 GEMM rate (a large ``np.matmul``);
+3. where minigan's step spends its time: im2col, col2im, the rest of the convolution
+   and Linear layers (the GEMMs and layout changes), BatchNorm, Adam, everything else.
+
+    python benchmarks/bench_dcgan.py            # ~1 minute on 2 cores
+    python benchmarks/bench_dcgan.py --rounds 5 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import functools
+import statistics
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from machine_info import busy_warning, cpu_model, loadavg
+
+from minigan import nn
+from minigan.dcgan import DCGAN, DCGANConfig
+from minigan.nn import batchnorm, conv
+from minigan.optim import Adam
+from minigan.torch_twin import torch_twin
+
+
+def gemm_flops(model: nn.Sequential, x_shape: tuple[int, ...]) -> tuple[list[int], int]:
+    """Forward GEMM FLOPs of each Conv/ConvT/Linear layer of ``model``, and the output size.
+
+    A layer's forward is one (rows x inner) @ (inner x cols) product, 2*rows*inner*cols
+    FLOPs; each backward product (weights, input) costs the same.
+    """
+    flops, shape = [], x_shape
+    for layer in model:
+        out = layer.forward(np.zeros(shape, np.float32)).shape
+        if isinstance(layer, nn.Linear):
+            flops.append(2 * shape[0] * layer.in_features * layer.out_features)
+        elif isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
+            pixels = (
+                out[0] * out[2] * out[3]
+                if isinstance(layer, nn.Conv2d)
+                else np.prod(shape) // shape[1]
+            )
+            flops.append(
+                2 * int(pixels) * layer.in_channels * layer.out_channels * layer.kernel_size**2
+            )
+        shape = out
+    return flops, shape
+
+
+def step_flops(gan: DCGAN, batch: int) -> int:
+    """The GEMM FLOPs one ``DCGAN.train_step`` performs (what the code does, not autograd's)."""
+    c = gan.config
+    # on copies: a forward pass in training mode moves BatchNorm's running statistics
+    g, _ = gemm_flops(copy.deepcopy(gan.generator), (batch, c.latent_dim))
+    d, _ = gemm_flops(copy.deepcopy(gan.discriminator), (batch, *c.image_shape))
+    total = 3 * sum(g)  # G: forward, weight gradients, input gradients ...
+    total -= g[0]  # ... except dL/dz, which nobody needs
+    total += 3 * sum(d)  # D: forward on real, on fake, and again in the G step
+    total += 2 * (2 * sum(d) - d[0])  # D step, twice: weight + input gradients, no dL/dimages
+    total += sum(d)  # G step: D's input gradients only (D frozen)
+    return total
+
+
+def gemm_rate(size: int = 1024, repeats: int = 5) -> float:
+    """Best float32 GEMM rate, in GFLOP/s, of a size x size matmul."""
+    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
+    out = np.empty_like(a)
+    np.matmul(a, a, out=out)
+    best = min(_timed(lambda: np.matmul(a, a, out=out)) for _ in range(repeats))
+    return 2 * size**3 / best / 1e9
+
+
+def _timed(f: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    f()
+    return time.perf_counter() - start
+
+
+class TorchStep:
+    """PyTorch's DCGAN example step on the twin networks (default Adam, eager)."""
+
+    def __init__(self, gan: DCGAN, torch: Any):
+        self.torch, self.latent = torch, gan.config.latent_dim
+        self.G, self.D = torch_twin(gan.generator), torch_twin(gan.discriminator)
+        adam = {"lr": gan.config.lr, "betas": gan.config.betas}
+        self.opt_g = torch.optim.Adam(self.G.parameters(), **adam)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), **adam)
+        self.bce = torch.nn.functional.binary_cross_entropy_with_logits
+
+    def __call__(self, real: Any) -> None:
+        torch, n = self.torch, real.shape[0]
+        ones, zeros = torch.ones(n, 1), torch.zeros(n, 1)
+        fake = self.G(torch.randn(n, self.latent))
+        self.opt_d.zero_grad()
+        self.bce(self.D(real), ones).backward()
+        self.bce(self.D(fake.detach()), zeros).backward()
+        self.opt_d.step()
+        self.opt_g.zero_grad()
+        self.bce(self.D(fake), ones).backward()
+        self.opt_g.step()
+
+
+def profile_phases(gan: DCGAN, real: np.ndarray, steps: int) -> dict[str, float]:
+    """Seconds per step in each phase, by wrapping the functions that do the work."""
+    spent: dict[str, float] = defaultdict(float)
+    active: list[str] = []  # nested phases: time goes to the innermost one
+
+    def timed(phase: str, f: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(f)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            active.append(phase)
+            try:
+                return f(*args, **kwargs)
+            finally:
+                active.pop()
+                took = time.perf_counter() - start
+                spent[phase] += took
+                if active:
+                    spent[active[-1]] -= took
+
+        return wrapper
+
+    patches = [
+        (conv, "im2col", "im2col"),
+        (conv, "col2im", "col2im"),
+        (conv.Conv2d, "forward", "conv/linear GEMMs + layout"),
+        (conv.Conv2d, "backward", "conv/linear GEMMs + layout"),
+        (conv.ConvTranspose2d, "forward", "conv/linear GEMMs + layout"),
+        (conv.ConvTranspose2d, "backward", "conv/linear GEMMs + layout"),
+        (nn.Linear, "forward", "conv/linear GEMMs + layout"),
+        (nn.Linear, "backward", "conv/linear GEMMs + layout"),
+        (batchnorm._BatchNorm, "forward", "BatchNorm"),
+        (batchnorm._BatchNorm, "backward", "BatchNorm"),
+        (Adam, "step", "Adam"),
+    ]
+    originals = [(owner, name, getattr(owner, name)) for owner, name, _ in patches]
+    for owner, name, phase in patches:
+        setattr(owner, name, timed(phase, getattr(owner, name)))
+    try:
+        total = sum(_timed(lambda: gan.train_step(real)) for _ in range(steps))
+    finally:
+        for owner, name, original in originals:
+            setattr(owner, name, original)
+    phases = {phase: seconds / steps for phase, seconds in spent.items()}
+    phases["other (activations, loss, noise, Python)"] = (total - sum(spent.values())) / steps
+    return phases
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--batch", type=int, default=64, help="images per step")
+    p.add_argument("--rounds", type=int, default=10, help="timed A/B rounds (after 2 warm-ups)")
+    p.add_argument("--threads", type=int, default=2, help="PyTorch threads (match numpy's BLAS)")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    load = loadavg()
+    print(
+        f"CPU: {cpu_model()}; torch {torch.__version__} with {args.threads} threads; numpy {np.__version__}"
+    )
+    print(f"/proc/loadavg before: {load}{busy_warning(load)}\n")
+
+    gan = DCGAN(DCGANConfig(batch_size=args.batch), seed=0)
+    real = np.random.default_rng(0).uniform(-1, 1, (args.batch, *gan.config.image_shape))
+    real = real.astype(np.float32)
+    torch_step, real_t = TorchStep(gan, torch), torch.from_numpy(real)
+    ours, theirs = [], []
+    for round_ in range(args.rounds + 2):
+        a, b = _timed(lambda: gan.train_step(real)), _timed(lambda: torch_step(real_t))
+        if round_ >= 2:
+            ours.append(a)
+            theirs.append(b)
+    t_ours, t_torch = statistics.median(ours), statistics.median(theirs)
+    print(f"| DCGAN step, batch {args.batch}, float32 | median ms |")
+    print("| --- | --- |")
+    print(f"| minigan (NumPy) | {t_ours * 1e3:.1f} |")
+    print(f"| PyTorch eager | {t_torch * 1e3:.1f} |")
+    print(f"| ratio minigan / PyTorch | {t_ours / t_torch:.2f}x (target <= 1.5x) |\n")
+
+    flops, peak = step_flops(gan, args.batch), gemm_rate()
+    rate = flops / t_ours / 1e9
+    print(f"GEMM FLOPs per step: {flops / 1e9:.2f} GFLOP -> minigan {rate:.0f} GFLOP/s, PyTorch "
+          f"{flops / t_torch / 1e9:.0f} GFLOP/s; machine's float32 GEMM (1024^3 matmul): "
+          f"{peak:.0f} GFLOP/s (minigan at {rate / peak:.0%} of it)\n")  # fmt: skip
+
+    phases = profile_phases(gan, real, steps=max(3, args.rounds // 2))
+    total = sum(phases.values())
+    print("| where minigan's step goes | ms | share |")
+    print("| --- | --- | --- |")
+    for phase, seconds in sorted(phases.items(), key=lambda item: -item[1]):
+        print(f"| {phase} | {seconds * 1e3:.1f} | {seconds / total:.0%} |")
+    print(f"\n/proc/loadavg after: {loadavg()}")
+
+
+if __name__ == "__main__":
+    main()

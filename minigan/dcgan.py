@@ -1,0 +1,261 @@
+"""DCGAN (Radford, Metz & Chintala, 2016): the GAN of ``minigan.gan`` with convolutions.
+
+The objective and the training step are the vanilla GAN's,
+
+    D step:  minimise  BCE(D(x), 1) + BCE(D(G(z)), 0)
+    G step:  minimise  BCE(D(G(z)), 1) = -log D(G(z))      (non-saturating)
+
+with the networks replaced by the paper's architecture rules, which made GAN training
+stable enough to scale to real images:
+
+- G up-samples with strided transposed convolutions (no pooling, no fully connected
+  hidden layers except the projection of z): z -> Linear -> 128x7x7 -> ConvT to 64x14x14
+  -> ConvT to 1x28x28 for MNIST;
+- D down-samples with strided convolutions: 1x28x28 -> 64x14x14 -> 128x7x7 -> one logit;
+- BatchNorm in both networks, except at G's output and D's input (there it made the
+  samples oscillate, the paper reports);
+- ReLU in G with Tanh at the output (images in [-1, 1]); LeakyReLU(0.2) throughout D;
+- Adam with lr 2e-4 and beta1 = 0.5 (0.9 made training oscillate);
+- weights drawn from N(0, 0.02), BatchNorm's gamma from N(1, 0.02) (the paper's
+  initialisation, as the PyTorch DCGAN example applies it to Conv and BatchNorm layers).
+
+What differs from ``GAN`` in the code, and why:
+
+- **D sees real and fake images in two separate passes.** ``GAN.discriminator_step``
+  stacks both halves into one batch, which is exact only when no layer mixes examples.
+  BatchNorm does: a stacked batch would normalise real and fake images with one shared
+  mean and variance, so D's output on a real image would depend on the fakes beside it,
+  and D could tell the halves apart from the mixture's statistics instead of from the
+  images. DCGAN implementations (the paper's code, PyTorch's example) therefore pass
+  each batch on its own, each normalised by its own statistics, and add the two
+  gradients. The G step is ``GAN.generator_step`` unchanged: D frozen, its input
+  gradient sent into G, ``input_grad=False`` where nothing needs dL/dx.
+- **``generate`` runs G in evaluation mode** (BatchNorm with running statistics), so a
+  sample depends on its own z only, not on the rest of its batch, and drawing samples
+  changes no state. Training always runs in training mode, as in the paper.
+- Images keep their shape, (batch, channels, size, size), instead of being flattened.
+
+Sizes: ``image_size`` 28 (MNIST, Fashion-MNIST) starts G at 7x7 and up-samples twice;
+32 and 64 (folders of pictures) start at 4x4 and up-sample 3 and 4 times, doubling the
+channels at every step down from the image (64, 128, 256, 512 with ``base_channels``
+64), as in the paper's 64x64 network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from minigan import nn
+from minigan.backend import Backend, get_array_module, get_backend
+from minigan.gan import GAN, GENERATOR_LOSSES
+from minigan.losses import BCEWithLogitsLoss
+from minigan.nn.checks import check_array
+from minigan.optim import Adam
+
+START_SIZE = {28: 7, 32: 4, 64: 4}  # image side -> G's first feature-map side
+CHANNELS = (1, 3)  # grey or RGB
+
+
+@dataclass
+class DCGANConfig:
+    """Everything that defines a DCGAN and how it is trained.
+
+    ``image_size`` is the side of the square images (28, 32 or 64), ``channels`` 1 (grey)
+    or 3 (RGB); ``base_channels`` is the width of D's first and G's last hidden layer,
+    doubled at every further block.
+    """
+
+    latent_dim: int = 100
+    image_size: int = 28
+    channels: int = 1
+    base_channels: int = 64
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    batch_size: int = 64
+    generator_loss: str = "non_saturating"
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)
+        if self.image_size not in START_SIZE:
+            raise ValueError(
+                f"image_size must be one of {tuple(START_SIZE)}, got {self.image_size!r}"
+            )
+        if self.channels not in CHANNELS:
+            raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {self.channels!r}")
+        if self.generator_loss not in GENERATOR_LOSSES:
+            raise ValueError(
+                f"generator_loss must be one of {GENERATOR_LOSSES}, got {self.generator_loss!r}"
+            )
+        for name in ("latent_dim", "base_channels", "batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(channels, image_size, image_size): one image, as the networks see it."""
+        return (self.channels, self.image_size, self.image_size)
+
+    @property
+    def widths(self) -> list[int]:
+        """Channels of the hidden feature maps, from the image inwards: [64, 128] for 28x28."""
+        blocks = int(math.log2(self.image_size // START_SIZE[self.image_size]))
+        return [self.base_channels * 2**i for i in range(blocks)]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def build_generator(config: DCGANConfig, rng: np.random.Generator, dtype: Any) -> nn.Sequential:
+    """z (batch, latent_dim) -> images (batch, channels, size, size) in [-1, 1]."""
+    s, widths = START_SIZE[config.image_size], config.widths[::-1]  # widest first: [128, 64]
+    layers = [
+        nn.Linear(config.latent_dim, widths[0] * s * s, rng=rng, dtype=dtype),  # project z
+        nn.Unflatten(1, (widths[0], s, s)),
+        nn.BatchNorm2d(widths[0], dtype=dtype),
+        nn.ReLU(),
+    ]
+    for c_in, c_out in itertools.pairwise(widths):  # each block doubles the side
+        layers += [
+            nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False, rng=rng, dtype=dtype),
+            nn.BatchNorm2d(c_out, dtype=dtype),  # (BatchNorm's beta makes a bias redundant)
+            nn.ReLU(),
+        ]
+    layers += [nn.ConvTranspose2d(widths[-1], config.channels, 4, 2, 1, rng=rng, dtype=dtype)]
+    return nn.Sequential(*layers, nn.Tanh())
+
+
+def build_discriminator(config: DCGANConfig, rng: np.random.Generator, dtype: Any) -> nn.Sequential:
+    """images (batch, channels, size, size) -> one logit per image, (batch, 1)."""
+    s, widths = START_SIZE[config.image_size], config.widths  # [64, 128]
+    layers = [
+        nn.Conv2d(config.channels, widths[0], 4, 2, 1, rng=rng, dtype=dtype),  # no BatchNorm
+        nn.LeakyReLU(0.2),
+    ]
+    for c_in, c_out in itertools.pairwise(widths):  # each block halves the side
+        layers += [
+            nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False, rng=rng, dtype=dtype),
+            nn.BatchNorm2d(c_out, dtype=dtype),
+            nn.LeakyReLU(0.2),
+        ]
+    layers += [nn.Flatten(), nn.Linear(widths[-1] * s * s, 1, rng=rng, dtype=dtype)]
+    return nn.Sequential(*layers)
+
+
+def dcgan_init(model: nn.Module, rng: np.random.Generator) -> nn.Module:
+    """The paper's initialisation, in place: conv weights ~ N(0, 0.02), biases 0,
+    BatchNorm gamma ~ N(1, 0.02) and beta 0. Linear layers keep PyTorch's default,
+    as in PyTorch's DCGAN example."""
+    for module in model.modules():
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+            module.weight.data[...] = rng.normal(0.0, 0.02, module.weight.shape)
+            if module.bias is not None:
+                module.bias.data[...] = 0
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            module.weight.data[...] = rng.normal(1.0, 0.02, module.weight.shape)
+            module.bias.data[...] = 0
+    return model
+
+
+class DCGAN(GAN):
+    """A convolutional generator and discriminator, their Adam optimizers, and the loss.
+
+    The interface is ``GAN``'s: ``train_step(real)``, ``generate(z)``,
+    ``sample_noise(n)``, ``reseed_noise(seed)``, ``state_dict()`` /
+    ``load_state_dict()`` (all or nothing, BatchNorm's running statistics included),
+    ``steps``. The G step (``generator_step``), noise and saving are inherited.
+
+    Args:
+        config: the architecture and training hyperparameters.
+        backend: ``"numpy"`` or ``"cupy"`` (or a ``Backend``).
+        seed: seeds the initial weights and the noise generator.
+        dtype: the dtype everything computes in.
+    """
+
+    def __init__(
+        self,
+        config: DCGANConfig,
+        backend: str | Backend = "numpy",
+        seed: int = 0,
+        dtype: Any = np.float32,
+    ):
+        self.config = config
+        self.backend = get_backend(backend)
+        self.dtype = np.dtype(dtype)
+        init_rng = np.random.default_rng(seed)
+        G = dcgan_init(build_generator(config, init_rng, dtype), init_rng)
+        D = dcgan_init(build_discriminator(config, init_rng, dtype), init_rng)
+        self.generator, self.discriminator = G.to(self.backend), D.to(self.backend)
+        adam = {"lr": config.lr, "betas": config.betas}
+        self.g_optimizer = Adam(self.generator.parameters(), **adam)
+        self.d_optimizer = Adam(self.discriminator.parameters(), **adam)
+        self.loss = BCEWithLogitsLoss()
+        self.noise_rng = self.backend.default_rng(seed)
+        self.steps = 0
+
+    def generate(self, z: Any) -> Any:
+        """Images in [-1, 1], shape (n, channels, size, size), for the noise ``z``.
+
+        G runs in evaluation mode (running statistics): each image depends on its own
+        z only, and no state changes.
+        """
+        self.generator.eval()
+        try:
+            return self.generator.forward(z)
+        finally:
+            self.generator.train()
+
+    def train_step(self, real: Any) -> dict[str, Any]:
+        """One discriminator update, then one generator update.
+
+        Args:
+            real: real images in [-1, 1], shape (batch, channels, size, size).
+
+        Returns:
+            stats: ``d_loss`` = (BCE on the real batch + BCE on the fake batch) / 2, the
+            mean over both batches, as ``GAN`` reports it (the update minimises the sum);
+            ``g_loss``; ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z)) as
+            probabilities: 0-d arrays on the backend, never read back here.
+        """
+        check_array(
+            "DCGAN.train_step",
+            real,
+            xp=self.backend.xp,
+            dtype=self.dtype,
+            shape=("batch", *self.config.image_shape),
+            name="real batch",
+        )
+        fake = self.generator.forward(self.sample_noise(real.shape[0]))
+        stats = self.discriminator_step(real, fake)
+        # G's forward caches for `fake` are still valid (G has not changed).
+        stats["g_loss"] = self.generator_step(fake)
+        self.steps += 1
+        return stats
+
+    def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
+        """Teach D to tell ``real`` (target 1) from ``fake`` (target 0): two passes.
+
+        Separate passes, so that BatchNorm normalises each batch with its own
+        statistics (see the module docstring); their gradients add up in ``.grad``.
+        """
+        xp = get_array_module(real)
+        D, loss = self.discriminator, self.loss
+        self.d_optimizer.zero_grad()
+        real_scores = D.forward(real)
+        loss_real = loss.forward(real_scores, 1.0)
+        # Neither the data nor (here) G learns from D's input gradient: skip it.
+        D.backward(loss.backward(), input_grad=False)
+        fake_scores = D.forward(fake)
+        loss_fake = loss.forward(fake_scores, 0.0)
+        D.backward(loss.backward(), input_grad=False)
+        self.d_optimizer.step()
+        return {
+            "d_loss": xp.asarray((loss_real + loss_fake) / 2),
+            "d_real": xp.asarray(nn.sigmoid(real_scores).mean()),
+            "d_fake": xp.asarray(nn.sigmoid(fake_scores).mean()),
+        }

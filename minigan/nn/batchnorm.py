@@ -1,0 +1,225 @@
+"""Batch normalisation: BatchNorm1d (N, C) and BatchNorm2d (N, C, H, W), as in PyTorch.
+
+For each channel, over the m values it has in the batch (m = N for BatchNorm1d,
+N*H*W for BatchNorm2d: every pixel of every image is a sample of its channel):
+
+    mu    = mean(x)                        1. the batch mean
+    xc    = x - mu                         2. centre
+    var   = mean(xc**2)                    3. the (biased) batch variance
+    std   = sqrt(var + eps)                4.
+    inv   = 1 / std                        5.
+    xhat  = xc * inv                       6. normalised: mean 0, variance ~1
+    y     = gamma * xhat + beta            7. scale and shift, both learned
+
+Why: each layer's input keeps the same scale whatever the layers before it learn, so
+larger learning rates work and, in a GAN, the generator does not collapse as easily
+(Radford et al. 2016 put it in every layer but G's output and D's input).
+
+**Backward, one step at a time** (CS231n style: walk the forward list in reverse; each
+line undoes the numbered forward line; sums run over the m values of a channel; a
+variable used twice collects both gradients):
+
+    7. dbeta  = sum(g)        dgamma = sum(g * xhat)        dxhat = g * gamma
+    6. dxc    = dxhat * inv                       (xc's first use)
+       dinv   = sum(dxhat * xc)
+    5. dstd   = -dinv / std**2
+    4. dvar   = dstd / (2 * std)
+    3. dxc   += dvar * 2 * xc / m                 (xc's second use, through var)
+    2. dx     = dxc           dmu = -sum(dxc)
+    1. dx    += dmu / m                           (every x_i moved the mean by 1/m)
+
+``batchnorm_backward_staged`` runs exactly these lines (it is tested against the
+compact form below).
+
+**The compact form.** Put the steps together. From 5-4: dvar = -dinv * inv**3 / 2.
+Since sum(xc) = 0, step 2's dmu only sees step 6's part: dmu = -inv * sum(dxhat). With
+xc = xhat * std and sum(dxhat * xc) = std * sum(dxhat * xhat):
+
+    dx = inv * dxhat  -  inv * xhat * sum(dxhat * xhat) / m  -  inv * sum(dxhat) / m
+
+       = inv / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
+
+Read it as: the gradient dxhat, minus its mean (mu removed any shift), minus its
+component along xhat (the variance removed any rescaling), times inv. Three passes
+over the data instead of a dozen; ``backward`` uses it.
+
+**Evaluation mode** (``.eval()``) normalises with the running statistics instead, so an
+example's output no longer depends on the rest of its batch; then xhat is an affine
+map of x and dx = g * gamma * inv, with inv from the running variance.
+
+Running statistics, as PyTorch updates them in training mode (momentum 0.1):
+
+    running_mean <- (1 - momentum) * running_mean + momentum * mu
+    running_var  <- (1 - momentum) * running_var  + momentum * var * m / (m - 1)
+
+(the unbiased variance for the running estimate, the biased one to normalise). With a
+single value per channel (batch 1 in BatchNorm1d) the variance is undefined: training
+mode raises, as PyTorch does; evaluation mode works.
+
+Parameters ``weight`` (gamma, ones) and ``bias`` (beta, zeros), buffers
+``running_mean``, ``running_var`` and ``num_batches_tracked``: PyTorch's names, so a
+state_dict moves between the two.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minigan.backend import get_array_module
+from minigan.nn.checks import check_array
+from minigan.nn.module import Module, Parameter
+
+
+class _BatchNorm(Module):
+    """The shared code; subclasses say which axes hold the channel's samples."""
+
+    axes: tuple[int, ...] = ()  # the axes a channel's statistics reduce over
+    dims: tuple[str, ...] = ()  # the expected input shape, for messages
+    buffer_names = ("running_mean", "running_var", "num_batches_tracked")
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+        *,
+        dtype: Any = np.float32,
+    ):
+        name = type(self).__name__
+        if (
+            isinstance(num_features, bool)
+            or not isinstance(num_features, (int, np.integer))
+            or num_features < 1
+        ):
+            raise ValueError(f"{name}: num_features must be an integer >= 1, got {num_features!r}")
+        if not eps > 0:
+            raise ValueError(f"{name}: eps must be > 0, got {eps}")
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"{name}: momentum must lie in [0, 1], got {momentum}")
+        self.num_features = int(num_features)
+        self.eps, self.momentum = float(eps), float(momentum)
+        c = self.num_features
+        self.weight = Parameter(np.ones(c, dtype=dtype)) if affine else None
+        self.bias = Parameter(np.zeros(c, dtype=dtype)) if affine else None
+        self.running_mean = np.zeros(c, dtype=dtype)
+        self.running_var = np.ones(c, dtype=dtype)
+        self.num_batches_tracked = np.zeros((), dtype=np.int64)
+
+    def __repr__(self) -> str:
+        extra = "" if self.weight is not None else ", affine=False"
+        return f"{type(self).__name__}({self.num_features}{extra})"
+
+    def _per_channel(self, a: Any) -> Any:
+        """A (C,) vector shaped to broadcast against the input: (1, C) or (1, C, 1, 1)."""
+        return a.reshape((1, -1) + (1,) * (len(self.dims) - 2))
+
+    def forward(self, x: Any) -> Any:
+        check_array(
+            self, x, like=self.running_mean, shape=("batch", self.num_features, *self.dims[2:])
+        )
+        xp = get_array_module(x)
+        m = x.size // self.num_features  # values per channel
+        if self.training:
+            if m < 2:
+                raise ValueError(
+                    f"{self!r}: expected more than 1 value per channel when training, got "
+                    f"input {tuple(x.shape)}; use a batch of 2 or more, or call .eval() to "
+                    f"normalise with the running statistics"
+                )
+            mu = x.mean(axis=self.axes, keepdims=True)  # 1.
+            xc = x - mu  # 2.
+            var = (xc * xc).mean(axis=self.axes, keepdims=True)  # 3.
+            inv = 1 / xp.sqrt(var + self.eps)  # 4. and 5.
+            xhat = xc * inv  # 6.
+            self._update_running_stats(mu.ravel(), var.ravel(), m)
+        else:
+            inv = self._per_channel(1 / xp.sqrt(self.running_var + self.eps))
+            xhat = (x - self._per_channel(self.running_mean)) * inv
+        y = xhat if self.weight is None else xhat * self._per_channel(self.weight.data)  # 7.
+        if self.bias is not None:
+            y = y + self._per_channel(self.bias.data)
+        # Backward needs xhat and inv (not x): both forms of dx are written in them.
+        self.save_for_backward(xhat, inv, self.training)
+        return y
+
+    def _update_running_stats(self, mu: Any, var: Any, m: int) -> None:
+        """PyTorch's exponential moving averages, the variance unbiased (m / (m - 1))."""
+        a = self.momentum
+        self.running_mean *= 1 - a
+        self.running_mean += a * mu
+        self.running_var *= 1 - a
+        self.running_var += (a * m / (m - 1)) * var
+        self.num_batches_tracked += 1
+
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+        (xhat, inv, training), g = self.saved(grad_out), grad_out
+        gamma, beta, axes = self.weight, self.bias, self.axes
+        if beta is not None and beta.requires_grad:
+            beta.grad += g.sum(axis=axes)  # dbeta = sum(g)
+        if gamma is not None and gamma.requires_grad:
+            gamma.grad += (g * xhat).sum(axis=axes)  # dgamma = sum(g * xhat)
+        if not input_grad:
+            return None
+        dxhat = g if gamma is None else g * self._per_channel(gamma.data)
+        if not training:
+            return dxhat * inv  # xhat = (x - running_mean) * inv: an affine map of x
+        m = xhat.size // self.num_features
+        # dx = inv / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
+        sum_dxhat = dxhat.sum(axis=axes, keepdims=True)
+        sum_dxhat_xhat = (dxhat * xhat).sum(axis=axes, keepdims=True)
+        return (inv / m) * (m * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of features: input (N, C), statistics over the batch.
+
+    See the module docstring for the math. As ``torch.nn.BatchNorm1d`` on 2-D input.
+    """
+
+    axes = (0,)
+    dims = ("batch", "num_features")
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of channels: input (N, C, H, W), statistics over N, H and W.
+
+    See the module docstring for the math. As ``torch.nn.BatchNorm2d``.
+    """
+
+    axes = (0, 2, 3)
+    dims = ("batch", "num_features", "height", "width")
+
+
+def batchnorm_backward_staged(
+    g: Any, x: Any, gamma: Any, eps: float, axes: tuple[int, ...]
+) -> tuple[Any, Any, Any]:
+    """The training-mode backward pass step by step, as the module docstring lists it.
+
+    For learning and for testing ``backward``'s compact form; ``gamma`` is already
+    shaped to broadcast. Returns (dx, dgamma, dbeta).
+    """
+    xp = get_array_module(x)
+    m = x.size // gamma.size
+    # forward, keeping every intermediate
+    mu = x.mean(axis=axes, keepdims=True)  # 1.
+    xc = x - mu  # 2.
+    var = (xc**2).mean(axis=axes, keepdims=True)  # 3.
+    std = xp.sqrt(var + eps)  # 4.
+    inv = 1 / std  # 5.
+    xhat = xc * inv  # 6.
+    # backward, in reverse
+    dbeta = g.sum(axis=axes)  # 7.
+    dgamma = (g * xhat).sum(axis=axes)
+    dxhat = g * gamma
+    dxc = dxhat * inv  # 6.
+    dinv = (dxhat * xc).sum(axis=axes, keepdims=True)
+    dstd = -dinv / std**2  # 5.
+    dvar = dstd / (2 * std)  # 4.
+    dxc = dxc + dvar * 2 * xc / m  # 3.
+    dx = dxc  # 2.
+    dmu = -dxc.sum(axis=axes, keepdims=True)
+    dx = dx + dmu / m  # 1.
+    return dx, dgamma, dbeta

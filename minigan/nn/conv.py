@@ -1,0 +1,393 @@
+"""Convolutions: Conv2d and ConvTranspose2d, through im2col and one matrix product.
+
+Images are NCHW: x[n, c, h, w] is example n, channel c, row h, column w.
+
+**Convolution.** With kernel size k, stride s and padding p (p zeros around each image,
+giving ``xpad``), a Conv2d from C to O channels computes (a cross-correlation, as in
+every deep-learning library)
+
+    y[n, o, a, b] = bias[o] + sum_{c, i, j} W[o, c, i, j] * xpad[n, c, s*a + i, s*b + j]
+
+for output rows a < Ho = (H + 2p - k) // s + 1 (and columns b < Wo likewise).
+
+**im2col: the convolution as one matrix product.** Copy, for every output pixel
+(n, a, b), the k*k patch of every channel it reads into one column:
+
+    cols[(c, i, j), (n, a, b)] = xpad[n, c, s*a + i, s*b + j]       (C*k*k, N*Ho*Wo)
+
+Then the sum above is a matrix product with the weights flattened to rows,
+``W_rows = W.reshape(O, C*k*k)``:
+
+    y_rows = W_rows @ cols                                          (O, N*Ho*Wo)
+
+which is one large GEMM, the fastest thing a CPU or GPU does. ``y_rows`` holds y with
+the channel first; ``from_rows`` views it as (N, O, Ho, Wo) without copying.
+
+The bookkeeping: ``cols`` is filled as an array of shape (C, k, k, N, Ho, Wo) by a loop
+over the k*k kernel offsets (i, j). For one offset, the entries s*a + i for a = 0..Ho-1
+are the strided slice ``xpad[:, :, i : i + s*Ho : s]`` (the same for columns), so each
+offset is one whole-array copy: k*k copies per layer, never a loop over pixels or
+examples.
+
+**Backward.** With g = dL/dy in the same rows form (O, N*Ho*Wo), the product rule for
+``y_rows = W_rows @ cols`` gives (as for ``Linear``)
+
+    dL/dW_rows = g_rows @ cols.T        (O, C*k*k)
+    dL/dcols   = W_rows.T @ g_rows      (C*k*k, N*Ho*Wo)
+    dL/dbias   = g_rows summed over its columns
+
+and dL/dx comes from dL/dcols by ``col2im``, im2col's adjoint. im2col *copies* each
+padded pixel into every column whose patch covers it; the derivative of a copy is a
+sum, so each pixel collects the sum of the gradients of all its copies. col2im walks
+the same k*k strided slices as im2col and *adds* instead of copying
+(``dxpad[:, :, i : i + s*Ho : s, ...] += dcols[:, i, j]``), then crops the padding.
+Within one offset the slice touches each pixel at most once, so the slice-add is
+exact; across offsets the loop accumulates. (A scatter ``np.add.at`` would do it in
+one call, but it is slow, and CuPy has no fast equivalent; slice-adds run on both.)
+
+**Transposed convolution.** A convolution is linear in x: y = A x for a (huge, sparse)
+matrix A built from W, and its input gradient is dL/dx = A^T g. ConvTranspose2d is the
+map x -> A^T x, hence its name. So, with the same weight array W, of shape
+(in_channels, out_channels, k, k), read as the weight of a Conv2d from out_channels to
+in_channels (PyTorch's layout for ConvTranspose2d is exactly that):
+
+    ConvTranspose2d.forward(x)     = the Conv2d's input gradient for g = x
+                                   = col2im(W_rows.T @ x_rows)
+    ConvTranspose2d.backward: dL/dx = (A^T)^T g = A g = the Conv2d's forward on g
+                                   = W_rows @ im2col(g)
+                              dL/dW = x_rows @ im2col(g).T   (the Conv2d's weight
+                                      gradient, with g as the conv's input and x as
+                                      the gradient at the conv's output)
+
+The code says exactly this: ``conv2d``, ``conv2d_input_grad`` and ``conv2d_weight_grad``
+are written once, and both layers call them. A ConvTranspose2d with stride 2 maps
+Hin to Hout = (Hin - 1)*s - 2p + k + output_padding: the input size of the Conv2d that
+maps back to Hin. With stride > 1, several sizes map to the same Hin (the conv's
+division rounds down); output_padding (< stride) picks a larger one, adding rows at the
+bottom and columns at the right that only the bias reaches, as in PyTorch.
+
+Initialisation is PyTorch's (kaiming_uniform with a = sqrt(5)): weight and bias from
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)), where fan_in = weight.shape[1] * k * k: C_in*k*k for
+Conv2d, but out_channels*k*k for ConvTranspose2d, whose weight is (in, out, k, k).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from minigan.backend import get_array_module
+from minigan.nn.checks import check_array
+from minigan.nn.module import Module, Parameter
+
+# --- the shared arithmetic -----------------------------------------------------------
+
+
+def output_size(size: int, k: int, stride: int, padding: int) -> int:
+    """Rows (or columns) of a convolution's output: (size + 2p - k) // s + 1."""
+    return (size + 2 * padding - k) // stride + 1
+
+
+def to_rows(a: Any) -> Any:
+    """(N, C, H, W) -> (C, N*H*W): channel first, the layout the GEMMs use.
+
+    Free (a reshape of a view) when ``a`` came from ``from_rows``; a copy otherwise.
+    """
+    return a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1)
+
+
+def from_rows(rows: Any, n: int, h: int, w: int) -> Any:
+    """(C, N*H*W) -> (N, C, H, W), as a transposed view: no copy.
+
+    The result is NCHW by its shape and strides; its memory stays channel first, which
+    is what the next layer's ``to_rows`` wants. Every NumPy / CuPy operation accepts it.
+    """
+    return rows.reshape(rows.shape[0], n, h, w).transpose(1, 0, 2, 3)
+
+
+def im2col(x: Any, k: int, stride: int, padding: int) -> Any:
+    """(N, C, H, W) -> cols (C*k*k, N*Ho*Wo): each column one output pixel's patches.
+
+    cols[(c, i, j), (n, a, b)] = xpad[n, c, s*a + i, s*b + j], filled one kernel
+    offset (i, j) at a time.
+    """
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    ho, wo = output_size(h, k, stride, padding), output_size(w, k, stride, padding)
+    xc = x.transpose(1, 0, 2, 3)  # (C, N, H, W) view: each slice below is then (C, N, Ho, Wo)
+    if padding:
+        p = padding
+        padded = xp.zeros((c, n, h + 2 * p, w + 2 * p), dtype=x.dtype)
+        padded[:, :, p : p + h, p : p + w] = xc
+        xc = padded
+    cols = xp.empty((c, k, k, n, ho, wo), dtype=x.dtype)
+    for i in range(k):
+        for j in range(k):
+            cols[:, i, j] = xc[:, :, i : i + stride * ho : stride, j : j + stride * wo : stride]
+    return cols.reshape(c * k * k, n * ho * wo)
+
+
+def col2im(cols: Any, shape: tuple[int, ...], k: int, stride: int, padding: int) -> Any:
+    """im2col's adjoint: add each column entry back onto the pixel it was copied from.
+
+    Args:
+        cols: (C*k*k, N*Ho*Wo), e.g. dL/dcols.
+        shape: (N, C, H, W), the image shape im2col started from.
+
+    Returns:
+        (N, C, H, W): for each pixel, the sum of the entries of its copies.
+    """
+    xp = get_array_module(cols)
+    n, c, h, w = shape
+    p = padding
+    ho, wo = output_size(h, k, stride, p), output_size(w, k, stride, p)
+    cols = cols.reshape(c, k, k, n, ho, wo)
+    padded = xp.zeros((c, n, h + 2 * p, w + 2 * p), dtype=cols.dtype)
+    for i in range(k):
+        for j in range(k):
+            padded[:, :, i : i + stride * ho : stride, j : j + stride * wo : stride] += cols[
+                :, i, j
+            ]
+    return padded[:, :, p : p + h, p : p + w].transpose(1, 0, 2, 3)  # NCHW view, no copy
+
+
+def conv2d(x: Any, weight: Any, stride: int, padding: int) -> tuple[Any, Any]:
+    """A convolution without bias: returns (y_rows (O, N*Ho*Wo), cols) for x (N, C, H, W)."""
+    cols = im2col(x, weight.shape[-1], stride, padding)
+    return weight.reshape(weight.shape[0], -1) @ cols, cols
+
+
+def conv2d_input_grad(
+    g_rows: Any, weight: Any, x_shape: tuple[int, ...], stride: int, padding: int
+) -> Any:
+    """dL/dx (N, C, H, W) of ``conv2d`` from g_rows = dL/dy_rows (O, N*Ho*Wo)."""
+    dcols = weight.reshape(weight.shape[0], -1).T @ g_rows
+    return col2im(dcols, x_shape, weight.shape[-1], stride, padding)
+
+
+def conv2d_weight_grad(g_rows: Any, cols: Any, weight_shape: tuple[int, ...]) -> Any:
+    """dL/dW of ``conv2d``: g_rows (O, N*Ho*Wo) @ cols.T, shaped like the weight."""
+    return (g_rows @ cols.T).reshape(weight_shape)
+
+
+# --- the layers ------------------------------------------------------------------------
+
+
+class _ConvBase(Module):
+    """Hyperparameters, PyTorch's initialisation and the input checks both layers share."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int,
+        padding: int,
+        bias: bool,
+        weight_shape: tuple[int, ...],
+        rng: np.random.Generator | None,
+        dtype: Any,
+    ):
+        name = type(self).__name__
+        for what, value, least in [
+            ("in_channels", in_channels, 1),
+            ("out_channels", out_channels, 1),
+            ("kernel_size", kernel_size, 1),
+            ("stride", stride, 1),
+            ("padding", padding, 0),
+        ]:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ValueError(f"{name}: {what} must be an integer >= {least}, got {value!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        rng = rng if rng is not None else np.random.default_rng()
+        fan_in = weight_shape[1] * kernel_size * kernel_size
+        bound = 1.0 / math.sqrt(fan_in)
+        self.weight = Parameter(rng.uniform(-bound, bound, weight_shape).astype(dtype))
+        self.bias = (
+            Parameter(rng.uniform(-bound, bound, out_channels).astype(dtype)) if bias else None
+        )
+
+    def _settings(self) -> str:
+        text = (
+            f"{self.in_channels} -> {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}"
+        )
+        return text + ("" if self.bias is not None else ", bias=False")
+
+    def check_input(self, x: Any) -> None:
+        """A 4-D array with the right channels, whose padded size fits the kernel."""
+        check_array(
+            self, x, like=self.weight.data, shape=("batch", self.in_channels, "height", "width")
+        )
+        k, p = self.kernel_size, self.padding
+        if min(x.shape[2:]) + 2 * p < k:
+            h, w = x.shape[2:]
+            raise ValueError(
+                f"{self!r}: kernel {k}x{k} is larger than the padded input "
+                f"{h + 2 * p}x{w + 2 * p} (input {h}x{w} plus padding {p} on each side); "
+                f"use larger images, more padding or a smaller kernel"
+            )
+
+
+class Conv2d(_ConvBase):
+    """A 2-D convolution (cross-correlation), NCHW, as ``torch.nn.Conv2d``.
+
+    Shapes:
+        x: (N, in_channels, H, W)     W: (out_channels, in_channels, k, k)
+        y: (N, out_channels, Ho, Wo)  b: (out_channels,)
+        Ho = (H + 2*padding - k) // stride + 1, and Wo likewise.
+
+    Forward: ``y_rows = W_rows @ im2col(x) + b``. Backward, with g = dL/dy:
+
+        dL/dW = g_rows @ cols.T       every weight meets the patch entries it multiplied
+        dL/db = g summed over N, Ho, Wo
+        dL/dx = col2im(W_rows.T @ g_rows)
+
+    (derivation and index bookkeeping: the module docstring). Saves ``cols`` for dL/dW.
+
+    Args:
+        in_channels, out_channels, kernel_size (square), stride, padding (zeros on every
+            side), bias: as in PyTorch.
+        rng, dtype: as for ``Linear``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        bias: bool = True,
+        *,
+        rng: np.random.Generator | None = None,
+        dtype: Any = np.float32,
+    ):
+        weight_shape = (out_channels, in_channels, kernel_size, kernel_size)
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, bias, weight_shape, rng, dtype
+        )
+
+    def __repr__(self) -> str:
+        return f"Conv2d({self._settings()})"
+
+    def forward(self, x: Any) -> Any:
+        self.check_input(x)
+        n, _, h, w = x.shape
+        s, p, k = self.stride, self.padding, self.kernel_size
+        y_rows, cols = conv2d(x, self.weight.data, s, p)
+        if self.bias is not None:
+            y_rows += self.bias.data[:, None]
+        y = from_rows(y_rows, n, output_size(h, k, s, p), output_size(w, k, s, p))
+        self.save_for_backward(cols, x.shape, output_shape=y.shape)
+        return y
+
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+        (cols, x_shape), W, b = self.saved(grad_out), self.weight, self.bias
+        g_rows = to_rows(grad_out)
+        if W.requires_grad:
+            W.grad += conv2d_weight_grad(g_rows, cols, W.shape)
+        if b is not None and b.requires_grad:
+            b.grad += g_rows.sum(axis=1)
+        if not input_grad:
+            return None
+        return conv2d_input_grad(g_rows, W.data, x_shape, self.stride, self.padding)
+
+
+class ConvTranspose2d(_ConvBase):
+    """The transposed convolution, NCHW, as ``torch.nn.ConvTranspose2d``: x -> A^T x.
+
+    Shapes:
+        x: (N, in_channels, Hin, Win)   W: (in_channels, out_channels, k, k)
+        y: (N, out_channels, H, W)      b: (out_channels,)
+        H = (Hin - 1)*stride - 2*padding + k + output_padding, and W likewise.
+
+    With A the matrix of the Conv2d (out_channels -> in_channels, same W, stride,
+    padding) that maps an (H, W) image to (Hin, Win):
+
+        forward   y     = A^T x + b = the Conv2d's input gradient, for g = x
+        backward  dL/dx = A g       = the Conv2d's forward on g
+                  dL/dW = x_rows @ im2col(g).T
+                  dL/db = g summed over N, H, W
+
+    (derivation: the module docstring). A stride-2 ConvTranspose2d doubles the image
+    size, the up-sampling step of a DCGAN generator. Saves x in rows form for dL/dW.
+
+    Args:
+        output_padding: extra rows / columns at the bottom / right, < stride.
+        The rest as for ``Conv2d``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        padding: int = 0,
+        output_padding: int = 0,
+        bias: bool = True,
+        *,
+        rng: np.random.Generator | None = None,
+        dtype: Any = np.float32,
+    ):
+        weight_shape = (in_channels, out_channels, kernel_size, kernel_size)
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride, padding, bias, weight_shape, rng, dtype
+        )
+        if (
+            isinstance(output_padding, bool)
+            or not isinstance(output_padding, (int, np.integer))
+            or not 0 <= output_padding < stride
+        ):
+            raise ValueError(
+                f"ConvTranspose2d: output_padding must be an integer in [0, stride) = "
+                f"[0, {stride}), got {output_padding!r}"
+            )
+        self.output_padding = int(output_padding)
+
+    def __repr__(self) -> str:
+        extra = f", output_padding={self.output_padding}" if self.output_padding else ""
+        return f"ConvTranspose2d({self._settings()}{extra})"
+
+    def output_shape(self, x_shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+        """(N, out_channels, H, W) for an input of shape ``x_shape``."""
+        s, p, k, op = self.stride, self.padding, self.kernel_size, self.output_padding
+        n, _, h, w = x_shape
+        return n, self.out_channels, (h - 1) * s - 2 * p + k + op, (w - 1) * s - 2 * p + k + op
+
+    def forward(self, x: Any) -> Any:
+        check_array(
+            self, x, like=self.weight.data, shape=("batch", self.in_channels, "height", "width")
+        )
+        shape = self.output_shape(x.shape)
+        if min(shape[2:]) < 1:
+            raise ValueError(
+                f"{self!r}: input {x.shape[2]}x{x.shape[3]} is too small: the output would "
+                f"be {shape[2]}x{shape[3]}; use larger inputs or less padding"
+            )
+        x_rows = to_rows(x)
+        y = conv2d_input_grad(x_rows, self.weight.data, shape, self.stride, self.padding)
+        if self.bias is not None:
+            y += self.bias.data[:, None, None]
+        self.save_for_backward(x_rows, x.shape, output_shape=shape)
+        return y
+
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+        (x_rows, x_shape), W, b = self.saved(grad_out), self.weight, self.bias
+        s, p = self.stride, self.padding
+        if input_grad:
+            dx_rows, cols = conv2d(grad_out, W.data, s, p)  # the Conv2d's forward on g
+        else:
+            cols = im2col(grad_out, self.kernel_size, s, p)  # dL/dW still needs im2col(g)
+        if W.requires_grad:
+            W.grad += conv2d_weight_grad(x_rows, cols, W.shape)
+        if b is not None and b.requires_grad:
+            b.grad += grad_out.sum(axis=(0, 2, 3))
+        if not input_grad:
+            return None
+        n, _, h, w = x_shape
+        return from_rows(dx_rows, n, h, w)

@@ -1,0 +1,81 @@
+"""Flatten and Unflatten: the bridge between image-shaped and vector-shaped layers.
+
+A reshape moves no value, so its backward pass reshapes the gradient back:
+dL/dx = dL/dy.reshape(x.shape). A DCGAN's discriminator flattens its last feature
+maps (N, 128, 7, 7) into (N, 6272) for a Linear; its generator unflattens a Linear's
+(N, 6272) into (N, 128, 7, 7) for the transposed convolutions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from minigan.nn.checks import check_array
+from minigan.nn.module import Module
+
+
+class Flatten(Module):
+    """Merge dimensions ``start_dim`` .. ``end_dim`` into one, as ``torch.nn.Flatten``.
+
+    The default (1, -1) keeps the batch dimension: (N, C, H, W) -> (N, C*H*W).
+    """
+
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        self.start_dim, self.end_dim = int(start_dim), int(end_dim)
+
+    def __repr__(self) -> str:
+        return f"Flatten(start_dim={self.start_dim}, end_dim={self.end_dim})"
+
+    def forward(self, x: Any) -> Any:
+        check_array(self, x)
+        start = self.start_dim + x.ndim if self.start_dim < 0 else self.start_dim
+        end = self.end_dim + x.ndim if self.end_dim < 0 else self.end_dim
+        if not 0 <= start <= end < x.ndim:
+            raise ValueError(
+                f"{self!r}: cannot flatten dimensions {self.start_dim}..{self.end_dim} of an "
+                f"input of shape {tuple(x.shape)}"
+            )
+        shape = x.shape[:start] + (math.prod(x.shape[start : end + 1]),) + x.shape[end + 1 :]
+        y = x.reshape(shape)
+        self.save_for_backward(x, output_shape=y.shape)  # only x's shape is needed
+        return y
+
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+        x = self.saved(grad_out)
+        return grad_out.reshape(x.shape)
+
+
+class Unflatten(Module):
+    """Split dimension ``dim`` into ``unflattened_size``, as ``torch.nn.Unflatten``.
+
+    ``Unflatten(1, (128, 7, 7))`` maps (N, 6272) to (N, 128, 7, 7).
+    """
+
+    def __init__(self, dim: int, unflattened_size: tuple[int, ...]):
+        self.dim = int(dim)
+        self.unflattened_size = tuple(int(s) for s in unflattened_size)
+        if not self.unflattened_size or min(self.unflattened_size) < 1:
+            raise ValueError(
+                f"Unflatten: unflattened_size must be positive sizes, got {unflattened_size!r}"
+            )
+
+    def __repr__(self) -> str:
+        return f"Unflatten(dim={self.dim}, unflattened_size={self.unflattened_size})"
+
+    def forward(self, x: Any) -> Any:
+        check_array(self, x)
+        dim = self.dim + x.ndim if self.dim < 0 else self.dim
+        size = math.prod(self.unflattened_size)
+        if not 0 <= dim < x.ndim or x.shape[dim] != size:
+            raise ValueError(
+                f"{self!r}: expected dimension {self.dim} of size {size}, got input of shape "
+                f"{tuple(x.shape)}"
+            )
+        y = x.reshape(x.shape[:dim] + self.unflattened_size + x.shape[dim + 1 :])
+        self.save_for_backward(x, output_shape=y.shape)  # only x's shape is needed
+        return y
+
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+        x = self.saved(grad_out)
+        return grad_out.reshape(x.shape)
