@@ -1,6 +1,6 @@
 """One DCGAN training step (MNIST-sized, batch 64, float32): minigan against PyTorch eager.
 
-Both sides run the same model from the same weights (``minigan.torch_twin``), with the
+Both sides run the same model from the same weights (``minigan.testing.pytorch.to_torch``), with the
 same number of threads, interleaved in one process (A B A B ...), so that a busy
 machine slows both alike. Prints:
 
@@ -26,13 +26,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from machine_info import busy_warning, cpu_model, loadavg
+from benchkit import busy_warning, cpu_model, loadavg  # benchmarks/benchkit.py
 
 from minigan import nn
 from minigan.dcgan import DCGAN, DCGANConfig
 from minigan.nn import batchnorm, conv
 from minigan.optim import Adam
-from minigan.torch_twin import torch_twin
+from minigan.testing.pytorch import to_torch
 
 
 def gemm_flops(model: nn.Sequential, x_shape: tuple[int, ...]) -> tuple[list[int], int]:
@@ -93,7 +93,7 @@ class TorchStep:
 
     def __init__(self, gan: DCGAN, torch: Any):
         self.torch, self.latent = torch, gan.config.latent_dim
-        self.G, self.D = torch_twin(gan.generator), torch_twin(gan.discriminator)
+        self.G, self.D = to_torch(gan.generator), to_torch(gan.discriminator)
         adam = {"lr": gan.config.lr, "betas": gan.config.betas}
         self.opt_g = torch.optim.Adam(self.G.parameters(), **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), **adam)

@@ -30,6 +30,7 @@ from minigan import losses, nn, optim
 from minigan.backend import backend_of, get_array_module, get_backend, to_host
 from minigan.checkpoint import load_checkpoint, save_checkpoint
 from minigan.data import BatchIterator, load_mnist, to_gan_range
+from minigan.dcgan import DCGAN, DCGANConfig
 from minigan.gan import GAN, PRESETS
 from minigan.metrics import Evaluator
 from minigan.metrics.classifier import classify, train_classifier, unit_range
@@ -90,15 +91,33 @@ def backend_calls(backend: str, tmp_path: Path) -> dict[str, Any]:
 
 # --- layers ------------------------------------------------------------------------------
 
-LAYER_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], nn.Module]] = {
-    nn.Linear: lambda rng, dtype: nn.Linear(6, 4, rng=rng, dtype=dtype),
-    nn.ReLU: lambda rng, dtype: nn.ReLU(),
-    nn.LeakyReLU: lambda rng, dtype: nn.LeakyReLU(0.1),
-    nn.Tanh: lambda rng, dtype: nn.Tanh(),
-    nn.Sigmoid: lambda rng, dtype: nn.Sigmoid(),
-    nn.Sequential: lambda rng, dtype: nn.Sequential(
-        nn.Linear(6, 5, rng=rng, dtype=dtype), nn.LeakyReLU(), nn.Linear(5, 4, rng=rng, dtype=dtype)
+# Each entry: (a small layer, the shape of an input it takes).
+LAYER_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], tuple[nn.Module, tuple]]] = {
+    nn.Linear: lambda rng, dtype: (nn.Linear(6, 4, rng=rng, dtype=dtype), (3, 6)),
+    nn.ReLU: lambda rng, dtype: (nn.ReLU(), (3, 6)),
+    nn.LeakyReLU: lambda rng, dtype: (nn.LeakyReLU(0.1), (3, 6)),
+    nn.Tanh: lambda rng, dtype: (nn.Tanh(), (3, 6)),
+    nn.Sigmoid: lambda rng, dtype: (nn.Sigmoid(), (3, 6)),
+    nn.Sequential: lambda rng, dtype: (
+        nn.Sequential(
+            nn.Linear(6, 5, rng=rng, dtype=dtype),
+            nn.LeakyReLU(),
+            nn.Linear(5, 4, rng=rng, dtype=dtype),
+        ),
+        (3, 6),
     ),
+    nn.Conv2d: lambda rng, dtype: (
+        nn.Conv2d(2, 3, 3, stride=2, padding=1, rng=rng, dtype=dtype),
+        (2, 2, 7, 6),
+    ),
+    nn.ConvTranspose2d: lambda rng, dtype: (
+        nn.ConvTranspose2d(2, 3, 4, stride=2, padding=1, output_padding=1, rng=rng, dtype=dtype),
+        (2, 2, 5, 4),
+    ),
+    nn.BatchNorm1d: lambda rng, dtype: (nn.BatchNorm1d(6, dtype=dtype), (3, 6)),
+    nn.BatchNorm2d: lambda rng, dtype: (nn.BatchNorm2d(2, dtype=dtype), (3, 2, 4, 5)),
+    nn.Flatten: lambda rng, dtype: (nn.Flatten(), (3, 2, 4, 5)),
+    nn.Unflatten: lambda rng, dtype: (nn.Unflatten(1, (2, 3)), (3, 6)),
 }
 
 
@@ -112,8 +131,9 @@ def layers(backend: str, tmp_path: Path) -> dict[str, Any]:
     for cls in classes:
         for dtype in (np.float32, np.float64):
             rng = np.random.default_rng(0)
-            layer = LAYER_EXAMPLES[cls](rng, dtype).to(be)
-            x = be.asarray(rng.standard_normal((3, 6)).astype(dtype))
+            layer, shape = LAYER_EXAMPLES[cls](rng, dtype)
+            layer.to(be)
+            x = be.asarray(rng.standard_normal(shape).astype(dtype))
             y = layer(x)
             g = be.asarray(rng.standard_normal(y.shape).astype(dtype))
             key = f"{cls.__name__}/{np.dtype(dtype).name}"
@@ -258,14 +278,34 @@ def gan_results(gan: GAN, figures: list[dict[str, Any]]) -> dict[str, Any]:
     return results
 
 
-def train_steps(config_name: str, backend: str, tmp_path: Path) -> dict[str, Any]:
-    """Three training steps, the state, and generated images, for one GAN config."""
-    gan = GAN(GAN_CONFIGS[config_name], backend, seed=0)
-    real = gan_data(backend)
+def small_dcgan(backend: str) -> DCGAN:
+    return DCGAN(DCGANConfig(latent_dim=8, base_channels=4, batch_size=10), backend, seed=0)
+
+
+def image_data(backend: str, n: int = 10) -> Any:
+    images = np.random.default_rng(4).integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    return get_backend(backend).asarray(to_gan_range(images, flatten=False))
+
+
+# Every model the CLI can train, as (build it on a backend, a real batch for it): the
+# scenarios below and the zero-sync tests cover each entry.
+TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
+    **{
+        name: (lambda backend, c=config: GAN(c, backend, seed=0), gan_data)
+        for name, config in GAN_CONFIGS.items()
+    },
+    "dcgan": (small_dcgan, image_data),
+}
+
+
+def train_steps(name: str, backend: str, tmp_path: Path) -> dict[str, Any]:
+    """Three training steps, the state, and generated images, for one model."""
+    build, data = TRAINERS[name]
+    gan, real = build(backend), data(backend)
     return gan_results(gan, [gan.train_step(real) for _ in range(3)])
 
 
-for _name in GAN_CONFIGS:
+for _name in TRAINERS:
 
     def _train_steps(backend: str, tmp_path: Path, _name: str = _name) -> dict[str, Any]:
         return train_steps(_name, backend, tmp_path)

@@ -8,7 +8,7 @@ import pytest
 
 from minigan import nn
 from minigan.dcgan import DCGAN, DCGANConfig
-from minigan.torch_twin import torch_twin
+from minigan.testing.pytorch import to_torch
 
 SMALL = DCGANConfig(latent_dim=8, base_channels=4, batch_size=4)
 
@@ -22,7 +22,7 @@ def test_three_dcgan_steps_match_pytorch(rng):
     statistics) from the same weights and noise, against PyTorch's DCGAN example step."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
     gan = DCGAN(SMALL, seed=3, dtype=np.float64)
-    G, D = torch_twin(gan.generator), torch_twin(gan.discriminator)
+    G, D = to_torch(gan.generator), to_torch(gan.discriminator)
     opt_g = torch.optim.Adam(G.parameters(), lr=SMALL.lr, betas=SMALL.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=SMALL.lr, betas=SMALL.betas)
     bce = torch.nn.functional.binary_cross_entropy_with_logits

@@ -21,10 +21,27 @@ from minigan import nn
 from minigan.backend import to_host
 
 
+def _conv_twin(m: nn.Module, tnn: Any) -> Any:
+    args = (m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding)
+    if isinstance(m, nn.ConvTranspose2d):
+        return tnn.ConvTranspose2d(*args, m.output_padding, bias=m.bias is not None)
+    return tnn.Conv2d(*args, bias=m.bias is not None)
+
+
 def _twin_layer(layer: nn.Module, tnn: Any) -> Any:
     """The ``torch.nn`` layer that computes what ``layer`` computes (weights not copied)."""
     makers: dict[type, Callable[[Any], Any]] = {
         nn.Linear: lambda m: tnn.Linear(m.in_features, m.out_features),
+        nn.Conv2d: lambda m: _conv_twin(m, tnn),
+        nn.ConvTranspose2d: lambda m: _conv_twin(m, tnn),
+        nn.BatchNorm1d: lambda m: tnn.BatchNorm1d(
+            m.num_features, eps=m.eps, momentum=m.momentum, affine=m.weight is not None
+        ),
+        nn.BatchNorm2d: lambda m: tnn.BatchNorm2d(
+            m.num_features, eps=m.eps, momentum=m.momentum, affine=m.weight is not None
+        ),
+        nn.Flatten: lambda m: tnn.Flatten(m.start_dim, m.end_dim),
+        nn.Unflatten: lambda m: tnn.Unflatten(m.dim, m.unflattened_size),
         nn.ReLU: lambda m: tnn.ReLU(),
         nn.LeakyReLU: lambda m: tnn.LeakyReLU(m.negative_slope),
         nn.Tanh: lambda m: tnn.Tanh(),
@@ -38,19 +55,19 @@ def _twin_layer(layer: nn.Module, tnn: Any) -> Any:
 
 
 def to_torch(model: nn.Module, dtype: Any = None) -> Any:
-    """A ``torch.nn`` module computing what ``model`` computes, with a copy of its weights.
+    """A ``torch.nn`` module computing what ``model`` computes: same layers, parameters,
+    buffers (BatchNorm's running statistics) and mode (``train`` / ``eval``).
 
     Args:
         model: a minigan layer or ``Sequential`` (on any backend).
-        dtype: the twin's dtype (a ``torch.dtype``); default: the model's own.
+        dtype: the twin's floating dtype (a ``torch.dtype``); default: the model's own.
     """
     import torch
 
     state = {name: torch.from_numpy(to_host(value)) for name, value in model.state_dict().items()}
     twin = _twin_layer(model, torch.nn)
-    if state:
-        twin = twin.to(dtype or next(iter(state.values())).dtype)
-        twin.load_state_dict(state)
-    elif dtype is not None:
-        twin = twin.to(dtype)
-    return twin
+    floats = [value.dtype for value in state.values() if value.is_floating_point()]
+    if dtype is not None or floats:
+        twin = twin.to(dtype or floats[0])  # .to moves floating tensors only
+    twin.load_state_dict(state)
+    return twin.train(model.training)
