@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -103,7 +103,7 @@ class GAN(Model):
 
     name = "gan"
     config_class = GANConfig
-    stats = {
+    stats: ClassVar[dict[str, str]] = {
         "d_loss": "D loss: BCE, mean over real and fake",
         "g_loss": "G loss",
         "d_real": "mean D(x), a probability",
