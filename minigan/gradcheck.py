@@ -151,3 +151,46 @@ def check_loss(loss: Any, pred: Any, target: Any, h: float = 1e-5) -> float:
     analytic = loss.backward()
     numeric = numerical_gradient(lambda: loss.forward(pred, target), pred, h)
     return relative_error(analytic, numeric)
+
+
+def check_double_backward(module: Any, x: Any, h: float = 1e-5, seed: int = 0) -> dict[str, float]:
+    """Compare ``module.double_backward`` with finite differences of the backward pass.
+
+    The scalar is ``S = sum(c * dx)`` with ``dx = module.backward(dy)`` after a
+    forward pass on ``x``, for fixed random ``dy`` (shaped like the output) and
+    ``c`` (shaped like ``x``): a function of the backward pass's output whose
+    gradient with respect to dx is exactly ``c``. ``double_backward(c)`` must then
+    return dS/d(dy) and dS/dx and add dS/dθ into each parameter's ``.grad``.
+
+    Returns:
+        ``{"grad_out": err, "input": err, "<param name>": err, ...}``: the
+        ``relative_error`` of dS/d(dy), dS/dx and each dS/dθ (a gradient returned
+        as None counts as zeros).
+    """
+    _require_float64("the input", x)
+    params = {name: p for name, p in module.named_parameters() if p.requires_grad}
+    for name, p in params.items():
+        _require_float64(f"parameter '{name}'", p.data)
+    xp = get_array_module(x)
+    rng = np.random.default_rng(seed)
+    dy = xp.asarray(rng.standard_normal(module.forward(x).shape))
+    c = xp.asarray(rng.standard_normal(x.shape))
+
+    def objective() -> Any:
+        module.forward(x)
+        return (module.backward(dy) * c).sum()
+
+    module.forward(x)
+    module.backward(dy, create_graph=True)
+    module.zero_grad()  # keep only what double_backward adds
+    grad_dy, grad_x = module.double_backward(c)
+    analytic = {
+        "grad_out": grad_dy,
+        "input": xp.zeros_like(x) if grad_x is None else grad_x,
+        **{name: p.grad.copy() for name, p in params.items()},
+    }
+    arrays = {"grad_out": dy, "input": x, **{name: p.data for name, p in params.items()}}
+    return {
+        name: relative_error(analytic[name], numerical_gradient(objective, array, h))
+        for name, array in arrays.items()
+    }

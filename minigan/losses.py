@@ -1,4 +1,6 @@
-"""Losses: binary cross-entropy in two forms (the GAN loss), and softmax cross-entropy.
+"""Losses: binary cross-entropy in two forms (the GAN loss), softmax cross-entropy, and
+the losses of the GAN family: mean squared error (LSGAN), the Wasserstein critic loss
+(WGAN) and the gradient penalty (WGAN-GP).
 
 All average over examples (PyTorch's ``reduction="mean"``). ``forward`` returns a
 0-d array on the input's backend, so a GPU loss stays on the GPU until someone
@@ -203,3 +205,93 @@ class CrossEntropyLoss(Loss):
                 f"{self!r}: labels must lie in [0, {classes}) for {classes} classes, "
                 f"got values from {low} to {high}"
             )
+
+
+class MSELoss(Loss):
+    """Mean squared error, as PyTorch's ``MSELoss`` (``reduction="mean"``):
+
+        L = mean( (p - t)^2 )          over all N elements
+        dL/dp = 2 (p - t) / N
+
+    (each element's term (p_i - t_i)^2 has derivative 2 (p_i - t_i) in p_i, and the
+    mean divides by N). The target is an array shaped like ``pred`` or one number
+    for every element (LSGAN's 1 for "real", 0 for "fake").
+    """
+
+    def forward(self, pred: Any, target: Any) -> Any:
+        check_array(self, pred, name="pred")
+        if not isinstance(target, Real):
+            check_array(self, target, like=pred, shape=pred.shape, name="target")
+        diff = pred - target
+        self.save_for_backward(diff)
+        return get_array_module(pred).asarray((diff * diff).mean())
+
+    def backward(self) -> Any:
+        (diff,) = self.saved_tensors
+        return diff * (2 / diff.size)
+
+
+class WassersteinLoss(Loss):
+    """The Wasserstein GAN's loss on critic scores (any real numbers, no sigmoid):
+
+        L(s, t) = -t * mean(s)          t = +1: "score these high", t = -1: "score these low"
+        dL/ds_i = -t / N
+
+    The critic minimises  L(D(G(z)), -1) + L(D(x), +1) = mean D(G(z)) - mean D(x),
+    the negative of its estimate of the Wasserstein distance between the data and
+    G's distribution (Arjovsky et al., 2017); the generator minimises
+    L(D(G(z)), +1) = -mean D(G(z)). The loss is linear in the scores, so its
+    gradient is the same constant for every example: the critic's shape, not the
+    loss, decides where G's gradient points.
+    """
+
+    def forward(self, pred: Any, target: Any) -> Any:
+        check_array(self, pred, name="pred")
+        if not isinstance(target, Real) or target not in (1, -1):
+            raise ValueError(
+                f"{self!r}: the target is +1 (score high: real) or -1 (score low: fake), "
+                f"got {target!r}"
+            )
+        sign = float(target)
+        self.save_for_backward(pred, sign)
+        return get_array_module(pred).asarray(-sign * pred.mean())
+
+    def backward(self) -> Any:
+        pred, sign = self.saved_tensors
+        return get_array_module(pred).full(pred.shape, -sign / pred.size, dtype=pred.dtype)
+
+
+class GradientPenalty(Loss):
+    """WGAN-GP's penalty on the critic's input gradient, per example (Gulrajani et al., 2017):
+
+        P = mean_n ( ||g_n||_2 - t )^2        g: (N, D), one gradient dD/dx per row; t = 1
+        dP/dg_n = 2 (||g_n|| - t) / N * g_n / ||g_n||
+
+    Step by step, for one row (r = ||g_n|| = sqrt(sum_d g_nd^2)):
+
+        1. P_n = (r - t)^2 / N             dP_n/dr = 2 (r - t) / N
+        2. r = sqrt(sum_d g_nd^2)          dr/dg_nd = g_nd / r       (the unit vector of g_n)
+
+    A row with g_n = 0 has no direction: its gradient is taken as 0 (PyTorch's
+    choice for the norm at 0), by dividing by max(r, tiny) instead of r. The
+    penalty's weight (lambda = 10 in the paper) is the model's business.
+    """
+
+    def forward(self, pred: Any, target: Any = 1.0) -> Any:
+        check_array(self, pred, shape=("batch", "features"), name="gradient")
+        xp = get_array_module(pred)
+        norm = xp.sqrt((pred * pred).sum(axis=1, keepdims=True))  # (N, 1): ||g_n||
+        gap = norm - float(target)
+        self.save_for_backward(pred, norm, gap)
+        return xp.asarray((gap * gap).mean())
+
+    def backward(self) -> Any:
+        g, norm, gap = self.saved_tensors
+        xp = get_array_module(g)
+        tiny = xp.finfo(g.dtype).tiny  # matters only where g_n = 0, and then g_n / tiny = 0
+        return g * (gap * (2 / norm.size) / xp.maximum(norm, tiny))
+
+    @property
+    def norms(self) -> Any:
+        """||g_n|| of the last forward, (N, 1): how far the critic is from 1-Lipschitz."""
+        return self.saved_tensors[1]

@@ -1,4 +1,4 @@
-"""Optimizers: SGD (with momentum), Adam and their in-place fast paths, as in PyTorch.
+"""Optimizers: SGD (with momentum), Adam, RMSprop and their in-place fast paths, as in PyTorch.
 
 An optimizer packs all its parameters into one flat array (and their gradients
 into another): each ``Parameter.data`` and ``.grad`` becomes a reshaped view into
@@ -314,3 +314,101 @@ class Adam(Optimizer):
             raise ValueError(f"Adam.load_state_dict: 'betas' must be two numbers, got {betas}")
         self._copy_buffers(values, buffers)
         self.lr, self.eps, self.t, self.betas = lr, eps, int(t), betas
+
+
+class RMSprop(Optimizer):
+    """RMSprop (Tieleman & Hinton, 2012), step for step as ``torch.optim.RMSprop``.
+
+    With g the gradient:
+
+        v   <- alpha v + (1 - alpha) g^2        running mean of g^2 (starts at 0)
+        p   <- p - lr * g / (sqrt(v) + eps)     momentum = 0
+        buf <- momentum buf + g / (sqrt(v) + eps),   p <- p - lr * buf    otherwise
+
+    Each parameter's step is its gradient divided by the gradient's own recent
+    size, as in Adam, but with no running mean of g itself and no bias
+    correction (so the first steps are large: v starts at (1 - alpha) g^2). WGAN
+    uses it because momentum-based steps (Adam) made its critic unstable
+    (Arjovsky et al., 2017, section 4). Not implemented: ``centered``, weight decay.
+    """
+
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-2,
+        alpha: float = 0.99,
+        eps: float = 1e-8,
+        momentum: float = 0.0,
+        in_place: bool = True,
+    ):
+        super().__init__(params, lr, in_place)
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"RMSprop: alpha must lie in [0, 1], got {alpha}")
+        if not eps >= 0:
+            raise ValueError(f"RMSprop: eps must be >= 0, got {eps}")
+        if not 0 <= momentum < 1:
+            raise ValueError(f"RMSprop: momentum must lie in [0, 1), got {momentum}")
+        self.alpha, self.eps, self.momentum = float(alpha), float(eps), float(momentum)
+        xp = get_array_module(self.data)
+        self.v = xp.zeros_like(self.data)  # PyTorch's square_avg
+        self.buf = xp.zeros_like(self.data)  # PyTorch's momentum_buffer
+        self._scratch = xp.empty_like(self.data)  # the fast path's one work buffer
+
+    def formula_step(self) -> None:
+        """The update as the docstring writes it."""
+        xp = get_array_module(self.data)
+        g, v, alpha = self.grad, self.v, self.alpha
+        v[...] = alpha * v + (1 - alpha) * (g * g)
+        denom = xp.sqrt(v) + self.eps
+        if self.momentum:
+            self.buf[...] = self.momentum * self.buf + g / denom
+            self.data -= self.lr * self.buf
+        else:
+            self.data -= self.lr * (g / denom)
+
+    def in_place_step(self) -> None:
+        """Fast path: ``formula_step`` line for line, in one scratch buffer; bit-identical."""
+        xp = get_array_module(self.data)
+        g, v, tmp = self.grad, self.v, self._scratch
+        v *= self.alpha
+        v += xp.multiply(xp.multiply(g, g, out=tmp), 1 - self.alpha, out=tmp)
+        denom = xp.sqrt(v, out=tmp)
+        denom += self.eps
+        if self.momentum:
+            self.buf *= self.momentum
+            self.buf += xp.divide(g, denom, out=tmp)
+            self.data -= xp.multiply(self.buf, self.lr, out=tmp)
+        else:
+            self.data -= xp.multiply(xp.divide(g, denom, out=tmp), self.lr, out=tmp)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "lr": self.lr,
+            "alpha": self.alpha,
+            "eps": self.eps,
+            "momentum": self.momentum,
+            "v": to_host(self.v),
+            "buf": to_host(self.buf),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        buffers = {"v": self.v, "buf": self.buf}
+        values = self._check_buffers(state, buffers)
+        lr, alpha, eps, momentum = self._read_numbers(state, "lr", "alpha", "eps", "momentum")
+        self._copy_buffers(values, buffers)
+        self.lr, self.alpha, self.eps, self.momentum = lr, alpha, eps, momentum
+
+
+def clip_weights(params: Iterable[Parameter], limit: float) -> None:
+    """Clip every value to [-limit, limit], in place: WGAN's crude Lipschitz constraint.
+
+    The critic must be K-Lipschitz for its score gap to estimate the Wasserstein
+    distance; the WGAN paper gets a bound K by keeping every weight in a small
+    box, [-0.01, 0.01], after each critic update (a projection, not part of any
+    gradient). In place (``out=``), so parameters keep viewing the optimizer's
+    flat buffer.
+    """
+    if not limit > 0:
+        raise ValueError(f"clip_weights: the limit must be > 0, got {limit}")
+    for p in params:
+        get_array_module(p.data).clip(p.data, -limit, limit, out=p.data)

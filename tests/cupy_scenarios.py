@@ -34,6 +34,7 @@ from minigan.dcgan import DCGAN, DCGANConfig
 from minigan.gan import GAN, PRESETS
 from minigan.metrics import Evaluator
 from minigan.metrics.classifier import classify, train_classifier, unit_range
+from minigan.models import MODELS
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_gan.py"
 
@@ -164,10 +165,29 @@ def _class_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]
     return [((rng.standard_normal((5, 3)) * 5).astype(dtype), rng.integers(0, 3, 5))]
 
 
+def _score_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]:
+    x = rng.standard_normal((4, 1)).astype(dtype)
+    return [(x, rng.standard_normal((4, 1)).astype(dtype))]
+
+
+def _critic_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]:
+    x = rng.standard_normal((4, 1)).astype(dtype)
+    return [(x, 1), (x, -1)]
+
+
+def _gradient_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]:
+    g = rng.standard_normal((4, 5)).astype(dtype)
+    g[0] = 0  # a row without direction
+    return [(g, 1.0)]
+
+
 LOSS_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], list[tuple[Any, Any]]]] = {
     losses.BCELoss: _bce_inputs,
     losses.BCEWithLogitsLoss: _logit_inputs,
     losses.CrossEntropyLoss: _class_inputs,
+    losses.MSELoss: _score_inputs,
+    losses.WassersteinLoss: _critic_inputs,
+    losses.GradientPenalty: _gradient_inputs,
 }
 
 
@@ -201,6 +221,7 @@ def all_losses(backend: str, tmp_path: Path) -> dict[str, Any]:
 OPTIMIZER_EXAMPLES: dict[type, list[dict[str, Any]]] = {
     optim.SGD: [{"lr": 0.1}, {"lr": 0.1, "momentum": 0.9}],
     optim.Adam: [{"lr": 0.01}, {"lr": 0.01, "betas": (0.5, 0.99), "eps": 1e-6}],
+    optim.RMSprop: [{"lr": 0.01}, {"lr": 0.01, "alpha": 0.9, "momentum": 0.5}],
 }
 
 
@@ -293,6 +314,14 @@ TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
     **{
         name: (lambda backend, c=config: GAN(c, backend, seed=0), gan_data)
         for name, config in GAN_CONFIGS.items()
+    },
+    **{
+        name: (
+            lambda backend, m=MODELS[name]: m(small(m.default_config()), backend, seed=0),
+            gan_data,
+        )
+        for name in MODELS
+        if name != "gan"  # its presets are above
     },
     "dcgan": (small_dcgan, image_data),
 }

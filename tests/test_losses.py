@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 
 from minigan.gradcheck import check_loss
-from minigan.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, log_softmax
+from minigan.losses import (
+    BCELoss,
+    BCEWithLogitsLoss,
+    CrossEntropyLoss,
+    GradientPenalty,
+    MSELoss,
+    WassersteinLoss,
+    log_softmax,
+)
 
 LOSSES = [BCELoss, BCEWithLogitsLoss]
 
@@ -167,3 +175,74 @@ def test_cross_entropy_rejects_bad_logits_and_labels():
 def test_cross_entropy_backward_before_forward_says_so():
     with pytest.raises(RuntimeError, match=r"backward\(\) called before forward\(\)"):
         CrossEntropyLoss().backward()
+
+
+# --- the GAN family's losses ----------------------------------------------------
+# Step h = 1e-5 (check_loss's default): each loss is a polynomial or a smooth norm of
+# O(1) inputs, so truncation O(h^2) and rounding O(1e-16 / h) are both below 1e-10.
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 1), (4, 3)])
+def test_mse_backward_matches_finite_differences(rng, assert_gradients_match, shape):
+    pred = rng.standard_normal(shape)
+    for target in (rng.standard_normal(shape), 1.0, 0.0):
+        assert_gradients_match(check_loss(MSELoss(), pred, target))
+
+
+def test_mse_by_hand():
+    loss = MSELoss()
+    assert float(loss(np.array([[1.0], [3.0]]), np.array([[0.0], [1.0]]))) == 2.5  # (1 + 4) / 2
+    np.testing.assert_array_equal(loss.backward(), [[1.0], [2.0]])  # 2 (p - t) / 2
+
+
+@pytest.mark.parametrize("target", [1, -1])
+@pytest.mark.parametrize("shape", [(1, 1), (6, 1)])
+def test_wasserstein_backward_matches_finite_differences(
+    rng, assert_gradients_match, target, shape
+):
+    assert_gradients_match(check_loss(WassersteinLoss(), rng.standard_normal(shape), target))
+
+
+def test_wasserstein_critic_loss_is_mean_fake_minus_mean_real():
+    loss = WassersteinLoss()
+    real, fake = np.array([[2.0], [4.0]]), np.array([[1.0], [-1.0], [3.0]])
+    critic = float(loss(fake, -1)) + float(loss(real, 1))
+    assert critic == pytest.approx(1.0 - 3.0)
+    assert float(loss(fake, 1)) == pytest.approx(-1.0)  # the generator's: -mean D(G(z))
+    np.testing.assert_array_equal(loss.backward(), np.full((3, 1), -1 / 3))
+
+
+@pytest.mark.parametrize("batch", [1, 5])
+def test_gradient_penalty_backward_matches_finite_differences(rng, assert_gradients_match, batch):
+    assert_gradients_match(check_loss(GradientPenalty(), rng.standard_normal((batch, 7)), 1.0))
+
+
+def test_gradient_penalty_by_hand_and_at_zero():
+    penalty = GradientPenalty()
+    g = np.array([[3.0, 4.0], [0.0, 0.0]])  # norms 5 and 0
+    assert float(penalty(g, 1.0)) == pytest.approx((16 + 1) / 2)
+    # row 1: 2 (5 - 1) / 2 * g / 5; row 2 has no direction: 0, not nan
+    np.testing.assert_allclose(penalty.backward(), [[2.4, 3.2], [0.0, 0.0]])
+    np.testing.assert_array_equal(penalty.norms, [[5.0], [0.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gan_family_losses_are_0d_in_the_input_dtype(dtype):
+    pred = np.ones((4, 3), dtype)
+    for loss, target in [(MSELoss(), 0.5), (WassersteinLoss(), -1), (GradientPenalty(), 1.0)]:
+        value = loss(pred, target)
+        assert value.shape == () and value.dtype == dtype, loss
+        assert loss.backward().dtype == dtype, loss
+
+
+def test_gan_family_losses_reject_bad_targets():
+    with pytest.raises(ValueError, match=r"target is \+1 \(score high: real\) or -1"):
+        WassersteinLoss()(np.ones((2, 1)), 0.5)
+    with pytest.raises(ValueError, match=r"target is \+1"):
+        WassersteinLoss()(np.ones((2, 1)), np.ones((2, 1)))
+    with pytest.raises(ValueError, match=r"MSELoss\(\): expected target \(2, 1\), got \(3, 1\)"):
+        MSELoss()(np.ones((2, 1)), np.ones((3, 1)))
+    with pytest.raises(
+        ValueError, match=r"GradientPenalty\(\): expected gradient \(batch, features\)"
+    ):
+        GradientPenalty()(np.ones(3), 1.0)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from minigan import nn
-from minigan.optim import SGD, Adam
+from minigan.optim import SGD, Adam, RMSprop, clip_weights
 
 
 def one_parameter(values, dtype=np.float64):
@@ -132,8 +132,10 @@ def test_load_state_dict_from_another_model_is_refused_untouched():
         lambda params, fast: Adam(params, lr=0.01, betas=(0.5, 0.999), in_place=fast),
         lambda params, fast: SGD(params, lr=0.1, in_place=fast),
         lambda params, fast: SGD(params, lr=0.1, momentum=0.9, in_place=fast),
+        lambda params, fast: RMSprop(params, lr=0.01, alpha=0.9, in_place=fast),
+        lambda params, fast: RMSprop(params, lr=0.01, momentum=0.5, eps=1e-3, in_place=fast),
     ],
-    ids=["adam", "sgd", "sgd-momentum"],
+    ids=["adam", "sgd", "sgd-momentum", "rmsprop", "rmsprop-momentum"],
 )
 def test_in_place_fast_path_equals_the_formula_bit_for_bit(make, dtype):
     """The fast path is the formula's arithmetic in the formula's order: equal, not close."""
@@ -198,3 +200,80 @@ def test_optimizer_load_state_dict_is_all_or_nothing():
     opt.load_state_dict(good)
     np.testing.assert_array_equal(opt.m, [3.0, 4.0])
     assert opt.lr == 0.5
+
+
+def test_rmsprop_two_steps_by_hand():
+    p = one_parameter([1.0, -2.0])
+    opt = RMSprop([p], lr=0.1, alpha=0.9, eps=0.0)  # eps 0: the numbers come out clean
+    p.grad[...] = [0.5, -1.0]
+    opt.step()
+    # v = 0.1 g^2, so g / sqrt(v) = sign(g) / sqrt(0.1): both entries move by lr / sqrt(0.1)
+    np.testing.assert_allclose(opt.v, [0.025, 0.1], rtol=1e-15)
+    after_one = np.array([1.0, -2.0]) - np.sqrt(0.1) * np.array([1.0, -1.0])
+    np.testing.assert_allclose(p.data, after_one, rtol=1e-15)
+    p.grad[...] = [0.1, 2.0]
+    opt.step()
+    # v = 0.9 [0.025, 0.1] + 0.1 [0.01, 4] = [0.0235, 0.49]; steps 0.1 g / sqrt(v)
+    np.testing.assert_allclose(opt.v, [0.0235, 0.49], rtol=1e-14)
+    steps = [0.1 * 0.1 / np.sqrt(0.0235), 0.1 * 2.0 / 0.7]  # the second is 2/7
+    np.testing.assert_allclose(p.data, after_one - steps, rtol=1e-15)
+
+
+def test_rmsprop_momentum_by_hand():
+    p = one_parameter([0.0])
+    opt = RMSprop([p], lr=1.0, alpha=0.0, eps=0.0, momentum=0.5)  # alpha 0: v = g^2
+    p.grad[...] = 3.0
+    opt.step()  # buf = 3/3 = 1
+    opt.step()  # buf = 0.5 * 1 + 1 = 1.5
+    assert p.data[0] == pytest.approx(-2.5)
+
+
+def test_rmsprop_state_dict_resumes_exactly_and_loads_all_or_nothing():
+    def run(steps, resume_from=None):
+        p = one_parameter([0.3, -0.7, 1.1])
+        opt = RMSprop([p], lr=0.05, momentum=0.3)
+        if resume_from is not None:
+            p.data[...], state = resume_from
+            opt.load_state_dict(state)
+        for _ in range(steps):
+            p.grad[...] = np.sin(3 * p.data)
+            opt.step()
+        return p, opt
+
+    p_full, _ = run(10)
+    p_half, opt_half = run(5)
+    p_resumed, _ = run(5, resume_from=(p_half.data.copy(), opt_half.state_dict()))
+    np.testing.assert_array_equal(p_resumed.data, p_full.data)
+
+    opt = RMSprop([one_parameter([1.0, 2.0])], lr=0.1)
+    with pytest.raises(KeyError, match="the state has no 'buf'; it is not a RMSprop state"):
+        opt.load_state_dict(Adam([one_parameter([1.0, 2.0])]).state_dict())
+    bad = {**opt_half.state_dict(), "lr": "fast"}
+    with pytest.raises(ValueError, match=r"'v' holds \(3,\) values but this optimizer has 2"):
+        opt.load_state_dict(bad)
+    good = RMSprop([one_parameter([1.0, 2.0])], lr=0.5).state_dict()
+    good["v"] = np.array([3.0, 4.0])
+    with pytest.raises(TypeError, match="'alpha' must be a number"):
+        opt.load_state_dict({**good, "alpha": "x"})
+    assert not opt.v.any() and opt.lr == 0.1
+
+
+def test_rmsprop_rejects_bad_arguments():
+    with pytest.raises(ValueError, match=r"RMSprop: alpha must lie in \[0, 1\], got 1.5"):
+        RMSprop([one_parameter([1.0])], alpha=1.5)
+    with pytest.raises(ValueError, match=r"RMSprop: momentum must lie in \[0, 1\), got -0.1"):
+        RMSprop([one_parameter([1.0])], momentum=-0.1)
+    with pytest.raises(ValueError, match="RMSprop: eps must be >= 0, got -1"):
+        RMSprop([one_parameter([1.0])], eps=-1)
+
+
+def test_clip_weights_clips_in_place_and_keeps_the_flat_buffer(rng):
+    model = nn.Sequential(nn.Linear(4, 3, rng=rng, dtype=np.float64))
+    opt = RMSprop(model.parameters(), lr=0.1)
+    model[0].weight.data[0, 0], model[0].bias.data[1] = 5.0, -5.0
+    clip_weights(model.parameters(), 0.01)
+    assert np.abs(opt.data).max() == 0.01  # the flat buffer itself was clipped
+    assert model[0].weight.data[0, 0] == 0.01 and model[0].bias.data[1] == -0.01
+    opt.check_attached()  # no parameter was cut loose
+    with pytest.raises(ValueError, match="clip_weights: the limit must be > 0, got 0"):
+        clip_weights(model.parameters(), 0)

@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity tests skipped")
 
 from minigan import nn
-from minigan.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, log_softmax
-from minigan.optim import SGD, Adam
+from minigan.losses import BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, MSELoss, log_softmax
+from minigan.optim import SGD, Adam, RMSprop
 from minigan.testing.pytorch import to_torch
 
 TOL = {"rtol": 1e-10, "atol": 1e-12}
@@ -100,7 +100,10 @@ def test_linear_init_has_pytorchs_distribution():
     assert ours.std() == pytest.approx(theirs.std(), rel=0.02)
 
 
-@pytest.mark.parametrize("make", ["adam", "adam_betas", "sgd", "sgd_momentum"])
+@pytest.mark.parametrize(
+    "make",
+    ["adam", "adam_betas", "sgd", "sgd_momentum", "rmsprop", "rmsprop_wgan", "rmsprop_momentum"],
+)
 def test_optimizer_steps_match_pytorch(rng, make):
     ours_cls, theirs_cls, kwargs = {
         "adam": (Adam, torch.optim.Adam, {"lr": 1e-2}),
@@ -111,6 +114,13 @@ def test_optimizer_steps_match_pytorch(rng, make):
         ),
         "sgd": (SGD, torch.optim.SGD, {"lr": 0.1}),
         "sgd_momentum": (SGD, torch.optim.SGD, {"lr": 0.1, "momentum": 0.9}),
+        "rmsprop": (RMSprop, torch.optim.RMSprop, {"lr": 1e-2}),
+        "rmsprop_wgan": (RMSprop, torch.optim.RMSprop, {"lr": 5e-5}),
+        "rmsprop_momentum": (
+            RMSprop,
+            torch.optim.RMSprop,
+            {"lr": 1e-3, "alpha": 0.9, "eps": 1e-6, "momentum": 0.7},
+        ),
     }[make]
     shapes = [(4, 3), (4,), (1, 4)]
     start = [rng.standard_normal(s) for s in shapes]
@@ -148,3 +158,13 @@ def test_to_torch_names_a_layer_it_cannot_convert():
 
     with pytest.raises(TypeError, match=r"to_torch: no PyTorch twin for Doubler\(\)"):
         to_torch(nn.Sequential(nn.Tanh(), Doubler()))
+
+
+def test_mse_matches_pytorch(rng):
+    pred, target = rng.standard_normal((6, 3)), rng.standard_normal((6, 3))
+    pred_t = torch.from_numpy(pred).requires_grad_(True)
+    value_t = torch.nn.functional.mse_loss(pred_t, torch.from_numpy(target))
+    value_t.backward()
+    loss = MSELoss()
+    np.testing.assert_allclose(loss(pred, target), value_t.item(), **TOL)
+    np.testing.assert_allclose(loss.backward(), pred_t.grad.numpy(), **TOL)

@@ -5,6 +5,21 @@ the backward pass is an elementwise product: dL/dx = dL/dy * f'(x). Every layer
 saves whatever gives f' most cheaply: a mask, or the output itself.
 Shapes: any input shape; the output and both gradients have the same shape.
 ``input_grad`` is accepted and ignored: dL/dx is one multiply, the whole backward.
+
+Double backward (see ``minigan.nn.module``). Backward computed dx = dy * f'(x),
+elementwise. Given gg = dL/d(dx), the product rule gives its two inputs' shares:
+
+    gg_out = dL/d(dy) = gg * f'(x)            (dy's factor is f'(x))
+    gx     = dL/dx    = gg * dy * f''(x)      (f'(x)'s factor is dy; d f'(x)/dx = f''(x))
+
+ReLU and LeakyReLU are piecewise linear: f'' = 0 wherever it exists (everywhere
+but x = 0, a set a continuous input never hits), so gx is None and they need
+no dy. Tanh and Sigmoid are curved; written in their outputs, as backward is:
+
+    Tanh:     f' = 1 - y^2          f'' = -2 y (1 - y^2)       (d/dx of 1 - y^2 = -2 y y')
+    Sigmoid:  f' = s (1 - s)        f'' = s (1 - s)(1 - 2 s)   (d/dx of s - s^2 = s' - 2 s s')
+
+so they keep backward's dy when asked (``backward(dy, create_graph=True)``).
 """
 
 from __future__ import annotations
@@ -32,9 +47,13 @@ class ReLU(Module):
         # A multiply by the mask is several times faster in NumPy than where().
         return x * positive
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
         positive = self.saved(grad_out)
         return grad_out * positive
+
+    def double_backward(self, grad_grad_in: Any) -> tuple[Any, None]:
+        positive = self.saved(grad_grad_in, "grad_grad_in")
+        return grad_grad_in * positive, None  # dL/d(dy) = gg f'(x); f'' = 0
 
 
 class LeakyReLU(Module):
@@ -62,9 +81,13 @@ class LeakyReLU(Module):
         # where(), which is several times slower in NumPy.
         return x * slope
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
         slope = self.saved(grad_out)
         return grad_out * slope
+
+    def double_backward(self, grad_grad_in: Any) -> tuple[Any, None]:
+        slope = self.saved(grad_grad_in, "grad_grad_in")
+        return grad_grad_in * slope, None  # dL/d(dy) = gg f'(x); f'' = 0
 
 
 class Tanh(Module):
@@ -83,9 +106,17 @@ class Tanh(Module):
         self.save_for_backward(y)
         return y
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
         y = self.saved(grad_out)
+        if create_graph:
+            self.save_for_double_backward(grad_out)  # gx = gg * dy * f''(x) needs dy
         return grad_out * (1 - y * y)
+
+    def double_backward(self, grad_grad_in: Any) -> tuple[Any, Any]:
+        gg = grad_grad_in
+        y, dy = self.saved(gg, "grad_grad_in"), self.saved_grad_out(gg)
+        slope = 1 - y * y  # f'(x)
+        return gg * slope, gg * dy * (-2 * y * slope)  # f''(x) = -2 y (1 - y^2)
 
 
 def sigmoid(x: Any) -> Any:
@@ -117,6 +148,14 @@ class Sigmoid(Module):
         self.save_for_backward(y)
         return y
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
         y = self.saved(grad_out)
+        if create_graph:
+            self.save_for_double_backward(grad_out)  # gx = gg * dy * f''(x) needs dy
         return grad_out * y * (1 - y)
+
+    def double_backward(self, grad_grad_in: Any) -> tuple[Any, Any]:
+        gg = grad_grad_in
+        s, dy = self.saved(gg, "grad_grad_in"), self.saved_grad_out(gg)
+        slope = s * (1 - s)  # f'(x)
+        return gg * slope, gg * dy * (slope * (1 - 2 * s))  # f''(x) = s (1 - s)(1 - 2 s)

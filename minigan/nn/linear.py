@@ -25,6 +25,19 @@ class Linear(Module):
         dL/db = sum_batch g   (out,): b is added to every row of y
         dL/dx = g @ W         (batch, in): x[:, i] feeds every output j through W[j, i]
 
+    Double backward (see ``minigan.nn.module``), with gg = dL/d(dx) of shape
+    (batch, in_features): backward computed dx = dy W, a function of dy and W
+    only, linear in each. Entry by entry, dx[n, i] = sum_j dy[n, j] W[j, i], so
+
+        dL/d(dy)[n, j] = sum_i gg[n, i] W[j, i]    ->  gg_out = gg @ W.T   (batch, out)
+        dL/dW[j, i]   += sum_n dy[n, j] gg[n, i]   ->  dL/dW += dy.T @ gg  (out, in)
+        dL/db          : none, b does not appear in dx = dy W
+        dL/dx          : none, x does not appear in it either (returned as None)
+
+    gg_out is the forward map without the bias (gg is a batch of "inputs"), and
+    the W term is backward's dL/dW = g.T @ x with the roles of g and x taken by dy
+    and gg. Needs backward's dy: ``backward(dy, create_graph=True)`` keeps it.
+
     Initialisation follows PyTorch's ``nn.Linear``: W and b are drawn from
     U(-k, k) with k = 1/sqrt(in_features), which keeps the output's variance close
     to the input's when a network is stacked.
@@ -68,10 +81,18 @@ class Linear(Module):
         self.save_for_backward(x, output_shape=y.shape)  # dL/dW needs x
         return y
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
         x, W, b, g = self.saved(grad_out), self.weight, self.bias, grad_out
+        if create_graph:
+            self.save_for_double_backward(g, input_shape=x.shape)  # dL/dW will need dy
         if W.requires_grad:
             W.grad += g.T @ x  # dL/dW = g^T x
         if b.requires_grad:
             b.grad += g.sum(axis=0)  # dL/db = sum over the batch of g
         return g @ W.data if input_grad else None  # dL/dx = g W
+
+    def double_backward(self, grad_grad_in: Any) -> tuple[Any, None]:
+        dy, W, gg = self.saved_grad_out(grad_grad_in), self.weight, grad_grad_in
+        if W.requires_grad:
+            W.grad += dy.T @ gg  # dx = dy W, so dL/dW += dy^T gg
+        return gg @ W.data.T, None  # dL/d(dy) = gg W^T; x is not in dx = dy W

@@ -20,6 +20,9 @@ Every layer in minigan follows one contract, the same one PyTorch users know:
 - a layer may keep *buffers*: arrays that are state but not trainable (BatchNorm's
   running statistics), named in ``buffer_names``. They travel with ``state_dict``,
   ``load_state_dict`` and ``to``, as PyTorch's buffers do, but no optimizer sees them.
+- ``gg_out, gx = m.double_backward(gg_in)`` differentiates the backward pass
+  itself (see "Double backward" below); it needs the backward it differentiates
+  to have run with ``create_graph=True``.
 
 Backward reads what forward saved, so the forward input must not change in place
 between the two (``x *= 2`` after ``y = m(x)`` would give a wrong dL/dW): make a
@@ -28,6 +31,35 @@ new array instead.
 There is no autograd: each module knows only the derivative of its own forward
 map, and turns dL/d(output) into dL/d(input). ``Sequential`` chains those steps
 in reverse order. That is all backpropagation is.
+
+Double backward
+---------------
+Some losses are functions of a gradient: WGAN-GP penalises the norm of the
+critic's input gradient dx = dD/dx. To train on such a loss L(dx) we need dL/dθ
+for the parameters θ, and dx was itself computed by a backward pass. So we
+differentiate the backward pass. Seen as a function, a layer's backward is
+
+    dx = B(dy, x, θ)        (dy: the gradient it was handed; x, θ: what forward saw)
+
+and, given gg_in = dL/d(dx), its ``double_backward`` returns the two other
+gradients of L through B, and adds the third into the parameters:
+
+    gg_out = dL/d(dy) = (dB/d(dy))^T gg_in     the "grad of the grad", handed on
+    gx     = dL/dx    = (dB/dx)^T gg_in        only through B's dependence on x
+    θ.grad += (dB/dθ)^T gg_in
+
+B is linear in dy, so gg_out is the layer's backward map transposed: for
+Linear that is its forward map again. gx is nonzero only where the derivative
+depends on x (through f''); for Linear, ReLU and LeakyReLU it is zero and
+``double_backward`` returns ``None`` for it, so nobody multiplies by zeros.
+
+What must be kept: forward's cache (as for backward), plus the ``dy`` the
+backward pass was handed, which the terms above multiply by. Keeping every
+layer's dy would cost memory on every ordinary training step, for nothing; so a
+backward pass keeps it only when asked, with ``backward(dy, create_graph=True)``
+(PyTorch's name for "this backward will itself be differentiated"). Layers that
+do not need dy (ReLU, LeakyReLU) accept the flag and keep nothing. A new
+forward clears what the last backward kept.
 """
 
 from __future__ import annotations
@@ -88,6 +120,7 @@ class Module:
     _grad_shape: tuple[int, ...] | None = None  # the shape dL/d(output) must have
     training: bool = True  # set by train() / eval(); modules start in training mode
     buffer_names: tuple[str, ...] = ()  # attributes holding non-trainable state arrays
+    _saved_grad_out: Any = None  # backward's dy, kept by backward(..., create_graph=True)
 
     def __call__(self, x: Any) -> Any:
         return self.forward(x)
@@ -95,8 +128,12 @@ class Module:
     def forward(self, x: Any) -> Any:
         raise NotImplementedError
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
         raise NotImplementedError
+
+    def double_backward(self, grad_grad_in: Any) -> tuple[Any, Any]:
+        """Differentiate the last backward pass: ``(dL/d(dy), dL/dx or None)``; see the module doc."""
+        raise NotImplementedError(f"{type(self).__name__} has no double_backward")
 
     def save_for_backward(self, *arrays: Any, output_shape: tuple[int, ...] | None = None) -> None:
         """Keep ``arrays`` for the backward pass (PyTorch's ``ctx.save_for_backward``).
@@ -107,16 +144,45 @@ class Module:
         """
         self._saved = arrays
         self._grad_shape = tuple(arrays[0].shape) if output_shape is None else output_shape
+        self._saved_grad_out = None  # a new forward: the last backward's dy is stale
 
-    def saved(self, grad_out: Any) -> Any:
+    def save_for_double_backward(
+        self, grad_out: Any, input_shape: tuple[int, ...] | None = None
+    ) -> None:
+        """Keep backward's ``grad_out`` (dy) for ``double_backward`` (only with create_graph).
+
+        ``input_shape`` is the shape of the forward input, which dL/d(dx) must have;
+        it defaults to dy's shape (right for elementwise layers).
+        """
+        shape = tuple(grad_out.shape) if input_shape is None else tuple(input_shape)
+        self._saved_grad_out = (grad_out, shape)
+
+    def saved_grad_out(self, grad_grad_in: Any) -> Any:
+        """The dy kept by ``backward(dy, create_graph=True)``, once ``grad_grad_in`` is checked.
+
+        ``grad_grad_in`` is dL/d(dx), so it must have the forward input's shape.
+        Raises RuntimeError if no backward with ``create_graph=True`` followed the
+        last forward, and TypeError / ValueError for a misfit ``grad_grad_in``.
+        """
+        if self._saved_grad_out is None:
+            raise RuntimeError(
+                f"{self!r}: double_backward() needs the backward pass it differentiates to "
+                f"keep its grad_out: run forward, then backward(grad_out, create_graph=True)"
+            )
+        dy, input_shape = self._saved_grad_out
+        check_array(self, grad_grad_in, like=dy, shape=input_shape, name="grad_grad_in")
+        return dy
+
+    def saved(self, grad_out: Any, name: str = "grad_out") -> Any:
         """What forward saved (one array, or a tuple), once ``grad_out`` is checked.
 
         Raises RuntimeError if forward has not run, and TypeError / ValueError if
         ``grad_out`` is not an array of the saved arrays' backend, dtype and the
-        forward output's shape.
+        forward output's shape. ``name`` is what messages call it (an elementwise
+        layer's double backward checks its ``grad_grad_in`` here: same shape).
         """
         saved = require_forward(self, self._saved)
-        check_array(self, grad_out, like=saved[0], shape=self._grad_shape, name="grad_out")
+        check_array(self, grad_out, like=saved[0], shape=self._grad_shape, name=name)
         return saved[0] if len(saved) == 1 else saved
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
@@ -271,6 +337,18 @@ class Sequential(Module):
     into dL/d(its input), which is exactly the gradient the layer before it needs.
 
         dL/dx = J_1^T (J_2^T ( ... (J_n^T dL/dy)))
+
+    Double backward undoes that backward pass, so it runs left to right (forward
+    order): the backward pass ended at layer 1, whose output there was dx, so
+    layer 1 is the first to receive dL/d(dx); its gg_out is dL/d(the dy layer 1
+    was handed), which is layer 2's dx; and so on to layer n. Along the way
+    every layer adds its parameter terms and may return gx_i = dL/d(x_i), a
+    gradient with respect to its *forward* input x_i (the f'' terms). Those are
+    gradients like any other: one ordinary backward pass, right to left, carries
+    them down, adding gx_i in as it reaches layer i's input, so each x_i's effect
+    on L through the layers before it (x_i = f_{i-1}(...)) reaches the
+    parameters of those layers. When every gx_i is None (Linear and (Leaky)ReLU
+    layers only), that pass is skipped: it would carry zeros.
     """
 
     def __init__(self, *layers: Module):
@@ -286,11 +364,40 @@ class Sequential(Module):
             x = layer.forward(x)
         return x
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        # The flag is passed on only when set, so a layer written before double
+        # backward existed (backward(grad_out, input_grad)) still works here.
+        keep = {"create_graph": True} if create_graph else {}
         first, *rest = self.layers
         for layer in reversed(rest):
-            grad_out = layer.backward(grad_out)
-        return first.backward(grad_out, input_grad=input_grad)
+            grad_out = layer.backward(grad_out, **keep)
+        return first.backward(grad_out, input_grad=input_grad, **keep)
+
+    def double_backward(self, grad_grad_in: Any, input_grad: bool = True) -> tuple[Any, Any]:
+        """Differentiate the last ``backward(dy, create_graph=True)``; see the class doc.
+
+        Args:
+            grad_grad_in: dL/d(dx), dx being what that backward returned.
+            input_grad: False when nobody needs dL/dx (the critic's input is data).
+
+        Returns:
+            ``(dL/d(dy), dL/dx)``; dL/dx is None when it is zero or not asked for.
+            Parameter gradients are added into ``.grad``.
+        """
+        grad_grad, direct = grad_grad_in, []
+        for layer in self.layers:  # forward order: undo the backward pass
+            grad_grad, grad_x = layer.double_backward(grad_grad)
+            direct.append(grad_x)
+        if all(grad_x is None for grad_x in direct):
+            return grad_grad, None
+        # The f'' terms, dL/d(x_i), go down through an ordinary backward pass.
+        grad = None  # dL/d(output of the layer being visited)
+        for index in reversed(range(len(self.layers))):
+            if grad is not None:
+                grad = self.layers[index].backward(grad, input_grad=index > 0 or input_grad)
+            if direct[index] is not None:
+                grad = direct[index] if grad is None else grad + direct[index]
+        return grad_grad, grad if input_grad else None
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
         for index, layer in enumerate(self.layers):

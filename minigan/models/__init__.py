@@ -1,0 +1,70 @@
+"""The GAN family: one file per model, each reading like its paper's algorithm box.
+
+Read ``base.py`` first (what they share), then ``gan.py`` (the vanilla GAN),
+``lsgan.py``, ``wgan.py`` and ``wgan_gp.py`` (the double backward at work).
+
+``MODELS`` maps each name to its class; a training loop drives any of them
+through this interface, and nothing model-specific:
+
+    cls = MODELS["wgan-gp"]
+    config = cls.default_config()            # the paper's hyperparameters (a dataclass)
+    config = dataclasses.replace(config, hidden=256)       # changed like any dataclass
+    model = cls(config, backend="numpy", seed=0, dtype=np.float32)
+    model.reseed_noise(seed)                 # restart the noise stream (each epoch)
+    stats = model.train_step(real)           # real: (batch, image_size) in [-1, 1]
+    images = model.generate(model.sample_noise(64))          # (64, image_size) in [-1, 1]
+    state = model.state_dict(); model.load_state_dict(state)  # checkpoints
+
+Class attributes:
+    ``name``: the registry key (``"gan"``, ``"lsgan"``, ``"wgan"``, ``"wgan-gp"``),
+        also stored in ``state_dict()["model"]``.
+    ``config_class``: the config dataclass; ``config.to_dict()`` gives its fields
+        and ``config_class(**fields)`` rebuilds it (checking every value).
+    ``stats``: ``{stat name: what it means}``, in the order a plot should show them:
+        exactly the keys ``train_step`` returns.
+    ``default_config()``: the documented defaults, a fresh copy.
+
+Instances:
+    ``train_step(real) -> dict``: one discriminator/critic update, and every k-th
+        call (``d_steps`` or ``n_critic``) one generator update; the dict holds
+        0-d arrays on the model's device (never read back inside the step);
+        ``"g_loss"`` is None until the first generator update.
+    ``generate(z)``, ``sample_noise(n)``, ``reseed_noise(seed)``: sampling.
+    ``steps``: how many ``train_step`` calls so far (restored by loading a state).
+    ``state_dict()`` / ``load_state_dict(state)``: model name, weights, optimizer
+        states and ``steps``; loading is all or nothing, and a state saved by
+        another model is refused with a ValueError naming both.
+    ``config``, ``backend``, ``dtype``, ``generator``, ``discriminator``,
+    ``g_optimizer``, ``d_optimizer``: the parts, for readers and tests.
+
+Default configs (batch size, networks: hidden width and G's activation, optimizer):
+    gan:     PRESETS["default"]: batch 100, hidden 512, leaky_relu, logits,
+             Adam lr 2e-4 betas (0.5, 0.999), real_label 0.9, d_steps 1
+    lsgan:   batch 100, hidden 512, leaky_relu, Adam lr 2e-4 betas (0.5, 0.999), d_steps 1
+    wgan:    batch 64, hidden 512, leaky_relu, RMSprop lr 5e-5, clip 0.01, n_critic 5
+    wgan-gp: batch 64, hidden 512, leaky_relu, Adam lr 1e-4 betas (0.5, 0.9),
+             gp_weight (lambda) 10, n_critic 5
+"""
+
+from minigan.models.base import MLPConfig, Model
+from minigan.models.gan import GAN, PRESETS, GANConfig
+from minigan.models.lsgan import LSGAN, LSGANConfig
+from minigan.models.wgan import WGAN, WGANConfig
+from minigan.models.wgan_gp import WGANGP, WGANGPConfig
+
+MODELS: dict[str, type[Model]] = {model.name: model for model in (GAN, LSGAN, WGAN, WGANGP)}
+
+__all__ = [
+    "GAN",
+    "LSGAN",
+    "MODELS",
+    "PRESETS",
+    "WGAN",
+    "WGANGP",
+    "GANConfig",
+    "LSGANConfig",
+    "MLPConfig",
+    "Model",
+    "WGANConfig",
+    "WGANGPConfig",
+]

@@ -1,0 +1,273 @@
+"""What every model of the GAN family shares: its networks, noise, step skeleton and state.
+
+Each model file (``gan.py``, ``lsgan.py``, ``wgan.py``, ``wgan_gp.py``) adds only its own
+math: a config, its losses, ``discriminator_step`` and ``generator_step``. Everything
+here is the same for all of them:
+
+- the MLPs: a generator z -> image in [-1, 1], and a discriminator (or critic)
+  image -> one score, built from one seeded generator of initial weights;
+- the noise z ~ N(0, I), drawn on the model's device from its own stream;
+- the step skeleton (Goodfellow et al.'s Algorithm 1, which every later paper
+  keeps): k updates of D, each on a fresh batch, then one of G;
+- the generator's update: the gradient of G's loss, computed at D's output,
+  crosses D (frozen) and then G;
+- the checkpoint state, loaded all or nothing, and refused when it belongs to
+  another model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from minigan import nn
+from minigan.backend import Backend, get_backend
+from minigan.nn.checks import check_array
+
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
+
+
+@dataclass
+class MLPConfig:
+    """The architecture and batch size every model shares (each model's config adds its own).
+
+    latent_dim: size of z; hidden: width of the two hidden layers of G and D;
+    image_size: pixels per image (784 for MNIST); g_activation: G's hidden
+    activation, ``"relu"`` or ``"leaky_relu"`` (D always uses LeakyReLU(0.2)).
+    """
+
+    latent_dim: int = 64
+    hidden: int = 256
+    image_size: int = 784
+    g_activation: str = "relu"
+    batch_size: int = 100
+
+    POSITIVE: ClassVar[tuple[str, ...]] = ("latent_dim", "hidden", "image_size", "batch_size")
+
+    def __post_init__(self) -> None:
+        if self.g_activation not in ACTIVATIONS:
+            raise ValueError(
+                f"g_activation must be one of {tuple(ACTIVATIONS)}, got {self.g_activation!r}"
+            )
+        for name in self.POSITIVE:
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def build_generator(config: MLPConfig, rng: np.random.Generator, dtype: Any) -> nn.Sequential:
+    """z (batch, latent_dim) -> image (batch, image_size) in [-1, 1]."""
+    h, act = config.hidden, ACTIVATIONS[config.g_activation]
+    return nn.Sequential(
+        nn.Linear(config.latent_dim, h, rng=rng, dtype=dtype), act(),
+        nn.Linear(h, h, rng=rng, dtype=dtype), act(),
+        nn.Linear(h, config.image_size, rng=rng, dtype=dtype), nn.Tanh(),
+    )  # fmt: skip
+
+
+def build_discriminator(
+    config: MLPConfig, rng: np.random.Generator, dtype: Any, sigmoid: bool = False
+) -> nn.Sequential:
+    """image (batch, image_size) -> one score per image: a real number, or (sigmoid) a probability."""
+    h = config.hidden
+    layers = [
+        nn.Linear(config.image_size, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2),
+        nn.Linear(h, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2),
+        nn.Linear(h, 1, rng=rng, dtype=dtype),
+    ]  # fmt: skip
+    if sigmoid:
+        layers.append(nn.Sigmoid())
+    return nn.Sequential(*layers)
+
+
+class Model:
+    """A generator, a discriminator (or critic), their optimizers, and the step skeleton.
+
+    Subclasses set ``name``, ``config_class``, ``stats`` and implement
+    ``make_optimizer``, ``d_steps_per_g_step``, ``discriminator_step`` and
+    ``generator_step`` (see ``minigan.models`` for the whole interface).
+
+    Args:
+        config: an instance of the model's ``config_class``.
+        backend: ``"numpy"`` or ``"cupy"`` (or a ``Backend``).
+        seed: seeds the initial weights and the noise stream.
+        dtype: the dtype everything computes in.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[MLPConfig]]
+    stats: ClassVar[dict[str, str]]  # what train_step reports: name -> what it means
+    discriminator_sigmoid: ClassVar[bool] = False  # only the vanilla GAN's D may end in one
+
+    def __init__(
+        self,
+        config: MLPConfig,
+        backend: str | Backend = "numpy",
+        seed: int = 0,
+        dtype: Any = np.float32,
+    ):
+        if not isinstance(config, self.config_class):
+            raise TypeError(
+                f"{type(self).__name__} needs a {self.config_class.__name__}, "
+                f"got a {type(config).__name__}"
+            )
+        self.config = config
+        self.backend = get_backend(backend)
+        self.dtype = np.dtype(dtype)
+        init_rng = np.random.default_rng(seed)
+        self.generator = build_generator(config, init_rng, dtype).to(self.backend)
+        sigmoid = self.discriminator_sigmoid
+        self.discriminator = build_discriminator(config, init_rng, dtype, sigmoid).to(self.backend)
+        self.g_optimizer = self.make_optimizer(self.generator.parameters())
+        self.d_optimizer = self.make_optimizer(self.discriminator.parameters())
+        self.noise_rng = self.backend.default_rng(seed)
+        self.steps = 0
+        self._g_loss = None  # the latest generator loss, reported until the next G update
+
+    @classmethod
+    def default_config(cls) -> MLPConfig:
+        """The documented defaults (the paper's hyperparameters): a fresh copy."""
+        return cls.config_class()
+
+    # --- the model's own parts (each model file writes these) -----------------------
+
+    def make_optimizer(self, params: list[nn.Parameter]) -> Any:
+        raise NotImplementedError
+
+    def d_steps_per_g_step(self) -> int:
+        raise NotImplementedError
+
+    def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def generator_step(self, fake: Any) -> Any:
+        raise NotImplementedError
+
+    # --- noise and sampling -------------------------------------------------------
+
+    def reseed_noise(self, seed: int) -> None:
+        """Restart the noise stream (the training loop does this every epoch)."""
+        self.noise_rng = self.backend.default_rng(seed)
+
+    def sample_noise(self, n: int) -> Any:
+        """z ~ N(0, I), shape (n, latent_dim), on the model's backend and dtype."""
+        return self.noise_rng.standard_normal((n, self.config.latent_dim), dtype=self.dtype)
+
+    def generate(self, z: Any) -> Any:
+        """Images in [-1, 1], shape (n, image_size), for the noise ``z``."""
+        return self.generator.forward(z)
+
+    # --- training -----------------------------------------------------------------
+
+    def train_step(self, real: Any) -> dict[str, Any]:
+        """One update of D on ``real``; every ``d_steps_per_g_step()``-th call, one of G.
+
+        Args:
+            real: a batch of real images in [-1, 1], shape (batch, image_size).
+
+        Returns:
+            stats: the model's ``stats``, as 0-d arrays on the backend, so reading
+            them is the caller's choice (on a GPU, reading means waiting).
+            ``g_loss`` comes from the latest G update: None before the first.
+        """
+        check_array(
+            f"{type(self).__name__}.train_step",
+            real,
+            xp=self.backend.xp,
+            dtype=self.dtype,
+            shape=("batch", self.config.image_size),
+            name="real batch",
+        )
+        z = self.sample_noise(real.shape[0])
+        fake = self.generator.forward(z)
+        stats = self.discriminator_step(real, fake)
+        self.steps += 1
+        if self.steps % self.d_steps_per_g_step() == 0:
+            # G's forward caches for `fake` are still valid (G has not changed),
+            # so the G step reuses them instead of generating a second batch.
+            self._g_loss = self.generator_step(fake)
+        stats["g_loss"] = self._g_loss
+        return stats
+
+    def update_discriminator(self, grad_scores: Any) -> None:
+        """D's update from dL/d(scores) of its last forward pass (data: no input gradient)."""
+        self.d_optimizer.zero_grad()
+        self.discriminator.backward(grad_scores, input_grad=False)
+        self.d_optimizer.step()
+
+    def update_generator(self, grad_scores: Any) -> None:
+        """G's update from dL/d(scores), scores = D(fake) just computed: the heart of GAN training.
+
+        The loss lives at D's output, the parameters to change are G's: the
+        gradient crosses D on the way (D's backward pass gives dL/d(fake images)),
+        then G. D stays fixed: here it only passes the gradient on.
+        """
+        D, G = self.discriminator, self.generator
+        D.requires_grad_(False)  # D must not learn from G's loss
+        try:
+            grad_fake = D.backward(grad_scores)  # dL/d(fake images): straight through D
+        finally:
+            D.requires_grad_(True)
+        self.g_optimizer.zero_grad()
+        G.backward(grad_fake, input_grad=False)  # dL/d(G's parameters), into .grad
+        self.g_optimizer.step()  # only G moves
+
+    # --- saving and loading -----------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """The model's name, weights and optimizer states of both players, and the step count."""
+        return {
+            "model": self.name,
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "g_optimizer": self.g_optimizer.state_dict(),
+            "d_optimizer": self.d_optimizer.state_dict(),
+            "steps": self.steps,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load a ``state_dict()``: all of it, or, if any part does not fit, none of it.
+
+        A state saved by another model is refused first, by name: a WGAN-GP and a
+        GAN have the same networks and optimizers, so nothing else would notice.
+        States saved before the GAN family existed carry no name; they are GANs'.
+        Each part then checks its own entries before changing anything; should a
+        later part fail, the parts already loaded are put back as they were.
+        """
+        where = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state, dict):
+            raise TypeError(f"{where}: expected a dict, got {type(state).__name__}")
+        saved = state.get("model", "gan")
+        if saved != self.name:
+            raise ValueError(
+                f"{where}: this state was saved by a {saved!r} model, not {self.name!r}; "
+                f"load it into a {saved!r} model (the model it was trained as)"
+            )
+        parts = [
+            (self.generator, "generator"),
+            (self.discriminator, "discriminator"),
+            (self.g_optimizer, "g_optimizer"),
+            (self.d_optimizer, "d_optimizer"),
+        ]
+        missing = [key for _, key in parts if key not in state] + (
+            [] if "steps" in state else ["steps"]
+        )
+        if missing:
+            raise KeyError(f"{where}: the state has no {missing}")
+        steps = int(state["steps"])
+        backups = []
+        try:
+            for part, key in parts:
+                backup = part.state_dict()
+                part.load_state_dict(state[key])
+                backups.append((part, backup))
+        except Exception:
+            for part, backup in backups:
+                part.load_state_dict(backup)
+            raise
+        self.steps = steps

@@ -1,0 +1,193 @@
+"""The GAN (Goodfellow et al., 2014): a discriminator that classifies, trained by cross-entropy.
+
+A generator G maps noise z ~ N(0, I) to images; a discriminator D maps an image to
+a score for "real". They are trained in turns:
+
+- D step: make D say 1 on real images and 0 on G's images,
+      minimise  BCE(D(x), 1) + BCE(D(G(z)), 0);
+- G step: change G so that D says 1 on G's images.
+
+The G step is where backpropagation gets interesting: the loss is computed at D's
+output, but the parameters to change are G's. So the gradient must travel
+backwards through all of D (D's backward pass gives dL/d(image)) and then through
+G, while D itself stays fixed: ``Model.update_generator`` (in ``base.py``, shared
+by the whole family) is that, in ten lines.
+
+Generator losses:
+
+- ``"non_saturating"`` (default): minimise BCE(D(G(z)), 1) = -log D(G(z)).
+- ``"saturating"``: minimise log(1 - D(G(z))) = -BCE(D(G(z)), 0), the original
+  minimax objective. Early in training D rejects G's images easily, D(G(z)) ~ 0,
+  where log(1 - D) is flat: G gets almost no gradient just when it needs one.
+  -log D(G(z)) has the same goal but its steepest slope exactly there.
+
+The rest of the family changes exactly this file's two losses and what D is:
+``lsgan.py`` (squared error), ``wgan.py`` (a critic and the Wasserstein distance),
+``wgan_gp.py`` (the same with a gradient penalty).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from minigan import nn
+from minigan.backend import Backend, get_array_module
+from minigan.losses import BCELoss, BCEWithLogitsLoss
+from minigan.models.base import ACTIVATIONS, MLPConfig, Model, build_discriminator, build_generator
+from minigan.optim import Adam
+
+GENERATOR_LOSSES = ("non_saturating", "saturating")
+
+__all__ = [
+    "ACTIVATIONS",
+    "GAN",
+    "GENERATOR_LOSSES",
+    "PRESETS",
+    "GANConfig",
+    "build_discriminator",
+    "build_generator",
+]
+
+
+@dataclass
+class GANConfig(MLPConfig):
+    """Everything that defines an MLP GAN and how it is trained (with ``MLPConfig``'s sizes).
+
+    ``logits=True`` means D ends without a Sigmoid and the loss is
+    BCEWithLogitsLoss (stable); ``False`` means D ends in Sigmoid and BCELoss.
+    Adam (``lr``, ``betas``) for both players; ``d_steps`` D updates per G update;
+    ``real_label`` < 1 is one-sided label smoothing.
+    """
+
+    logits: bool = False
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    generator_loss: str = "non_saturating"
+    d_steps: int = 1
+    real_label: float = 1.0
+
+    POSITIVE = (*MLPConfig.POSITIVE, "d_steps")
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)
+        if self.generator_loss not in GENERATOR_LOSSES:
+            raise ValueError(
+                f"generator_loss must be one of {GENERATOR_LOSSES}, got {self.generator_loss!r}"
+            )
+        super().__post_init__()
+        if not 0 < self.real_label <= 1:
+            raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
+
+
+PRESETS = {
+    # The tutorial recipe, kept for comparison.
+    "classic": GANConfig(),
+    # The default: chosen by measurement; see README, "Choosing the default recipe".
+    "default": GANConfig(
+        hidden=512, g_activation="leaky_relu", logits=True, betas=(0.5, 0.999), real_label=0.9
+    ),
+}
+
+
+class GAN(Model):
+    """The vanilla GAN: D classifies real against fake; both players train with Adam.
+
+    Stats: ``d_loss`` (mean BCE over the real and fake halves), ``g_loss`` (from the
+    latest generator update), ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z)),
+    as probabilities.
+    """
+
+    name = "gan"
+    config_class = GANConfig
+    stats: ClassVar[dict[str, str]] = {
+        "d_loss": "D loss: BCE, mean over real and fake",
+        "g_loss": "G loss",
+        "d_real": "mean D(x), a probability",
+        "d_fake": "mean D(G(z)), a probability",
+    }
+
+    def __init__(
+        self,
+        config: GANConfig,
+        backend: str | Backend = "numpy",
+        seed: int = 0,
+        dtype: Any = np.float32,
+    ):
+        super().__init__(config, backend, seed, dtype)
+        self.loss = BCEWithLogitsLoss() if config.logits else BCELoss()
+
+    @property
+    def discriminator_sigmoid(self) -> bool:  # D ends in Sigmoid unless it gives logits
+        return not self.config.logits
+
+    @classmethod
+    def default_config(cls) -> GANConfig:
+        return dataclasses.replace(PRESETS["default"])
+
+    def make_optimizer(self, params: list[nn.Parameter]) -> Adam:
+        return Adam(params, lr=self.config.lr, betas=self.config.betas)
+
+    def d_steps_per_g_step(self) -> int:
+        return self.config.d_steps
+
+    def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
+        """Teach D to tell ``real`` (target: real_label) from ``fake`` (target: 0).
+
+        One forward pass over the two halves stacked together: D treats every
+        image on its own (no layer mixes examples), so this is exactly the sum of
+        two passes, with half the matrix products' overhead. The mean over 2n
+        scores is (L_real + L_fake) / 2: half the loss, and half the gradient, of
+        the usual L_real + L_fake. Adam divides each step by the gradient's own
+        running scale, so halving the gradient changes its update only through
+        eps: it is exactly the sum's update with eps doubled (2e-8 for 1e-8).
+        """
+        xp = get_array_module(real)
+        n = real.shape[0]
+        scores = self.discriminator.forward(xp.concatenate([real, fake]))
+        targets = xp.zeros((2 * n, 1), dtype=self.dtype)  # [real_label] * n, then [0] * n
+        targets[:n] = self.config.real_label
+        d_loss = self.loss.forward(scores, targets)
+        # Neither the data nor (here) G learns from D's input gradient: skipped.
+        self.update_discriminator(self.loss.backward())
+
+        probs = nn.sigmoid(scores) if self.config.logits else scores
+        return {
+            "d_loss": d_loss,
+            "d_real": xp.asarray(probs[:n].mean()),
+            "d_fake": xp.asarray(probs[n:].mean()),
+        }
+
+    def discriminator_step_two_pass(self, real: Any, fake: Any) -> dict[str, Any]:
+        """The textbook D step, kept as the reference ``discriminator_step`` is tested against.
+
+        Two passes, as the loss is written: L = BCE(D(x), real_label) + BCE(D(G(z)), 0),
+        each half's gradient added into D's ``.grad`` by its own backward pass. Its
+        update equals ``discriminator_step``'s with D's Adam eps doubled (see there),
+        to rounding; it costs a second pass's overhead.
+        """
+        D, loss = self.discriminator, self.loss
+        self.d_optimizer.zero_grad()
+        real_scores = D.forward(real)
+        d_loss_real = loss.forward(real_scores, self.config.real_label)
+        D.backward(loss.backward(), input_grad=False)
+        fake_scores = D.forward(fake)
+        d_loss_fake = loss.forward(fake_scores, 0.0)
+        D.backward(loss.backward(), input_grad=False)
+        self.d_optimizer.step()
+        return {"d_loss": d_loss_real + d_loss_fake}
+
+    def generator_step(self, fake: Any) -> Any:
+        """Change G so that D takes ``fake`` (= G(z), just computed) for real."""
+        scores = self.discriminator.forward(fake)  # D as it is now, after its own update
+        if self.config.generator_loss == "non_saturating":
+            g_loss = self.loss.forward(scores, 1.0)  # minimise -log D(G(z))
+            grad_scores = self.loss.backward()  # dL/d(scores)
+        else:
+            g_loss = -self.loss.forward(scores, 0.0)  # minimise log(1 - D(G(z)))
+            grad_scores = -self.loss.backward()
+        self.update_generator(grad_scores)
+        return g_loss

@@ -1,0 +1,101 @@
+"""LSGAN (Mao et al., 2017): the discriminator regresses, trained by squared error.
+
+    D minimises   1/2 E_x[(D(x) - 1)^2] + 1/2 E_z[D(G(z))^2]
+    G minimises   1/2 E_z[(D(G(z)) - 1)^2]
+
+(the paper's a-b-c coding with a = 0 for fake, b = 1 for real, c = 1 for what G
+wants D to believe).
+
+What differs from the vanilla GAN, and why:
+
+- D has no sigmoid: its score is a real number, pulled towards 1 on real images
+  and 0 on fakes, as a least-squares fit.
+- The losses are squared errors instead of cross-entropy. A sigmoid
+  cross-entropy stops pushing a fake once D classifies it confidently, even if
+  it lies far from the data (the loss saturates); the squared error keeps
+  pulling every fake towards the decision boundary in proportion to how far it
+  is from it (dL/dD = D(G(z)) - 1, never flat). Mao et al. show that minimising
+  it minimises a Pearson chi-squared divergence between the data and
+  G's distribution.
+
+Everything else (networks, Adam, the D-then-G step) is the vanilla GAN's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from minigan import nn
+from minigan.backend import get_array_module
+from minigan.losses import MSELoss
+from minigan.models.base import MLPConfig, Model
+from minigan.optim import Adam
+
+
+@dataclass
+class LSGANConfig(MLPConfig):
+    """Defaults: the vanilla GAN's default networks (hidden 512, LeakyReLU in G) and Adam
+    with beta1 0.5 and lr 2e-4 as in the LSGAN paper, so only the loss differs."""
+
+    hidden: int = 512
+    g_activation: str = "leaky_relu"
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    d_steps: int = 1
+
+    POSITIVE = (*MLPConfig.POSITIVE, "d_steps")
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)
+        super().__post_init__()
+
+
+class LSGAN(Model):
+    """Least-squares GAN. Stats: ``d_loss``, ``g_loss`` (the two objectives above),
+    ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z)), raw scores (targets 1 and 0)."""
+
+    name = "lsgan"
+    config_class = LSGANConfig
+    stats: ClassVar[dict[str, str]] = {
+        "d_loss": "D loss: 1/2 (D(x) - 1)^2 + 1/2 D(G(z))^2",
+        "g_loss": "G loss: 1/2 (D(G(z)) - 1)^2",
+        "d_real": "mean D(x), target 1",
+        "d_fake": "mean D(G(z)), target 0",
+    }
+
+    def __init__(self, config: LSGANConfig, *args: Any, **kwargs: Any):
+        super().__init__(config, *args, **kwargs)
+        self.loss = MSELoss()
+
+    def make_optimizer(self, params: list[nn.Parameter]) -> Adam:
+        return Adam(params, lr=self.config.lr, betas=self.config.betas)
+
+    def d_steps_per_g_step(self) -> int:
+        return self.config.d_steps
+
+    def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
+        """Fit D's scores to 1 on ``real`` and 0 on ``fake``, one stacked pass.
+
+        The mean of (D - target)^2 over the 2n stacked scores is
+        (mean_real + mean_fake) / 2: exactly the objective's 1/2 + 1/2.
+        """
+        xp = get_array_module(real)
+        n = real.shape[0]
+        scores = self.discriminator.forward(xp.concatenate([real, fake]))
+        targets = xp.zeros((2 * n, 1), dtype=self.dtype)  # [1] * n, then [0] * n
+        targets[:n] = 1
+        d_loss = self.loss.forward(scores, targets)
+        self.update_discriminator(self.loss.backward())
+        return {
+            "d_loss": d_loss,
+            "d_real": xp.asarray(scores[:n].mean()),
+            "d_fake": xp.asarray(scores[n:].mean()),
+        }
+
+    def generator_step(self, fake: Any) -> Any:
+        """Pull D(G(z)) towards 1: minimise 1/2 mean (D(G(z)) - 1)^2."""
+        scores = self.discriminator.forward(fake)
+        g_loss = get_array_module(fake).asarray(self.loss.forward(scores, 1.0) / 2)
+        self.update_generator(self.loss.backward() / 2)
+        return g_loss

@@ -1,0 +1,125 @@
+"""WGAN (Arjovsky, Chintala & Bottou, 2017): a critic estimates the Wasserstein distance.
+
+    critic maximises   E_x[D(x)] - E_z[D(G(z))]      over K-Lipschitz D (weights clipped)
+    G minimises        -E_z[D(G(z))]
+
+By the Kantorovich-Rubinstein duality, the maximum over 1-Lipschitz functions of
+E_data[D] - E_G[D] is the Wasserstein-1 ("earth mover's") distance between the
+data and G's distribution; over K-Lipschitz ones, K times it. So the trained
+critic's score gap is a distance G can descend, and it keeps a useful gradient
+even when the two distributions do not overlap, where the vanilla GAN's
+Jensen-Shannon divergence is flat.
+
+The paper's Algorithm 1, and what differs from the vanilla GAN:
+
+    for each G iteration:
+        for t = 1 .. n_critic (5):                     D is trained 5 times as often,
+            x ~ data, z ~ N(0, I)                      so it stays close to optimal
+            w <- w - RMSprop(grad_w [mean D(G(z)) - mean D(x)])      lr 5e-5
+            w <- clip(w, -c, c)                        c = 0.01: keeps D K-Lipschitz
+        z ~ N(0, I)
+        theta <- theta - RMSprop(grad_theta [-mean D(G(z))])
+
+- D is a *critic*: no sigmoid, its score is any real number.
+- The losses are linear in the scores (``WassersteinLoss``), not cross-entropy.
+- Weight clipping after every critic step: a crude way to bound the Lipschitz
+  constant (every layer's weights in [-c, c] bounds its gain).
+- RMSprop, not Adam: the paper found momentum made the critic unstable.
+
+One ``train_step`` call is one critic iteration on one batch, as in the loop
+above; every ``n_critic``-th call also updates G (on the call's own fake batch).
+Not included: the reference code's extra critic iterations (100 instead of 5
+during the first 25 G iterations); the paper's algorithm box does not have them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from minigan import nn
+from minigan.backend import get_array_module
+from minigan.losses import WassersteinLoss
+from minigan.models.base import MLPConfig, Model
+from minigan.optim import RMSprop, clip_weights
+
+
+@dataclass
+class WGANConfig(MLPConfig):
+    """Defaults: the paper's (RMSprop lr 5e-5, clip 0.01, n_critic 5, batch 64), on the
+    vanilla GAN's default networks (hidden 512, LeakyReLU in G)."""
+
+    hidden: int = 512
+    g_activation: str = "leaky_relu"
+    batch_size: int = 64
+    lr: float = 5e-5
+    n_critic: int = 5
+    clip: float = 0.01
+
+    POSITIVE = (*MLPConfig.POSITIVE, "n_critic")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not self.clip > 0:
+            raise ValueError(f"clip must be > 0, got {self.clip}")
+        if not self.lr >= 0:
+            raise ValueError(f"lr must be >= 0, got {self.lr}")
+
+
+def critic_stats(scores: Any, n: int, d_loss: Any) -> dict[str, Any]:
+    """The critic's figures from its scores on [real; fake]: loss and Wasserstein estimate."""
+    xp = get_array_module(scores)
+    return {
+        "d_loss": d_loss,
+        "wasserstein": xp.asarray(scores[:n].mean() - scores[n:].mean()),
+    }
+
+
+class WGAN(Model):
+    """Wasserstein GAN with weight clipping. Stats: ``d_loss`` = mean D(G(z)) - mean D(x),
+    ``g_loss`` = -mean D(G(z)), ``wasserstein`` = mean D(x) - mean D(G(z)) (the critic's
+    estimate of K times the Wasserstein distance; it should fall as G improves)."""
+
+    name = "wgan"
+    config_class = WGANConfig
+    stats: ClassVar[dict[str, str]] = {
+        "d_loss": "critic loss: mean D(G(z)) - mean D(x)",
+        "g_loss": "G loss: -mean D(G(z))",
+        "wasserstein": "Wasserstein estimate: mean D(x) - mean D(G(z))",
+    }
+
+    def __init__(self, config: WGANConfig, *args: Any, **kwargs: Any):
+        super().__init__(config, *args, **kwargs)
+        self.loss = WassersteinLoss()
+
+    def make_optimizer(self, params: list[nn.Parameter]) -> RMSprop:
+        return RMSprop(params, lr=self.config.lr)
+
+    def d_steps_per_g_step(self) -> int:
+        return self.config.n_critic
+
+    def critic_loss_gradient(self, scores: Any, n: int) -> tuple[Any, Any]:
+        """The critic loss mean D(fake) - mean D(real) on stacked scores, and its gradient."""
+        xp = get_array_module(scores)
+        loss_real = self.loss.forward(scores[:n], 1)  # -mean D(x)
+        grad_real = self.loss.backward()  # -1/n each
+        loss_fake = self.loss.forward(scores[n:], -1)  # +mean D(G(z))
+        grad_fake = self.loss.backward()  # +1/n each
+        return xp.asarray(loss_real + loss_fake), xp.concatenate([grad_real, grad_fake])
+
+    def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
+        """One RMSprop step on the critic loss, then clip every critic weight to [-c, c]."""
+        xp = get_array_module(real)
+        n = real.shape[0]
+        scores = self.discriminator.forward(xp.concatenate([real, fake]))
+        d_loss, grad_scores = self.critic_loss_gradient(scores, n)
+        self.update_discriminator(grad_scores)
+        clip_weights(self.discriminator.parameters(), self.config.clip)
+        return critic_stats(scores, n, d_loss)
+
+    def generator_step(self, fake: Any) -> Any:
+        """Raise the critic's score of G's images: minimise -mean D(G(z))."""
+        scores = self.discriminator.forward(fake)
+        g_loss = self.loss.forward(scores, 1)
+        self.update_generator(self.loss.backward())
+        return g_loss

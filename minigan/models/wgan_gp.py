@@ -1,0 +1,165 @@
+"""WGAN-GP (Gulrajani et al., 2017): the Wasserstein critic, kept Lipschitz by a gradient penalty.
+
+    critic minimises   E_z[D(G(z))] - E_x[D(x)] + lambda E_x^[(||grad_x D(x^)||_2 - 1)^2]
+    G minimises        -E_z[D(G(z))]
+    x^ = eps x + (1 - eps) G(z),   eps ~ U(0, 1) per example
+
+What differs from WGAN (``wgan.py``), and why:
+
+- No weight clipping. Clipping bounds the critic's Lipschitz constant only
+  crudely: it pushes weights to +-c and makes the critic too simple, or its
+  gradients explode or vanish. An optimal critic has gradient norm 1 almost
+  everywhere between the two distributions, so WGAN-GP asks for exactly that,
+  softly, on random points x^ on straight lines between real and fake images.
+- Adam (lr 1e-4, betas (0.5, 0.9)) instead of RMSprop: with the penalty the
+  critic trains stably with momentum. lambda = 10, n_critic = 5, batch 64.
+
+The penalty is a function of the critic's *input gradient*, so its gradient
+with respect to the critic's weights needs a second-order pass: the double
+backward of ``minigan.nn`` (each layer's ``double_backward``, derived in its
+docstring). For this critic, all of it written out as matrix products.
+
+The critic, for a batch x^ of n rows (a = 0.2; S_k = LeakyReLU slopes, 1 or a,
+elementwise, fixed by the forward pass):
+
+    u1 = x^ W1^T + b1      h1 = LeakyReLU(u1)       S1 = f'(u1)     (n, h)
+    u2 = h1 W2^T + b2      h2 = LeakyReLU(u2)       S2 = f'(u2)     (n, h)
+    s  = h2 W3^T + b3                                               (n, 1)
+
+Backward with ds = 1 (one per row: row n of the result is grad D(x^_n), because
+rows do not interact), ``D.backward(ones, create_graph=True)``:
+
+    G3 = 1 W3          (n, h)     dL/dh2        Linear 3
+    G2 = G3 * S2       (n, h)     dL/du2        LeakyReLU 2
+    H2 = G2 W2         (n, h)     dL/dh1        Linear 2
+    G1 = H2 * S1       (n, h)     dL/du1        LeakyReLU 1
+    g  = G1 W1         (n, d)     grad D(x^)    Linear 1
+
+so g = (((1 W3) * S2) W2 * S1) W1. The penalty and its gradient in g
+(``GradientPenalty``, derived there), with r_n = ||g_n||:
+
+    P = lambda/n sum_n (r_n - 1)^2          V = dP/dg = (2 lambda/n) (r_n - 1)/r_n g_n   (n, d)
+
+Double backward, ``D.double_backward(V)``: the backward pass undone in forward
+order, each Linear adding dy^T V_k to its weight (Linear: dx = dy W, so
+dL/dW += dy^T gg and dL/d(dy) = gg W^T), each LeakyReLU multiplying by its
+slopes (dx = dy * S, so dL/d(dy) = gg * S; S is constant: f'' = 0):
+
+    dP/dW1 = G1^T V                    (h, d)     V1 = V W1^T          (n, h)
+                                                  V1' = V1 * S1
+    dP/dW2 = G2^T V1'                  (h, h)     V2 = V1' W2^T        (n, h)
+                                                  V2' = V2 * S2
+    dP/dW3 = 1^T V2'                   (1, h)
+    dP/db1 = dP/db2 = dP/db3 = 0
+
+In one line each, with V = (2 lambda/n) diag((r - 1)/r) G1 W1:
+
+    dP/dW3 = 1^T ((V W1^T * S1) W2^T * S2)
+    dP/dW2 = ((1 W3) * S2)^T (V W1^T * S1)
+    dP/dW1 = (((1 W3) * S2) W2 * S1)^T V
+
+The biases get nothing: g does not depend on them, since they only shift u1, u2,
+and the slopes S1, S2 do not change under a small shift (with Tanh or Sigmoid
+they would: the f'' terms, which ``Sequential.double_backward`` sends down an
+ordinary backward pass). These products are what the double backward computes;
+tests/test_models.py checks them against finite differences of P itself and
+against PyTorch's ``autograd.grad(..., create_graph=True)``.
+
+The critic step adds two gradients into the critic's ``.grad`` before one Adam
+step: the Wasserstein loss's (an ordinary backward over [x; G(z)]) and the
+penalty's (the forward, backward and double backward over x^).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from minigan import nn
+from minigan.backend import get_array_module
+from minigan.losses import GradientPenalty
+from minigan.models.base import MLPConfig
+from minigan.models.wgan import WGAN, critic_stats
+from minigan.optim import Adam
+
+
+@dataclass
+class WGANGPConfig(MLPConfig):
+    """Defaults: the paper's (Adam lr 1e-4, betas (0.5, 0.9), lambda 10, n_critic 5,
+    batch 64), on the vanilla GAN's default networks (hidden 512, LeakyReLU in G)."""
+
+    hidden: int = 512
+    g_activation: str = "leaky_relu"
+    batch_size: int = 64
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.5, 0.9)
+    n_critic: int = 5
+    gp_weight: float = 10.0  # lambda
+
+    POSITIVE = (*MLPConfig.POSITIVE, "n_critic")
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)
+        super().__post_init__()
+        if not self.gp_weight >= 0:
+            raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight}")
+
+
+class WGANGP(WGAN):
+    """WGAN with a gradient penalty. Stats: WGAN's, plus ``penalty`` = lambda mean (||g|| - 1)^2
+    and ``grad_norm`` = mean ||grad_x D(x^)|| (1 for an ideal critic); ``d_loss`` includes
+    the penalty."""
+
+    name = "wgan-gp"
+    config_class = WGANGPConfig
+    stats: ClassVar[dict[str, str]] = {
+        **WGAN.stats,
+        "d_loss": "critic loss: mean D(G(z)) - mean D(x) + penalty",
+        "penalty": "gradient penalty: lambda mean (||grad D(x^)|| - 1)^2",
+        "grad_norm": "mean ||grad D(x^)||, 1 for an ideal critic",
+    }
+
+    def __init__(self, config: WGANGPConfig, *args: Any, **kwargs: Any):
+        super().__init__(config, *args, **kwargs)
+        self.penalty = GradientPenalty()
+
+    def make_optimizer(self, params: list[nn.Parameter]) -> Adam:
+        return Adam(params, lr=self.config.lr, betas=self.config.betas)
+
+    def interpolate(self, real: Any, fake: Any) -> Any:
+        """x^ = eps x + (1 - eps) G(z), eps ~ U(0, 1) per example, from the model's device RNG."""
+        eps = self.noise_rng.random((real.shape[0], 1), dtype=self.dtype)
+        return eps * real + (1 - eps) * fake
+
+    def gradient_penalty(self, x_hat: Any) -> tuple[Any, Any]:
+        """lambda mean (||grad D(x^)|| - 1)^2; adds its gradient into the critic's ``.grad``.
+
+        Returns the penalty and the mean gradient norm (0-d arrays).
+        """
+        D, xp = self.discriminator, get_array_module(x_hat)
+        scores = D.forward(x_hat)
+        D.requires_grad_(False)  # this backward computes g = grad D(x^) only: no dL/dw
+        try:
+            g = D.backward(xp.ones_like(scores), create_graph=True)  # keep each dy
+        finally:
+            D.requires_grad_(True)
+        lam = self.config.gp_weight
+        penalty = xp.asarray(lam * self.penalty.forward(g, 1.0))
+        grad_g = self.penalty.backward() * lam  # V = dP/dg
+        D.double_backward(grad_g, input_grad=False)  # dP/dw, into .grad; x^ is data
+        return penalty, xp.asarray(self.penalty.norms.mean())
+
+    def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
+        """One Adam step on  mean D(G(z)) - mean D(x) + penalty(x^)."""
+        xp = get_array_module(real)
+        n = real.shape[0]
+        D = self.discriminator
+        scores = D.forward(xp.concatenate([real, fake]))
+        w_loss, grad_scores = self.critic_loss_gradient(scores, n)
+        self.d_optimizer.zero_grad()
+        D.backward(grad_scores, input_grad=False)  # the Wasserstein part's gradient
+        penalty, grad_norm = self.gradient_penalty(self.interpolate(real, fake))  # added to it
+        self.d_optimizer.step()
+        stats = critic_stats(scores, n, xp.asarray(w_loss + penalty))
+        stats.update(penalty=penalty, grad_norm=grad_norm)
+        return stats
