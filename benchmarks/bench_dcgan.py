@@ -29,7 +29,7 @@ import numpy as np
 from benchkit import busy_warning, cpu_model, loadavg  # benchmarks/benchkit.py
 
 from minigan import nn
-from minigan.dcgan import DCGAN, DCGANConfig
+from minigan.models import DCGAN, DCGANConfig
 from minigan.nn import batchnorm, conv
 from minigan.optim import Adam
 from minigan.testing.pytorch import to_torch

@@ -30,11 +30,10 @@ from minigan import losses, nn, optim
 from minigan.backend import backend_of, get_array_module, get_backend, to_host
 from minigan.checkpoint import load_checkpoint, save_checkpoint
 from minigan.data import BatchIterator, load_mnist, to_gan_range
-from minigan.dcgan import DCGAN, DCGANConfig
 from minigan.gan import GAN, PRESETS
 from minigan.metrics import Evaluator
 from minigan.metrics.classifier import classify, train_classifier, unit_range
-from minigan.models import MODELS
+from minigan.models import DCGAN, MODELS, DCGANConfig
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_gan.py"
 

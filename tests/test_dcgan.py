@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from minigan import nn
-from minigan.dcgan import DCGAN, DCGANConfig
+from minigan.models import DCGAN, DCGANConfig
 from minigan.testing.pytorch import to_torch
 
 SMALL = DCGANConfig(latent_dim=8, base_channels=4, batch_size=4)

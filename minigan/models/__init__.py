@@ -1,7 +1,8 @@
 """The GAN family: one file per model, each reading like its paper's algorithm box.
 
 Read ``base.py`` first (what they share), then ``gan.py`` (the vanilla GAN),
-``lsgan.py``, ``wgan.py`` and ``wgan_gp.py`` (the double backward at work).
+``lsgan.py``, ``wgan.py`` and ``wgan_gp.py`` (the double backward at work), and
+``dcgan.py`` (the vanilla GAN with convolutions and BatchNorm).
 
 ``MODELS`` maps each name to its class; a training loop drives any of them
 through this interface, and nothing model-specific:
@@ -16,7 +17,7 @@ through this interface, and nothing model-specific:
     state = model.state_dict(); model.load_state_dict(state)  # checkpoints
 
 Class attributes:
-    ``name``: the registry key (``"gan"``, ``"lsgan"``, ``"wgan"``, ``"wgan-gp"``),
+    ``name``: the registry key (``"gan"``, ``"lsgan"``, ``"wgan"``, ``"wgan-gp"``, ``"dcgan"``),
         also stored in ``state_dict()["model"]``.
     ``config_class``: the config dataclass; ``config.to_dict()`` gives its fields
         and ``config_class(**fields)`` rebuilds it (checking every value).
@@ -44,23 +45,31 @@ Default configs (batch size, networks: hidden width and G's activation, optimize
     wgan:    batch 64, hidden 512, leaky_relu, RMSprop lr 5e-5, clip 0.01, n_critic 5
     wgan-gp: batch 64, hidden 512, leaky_relu, Adam lr 1e-4 betas (0.5, 0.9),
              gp_weight (lambda) 10, n_critic 5
+    dcgan:   batch 64, z 100, convolutions 64 and 128 channels (28x28), BatchNorm,
+             Adam lr 2e-4 betas (0.5, 0.999), BCE on logits, one D update per G update
+
+The MLP models take images flattened, (batch, image_size); DCGAN takes them as
+(batch, channels, size, size): ``model.image_shape`` says which.
 """
 
 from minigan.models.base import MLPConfig, Model
+from minigan.models.dcgan import DCGAN, DCGANConfig
 from minigan.models.gan import GAN, PRESETS, GANConfig
 from minigan.models.lsgan import LSGAN, LSGANConfig
 from minigan.models.wgan import WGAN, WGANConfig
 from minigan.models.wgan_gp import WGANGP, WGANGPConfig
 
-MODELS: dict[str, type[Model]] = {model.name: model for model in (GAN, LSGAN, WGAN, WGANGP)}
+MODELS: dict[str, type[Model]] = {model.name: model for model in (GAN, LSGAN, WGAN, WGANGP, DCGAN)}
 
 __all__ = [
+    "DCGAN",
     "GAN",
     "LSGAN",
     "MODELS",
     "PRESETS",
     "WGAN",
     "WGANGP",
+    "DCGANConfig",
     "GANConfig",
     "LSGANConfig",
     "MLPConfig",

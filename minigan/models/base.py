@@ -119,10 +119,8 @@ class Model:
         self.config = config
         self.backend = get_backend(backend)
         self.dtype = np.dtype(dtype)
-        init_rng = np.random.default_rng(seed)
-        self.generator = build_generator(config, init_rng, dtype).to(self.backend)
-        sigmoid = self.discriminator_sigmoid
-        self.discriminator = build_discriminator(config, init_rng, dtype, sigmoid).to(self.backend)
+        G, D = self.build_networks(config, np.random.default_rng(seed), self.dtype)
+        self.generator, self.discriminator = G.to(self.backend), D.to(self.backend)
         self.g_optimizer = self.make_optimizer(self.generator.parameters())
         self.d_optimizer = self.make_optimizer(self.discriminator.parameters())
         self.noise_rng = self.backend.default_rng(seed)
@@ -133,6 +131,18 @@ class Model:
     def default_config(cls) -> MLPConfig:
         """The documented defaults (the paper's hyperparameters): a fresh copy."""
         return cls.config_class()
+
+    def build_networks(
+        self, config: Any, rng: np.random.Generator, dtype: Any
+    ) -> tuple[nn.Sequential, nn.Sequential]:
+        """(G, D), with initial weights drawn from ``rng``: the MLPs (DCGAN: convolutions)."""
+        G = build_generator(config, rng, dtype)
+        return G, build_discriminator(config, rng, dtype, self.discriminator_sigmoid)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """The shape of one image as the networks see it: (image_size,) for the MLPs."""
+        return (self.config.image_size,)
 
     # --- the model's own parts (each model file writes these) -----------------------
 
@@ -159,7 +169,7 @@ class Model:
         return self.noise_rng.standard_normal((n, self.config.latent_dim), dtype=self.dtype)
 
     def generate(self, z: Any) -> Any:
-        """Images in [-1, 1], shape (n, image_size), for the noise ``z``."""
+        """Images in [-1, 1], shape (n, *image_shape), for the noise ``z``."""
         return self.generator.forward(z)
 
     # --- training -----------------------------------------------------------------
@@ -168,7 +178,7 @@ class Model:
         """One update of D on ``real``; every ``d_steps_per_g_step()``-th call, one of G.
 
         Args:
-            real: a batch of real images in [-1, 1], shape (batch, image_size).
+            real: a batch of real images in [-1, 1], shape (batch, *image_shape).
 
         Returns:
             stats: the model's ``stats``, as 0-d arrays on the backend, so reading
@@ -180,7 +190,7 @@ class Model:
             real,
             xp=self.backend.xp,
             dtype=self.dtype,
-            shape=("batch", self.config.image_size),
+            shape=("batch", *self.image_shape),
             name="real batch",
         )
         z = self.sample_noise(real.shape[0])

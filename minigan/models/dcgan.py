@@ -1,4 +1,4 @@
-"""DCGAN (Radford, Metz & Chintala, 2016): the GAN of ``minigan.gan`` with convolutions.
+"""DCGAN (Radford, Metz & Chintala, 2016): the GAN of ``gan.py`` with convolutions.
 
 The objective and the training step are the vanilla GAN's,
 
@@ -52,11 +52,8 @@ from typing import Any
 import numpy as np
 
 from minigan import nn
-from minigan.backend import Backend, get_array_module, get_backend
-from minigan.gan import GAN, GENERATOR_LOSSES
-from minigan.losses import BCEWithLogitsLoss
-from minigan.nn.checks import check_array
-from minigan.optim import Adam
+from minigan.backend import get_array_module
+from minigan.models.gan import GAN, GENERATOR_LOSSES
 
 START_SIZE = {28: 7, 32: 4, 64: 4}  # image side -> G's first feature-map side
 CHANNELS = (1, 3)  # grey or RGB
@@ -106,6 +103,11 @@ class DCGANConfig:
         """Channels of the hidden feature maps, from the image inwards: [64, 128] for 28x28."""
         blocks = int(math.log2(self.image_size // START_SIZE[self.image_size]))
         return [self.base_channels * 2**i for i in range(blocks)]
+
+    @property
+    def logits(self) -> bool:
+        """D always gives logits (trained with BCEWithLogitsLoss), as in ``GANConfig(logits=True)``."""
+        return True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -163,40 +165,34 @@ def dcgan_init(model: nn.Module, rng: np.random.Generator) -> nn.Module:
 
 
 class DCGAN(GAN):
-    """A convolutional generator and discriminator, their Adam optimizers, and the loss.
+    """A convolutional generator and discriminator; the rest is ``GAN``'s.
 
-    The interface is ``GAN``'s: ``train_step(real)``, ``generate(z)``,
-    ``sample_noise(n)``, ``reseed_noise(seed)``, ``state_dict()`` /
-    ``load_state_dict()`` (all or nothing, BatchNorm's running statistics included),
-    ``steps``. The G step (``generator_step``), noise and saving are inherited.
-
-    Args:
-        config: the architecture and training hyperparameters.
-        backend: ``"numpy"`` or ``"cupy"`` (or a ``Backend``).
-        seed: seeds the initial weights and the noise generator.
-        dtype: the dtype everything computes in.
+    The interface is every model's (see ``minigan.models``); images keep their shape,
+    (batch, channels, size, size). From ``GAN`` it inherits the loss (BCE on
+    logits), Adam for both players, the G step (through the frozen D) and the
+    saving; its own are the networks, the two-pass D step and ``generate``. The
+    state holds BatchNorm's running statistics too, loaded all or nothing.
     """
 
-    def __init__(
-        self,
-        config: DCGANConfig,
-        backend: str | Backend = "numpy",
-        seed: int = 0,
-        dtype: Any = np.float32,
-    ):
-        self.config = config
-        self.backend = get_backend(backend)
-        self.dtype = np.dtype(dtype)
-        init_rng = np.random.default_rng(seed)
-        G = dcgan_init(build_generator(config, init_rng, dtype), init_rng)
-        D = dcgan_init(build_discriminator(config, init_rng, dtype), init_rng)
-        self.generator, self.discriminator = G.to(self.backend), D.to(self.backend)
-        adam = {"lr": config.lr, "betas": config.betas}
-        self.g_optimizer = Adam(self.generator.parameters(), **adam)
-        self.d_optimizer = Adam(self.discriminator.parameters(), **adam)
-        self.loss = BCEWithLogitsLoss()
-        self.noise_rng = self.backend.default_rng(seed)
-        self.steps = 0
+    name = "dcgan"
+    config_class = DCGANConfig
+
+    @classmethod
+    def default_config(cls) -> DCGANConfig:
+        return DCGANConfig()
+
+    def build_networks(
+        self, config: DCGANConfig, rng: np.random.Generator, dtype: Any
+    ) -> tuple[nn.Sequential, nn.Sequential]:
+        G = dcgan_init(build_generator(config, rng, dtype), rng)
+        return G, dcgan_init(build_discriminator(config, rng, dtype), rng)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.config.image_shape
+
+    def d_steps_per_g_step(self) -> int:
+        return 1
 
     def generate(self, z: Any) -> Any:
         """Images in [-1, 1], shape (n, channels, size, size), for the noise ``z``.
@@ -209,33 +205,6 @@ class DCGAN(GAN):
             return self.generator.forward(z)
         finally:
             self.generator.train()
-
-    def train_step(self, real: Any) -> dict[str, Any]:
-        """One discriminator update, then one generator update.
-
-        Args:
-            real: real images in [-1, 1], shape (batch, channels, size, size).
-
-        Returns:
-            stats: ``d_loss`` = (BCE on the real batch + BCE on the fake batch) / 2, the
-            mean over both batches, as ``GAN`` reports it (the update minimises the sum);
-            ``g_loss``; ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z)) as
-            probabilities: 0-d arrays on the backend, never read back here.
-        """
-        check_array(
-            "DCGAN.train_step",
-            real,
-            xp=self.backend.xp,
-            dtype=self.dtype,
-            shape=("batch", *self.config.image_shape),
-            name="real batch",
-        )
-        fake = self.generator.forward(self.sample_noise(real.shape[0]))
-        stats = self.discriminator_step(real, fake)
-        # G's forward caches for `fake` are still valid (G has not changed).
-        stats["g_loss"] = self.generator_step(fake)
-        self.steps += 1
-        return stats
 
     def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
         """Teach D to tell ``real`` (target 1) from ``fake`` (target 0): two passes.
