@@ -99,7 +99,31 @@ LAYER_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], nn.Module]] = {
     nn.Sequential: lambda rng, dtype: nn.Sequential(
         nn.Linear(6, 5, rng=rng, dtype=dtype), nn.LeakyReLU(), nn.Linear(5, 4, rng=rng, dtype=dtype)
     ),
+    nn.Embedding: lambda rng, dtype: nn.Embedding(5, 4, rng=rng, dtype=dtype),
+    nn.Concat: lambda rng, dtype: nn.Concat(),
+    nn.Dropout: lambda rng, dtype: nn.Dropout(0.3),  # its rng: see RANDOM_SEED below
+    nn.GaussianNoise: lambda rng, dtype: nn.GaussianNoise(0.5),
+    nn.WeightNormLinear: lambda rng, dtype: nn.WeightNormLinear(6, 4, rng=rng, dtype=dtype),
 }
+
+# Inputs for the layers that take something other than a (3, 6) float array.
+LAYER_INPUTS: dict[type, Callable[[np.random.Generator, Any], Any]] = {
+    nn.Embedding: lambda rng, dtype: np.array([3, 0, 3, 4, 3, 1, 0]),  # repeats: a scatter-add
+    nn.Concat: lambda rng, dtype: [
+        rng.standard_normal((3, 2)).astype(dtype), rng.standard_normal((3, 4)).astype(dtype)
+    ],
+}
+
+# Layers that draw random numbers (an ``rng`` attribute) get a generator of the
+# backend under test, seeded alike: the stand-in then draws NumPy's stream.
+RANDOM_SEED = 5
+
+
+def flat(key: str, value: Any) -> dict[str, Any]:
+    """``{key: host copy}``; a tuple (Concat's gradients) as ``key/0``, ``key/1``, ..."""
+    if isinstance(value, tuple):
+        return {f"{key}/{i}": host(v) for i, v in enumerate(value)}
+    return {key: host(value)}
 
 
 @scenario("layers")
@@ -113,16 +137,27 @@ def layers(backend: str, tmp_path: Path) -> dict[str, Any]:
         for dtype in (np.float32, np.float64):
             rng = np.random.default_rng(0)
             layer = LAYER_EXAMPLES[cls](rng, dtype).to(be)
-            x = be.asarray(rng.standard_normal((3, 6)).astype(dtype))
+            if hasattr(layer, "rng"):
+                layer.rng = be.default_rng(RANDOM_SEED)
+            if cls in LAYER_INPUTS:
+                x = LAYER_INPUTS[cls](rng, dtype)
+                x = [be.asarray(a) for a in x] if isinstance(x, list) else be.asarray(x)
+            else:
+                x = be.asarray(rng.standard_normal((3, 6)).astype(dtype))
             y = layer(x)
             g = be.asarray(rng.standard_normal(y.shape).astype(dtype))
             key = f"{cls.__name__}/{np.dtype(dtype).name}"
             results[f"{key}/y"] = host(y)
-            results[f"{key}/dx"] = host(layer.backward(g))
-            results[f"{key}/dx-hint"] = host(layer.backward(g, input_grad=False))  # None: Linear
+            results |= flat(f"{key}/dx", layer.backward(g))
+            results |= flat(f"{key}/dx-hint", layer.backward(g, input_grad=False))  # Linear: None
             for name, p in layer.named_parameters():
                 results[f"{key}/grad/{name}"] = host(p.grad)
-            results[f"{key}/sigmoid"] = host(nn.sigmoid(x * 40))
+            if hasattr(layer, "training"):  # Dropout, GaussianNoise: the identity in eval mode
+                layer.train(False)
+                results[f"{key}/eval/y"] = host(layer(x))
+                results[f"{key}/eval/dx"] = host(layer.backward(g))
+            if cls not in LAYER_INPUTS:
+                results[f"{key}/sigmoid"] = host(nn.sigmoid(x * 40))
     return results
 
 
@@ -144,10 +179,23 @@ def _class_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]
     return [((rng.standard_normal((5, 3)) * 5).astype(dtype), rng.integers(0, 3, 5))]
 
 
+def _sgan_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]:
+    logits = (rng.standard_normal((4, 3)) * 30).astype(dtype)
+    logits[0] = [1e4, -1e4, 0.0]  # overflow, if anything would
+    return [(logits, 1.0), (logits, 0.0), (logits, rng.uniform(0, 1, 4).astype(dtype))]
+
+
+def _feature_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]:
+    fake, real = rng.standard_normal((4, 3)), rng.standard_normal((6, 3))  # batches may differ
+    return [(fake.astype(dtype), real.astype(dtype))]
+
+
 LOSS_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], list[tuple[Any, Any]]]] = {
     losses.BCELoss: _bce_inputs,
     losses.BCEWithLogitsLoss: _logit_inputs,
     losses.CrossEntropyLoss: _class_inputs,
+    losses.SGANUnsupervisedLoss: _sgan_inputs,
+    losses.FeatureMatchingLoss: _feature_inputs,
 }
 
 
@@ -173,6 +221,7 @@ def all_losses(backend: str, tmp_path: Path) -> dict[str, Any]:
         results[f"log_softmax/{np.dtype(dtype).name}"] = host(
             losses.log_softmax(be.asarray(logits))
         )
+        results[f"logsumexp/{np.dtype(dtype).name}"] = host(losses.logsumexp(be.asarray(logits)))
     return results
 
 
