@@ -110,7 +110,8 @@ LAYER_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], nn.Module]] = {
 LAYER_INPUTS: dict[type, Callable[[np.random.Generator, Any], Any]] = {
     nn.Embedding: lambda rng, dtype: np.array([3, 0, 3, 4, 3, 1, 0]),  # repeats: a scatter-add
     nn.Concat: lambda rng, dtype: [
-        rng.standard_normal((3, 2)).astype(dtype), rng.standard_normal((3, 4)).astype(dtype)
+        rng.standard_normal((3, 2)).astype(dtype),
+        rng.standard_normal((3, 4)).astype(dtype),
     ],
 }
 
