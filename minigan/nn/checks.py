@@ -77,7 +77,7 @@ def check_array(
             f".astype('{np.dtype(dtype)}') or the model with model.to(dtype='{x.dtype}')"
         )
     if shape is not None and not _shape_matches(x.shape, shape):
-        expected = "(" + ", ".join(str(s) for s in shape) + ")"
+        expected = "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"{_name(where)}: expected {name} {expected}, got {tuple(x.shape)}")
 
 
