@@ -118,7 +118,35 @@ LAYER_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], tuple[nn.Module,
     nn.BatchNorm2d: lambda rng, dtype: (nn.BatchNorm2d(2, dtype=dtype), (3, 2, 4, 5)),
     nn.Flatten: lambda rng, dtype: (nn.Flatten(), (3, 2, 4, 5)),
     nn.Unflatten: lambda rng, dtype: (nn.Unflatten(1, (2, 3)), (3, 6)),
+    nn.Embedding: lambda rng, dtype: (nn.Embedding(5, 4, rng=rng, dtype=dtype), (3, 6)),
+    nn.Concat: lambda rng, dtype: (nn.Concat(), (3, 6)),
+    nn.Dropout: lambda rng, dtype: (nn.Dropout(0.3), (3, 6)),  # its rng: see RANDOM_SEED below
+    nn.GaussianNoise: lambda rng, dtype: (nn.GaussianNoise(0.5), (3, 6)),
+    nn.WeightNormLinear: lambda rng, dtype: (
+        nn.WeightNormLinear(6, 4, rng=rng, dtype=dtype),
+        (3, 6),
+    ),
 }
+
+# Inputs for the layers that take something other than a float array of the shape above.
+LAYER_INPUTS: dict[type, Callable[[np.random.Generator, Any], Any]] = {
+    nn.Embedding: lambda rng, dtype: np.array([3, 0, 3, 4, 3, 1, 0]),  # repeats: a scatter-add
+    nn.Concat: lambda rng, dtype: [
+        rng.standard_normal((3, 2)).astype(dtype),
+        rng.standard_normal((3, 4)).astype(dtype),
+    ],
+}
+
+# Layers that draw random numbers (an ``rng`` attribute) get a generator of the
+# backend under test, seeded alike: the stand-in then draws NumPy's stream.
+RANDOM_SEED = 5
+
+
+def flat(key: str, value: Any) -> dict[str, Any]:
+    """``{key: host copy}``; a tuple (Concat's gradients) as ``key/0``, ``key/1``, ..."""
+    if isinstance(value, tuple):
+        return {f"{key}/{i}": host(v) for i, v in enumerate(value)}
+    return {key: host(value)}
 
 
 @scenario("layers")
@@ -133,16 +161,26 @@ def layers(backend: str, tmp_path: Path) -> dict[str, Any]:
             rng = np.random.default_rng(0)
             layer, shape = LAYER_EXAMPLES[cls](rng, dtype)
             layer.to(be)
-            x = be.asarray(rng.standard_normal(shape).astype(dtype))
+            if hasattr(layer, "rng"):
+                layer.rng = be.default_rng(RANDOM_SEED)
+            if cls in LAYER_INPUTS:
+                x = LAYER_INPUTS[cls](rng, dtype)
+                x = [be.asarray(a) for a in x] if isinstance(x, list) else be.asarray(x)
+            else:
+                x = be.asarray(rng.standard_normal(shape).astype(dtype))
             y = layer(x)
             g = be.asarray(rng.standard_normal(y.shape).astype(dtype))
             key = f"{cls.__name__}/{np.dtype(dtype).name}"
             results[f"{key}/y"] = host(y)
-            results[f"{key}/dx"] = host(layer.backward(g))
-            results[f"{key}/dx-hint"] = host(layer.backward(g, input_grad=False))  # None: Linear
+            results |= flat(f"{key}/dx", layer.backward(g))
+            results |= flat(f"{key}/dx-hint", layer.backward(g, input_grad=False))  # Linear: None
             for name, p in layer.named_parameters():
                 results[f"{key}/grad/{name}"] = host(p.grad)
-            results[f"{key}/sigmoid"] = host(nn.sigmoid(x * 40))
+            layer.eval()  # BatchNorm: running statistics; Dropout, GaussianNoise: the identity
+            results[f"{key}/eval/y"] = host(layer(x))
+            results |= flat(f"{key}/eval/dx", layer.backward(g))
+            if cls not in LAYER_INPUTS:
+                results[f"{key}/sigmoid"] = host(nn.sigmoid(x * 40))
     return results
 
 
@@ -180,6 +218,17 @@ def _gradient_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, An
     return [(g, 1.0)]
 
 
+def _sgan_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]:
+    logits = (rng.standard_normal((4, 3)) * 30).astype(dtype)
+    logits[0] = [1e4, -1e4, 0.0]  # overflow, if anything would
+    return [(logits, 1.0), (logits, 0.0), (logits, rng.uniform(0, 1, 4).astype(dtype))]
+
+
+def _feature_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]:
+    fake, real = rng.standard_normal((4, 3)), rng.standard_normal((6, 3))  # batches may differ
+    return [(fake.astype(dtype), real.astype(dtype))]
+
+
 LOSS_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], list[tuple[Any, Any]]]] = {
     losses.BCELoss: _bce_inputs,
     losses.BCEWithLogitsLoss: _logit_inputs,
@@ -187,6 +236,8 @@ LOSS_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], list[tuple[Any, A
     losses.MSELoss: _score_inputs,
     losses.WassersteinLoss: _critic_inputs,
     losses.GradientPenalty: _gradient_inputs,
+    losses.SGANUnsupervisedLoss: _sgan_inputs,
+    losses.FeatureMatchingLoss: _feature_inputs,
 }
 
 
@@ -212,6 +263,7 @@ def all_losses(backend: str, tmp_path: Path) -> dict[str, Any]:
         results[f"log_softmax/{np.dtype(dtype).name}"] = host(
             losses.log_softmax(be.asarray(logits))
         )
+        results[f"logsumexp/{np.dtype(dtype).name}"] = host(losses.logsumexp(be.asarray(logits)))
     return results
 
 

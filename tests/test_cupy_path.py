@@ -133,7 +133,7 @@ def test_cross_entropy_reads_the_label_range_once_and_explicitly(fake_cupy):
     labels = be.asarray(np.array([0, 1, 2, 0]))
     fake_cupy.reset()
     CrossEntropyLoss()(logits, labels)
-    assert functions(fake_cupy.reads) == {"check_labels": 1}, fake_cupy.reads
+    assert functions(fake_cupy.reads) == {"check_label_range": 1}, fake_cupy.reads
 
 
 # --- mutations the suite must catch ------------------------------------------------------

@@ -1,22 +1,32 @@
 """Layers with hand-written forward and backward passes.
 
 Read in this order: ``module`` (the contract), ``linear``, ``activations``, then
-``conv`` (Conv2d, ConvTranspose2d), ``batchnorm`` and ``reshape``.
+``conv`` (Conv2d, ConvTranspose2d), ``batchnorm`` and ``reshape``; then the pieces for
+labels and semi-supervised learning: ``embedding``, ``concat``, ``noise`` (Dropout,
+GaussianNoise) and ``weight_norm``.
 """
 
 from minigan.nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid
 from minigan.nn.batchnorm import BatchNorm1d, BatchNorm2d
+from minigan.nn.concat import Concat
 from minigan.nn.conv import Conv2d, ConvTranspose2d
+from minigan.nn.embedding import Embedding
 from minigan.nn.linear import Linear
 from minigan.nn.module import Module, Parameter, Sequential
+from minigan.nn.noise import Dropout, GaussianNoise
 from minigan.nn.reshape import Flatten, Unflatten
+from minigan.nn.weight_norm import WeightNormLinear
 
 __all__ = [
     "BatchNorm1d",
     "BatchNorm2d",
+    "Concat",
     "Conv2d",
     "ConvTranspose2d",
+    "Dropout",
+    "Embedding",
     "Flatten",
+    "GaussianNoise",
     "LeakyReLU",
     "Linear",
     "Module",
@@ -26,5 +36,6 @@ __all__ = [
     "Sigmoid",
     "Tanh",
     "Unflatten",
+    "WeightNormLinear",
     "sigmoid",
 ]

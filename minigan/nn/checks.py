@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import get_array_module
+from minigan.backend import get_array_module, to_host
 
 
 def check_array(
@@ -77,8 +77,33 @@ def check_array(
             f".astype('{np.dtype(dtype)}') or the model with model.to(dtype='{x.dtype}')"
         )
     if shape is not None and not _shape_matches(x.shape, shape):
-        expected = "(" + ", ".join(str(s) for s in shape) + ")"
+        expected = "(" + ", ".join(str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
         raise ValueError(f"{_name(where)}: expected {name} {expected}, got {tuple(x.shape)}")
+
+
+def check_label_range(where: object, y: Any, count: int, what: str, name: str = "labels") -> None:
+    """Raise unless every integer in ``y`` lies in [0, count); costs ONE explicit read.
+
+    A label out of range must not pass silently: NumPy would raise an IndexError
+    from deep inside the layer, and CuPy wraps an out-of-range index around (label
+    12 of 10 picks row 2), giving wrong numbers with no error at all. The check
+    reads the labels' min and max back together: one explicit transfer (on a GPU,
+    one sync), counted by the CuPy stand-in. An empty ``y`` has nothing to check.
+
+    Args:
+        where: the layer or loss doing the check (its ``repr`` starts the message).
+        y: integer labels of any shape, already checked by ``check_array(integer=True)``.
+        count: how many valid values there are (classes, embeddings).
+        what: what they are called in the message ("classes", "embeddings").
+    """
+    if y.size == 0:
+        return
+    low, high = (int(v) for v in to_host(get_array_module(y).stack([y.min(), y.max()])))
+    if low < 0 or high >= count:
+        raise ValueError(
+            f"{_name(where)}: {name} must lie in [0, {count}) for {count} {what}, "
+            f"got values from {low} to {high}"
+        )
 
 
 def _shape_matches(got: tuple[int, ...], expected: tuple[int | str, ...]) -> bool:

@@ -8,8 +8,10 @@ generator or discriminator by hand:
     >>> twin(torch.from_numpy(x))                           # the same scores as D(x)
 
 minigan names its parameters as PyTorch does ("0.weight", "2.bias", ...), so the
-weights move by name through ``state_dict``. Layers are mapped one to one; a layer
-with no PyTorch twin here raises ``TypeError`` naming it.
+weights move by name through ``state_dict`` (weight normalisation's g and v are
+renamed to PyTorch's parametrization names). Layers are mapped one to one; a
+layer with no PyTorch twin here (``Concat``, ``GaussianNoise``) raises
+``TypeError`` naming it.
 """
 
 from __future__ import annotations
@@ -46,12 +48,39 @@ def _twin_layer(layer: nn.Module, tnn: Any) -> Any:
         nn.LeakyReLU: lambda m: tnn.LeakyReLU(m.negative_slope),
         nn.Tanh: lambda m: tnn.Tanh(),
         nn.Sigmoid: lambda m: tnn.Sigmoid(),
+        nn.Embedding: lambda m: tnn.Embedding(m.num_embeddings, m.embedding_dim),
+        nn.Dropout: lambda m: tnn.Dropout(m.p).train(m.training),
+        nn.WeightNormLinear: lambda m: tnn.utils.parametrizations.weight_norm(
+            tnn.Linear(m.in_features, m.out_features)
+        ),
         nn.Sequential: lambda m: tnn.Sequential(*(_twin_layer(inner, tnn) for inner in m)),
     }
     make = makers.get(type(layer))
     if make is None:
         raise TypeError(f"to_torch: no PyTorch twin for {layer!r} ({type(layer).__name__})")
     return make(layer)
+
+
+def _twin_state(layer: nn.Module, prefix: str = "") -> dict[str, Any]:
+    """``layer.state_dict()`` under the names (and shapes) its twin uses.
+
+    The names are the same except for weight normalisation, which PyTorch keeps as
+    ``parametrizations.weight.original0`` (g, shaped (out, 1)) and ``original1`` (v).
+    """
+    if isinstance(layer, nn.Sequential):
+        return {
+            name: value
+            for index, inner in enumerate(layer)
+            for name, value in _twin_state(inner, f"{prefix}{index}.").items()
+        }
+    state = layer.state_dict()
+    if isinstance(layer, nn.WeightNormLinear):
+        state = {
+            "parametrizations.weight.original0": state["weight_g"][:, None],
+            "parametrizations.weight.original1": state["weight_v"],
+            "bias": state["bias"],
+        }
+    return {prefix + name: value for name, value in state.items()}
 
 
 def to_torch(model: nn.Module, dtype: Any = None) -> Any:
@@ -64,7 +93,7 @@ def to_torch(model: nn.Module, dtype: Any = None) -> Any:
     """
     import torch
 
-    state = {name: torch.from_numpy(to_host(value)) for name, value in model.state_dict().items()}
+    state = {name: torch.from_numpy(to_host(value)) for name, value in _twin_state(model).items()}
     twin = _twin_layer(model, torch.nn)
     floats = [value.dtype for value in state.values() if value.is_floating_point()]
     if dtype is not None or floats:
