@@ -103,6 +103,10 @@ def check_module(
     given, else ``sum(module(x) * r)`` for a fixed random r, which weighs every
     output entry differently so that no error can cancel out.
 
+    Also raises ``ValueError`` when the module breaks the layer contract in a way
+    finite differences cannot see: when forward or backward changes ``x`` in place,
+    or when backward assigns ``param.grad`` instead of adding to it.
+
     Returns:
         ``{"input": err, "<param name>": err, ...}``: the ``relative_error`` of each
         gradient (parameters with ``requires_grad=False`` are skipped).
@@ -130,10 +134,18 @@ def check_module(
         def output_gradient() -> Any:
             return loss.backward()
 
+    x_before = x.copy()
     module.zero_grad()
     objective()
     analytic = {"input": module.backward(output_gradient())}
+    if not bool((x == x_before).all()):
+        raise ValueError(
+            f"{type(module).__name__} changed its input x in place during forward or "
+            f"backward: a layer may keep x for its backward pass (Linear does, for dL/dW), "
+            f"so an input must stay unchanged until backward; compute into a new array"
+        )
     analytic.update({name: p.grad.copy() for name, p in params.items()})
+    _check_backward_adds(module, params, objective, output_gradient, seed)
 
     arrays = {"input": x, **{name: p.data for name, p in params.items()}}
     return {
@@ -142,6 +154,35 @@ def check_module(
         )
         for name, array in arrays.items()
     }
+
+
+def _check_backward_adds(
+    module: Any, params: dict[str, Any], objective: Callable, output_gradient: Callable, seed: int
+) -> None:
+    """Raise if ``module.backward`` replaces ``param.grad`` instead of adding to it.
+
+    Start each .grad at a known nonzero value s, run forward and backward again: a
+    correct backward leaves s + g. One that assigns (``p.grad[...] = g``) leaves g,
+    and matches the finite differences all the same after a ``zero_grad``, yet it
+    silently drops every gradient but the last when two passes add up (as in a GAN).
+    """
+    grads = {name: p.grad.copy() for name, p in params.items()}
+    rng = np.random.default_rng([seed, 1])
+    for p in params.values():
+        p.grad[...] = get_array_module(p.grad).asarray(rng.standard_normal(p.grad.shape))
+    starts = {name: p.grad.copy() for name, p in params.items()}
+    objective()
+    module.backward(output_gradient())
+    xp = get_array_module(*grads.values()) if grads else np
+    for name, p in params.items():
+        expected = starts[name] + grads[name]
+        if not bool(xp.allclose(p.grad, expected, rtol=1e-10, atol=1e-12)):
+            raise ValueError(
+                f"{type(module).__name__}.backward replaced the gradient of parameter "
+                f"'{name}' instead of adding to it: the contract is param.grad += dL/dparam, "
+                f"so that gradients of several backward passes add up until zero_grad()"
+            )
+        p.grad[...] = grads[name]  # leave .grad as one plain backward pass does
 
 
 def check_loss(loss: Any, pred: Any, target: Any, h: float = 1e-5) -> float:
