@@ -101,7 +101,8 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, mo
     assert run("--epochs", "2", "--out", str(out), "--resume") == 1
     err = capsys.readouterr().err
     assert "d_loss became nan at epoch 2, step 3-4 of 6 (global step 9-10); training stopped" in err
-    assert "checkpoint from the last finished epoch was kept" in err
+    assert f"The checkpoint from epoch 1 ({out / 'checkpoint.npz'}) is kept: lower --lr\n" in err
+    assert "BCEWithLogits" not in err  # the default preset already trains on logits
     assert (out / "checkpoint.npz").read_bytes() == before
 
 
