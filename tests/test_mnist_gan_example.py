@@ -182,7 +182,8 @@ def test_missing_data_gives_a_clean_error_without_traceback(tmp_path, monkeypatc
     monkeypatch.setenv("MINIGAN_DATA", str(tmp_path / "empty"))
     assert run("--out", str(tmp_path / "run"), "--data-dir", str(tmp_path / "nothing")) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: MNIST: no usable copy of train-images-idx3-ubyte.gz")
+    assert err.startswith("MNIST: downloading http://127.0.0.1:9/train-images-idx3-ubyte.gz")
+    assert "\nerror: MNIST: no usable copy of train-images-idx3-ubyte.gz" in err
     assert "Traceback" not in err and "MINIGAN_DATA" in err
 
 
