@@ -7,7 +7,7 @@ import pytest
 
 from minigan.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from minigan.files import atomic_write
-from minigan.plotting import image_grid
+from minigan.plotting import history_figure, image_grid
 
 
 def test_checkpoint_round_trips_nested_arrays_and_values(tmp_path):
@@ -117,3 +117,15 @@ def test_atomic_write_into_a_missing_folder_names_the_target(tmp_path):
         atomic_write(target, "w") as f,
     ):
         f.write("x")
+
+
+def test_history_of_a_single_log_line_draws_markers():
+    """An epoch shorter than --log-every logs one row: a line through one point is
+    invisible, so single points must be drawn as markers."""
+    row = {"epoch": 1.0, "d_loss": 0.7, "g_loss": 0.8, "d_real": 0.5, "d_fake": 0.4}
+    fig = history_figure([row])
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            assert line.get_marker() not in (None, "None", ""), line.get_label()
+    two = history_figure([row, {**row, "epoch": 2.0}])
+    assert two.axes[0].get_lines()[0].get_marker() in (None, "None", "")  # lines stay lines
