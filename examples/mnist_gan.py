@@ -2,7 +2,7 @@
 
     python examples/mnist_gan.py                      # the default recipe, on the CPU
     python examples/mnist_gan.py --backend cupy       # the same, on a GPU
-    python examples/mnist_gan.py --preset classic     # the tutorial recipe, for comparison
+    python examples/mnist_gan.py --preset classic --out runs/classic  # for comparison
     python examples/mnist_gan.py --resume             # continue the run in --out
     python examples/mnist_gan.py --sample 10000 --checkpoint runs/mnist/checkpoint.npz \\
         --output samples.npy                          # draw samples from a trained model
@@ -404,7 +404,9 @@ def save_history(history: list[dict[str, Any]], out: Path) -> None:
     plot_history(history, out / "history.png")
 
 
-def write_samples(gan: GAN, n: int, path: str | os.PathLike, chunk: int = SAMPLE_CHUNK):
+def write_samples(
+    gan: GAN, n: int, path: str | os.PathLike, chunk: int = SAMPLE_CHUNK
+) -> np.ndarray:
     """Write G's images for ``n`` fresh noise vectors to the .npy file ``path``.
 
     The file is float32 (n, 28, 28) in [0, 1], written ``chunk`` images at a time
