@@ -161,9 +161,12 @@ def test_bad_options_are_refused_before_any_work_and_leave_nothing(
         ("--lr", "nan", "must be a positive number, got nan"),
     ],
 )
-def test_bad_numbers_are_refused_by_the_parser_naming_the_flag(capsys, flag, value, said):
+def test_bad_numbers_are_refused_by_the_parser_naming_the_flag(
+    tmp_path, monkeypatch, capsys, flag, value, said
+):
+    no_data_loading(monkeypatch)  # a parser that let it through must not start training
     with pytest.raises(SystemExit) as exit_info:
-        example.main([flag, value])
+        example.main([flag, value, "--out", str(tmp_path / "run")])
     assert exit_info.value.code == 2
     assert f"argument {flag}: {said}" in capsys.readouterr().err
 
