@@ -8,8 +8,8 @@ The reference points, to read a score against:
     python examples/evaluate.py --real-train 10000   # real digits: the best reachable
     python examples/evaluate.py --noise 10000        # uniform noise: a useless generator
 
-The first run trains the MNIST classifier the scores are measured with (about a
-minute on a 2-core CPU) and caches it; later runs take a few seconds. Progress and
+The first run trains the MNIST classifier the scores are measured with (about 35 s
+on an idle 2-core CPU) and caches it; later runs take a few seconds. Progress and
 warnings go to stderr, the JSON line alone to stdout, so ``> scores.json`` works.
 """
 

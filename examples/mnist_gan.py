@@ -2,7 +2,7 @@
 
     python examples/mnist_gan.py                      # the default recipe, on the CPU
     python examples/mnist_gan.py --backend cupy       # the same, on a GPU
-    python examples/mnist_gan.py --preset classic     # the tutorial recipe, for comparison
+    python examples/mnist_gan.py --preset classic --out runs/classic  # for comparison
     python examples/mnist_gan.py --resume             # continue the run in --out
     python examples/mnist_gan.py --sample 10000 --checkpoint runs/mnist/checkpoint.npz \\
         --output samples.npy                          # draw samples from a trained model
@@ -10,6 +10,9 @@
 Everything goes into --out (default runs/mnist): a grid of 64 samples from a fixed
 batch of noise after every epoch (samples_epoch_NNN.png), the real data once
 (real.png), the loss curves (history.png, history.jsonl), and checkpoint.npz.
+A new run never replaces another: an --out that holds a run is refused unless
+--resume (continue it) or --overwrite (delete its files first) is given. Every option
+is checked before any work starts; a run that fails then leaves nothing behind.
 
 On a GPU, every read of a value back to the host waits for the device, so training
 reads only these, each explicitly (tests/test_cupy_path.py counts them): one per
@@ -25,6 +28,9 @@ import dataclasses
 import json
 import math
 import os
+import re
+import shlex
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -42,10 +48,28 @@ from minigan.gan import ACTIVATIONS, GAN, GENERATOR_LOSSES, PRESETS, GANConfig
 from minigan.plotting import plot_history, save_image_grid
 
 DEFAULT_EPOCHS = 30
+MNIST_TRAIN_IMAGES = 60000
+IMAGE_BYTES = 28 * 28 * 4  # one float32 image
+SAMPLE_CHUNK = 1000  # --sample generates and writes this many images at a time
+
+# The files a run writes into --out. Only these (and atomic_write's temporary files
+# for them) are ever deleted, by --overwrite; a user's own files there are left alone.
+RUN_FILES = ("checkpoint.npz", "history.jsonl", "history.png", "real.png")
+SAMPLE_GRID = re.compile(r"samples_epoch_\d{3,}\.png")
+# atomic_write writes "name" through a temporary ".name.<random>.tmp" beside it.
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp")
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on; the message says why and what to do."""
+
+
+class Diverged(TrainingError):
+    """A logged figure became NaN or infinite."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C; the message says what was kept and how to go on."""
 
 
 def positive_int(text: str) -> int:
@@ -59,6 +83,21 @@ def nonnegative_int(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1): Adam's beta1, a label-smoothing amount."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
     return value
 
 
@@ -87,8 +126,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"total epochs, counting those already done when resuming (default: {DEFAULT_EPOCHS})",
     )
     add("--batch-size", type=positive_int, help=f"batch size {from_preset(lambda c: c.batch_size)}")
-    add("--lr", type=float, help=f"Adam learning rate {from_preset(lambda c: c.lr)}")
-    add("--beta1", type=float, help=f"Adam beta1 {from_preset(lambda c: c.betas[0])}")
+    add("--lr", type=positive_float, help=f"Adam learning rate {from_preset(lambda c: c.lr)}")
+    add("--beta1", type=fraction, help=f"Adam beta1 {from_preset(lambda c: c.betas[0])}")
     add("--latent-dim", type=positive_int, help=f"size of z {from_preset(lambda c: c.latent_dim)}")
     add("--hidden", type=positive_int, help=f"hidden layer width {from_preset(lambda c: c.hidden)}")
     add(
@@ -115,7 +154,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add(
         "--label-smoothing",
-        type=float,
+        type=fraction,
         help="one-sided: train D towards 1 - S on real images, 0 for none "
         + from_preset(lambda c: round(1 - c.real_label, 6)),
     )
@@ -137,6 +176,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--resume", action="store_true", help="continue from OUT/checkpoint.npz up to --epochs")
     add(
+        "--overwrite",
+        action="store_true",
+        help="start a new run even though --out holds one, deleting that run's files first "
+        "(only the files a run writes); with --sample: replace an existing --output/--grid",
+    )
+    add(
         "--log-every",
         type=positive_int,
         default=20,
@@ -149,7 +194,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="K",
         help="every K epochs (and after the last), score samples with FID, Inception Score "
         "and class coverage (minigan.metrics; trains its MNIST classifier once, about "
-        "a minute) and plot FID (default: 0, off)",
+        "35 s on a 2-core CPU) and plot FID (default: 0, off)",
     )
     add(
         "--eval-samples",
@@ -193,6 +238,17 @@ def requested_config(args: argparse.Namespace, base: GANConfig) -> dict[str, Any
     return fields
 
 
+def require_gan_run(state: dict[str, Any], path: Path, keys: tuple[str, ...]) -> None:
+    """A minigan checkpoint of something else (the metrics' classifier, say) is refused."""
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise CheckpointError(
+            f"{path} is a minigan checkpoint, but not of a run of examples/mnist_gan.py "
+            f"(it holds {', '.join(sorted(state)) or 'nothing'}; no {', '.join(missing)}); "
+            f"expected a run's OUT/checkpoint.npz"
+        )
+
+
 def config_from_checkpoint(state: dict[str, Any], path: Path) -> GANConfig:
     try:
         return GANConfig(**state["config"])
@@ -203,7 +259,7 @@ def config_from_checkpoint(state: dict[str, Any], path: Path) -> GANConfig:
 def load_gan_state(gan: GAN, state: dict[str, Any], path: Path) -> None:
     try:
         gan.load_state_dict(state["gan"])
-    except (KeyError, ValueError) as error:
+    except (KeyError, ValueError, TypeError) as error:
         raise CheckpointError(
             f"{path} does not fit this model ({error}); it was saved by a different "
             f"architecture or version"
@@ -227,15 +283,117 @@ def refuse_changes(saved: dict[str, Any], requested: dict[str, Any], path: Path)
 # --- outputs ----------------------------------------------------------------------------
 
 
-def prepare_out_dir(out: Path) -> None:
-    """Fail now, not after an epoch of training, if ``out`` cannot be written."""
+def check_out_dir(out: Path) -> None:
+    """Fail now, not after an epoch of training, if ``out`` cannot be written.
+
+    Nothing is created here: the folder is made only when the first file goes in,
+    so a run refused or failed before then leaves no empty folder behind.
+    """
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    if problem is not None:
+        raise TrainingError(f"cannot write to --out {out}: {problem}")
+
+
+def is_run_file(name: str) -> bool:
+    return name in RUN_FILES or SAMPLE_GRID.fullmatch(name) is not None
+
+
+def run_files(out: Path) -> list[Path]:
+    """The files in ``out`` that a run wrote (never any other file)."""
+    if not out.is_dir():
+        return []
+    return sorted(p for p in out.iterdir() if p.is_file() and is_run_file(p.name))
+
+
+def stale_temporary_files(out: Path) -> list[Path]:
+    """atomic_write's temporary files for a run's files, left by a killed run."""
+    if not out.is_dir():
+        return []
+    return sorted(
+        p
+        for p in out.iterdir()
+        if p.is_file() and (m := TEMPORARY.fullmatch(p.name)) and is_run_file(m["name"])
+    )
+
+
+def refuse_to_replace_a_run(out: Path) -> None:
+    """A new run into an --out holding a run would replace its checkpoint and history."""
+    marks = [p.name for p in run_files(out) if p.name in ("checkpoint.npz", "history.jsonl")]
+    grids = [p for p in run_files(out) if SAMPLE_GRID.fullmatch(p.name)]
+    if grids:
+        marks.append(f"{len(grids)} samples_epoch_*.png")
+    if marks:
+        raise TrainingError(
+            f"--out {out} already holds a run ({', '.join(marks)}); a new run would replace "
+            f"it. Pass --resume to continue that run, a new --out for a separate one, or "
+            f"--overwrite to delete its files and start again"
+        )
+
+
+def remove_files(paths: list[Path], what: str) -> None:
+    """Delete ``paths`` and say so in one line."""
+    if not paths:
+        return
+    size = sum(p.stat().st_size for p in paths)
+    for path in paths:
+        path.unlink()
+    print(f"removed {len(paths)} {what} ({size / 1e6:.1f} MB) from {paths[0].parent}")
+
+
+def human_bytes(n: int) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give without swapping (Linux); None elsewhere."""
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out / ".write-test") as f:
-            f.write(b"ok")
-        (out / ".write-test").unlink()
-    except OSError as error:
-        raise TrainingError(f"cannot write to --out {out}: {error.strerror or error}") from None
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def parameter_count(config: GANConfig) -> int:
+    """Weights and biases of G and D (see minigan.gan.build_generator/_discriminator)."""
+    z, h, d = config.latent_dim, config.hidden, config.image_size
+    generator = (z * h + h) + (h * h + h) + (h * d + d)
+    discriminator = (d * h + h) + (h * h + h) + (h + 1)
+    return generator + discriminator
+
+
+def model_bytes(config: GANConfig, rows: int) -> int:
+    """Memory of the GAN: each parameter with its gradient and Adam's two moments
+    (4 float32 arrays), plus the activations of ``rows`` examples through G and D
+    (kept for backward, and as much again in temporaries), D seeing twice as many."""
+    z, h, d = config.latent_dim, config.hidden, config.image_size
+    activations = rows * (z + 4 * h + 2 * d) + 2 * rows * (d + 4 * h + 2)
+    return 4 * 4 * parameter_count(config) + 2 * 4 * activations
+
+
+def check_memory(needed: int, what: str) -> None:
+    """Refuse, before any work, what cannot fit in the memory this machine has free."""
+    available = available_memory()
+    if available is not None and needed > available:
+        raise TrainingError(
+            f"{what} needs about {human_bytes(needed)} of memory, and this machine has "
+            f"{human_bytes(available)} available; choose smaller sizes"
+        )
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when two paths name one file (links included), existing or not."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return Path(a).resolve() == Path(b).resolve()
 
 
 def generate_unit_images(gan: GAN, z: Any, chunk: int = 1000) -> np.ndarray:
@@ -252,32 +410,121 @@ def save_history(history: list[dict[str, Any]], out: Path) -> None:
     plot_history(history, out / "history.png")
 
 
+def write_samples(
+    gan: GAN, n: int, path: str | os.PathLike, chunk: int = SAMPLE_CHUNK
+) -> np.ndarray:
+    """Write G's images for ``n`` fresh noise vectors to the .npy file ``path``.
+
+    The file is float32 (n, 28, 28) in [0, 1], written ``chunk`` images at a time
+    after its .npy header, so any ``n`` needs the memory of one chunk; the noise is
+    drawn chunk by chunk from one stream, which gives the same numbers as one draw.
+    Returns the first 64 images (for --grid).
+    """
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+              "fortran_order": False, "shape": (n, 28, 28)}  # fmt: skip
+    first = None
+    with atomic_write(path) as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for start in range(0, n, chunk):
+            images = generate_unit_images(gan, gan.sample_noise(min(chunk, n - start)), chunk)
+            f.write(np.ascontiguousarray(images).tobytes())
+            first = images[:64] if first is None else first
+    return first
+
+
 # --- the two modes ---------------------------------------------------------------------
 
 
-def sample(args: argparse.Namespace) -> str:
+def check_sample_options(args: argparse.Namespace) -> None:
+    """--sample's files: never write onto the checkpoint, each other or (unasked) a file."""
     if args.checkpoint is None or args.output is None:
         raise TrainingError("--sample needs --checkpoint PATH and --output FILE.npy")
+    if args.resume:
+        raise TrainingError("--resume continues training; --sample draws from --checkpoint")
+    outputs = [("--output", args.output)] + ([("--grid", args.grid)] if args.grid else [])
+    for flag, target in outputs:
+        if same_file(target, args.checkpoint):
+            raise TrainingError(
+                f"{flag} {target} is the checkpoint being read (--checkpoint "
+                f"{args.checkpoint}); writing it would destroy the model: choose another file"
+            )
+        if Path(target).exists() and not args.overwrite:
+            raise TrainingError(
+                f"{flag} {target} already exists; pass --overwrite to replace it, or "
+                f"choose another file"
+            )
+        if not Path(target).parent.is_dir():
+            raise TrainingError(
+                f"cannot write {target}: the folder {Path(target).parent} does not exist"
+            )
+    if args.grid and same_file(args.output, args.grid):
+        raise TrainingError(f"--output and --grid are one file ({args.output}); give two")
+
+
+def sample(args: argparse.Namespace) -> str:
+    check_sample_options(args)
+    backend = get_backend(args.backend)
     path = Path(args.checkpoint)
     state = load_checkpoint(path)
-    gan = GAN(config_from_checkpoint(state, path), args.backend, seed=args.seed or 0)
+    require_gan_run(state, path, ("gan", "config"))
+    config = config_from_checkpoint(state, path)
+    check_memory(model_bytes(config, SAMPLE_CHUNK), f"sampling from {path}")
+    size = args.sample * IMAGE_BYTES
+    free = shutil.disk_usage(Path(args.output).parent).free
+    if size > free:
+        raise TrainingError(
+            f"--sample {args.sample} writes {human_bytes(size)} to {args.output}, and its "
+            f"disk has {human_bytes(free)} free; ask for fewer samples or write elsewhere"
+        )
+    gan = GAN(config, backend, seed=args.seed or 0)
     load_gan_state(gan, state, path)
-    images = generate_unit_images(gan, gan.sample_noise(args.sample))
-    with atomic_write(args.output) as f:
-        np.save(f, images)
-    if args.grid:
-        save_image_grid(images[:64], args.grid)
-    return f"wrote {len(images)} samples, float32 (N, 28, 28) in [0, 1], to {args.output}"
+    written = []
+    try:
+        first = write_samples(gan, args.sample, args.output)
+        written.append(args.output)
+        if args.grid:
+            save_image_grid(first, args.grid)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"{written[0]} was written, --grid was not" if written else "nothing was written"
+        ) from None
+    return f"wrote {args.sample} samples, float32 (N, 28, 28) in [0, 1], to {args.output}"
+
+
+def resume_command(args: argparse.Namespace, out: Path) -> str:
+    """The command that continues this run, with the flags a checkpoint does not keep."""
+    words = ["python", os.path.relpath(__file__), "--resume", "--out", str(out)]
+    for flag in ("epochs", "backend", "data_dir", "log_every", "eval_every", "eval_samples"):
+        value = getattr(args, flag)
+        if value is not None and value != PARSER_DEFAULTS.get(flag):
+            words += [f"--{flag.replace('_', '-')}", str(value)]
+    return shlex.join(words)
+
+
+def kept(checkpoint_path: Path, epoch: int | None) -> str:
+    """What a stopped run leaves: the sentence every failure message ends with."""
+    if epoch is None:
+        return "No epoch finished, so no checkpoint was saved"
+    return f"The checkpoint from epoch {epoch} ({checkpoint_path}) is kept"
 
 
 def train(args: argparse.Namespace) -> str:
+    # Every option is checked first: nothing is loaded, created or deleted before.
     out = Path(args.out)
-    prepare_out_dir(out)
+    if args.checkpoint or args.output or args.grid:
+        raise TrainingError("--checkpoint, --output and --grid go with --sample N")
+    if args.resume and args.overwrite:
+        raise TrainingError(
+            "--resume continues the run in --out, --overwrite deletes it: give one of them"
+        )
+    check_out_dir(out)
     backend = get_backend(args.backend)
     checkpoint_path = out / "checkpoint.npz"
+    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS
     state = None
     if args.resume:
         state = load_checkpoint(checkpoint_path)
+        require_gan_run(state, checkpoint_path, ("gan", "config", "loader", "history", "epoch"))
         config = config_from_checkpoint(state, checkpoint_path)
         saved = {**config.to_dict(), "seed": state.get("seed")}
         requested = requested_config(args, config)
@@ -285,15 +532,101 @@ def train(args: argparse.Namespace) -> str:
             requested["seed"] = args.seed
         refuse_changes(saved, requested, checkpoint_path)
         seed = int(saved["seed"])
+        done = int(state["epoch"])
+        if done > epochs:
+            raise TrainingError(
+                f"{checkpoint_path} is already past epoch {epochs}: it finished epoch {done}; "
+                f"nothing was done. --epochs counts every epoch, those done included: pass "
+                f"--epochs {done + 1} or more to train on"
+            )
+        if done == epochs:
+            return (
+                f"nothing to do: {checkpoint_path} already finished epoch {done} of {epochs}; "
+                f"pass a larger --epochs to train on"
+            )
+        trained_on = int(state["loader"]["num_examples"])
+        if args.train_size is not None and min(args.train_size, MNIST_TRAIN_IMAGES) != trained_on:
+            raise TrainingError(
+                f"{checkpoint_path} was trained on {trained_on} images, --train-size "
+                f"{args.train_size} asks for another number; --resume continues that run "
+                f"unchanged: drop --train-size"
+            )
+        train_size = trained_on
     else:
+        if not args.overwrite:
+            refuse_to_replace_a_run(out)
         default = PRESETS["default"]
         config = dataclasses.replace(default, **requested_config(args, default))
         seed = args.seed if args.seed is not None else 0
-    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS
+        train_size = min(args.train_size or MNIST_TRAIN_IMAGES, MNIST_TRAIN_IMAGES)
+    check_batch_fits(config, train_size)
+    eval_samples = 0
+    if args.eval_every > 0:
+        from minigan.metrics.evaluator import MIN_SAMPLES
 
+        if args.eval_samples < MIN_SAMPLES:
+            raise TrainingError(
+                f"--eval-samples {args.eval_samples}: the scores need at least {MIN_SAMPLES} "
+                f"samples, and FID is reliable from about 256 (10000 is the usual number)"
+            )
+        eval_samples = args.eval_samples
+    data_bytes = MNIST_TRAIN_IMAGES * 28 * 28 + train_size * IMAGE_BYTES
+    if backend.name == "numpy":  # on a GPU the model lives in device memory, not here
+        check_memory(
+            model_bytes(config, config.batch_size) + data_bytes + 2 * eval_samples * IMAGE_BYTES,
+            f"training (--hidden {config.hidden}, --batch-size {config.batch_size}, "
+            f"--train-size {train_size}, --eval-samples {eval_samples})",
+        )
+
+    saved = Saved(int(state["epoch"]) if state is not None else None)
+    try:
+        return train_checked(args, out, backend, config, seed, epochs, train_size, state, saved)
+    except KeyboardInterrupt:
+        how = f"; continue with: {resume_command(args, out)}" if saved.epoch else ""
+        raise Interrupted(f"{kept(checkpoint_path, saved.epoch)}{how}") from None
+    except Diverged as error:
+        advice = (
+            "lower --lr"
+            if config.logits
+            else (
+                "lower --lr, or train D on logits with BCEWithLogitsLoss (--d-output logits, "
+                "as the default preset does)"
+            )
+        )
+        raise TrainingError(f"{error}. {kept(checkpoint_path, saved.epoch)}: {advice}") from None
+
+
+def check_batch_fits(config: GANConfig, train_size: int) -> None:
+    if config.batch_size > train_size:
+        raise TrainingError(
+            f"--batch-size {config.batch_size} is more than the {train_size} training images "
+            f"(--train-size): not one full batch; lower --batch-size or raise --train-size"
+        )
+
+
+class Saved:
+    """The epoch whose checkpoint --out holds (None: none yet), for a stopped run's message."""
+
+    def __init__(self, epoch: int | None):
+        self.epoch = epoch
+
+
+def train_checked(
+    args: argparse.Namespace,
+    out: Path,
+    backend: Any,
+    config: GANConfig,
+    seed: int,
+    epochs: int,
+    train_size: int,
+    state: dict[str, Any] | None,
+    saved: Saved,
+) -> str:
+    """Train, the options being checked: load the data, then write only into ``out``."""
+    checkpoint_path = out / "checkpoint.npz"
     images, _ = load_mnist("train", root=args.data_dir)
-    if args.train_size is not None:
-        images = images[: args.train_size]
+    images = images[:train_size]
+    check_batch_fits(config, len(images))
     x = to_gan_range(images, dtype=np.float32)
     loader = BatchIterator(x, batch_size=config.batch_size, seed=seed, backend=backend)
     gan = GAN(config, backend, seed=seed)
@@ -317,6 +650,10 @@ def train(args: argparse.Namespace) -> str:
             dtype=np.float32,
         )
 
+    # Only now is anything written, deleted or created in --out.
+    if args.overwrite:
+        remove_files(run_files(out), "files of the earlier run (--overwrite)")
+    remove_files(stale_temporary_files(out), "temporary files left by an interrupted run")
     history: list[dict[str, Any]] = []
     start_epoch = 0
     if state is not None:
@@ -325,7 +662,16 @@ def train(args: argparse.Namespace) -> str:
         history, start_epoch = state["history"], int(state["epoch"])
         print(f"resuming {checkpoint_path} after epoch {start_epoch}")
     else:
+        out.mkdir(parents=True, exist_ok=True)
         save_image_grid((images[:64] / 255).astype(np.float32), out / "real.png")
+
+    def save() -> None:
+        save_history(history, out)
+        save_checkpoint(checkpoint_path, {
+            "gan": gan.state_dict(), "loader": loader.state_dict(), "history": history,
+            "epoch": epoch + 1, "config": config.to_dict(), "seed": seed,
+        })  # fmt: skip
+        saved.epoch = epoch + 1
 
     started = time.perf_counter()
     for epoch in range(start_epoch, epochs):
@@ -334,6 +680,7 @@ def train(args: argparse.Namespace) -> str:
         save_image_grid(
             generate_unit_images(gan, fixed_z), out / f"samples_epoch_{epoch + 1:03d}.png"
         )
+        save()  # before evaluating: a failed evaluation never costs the epoch
         if evaluator is not None and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == epochs):
             scores = evaluator.evaluate(generate_unit_images(gan, eval_z))
             history.append({"epoch": epoch + 1, **scores})
@@ -341,11 +688,7 @@ def train(args: argparse.Namespace) -> str:
                 f"epoch {epoch + 1}: FID {scores['fid']:.1f}, Inception Score "
                 f"{scores['inception_score']:.2f}, {scores['classes_covered']}/10 digits"
             )
-        save_history(history, out)
-        save_checkpoint(checkpoint_path, {
-            "gan": gan.state_dict(), "loader": loader.state_dict(), "history": history,
-            "epoch": epoch + 1, "config": config.to_dict(), "seed": seed,
-        })  # fmt: skip
+            save()
     minutes, seconds = divmod(round(time.perf_counter() - started), 60)
     return (
         f"done: epoch {epochs} of {epochs} ({minutes} min {seconds} s this run); samples, "
@@ -375,16 +718,17 @@ def train_epoch(gan: GAN, loader: BatchIterator, epoch: int, epochs: int, log_ev
             if bad:
                 bar.close()
                 first = step - step % log_every  # the window these figures average over
-                raise TrainingError(
+                raise Diverged(
                     f"{' and '.join(bad)} became {row[bad[0]]} at epoch {epoch + 1}, step "
                     f"{first + 1}-{step + 1} of {steps} (global step {gan.steps - step + first}"
-                    f"-{gan.steps}); training stopped. The checkpoint "
-                    f"from the last finished epoch was kept: lower --lr, or use the default "
-                    f"preset's BCEWithLogits loss"
+                    f"-{gan.steps}); training stopped"
                 )
             bar.set_postfix({k: f"{v:.3f}" for k, v in row.items()}, refresh=False)
             rows.append({"epoch": epoch + (step + 1) / steps, **row})
     return rows
+
+
+PARSER_DEFAULTS = vars(parse_args([]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -401,8 +745,11 @@ def main(argv: list[str] | None = None) -> int:
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("interrupted: the checkpoint from the last finished epoch is kept", file=sys.stderr)
+    except Interrupted as why:
+        print(f"interrupted: {why}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:  # while the options were being checked
+        print("interrupted before anything was written", file=sys.stderr)
         return 130
     return 0
 

@@ -48,21 +48,76 @@ def save_checkpoint(path: str | os.PathLike, state: dict[str, Any]) -> None:
         np.savez(f, **arrays)
 
 
+# What a file holds, from its first bytes, for messages about files that are not checkpoints.
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip
+_NPY_MAGIC = b"\x93NUMPY"
+_PICKLE_MAGIC = b"\x80"  # pickle protocols 2 and later start with PROTO (0x80)
+_EXPECTED = "expected a .npz written by minigan's save_checkpoint (a run's OUT/checkpoint.npz)"
+
+
+def _not_a_checkpoint(path: str | os.PathLike, head: bytes) -> str | None:
+    """Why a file whose first bytes are ``head`` is no checkpoint; None if it may be one."""
+    if not head:
+        return (
+            f"{path} is not a readable minigan checkpoint: the file is empty; it was "
+            f"truncated or damaged: delete it, or point to an earlier one"
+        )
+    if head.startswith(_ZIP_MAGICS):
+        return None
+    if head.startswith(_NPY_MAGIC):
+        return f"{path} is a NumPy .npy array, not a minigan checkpoint; {_EXPECTED}"
+    if head.startswith(_PICKLE_MAGIC):
+        return (
+            f"{path} is a Python pickle, not a minigan checkpoint; {_EXPECTED}. minigan "
+            f"never loads pickles: loading one can run any code"
+        )
+    return (
+        f"{path} is not a readable minigan checkpoint: it starts with the bytes "
+        f"{head[:4].hex(' ')}, where a checkpoint (a zip archive) starts with 50 4b 03 04; "
+        f"the file is truncated or damaged, or something else: {_EXPECTED}"
+    )
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a file written by ``save_checkpoint``; raise ``CheckpointError`` if damaged."""
+    """Read a file written by ``save_checkpoint``.
+
+    Raises ``CheckpointError``, in one line saying what the file is, for a missing,
+    damaged or empty file, a ``.npy`` array, a pickle, a ``.npz`` archive that minigan
+    did not write, or a file of another checkpoint format. Nothing is ever unpickled.
+    """
+    if os.path.isdir(path):
+        raise CheckpointError(f"{path} is a folder, not a checkpoint file; {_EXPECTED}")
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint at {path}")
+    with open(path, "rb") as f:
+        head = f.read(8)
+    problem = _not_a_checkpoint(path, head)
+    if problem is not None:
+        raise CheckpointError(problem)
     try:
         with np.load(path, allow_pickle=False) as npz:
+            if _META_KEY not in npz.files:
+                names = ", ".join(npz.files[:5]) + (", ..." if len(npz.files) > 5 else "")
+                raise CheckpointError(
+                    f"{path} is a .npz archive of arrays ({names or 'none'}) without "
+                    f"minigan's metadata, not a minigan checkpoint; {_EXPECTED}"
+                )
             arrays = {key: npz[key] for key in npz.files}
         meta = json.loads(arrays.pop(_META_KEY).tobytes())
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError, EOFError) as error:
+    except ValueError as error:
+        if "allow_pickle" in str(error):  # NumPy's advice would be to load it unsafely
+            raise CheckpointError(
+                f"{path} holds pickled Python objects, not a minigan checkpoint; "
+                f"{_EXPECTED}. minigan never loads pickles: loading one can run any code"
+            ) from None
+        raise _damaged(path, error) from None
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError) as error:
+        raise _damaged(path, error) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or "tree" not in meta:
+        found = meta.get("format") if isinstance(meta, dict) else None
         raise CheckpointError(
-            f"{path} is not a readable minigan checkpoint ({type(error).__name__}: {error}); "
-            f"the file is truncated or damaged: delete it, or point to an earlier one"
-        ) from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r}")
+            f"{path}: unknown checkpoint format {found!r}, this minigan reads {FORMAT!r}"
+        )
     tree = meta["tree"]
     for key, value in arrays.items():
         *parents, leaf = key.split("/")
@@ -71,3 +126,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             node = node.setdefault(parent, {})
         node[leaf] = value
     return tree
+
+
+def _damaged(path: str | os.PathLike, error: Exception) -> CheckpointError:
+    return CheckpointError(
+        f"{path} is not a readable minigan checkpoint ({type(error).__name__}: {error}); "
+        f"the file is truncated or damaged: delete it, or point to an earlier one"
+    )

@@ -26,7 +26,10 @@ Every copy is verified by the SHA-256 of its decompressed bytes before use: the 
 bytes vary with the compressor, the content does not. A copy that fails is reported, never
 used. When no good copy exists, the file is downloaded (unless ``download=False``) into
 ``root``, or into the cache when no root is given, from the first mirror that serves a
-copy with the right checksum.
+copy with the right checksum. Each attempt prints the mirror it tries, then a progress
+bar in bytes; a mirror that stops answering is given up after ``timeout`` seconds of
+silence (default 30 s, or ``$MINIGAN_DOWNLOAD_TIMEOUT``), and the next one is tried. A
+folder created for a download that then fails is removed again.
 
 Typical use::
 
@@ -45,6 +48,7 @@ import http.client
 import math
 import os
 import struct
+import sys
 import warnings
 import zlib
 from collections.abc import Iterator, Mapping
@@ -52,6 +56,7 @@ from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
 from typing import Any, Literal
+from urllib.error import URLError
 from urllib.request import Request, urlopen
 
 import numpy as np
@@ -71,6 +76,9 @@ SPLITS: dict[str, tuple[str, str]] = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 ALL_FILES = tuple(name + ".gz" for pair in SPLITS.values() for name in pair)
+
+DEFAULT_TIMEOUT = 30.0  # seconds a mirror may stay silent before the next one is tried
+TIMEOUT_VARIABLE = "MINIGAN_DOWNLOAD_TIMEOUT"
 
 
 class DataError(RuntimeError):
@@ -266,6 +274,23 @@ def search_folders(dataset: Dataset, root: str | os.PathLike | None = None) -> l
     return folders + [cache_folder(dataset)]
 
 
+def download_timeout(timeout: float | None = None) -> float:
+    """``timeout`` if given, else ``$MINIGAN_DOWNLOAD_TIMEOUT``, else 30 seconds."""
+    source = "timeout"
+    if timeout is None:
+        text = os.environ.get(TIMEOUT_VARIABLE)
+        if not text:
+            return DEFAULT_TIMEOUT
+        source = f"${TIMEOUT_VARIABLE}"
+        try:
+            timeout = float(text)
+        except ValueError:
+            timeout = math.nan
+    if not (math.isfinite(timeout) and timeout > 0):
+        raise DataError(f"{source} must be a positive number of seconds, got {timeout!r}")
+    return float(timeout)
+
+
 def _fetch(url: str, dataset: Dataset, name: str, target: Path, timeout: float) -> bytes:
     """Download ``url`` to ``target`` if its content verifies; return the decompressed bytes.
 
@@ -273,6 +298,12 @@ def _fetch(url: str, dataset: Dataset, name: str, target: Path, timeout: float) 
     it only if the checks below pass: no reader ever sees a partial or wrong file, and a
     failed check, an error or Ctrl-C leaves no temporary file behind.
     """
+    # Said before connecting: a mirror that hangs is then named while the user waits.
+    print(
+        f"{dataset.title}: downloading {url} (giving up after {timeout:g} s of silence; "
+        f"${TIMEOUT_VARIABLE} sets it)",
+        file=sys.stderr,
+    )
     request = Request(url, headers={"User-Agent": "minigan"})
     with atomic_write(target) as out, urlopen(request, timeout=timeout) as response:
         total = int(response.headers.get("Content-Length") or 0) or None
@@ -294,21 +325,44 @@ def _fetch(url: str, dataset: Dataset, name: str, target: Path, timeout: float) 
 
 
 def _download(
-    dataset: Dataset, name: str, folder: Path, timeout: float = 30.0
+    dataset: Dataset, name: str, folder: Path, timeout: float = DEFAULT_TIMEOUT
 ) -> tuple[bytes | None, list[str]]:
-    """Try every mirror in turn; return (decompressed bytes or None, each failure)."""
+    """Try every mirror in turn; return (decompressed bytes or None, each failure).
+
+    ``folder`` is created if needed, and removed again (with any parents made for it)
+    if nothing lands in it: a failed download leaves no empty folders behind.
+    """
+    created = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         return None, [f"cannot create the folder {folder}: {error}"]
     errors = []
-    for mirror in dataset.mirrors:
-        url = mirror + name + ".gz"
-        try:
-            return _fetch(url, dataset, name, folder / (name + ".gz"), timeout), errors
-        except (OSError, http.client.HTTPException, ValueError, DataError) as error:
-            errors.append(str(error) if isinstance(error, DataError) else f"{url}: {error}")
-    return None, errors
+    try:
+        for mirror in dataset.mirrors:
+            url = mirror + name + ".gz"
+            try:
+                return _fetch(url, dataset, name, folder / (name + ".gz"), timeout), errors
+            except (OSError, http.client.HTTPException, ValueError, DataError) as error:
+                errors.append(_describe(url, error, timeout))
+        return None, errors
+    finally:
+        for path in created:  # innermost first; rmdir refuses a folder that is not empty
+            try:
+                path.rmdir()
+            except OSError:
+                break
+
+
+def _describe(url: str, error: Exception, timeout: float) -> str:
+    """One line for a failed attempt; a silent mirror is named as such."""
+    if isinstance(error, DataError):
+        return str(error)
+    if isinstance(error, TimeoutError) or (
+        isinstance(error, URLError) and isinstance(error.reason, TimeoutError)
+    ):
+        return f"{url}: no answer for {timeout:g} s, given up (${TIMEOUT_VARIABLE} sets the wait)"
+    return f"{url}: {error}"
 
 
 def _failure_message(
@@ -340,7 +394,13 @@ def _failure_message(
 
 
 def _load_file(
-    dataset: Dataset, name: str, kind: Kind, folders: list[Path], dest: Path, download: bool
+    dataset: Dataset,
+    name: str,
+    kind: Kind,
+    folders: list[Path],
+    dest: Path,
+    download: bool,
+    timeout: float,
 ) -> np.ndarray:
     """The first copy of ``name`` that verifies; else a verified download; else raise."""
     rejected = []
@@ -361,7 +421,7 @@ def _load_file(
             warnings.warn(
                 f"{'; '.join(rejected)}. Downloading a fresh copy into {dest}.", stacklevel=4
             )
-        data, errors = _download(dataset, name, dest)
+        data, errors = _download(dataset, name, dest, timeout)
     if data is None:
         error_class = CorruptFileError if rejected else DatasetNotFoundError
         raise error_class(_failure_message(dataset, name, folders, rejected, errors, dest))
@@ -373,8 +433,12 @@ def load_dataset(
     split: str = "train",
     root: str | os.PathLike | None = None,
     download: bool = True,
+    timeout: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Load one split of an MNIST-format dataset as uint8 (images (N, 28, 28), labels (N,)).
+
+    ``timeout``: seconds a download mirror may stay silent before the next one is tried
+    (default: ``$MINIGAN_DOWNLOAD_TIMEOUT``, else 30).
 
     Raises:
         ValueError: ``split`` is not ``"train"`` or ``"test"``.
@@ -384,28 +448,35 @@ def load_dataset(
     if split not in SPLITS:
         valid = ", ".join(repr(s) for s in SPLITS)
         raise ValueError(f"unknown split {split!r}; valid splits are {valid}")
+    wait = download_timeout(timeout)
     folders = search_folders(dataset, root)
     dest = Path(root) if root is not None else cache_folder(dataset)
     images_name, labels_name = SPLITS[split]
-    images = _load_file(dataset, images_name, "images", folders, dest, download)
-    labels = _load_file(dataset, labels_name, "labels", folders, dest, download)
+    images = _load_file(dataset, images_name, "images", folders, dest, download, wait)
+    labels = _load_file(dataset, labels_name, "labels", folders, dest, download, wait)
     if len(images) != len(labels):
         raise DataError(f"{dataset.title} {split}: {len(images)} images but {len(labels)} labels")
     return images, labels
 
 
 def load_mnist(
-    split: str = "train", root: str | os.PathLike | None = None, download: bool = True
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+    timeout: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """MNIST digits: uint8 images (N, 28, 28) and labels (N,); N = 60000 or 10000."""
-    return load_dataset(MNIST, split, root, download)
+    return load_dataset(MNIST, split, root, download, timeout)
 
 
 def load_fashion_mnist(
-    split: str = "train", root: str | os.PathLike | None = None, download: bool = True
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    download: bool = True,
+    timeout: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST clothes: uint8 images (N, 28, 28) and labels (N,); N = 60000 or 10000."""
-    return load_dataset(FASHION_MNIST, split, root, download)
+    return load_dataset(FASHION_MNIST, split, root, download, timeout)
 
 
 # ---------------------------------------------------------------------------------------

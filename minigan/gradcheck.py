@@ -9,6 +9,14 @@ a correct analytic gradient to about 1e-9 relative, while a wrong backward pass
 is off by O(1). That is why checks run in float64: in float32 the rounding of
 L itself (~1e-7) swamps the difference.
 
+Choosing h, per check: two errors pull opposite ways. The truncation error of the
+central difference is h**2 f'''(x) / 6, large where the function curves sharply; the
+rounding error is about 1e-16 |L| / h, large for a tiny h. The default h = 1e-5 suits
+smooth layers on inputs of order 1. Where a function curves on a smaller scale, keep h
+well below it: -log p curves on the scale of p itself (relative truncation error
+h**2 / (3 p**2)), so BCELoss on probabilities near 1e-3 (or 1 - 1e-3) needs h ~ 1e-7;
+with h = 1e-5 a correct backward shows an error of ~1e-5 and looks wrong.
+
     >>> import numpy as np
     >>> from minigan import nn
     >>> from minigan.gradcheck import check_module
@@ -103,6 +111,10 @@ def check_module(
     given, else ``sum(module(x) * r)`` for a fixed random r, which weighs every
     output entry differently so that no error can cancel out.
 
+    Also raises ``ValueError`` when the module breaks the layer contract in a way
+    finite differences cannot see: when forward or backward changes ``x`` in place,
+    or when backward assigns ``param.grad`` instead of adding to it.
+
     Returns:
         ``{"input": err, "<param name>": err, ...}``: the ``relative_error`` of each
         gradient (parameters with ``requires_grad=False`` are skipped).
@@ -130,10 +142,18 @@ def check_module(
         def output_gradient() -> Any:
             return loss.backward()
 
+    x_before = x.copy()
     module.zero_grad()
     objective()
     analytic = {"input": module.backward(output_gradient())}
+    if not bool((x == x_before).all()):
+        raise ValueError(
+            f"{type(module).__name__} changed its input x in place during forward or "
+            f"backward: a layer may keep x for its backward pass (Linear does, for dL/dW), "
+            f"so an input must stay unchanged until backward; compute into a new array"
+        )
     analytic.update({name: p.grad.copy() for name, p in params.items()})
+    _check_backward_adds(module, params, objective, output_gradient, seed)
 
     arrays = {"input": x, **{name: p.data for name, p in params.items()}}
     return {
@@ -142,6 +162,35 @@ def check_module(
         )
         for name, array in arrays.items()
     }
+
+
+def _check_backward_adds(
+    module: Any, params: dict[str, Any], objective: Callable, output_gradient: Callable, seed: int
+) -> None:
+    """Raise if ``module.backward`` replaces ``param.grad`` instead of adding to it.
+
+    Start each .grad at a known nonzero value s, run forward and backward again: a
+    correct backward leaves s + g. One that assigns (``p.grad[...] = g``) leaves g,
+    and matches the finite differences all the same after a ``zero_grad``, yet it
+    silently drops every gradient but the last when two passes add up (as in a GAN).
+    """
+    grads = {name: p.grad.copy() for name, p in params.items()}
+    rng = np.random.default_rng([seed, 1])
+    for p in params.values():
+        p.grad[...] = get_array_module(p.grad).asarray(rng.standard_normal(p.grad.shape))
+    starts = {name: p.grad.copy() for name, p in params.items()}
+    objective()
+    module.backward(output_gradient())
+    xp = get_array_module(*grads.values()) if grads else np
+    for name, p in params.items():
+        expected = starts[name] + grads[name]
+        if not bool(xp.allclose(p.grad, expected, rtol=1e-10, atol=1e-12)):
+            raise ValueError(
+                f"{type(module).__name__}.backward replaced the gradient of parameter "
+                f"'{name}' instead of adding to it: the contract is param.grad += dL/dparam, "
+                f"so that gradients of several backward passes add up until zero_grad()"
+            )
+        p.grad[...] = grads[name]  # leave .grad as one plain backward pass does
 
 
 def check_loss(loss: Any, pred: Any, target: Any, h: float = 1e-5) -> float:

@@ -31,22 +31,26 @@ def save_image_grid(images: np.ndarray, path: str | os.PathLike, ncols: int = 8)
         matplotlib.image.imsave(f, grid, cmap="gray", vmin=0.0, vmax=1.0, format="png")
 
 
-def plot_history(history: list[dict[str, Any]], path: str | os.PathLike) -> None:
-    """Plot losses, mean D outputs and (if logged) FID against the epoch."""
+def history_figure(history: list[dict[str, Any]]) -> Any:
+    """The figure ``plot_history`` saves: losses, mean D outputs and (if logged) FID."""
     # A bare Figure, not pyplot: no display needed, and no global backend switched.
     from matplotlib.figure import Figure
 
     step_rows = [row for row in history if "d_loss" in row]
     fid_rows = [row for row in history if "fid" in row]
     epochs = [row["epoch"] for row in step_rows]
+    # A line needs two points: a series of one (an epoch shorter than --log-every, say)
+    # is drawn as a marker, so no panel is ever empty.
+    marker = "o" if len(step_rows) == 1 else None
     panels = 3 if fid_rows else 2
     fig = Figure(figsize=(4.2 * panels, 3.4), dpi=100)
     axes = fig.subplots(1, panels)
     for key, label in [("d_loss", "D loss"), ("g_loss", "G loss")]:
-        axes[0].plot(epochs, [row.get(key, np.nan) for row in step_rows], label=label, lw=1)
+        values = [row.get(key, np.nan) for row in step_rows]
+        axes[0].plot(epochs, values, label=label, lw=1, marker=marker)
     axes[0].set_title("losses")
     for key, label in [("d_real", "mean D(x)"), ("d_fake", "mean D(G(z))")]:
-        axes[1].plot(epochs, [row[key] for row in step_rows], label=label, lw=1)
+        axes[1].plot(epochs, [row[key] for row in step_rows], label=label, lw=1, marker=marker)
     axes[1].set_title("discriminator outputs")
     axes[1].set_ylim(0, 1)
     if fid_rows:
@@ -58,5 +62,11 @@ def plot_history(history: list[dict[str, Any]], path: str | os.PathLike) -> None
     for ax in axes[:2]:
         ax.legend()
     fig.tight_layout()
+    return fig
+
+
+def plot_history(history: list[dict[str, Any]], path: str | os.PathLike) -> None:
+    """Plot losses, mean D outputs and (if logged) FID against the epoch, as a PNG."""
+    fig = history_figure(history)
     with atomic_write(path) as f:
         fig.savefig(f, format="png")

@@ -1,11 +1,13 @@
 """Checkpoint files and atomic writes."""
 
+import pickle
+
 import numpy as np
 import pytest
 
-from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from minigan.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
 from minigan.files import atomic_write
-from minigan.plotting import image_grid
+from minigan.plotting import history_figure, image_grid
 
 
 def test_checkpoint_round_trips_nested_arrays_and_values(tmp_path):
@@ -39,6 +41,52 @@ def test_damaged_checkpoint_raises_a_clear_error(tmp_path, damage):
         load_checkpoint(path)
 
 
+def write_npy(path):
+    with open(path, "wb") as f:  # through a file: np.save(path) would append ".npy"
+        np.save(f, np.zeros(3))
+
+
+def write_pickle(path):
+    path.write_bytes(pickle.dumps({"gan": [1, 2]}))
+
+
+def write_plain_npz(path):
+    with open(path, "wb") as f:
+        np.savez(f, weight=np.zeros((2, 2)), bias=np.zeros(2))
+
+
+def write_npz_of_objects(path):
+    with open(path, "wb") as f:  # np.savez pickles object arrays; np.load must not unpickle
+        np.savez(f, __meta__=np.array([{"format": FORMAT}], dtype=object))
+
+
+@pytest.mark.parametrize(
+    "write, said",
+    [
+        (write_npy, "is a NumPy .npy array, not a minigan checkpoint"),
+        (write_pickle, "is a Python pickle, not a minigan checkpoint"),
+        (
+            write_plain_npz,
+            r"is a .npz archive of arrays \(weight, bias\) without minigan's metadata",
+        ),
+        (write_npz_of_objects, "holds pickled Python objects, not a minigan checkpoint"),
+    ],
+)
+def test_a_file_that_is_not_a_checkpoint_says_what_it_is(tmp_path, write, said):
+    path = tmp_path / "c.npz"
+    write(path)
+    with pytest.raises(CheckpointError, match=said) as info:
+        load_checkpoint(path)
+    message = str(info.value)
+    assert "expected a .npz written by minigan's save_checkpoint" in message
+    assert "allow_pickle" not in message and "\n" not in message
+
+
+def test_a_folder_is_not_a_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="is a folder, not a checkpoint file"):
+        load_checkpoint(tmp_path)
+
+
 def test_missing_checkpoint_says_so(tmp_path):
     with pytest.raises(CheckpointError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "nope.npz")
@@ -69,3 +117,15 @@ def test_atomic_write_into_a_missing_folder_names_the_target(tmp_path):
         atomic_write(target, "w") as f,
     ):
         f.write("x")
+
+
+def test_history_of_a_single_log_line_draws_markers():
+    """An epoch shorter than --log-every logs one row: a line through one point is
+    invisible, so single points must be drawn as markers."""
+    row = {"epoch": 1.0, "d_loss": 0.7, "g_loss": 0.8, "d_real": 0.5, "d_fake": 0.4}
+    fig = history_figure([row])
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            assert line.get_marker() not in (None, "None", ""), line.get_label()
+    two = history_figure([row, {**row, "epoch": 2.0}])
+    assert two.axes[0].get_lines()[0].get_marker() in (None, "None", "")  # lines stay lines

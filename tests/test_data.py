@@ -15,6 +15,7 @@ import re
 import socket
 import struct
 import threading
+import time
 import tracemalloc
 from pathlib import Path
 
@@ -306,6 +307,59 @@ def dead_mirror() -> str:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     return f"http://127.0.0.1:{port}/"
+
+
+@pytest.fixture
+def hanging_mirror():
+    """A local port that takes connections into its backlog and never answers: what a
+    mirror behind a broken proxy looks like (the connection opens, no byte comes)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/"
+
+
+def test_a_hanging_mirror_is_named_and_given_up_after_the_timeout(
+    tmp_path, server, hanging_mirror, capsys
+):
+    start = time.perf_counter()
+    mirrors = (hanging_mirror, url(server, "good"))
+    images, _ = load_dataset(tiny_dataset(mirrors), "train", timeout=0.3)
+    assert time.perf_counter() - start < 10  # two files, 0.3 s of waiting each
+    np.testing.assert_array_equal(images, TINY["train-images-idx3-ubyte"])
+    err = capsys.readouterr().err
+    assert (
+        f"Tiny: downloading {hanging_mirror}train-images-idx3-ubyte.gz (giving up after "
+        f"0.3 s of silence; $MINIGAN_DOWNLOAD_TIMEOUT sets it)"
+    ) in err
+    assert f"Tiny: downloading {url(server, 'good')}train-images-idx3-ubyte.gz" in err
+
+
+def test_the_download_timeout_comes_from_the_environment(tmp_path, monkeypatch, hanging_mirror):
+    monkeypatch.setenv("MINIGAN_DOWNLOAD_TIMEOUT", "0.2")
+    start = time.perf_counter()
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_dataset(tiny_dataset((hanging_mirror,)), "train")
+    assert time.perf_counter() - start < 5
+    assert (
+        f"{hanging_mirror}train-images-idx3-ubyte.gz: no answer for 0.2 s, given up "
+        f"($MINIGAN_DOWNLOAD_TIMEOUT sets the wait)"
+    ) in str(info.value)
+    assert list(tmp_path.iterdir()) == []  # the cache folder made for it is gone again
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "inf"])
+def test_a_bad_download_timeout_is_refused_naming_the_variable(monkeypatch, value):
+    monkeypatch.setenv("MINIGAN_DOWNLOAD_TIMEOUT", value)
+    with pytest.raises(DataError, match=r"\$MINIGAN_DOWNLOAD_TIMEOUT must be a positive number"):
+        load_dataset(tiny_dataset(()), "train")
+
+
+def test_a_failed_download_removes_the_folders_it_made(tmp_path, dead_mirror):
+    root = tmp_path / "mistyped" / "mnist"
+    with pytest.raises(DatasetNotFoundError):
+        load_dataset(tiny_dataset((dead_mirror,)), "train", root=root)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_download_tries_mirrors_until_one_serves_a_verified_copy(tmp_path, server, dead_mirror):

@@ -101,7 +101,8 @@ def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, mo
     assert run("--epochs", "2", "--out", str(out), "--resume") == 1
     err = capsys.readouterr().err
     assert "d_loss became nan at epoch 2, step 3-4 of 6 (global step 9-10); training stopped" in err
-    assert "checkpoint from the last finished epoch was kept" in err
+    assert f"The checkpoint from epoch 1 ({out / 'checkpoint.npz'}) is kept: lower --lr\n" in err
+    assert "BCEWithLogits" not in err  # the default preset already trains on logits
     assert (out / "checkpoint.npz").read_bytes() == before
 
 
@@ -181,7 +182,8 @@ def test_missing_data_gives_a_clean_error_without_traceback(tmp_path, monkeypatc
     monkeypatch.setenv("MINIGAN_DATA", str(tmp_path / "empty"))
     assert run("--out", str(tmp_path / "run"), "--data-dir", str(tmp_path / "nothing")) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: MNIST: no usable copy of train-images-idx3-ubyte.gz")
+    assert err.startswith("MNIST: downloading http://127.0.0.1:9/train-images-idx3-ubyte.gz")
+    assert "\nerror: MNIST: no usable copy of train-images-idx3-ubyte.gz" in err
     assert "Traceback" not in err and "MINIGAN_DATA" in err
 
 

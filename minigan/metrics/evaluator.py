@@ -1,6 +1,6 @@
 """``Evaluator``: FID, Inception Score and class coverage of generated MNIST digits.
 
-    evaluator = Evaluator.load_or_train()     # the first time: trains (about a minute)
+    evaluator = Evaluator.load_or_train()     # the first time: trains (about 35 s)
     scores = evaluator.evaluate(samples)      # samples: float (N, 28, 28) in [0, 1]
     scores["fid"], scores["inception_score"], scores["classes_covered"]
 
@@ -54,6 +54,7 @@ FORMAT_VERSION = 1  # raise it whenever the file's content or the classifier cha
 # How far outside [0, 1] a sample may stray (float rounding of e.g. (tanh + 1) / 2).
 RANGE_TOLERANCE = 1e-3
 
+MIN_SAMPLES = 2  # the fewest samples the scores take: a covariance needs two
 MNIST_TRAIN_SIZE = 60000  # num_train=None trains on all of MNIST's training images
 INFO_KEYS = ("test_accuracy", "train_seconds", "epochs", "num_train", "seed")
 
@@ -226,7 +227,7 @@ class Evaluator:
         elif progress:
             print(
                 f"minigan.metrics: no classifier cached at {path}: training one "
-                f"(once; about a minute on a 2-core CPU)",
+                f"(once; about 35 s on an idle 2-core CPU)",
                 file=sys.stderr,
             )
         evaluator = cls.train(
@@ -304,8 +305,8 @@ def check_samples(samples: Any) -> Any:
     if len(shape) < 2 or shape[1:] not in ((784,), (28, 28), (1, 28, 28)):
         raise ValueError(f"{where}: expected samples (N, 28, 28) or (N, 784), got {shape}")
     n = shape[0]
-    if n < 2:
-        raise ValueError(f"{where}: need at least 2 samples for a covariance, got {n}")
+    if n < MIN_SAMPLES:
+        raise ValueError(f"{where}: need at least {MIN_SAMPLES} samples for a covariance, got {n}")
     # One explicit read of the extremes (on a GPU, one sync): min and max are NaN if
     # any value is, and +-inf if any value is infinite, so they also tell finiteness.
     low, high = (float(v) for v in to_host(xp.stack([samples.min(), samples.max()])))

@@ -1,0 +1,450 @@
+"""examples/mnist_gan.py against a hostile user: every way to lose a run is refused,
+every failure is one line saying what happened and what to do, and nothing is left behind.
+
+Each test runs the command line in-process (``main(argv)``) in a temporary folder, on a
+few hundred images; the set-up (real MNIST or synthetic digits) is the example tests'.
+"""
+
+import dataclasses
+import os
+import pickle
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# The example module, its small-run flags and its data set-up (an autouse fixture, which
+# applies here because it is imported here).
+from test_mnist_gan_example import SMALL, example, mnist_or_synthetic, run  # noqa: F401
+
+from minigan import data
+from minigan.checkpoint import load_checkpoint, save_checkpoint
+from minigan.gan import GAN
+
+
+@pytest.fixture
+def trained(tmp_path) -> Path:
+    """A run folder holding a 2-epoch run."""
+    out = tmp_path / "run"
+    assert run("--epochs", "2", "--out", str(out)) == 0
+    return out
+
+
+def no_data_loading(monkeypatch) -> None:
+    """Make loading MNIST fail the test: a refusal must come before any work."""
+
+    def fail(*args, **kwargs):
+        raise AssertionError("MNIST was loaded before the options were refused")
+
+    monkeypatch.setattr(example, "load_mnist", fail)
+
+
+def error_line(capsys) -> str:
+    """The one line a failure prints to stderr, without progress bars."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith(("error:", "interrupted:"))]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def sample(*args: str) -> int:
+    return example.main(["--sample", "20", *args])
+
+
+# --- 1. a new run never replaces another ---------------------------------------------
+
+
+def test_a_new_run_into_a_folder_holding_a_run_is_refused_before_any_work(
+    trained, monkeypatch, capsys
+):
+    before = {p.name: p.read_bytes() for p in trained.iterdir()}
+    no_data_loading(monkeypatch)
+    capsys.readouterr()
+    assert run("--epochs", "1", "--out", str(trained), "--preset", "classic") == 1
+    assert error_line(capsys) == (
+        f"error: --out {trained} already holds a run (checkpoint.npz, history.jsonl, 2 "
+        f"samples_epoch_*.png); a new run would replace it. Pass --resume to continue that "
+        f"run, a new --out for a separate one, or --overwrite to delete its files and start again"
+    )
+    assert {p.name: p.read_bytes() for p in trained.iterdir()} == before
+
+
+def test_overwrite_deletes_only_the_earlier_runs_files(trained, capsys):
+    (trained / "notes.txt").write_text("my notes")
+    (trained / "samples_epoch_002.npy").write_bytes(b"a user's file with a similar name")
+    capsys.readouterr()
+    assert run("--epochs", "1", "--out", str(trained), "--overwrite") == 0
+    assert "removed 6 files of the earlier run (--overwrite)" in capsys.readouterr().out
+    assert not (trained / "samples_epoch_002.png").exists()
+    assert (trained / "notes.txt").read_text() == "my notes"
+    assert (trained / "samples_epoch_002.npy").exists()
+    assert load_checkpoint(trained / "checkpoint.npz")["epoch"] == 1
+    assert (trained / "history.jsonl").read_text().count("\n") == 3  # epoch 1 only
+
+
+def test_resume_and_overwrite_together_are_refused(trained, capsys):
+    capsys.readouterr()
+    assert run("--out", str(trained), "--resume", "--overwrite") == 1
+    assert "--resume continues the run in --out, --overwrite deletes it" in error_line(capsys)
+
+
+# --- 2. never write onto the input ----------------------------------------------------
+
+
+def test_sample_output_onto_the_checkpoint_is_refused(trained, tmp_path, capsys):
+    checkpoint = trained / "checkpoint.npz"
+    before = checkpoint.read_bytes()
+    link = tmp_path / "same-file.npz"
+    os.link(checkpoint, link)  # another name for the same file
+    capsys.readouterr()
+    for flags in (
+        ["--output", str(checkpoint)],
+        ["--output", str(link)],
+        ["--output", str(tmp_path / "s.npy"), "--grid", str(checkpoint)],
+        ["--output", str(trained / ".." / "run" / "checkpoint.npz")],
+    ):
+        assert sample("--checkpoint", str(checkpoint), *flags, "--overwrite") == 1
+        assert "is the checkpoint being read" in error_line(capsys), flags
+    assert checkpoint.read_bytes() == before
+
+
+def test_sample_output_and_grid_must_differ_and_existing_files_need_overwrite(
+    trained, tmp_path, capsys
+):
+    checkpoint, target = str(trained / "checkpoint.npz"), tmp_path / "s.npy"
+    capsys.readouterr()
+    assert sample("--checkpoint", checkpoint, "--output", str(target), "--grid", str(target)) == 1
+    assert error_line(capsys) == f"error: --output and --grid are one file ({target}); give two"
+    target.write_bytes(b"earlier samples")
+    assert sample("--checkpoint", checkpoint, "--output", str(target)) == 1
+    assert error_line(capsys) == (
+        f"error: --output {target} already exists; pass --overwrite to replace it, "
+        f"or choose another file"
+    )
+    assert target.read_bytes() == b"earlier samples"
+    assert sample("--checkpoint", checkpoint, "--output", str(target), "--overwrite") == 0
+    assert np.load(target).shape == (20, 28, 28)
+
+
+# --- 3. every option checked before training; the checkpoint before evaluating ---------
+
+
+@pytest.mark.parametrize(
+    "flags, said",
+    [
+        (["--eval-every", "1", "--eval-samples", "1"], ("--eval-samples 1: the scores need at "
+         "least 2 samples, and FID is reliable from about 256")),
+        (["--batch-size", "400"], ("--batch-size 400 is more than the 300 training images "
+         "(--train-size): not one full batch")),
+        (["--checkpoint", "x.npz"], "--checkpoint, --output and --grid go with --sample N"),
+        (["--backend", "tpu"], "unknown backend 'tpu'"),
+    ],
+)  # fmt: skip
+def test_bad_options_are_refused_before_any_work_and_leave_nothing(
+    tmp_path, monkeypatch, capsys, flags, said
+):
+    no_data_loading(monkeypatch)
+    out = tmp_path / "new" / "run"
+    assert run("--out", str(out), *flags) == 1
+    assert said in error_line(capsys)
+    assert list(tmp_path.iterdir()) == []  # not even an empty folder
+
+
+@pytest.mark.parametrize(
+    "flag, value, said",
+    [
+        ("--label-smoothing", "1.5", "must lie in [0, 1), got 1.5"),
+        ("--beta1", "1", "must lie in [0, 1), got 1"),
+        ("--lr", "0", "must be a positive number, got 0"),
+        ("--lr", "nan", "must be a positive number, got nan"),
+    ],
+)
+def test_bad_numbers_are_refused_by_the_parser_naming_the_flag(
+    tmp_path, monkeypatch, capsys, flag, value, said
+):
+    no_data_loading(monkeypatch)  # a parser that let it through must not start training
+    with pytest.raises(SystemExit) as exit_info:
+        example.main([flag, value, "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: {said}" in capsys.readouterr().err
+
+
+def test_the_checkpoint_is_written_before_evaluating(tmp_path, monkeypatch, capsys):
+    from minigan.metrics import Evaluator
+
+    class DiskFullEvaluator:
+        def evaluate(self, images):
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(
+        Evaluator, "load_or_train", classmethod(lambda cls, **kw: DiskFullEvaluator())
+    )
+    out = tmp_path / "run"
+    assert (
+        run("--epochs", "1", "--out", str(out), "--eval-every", "1", "--eval-samples", "300") == 1
+    )
+    assert "No space left on device" in error_line(capsys)
+    assert load_checkpoint(out / "checkpoint.npz")["epoch"] == 1  # the epoch is not lost
+
+
+# --- 4. litter ----------------------------------------------------------------------------
+
+
+def test_stale_temporary_files_of_the_run_are_removed_at_start_and_no_others(trained, capsys):
+    stale = [trained / ".checkpoint.npz.k3j_9x2a.tmp", trained / ".samples_epoch_002.png.a1b2.tmp"]
+    for path in stale:
+        path.write_bytes(b"\0" * 500_000)
+    mine = [trained / ".notes.txt.abc.tmp", trained / ".checkpoint.npz.tmp"]
+    for path in mine:
+        path.write_bytes(b"a user's file")
+    capsys.readouterr()
+    assert run("--epochs", "3", "--out", str(trained), "--resume") == 0
+    out = capsys.readouterr().out
+    assert f"removed 2 temporary files left by an interrupted run (1.0 MB) from {trained}" in out
+    assert not any(path.exists() for path in stale)
+    assert all(path.exists() for path in mine)
+
+
+def test_failed_download_leaves_no_folders(tmp_path, monkeypatch, capsys):
+    dead = dataclasses.replace(data.MNIST, mirrors=("http://127.0.0.1:9/",))
+    monkeypatch.setattr(data, "MNIST", dead)
+    monkeypatch.setattr(example, "load_mnist", data.load_mnist)
+    monkeypatch.delenv("MINIGAN_DATA", raising=False)
+    for data_dir in (["--data-dir", str(tmp_path / "mistyped" / "mnist")], []):  # then the cache
+        assert run("--out", str(tmp_path / "runs" / "mnist"), *data_dir) == 1
+        assert "no usable copy of train-images-idx3-ubyte.gz" in error_line(capsys)
+        assert list(tmp_path.iterdir()) == []  # no runs/, no mistyped/, no cache/
+
+
+# --- 8. files that are not checkpoints ----------------------------------------------------
+
+
+def write_npy(path):
+    with open(path, "wb") as f:
+        np.save(f, np.zeros(3))
+
+
+def write_random(path):
+    path.write_bytes(np.random.default_rng(0).bytes(3000))
+
+
+def write_pickle(path):
+    path.write_bytes(pickle.dumps({"gan": {}}))
+
+
+def write_plain_npz(path):
+    with open(path, "wb") as f:
+        np.savez(f, weight=np.zeros(3))
+
+
+def write_classifier_cache(path):
+    save_checkpoint(path, {"format_version": 1, "classifier": {"0.weight": np.zeros(2)}})
+
+
+@pytest.mark.parametrize(
+    "write, said",
+    [
+        (write_npy, "is a NumPy .npy array, not a minigan checkpoint"),
+        (write_random, "is not a readable minigan checkpoint: it starts with the bytes"),
+        (write_pickle, "is a Python pickle, not a minigan checkpoint"),
+        (write_plain_npz, "is a .npz archive of arrays (weight) without minigan's metadata"),
+        (write_classifier_cache, ("is a minigan checkpoint, but not of a run of "
+         "examples/mnist_gan.py (it holds classifier, format_version; no gan, config")),
+    ],
+)  # fmt: skip
+def test_a_file_that_is_not_a_checkpoint_is_one_clear_line(
+    tmp_path, monkeypatch, capsys, write, said
+):
+    no_data_loading(monkeypatch)
+    out = tmp_path / "run"
+    out.mkdir()
+    write(out / "checkpoint.npz")
+    assert run("--out", str(out), "--resume") == 1
+    line = error_line(capsys)
+    assert said in line and "allow_pickle" not in line
+    target = tmp_path / "s.npy"
+    assert sample("--checkpoint", str(out / "checkpoint.npz"), "--output", str(target)) == 1
+    line = error_line(capsys)
+    assert said in line and "allow_pickle" not in line
+    assert not target.exists()
+
+
+# --- 9. sizes that cannot fit ---------------------------------------------------------------
+
+
+def test_a_model_too_big_for_memory_is_refused_up_front(tmp_path, monkeypatch, capsys):
+    if example.available_memory() is None:
+        pytest.skip("this system does not say how much memory is available (/proc/meminfo)")
+    no_data_loading(monkeypatch)
+    assert run("--out", str(tmp_path / "run"), "--hidden", "10000000") == 1
+    line = error_line(capsys)
+    assert line.startswith("error: training (--hidden 10000000, --batch-size 50, --train-size "
+                           "300, --eval-samples 0) needs about ")  # fmt: skip
+    assert "GB of memory, and this machine has" in line and "available; choose smaller" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_memory_estimate_counts_adam_and_evaluation(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(example, "available_memory", lambda: 50_000_000)  # 50 MB free
+    no_data_loading(monkeypatch)
+    # 300 images and a small model fit; 20000 evaluation samples (2 x 63 MB) do not.
+    args = ["--out", str(tmp_path / "run"), "--eval-every", "1", "--eval-samples", "20000"]
+    assert run(*args) == 1
+    assert "this machine has 50.0 MB available" in error_line(capsys)
+    config = dataclasses.replace(example.PRESETS["classic"], hidden=1000)
+    params = example.parameter_count(config)
+    assert params == sum(p.data.size for p in GAN(config).generator.parameters()) + sum(
+        p.data.size for p in GAN(config).discriminator.parameters()
+    )
+    assert example.model_bytes(config, 100) > 4 * 4 * params  # weights, grads, Adam's m and v
+
+
+def test_sample_refuses_more_than_the_disk_holds(trained, tmp_path, capsys):
+    n = 10**12  # 3 PB of float32 images
+    capsys.readouterr()
+    code = example.main(["--sample", str(n), "--checkpoint", str(trained / "checkpoint.npz"),
+                         "--output", str(tmp_path / "s.npy")])  # fmt: skip
+    assert code == 1
+    assert error_line(capsys).startswith(f"error: --sample {n} writes 3,136,000.0 GB to ")
+    assert not (tmp_path / "s.npy").exists()
+
+
+def test_samples_are_written_in_chunks_with_little_memory(trained, tmp_path):
+    state = load_checkpoint(trained / "checkpoint.npz")
+    gan = GAN(example.GANConfig(**state["config"]), seed=3)
+    gan.load_state_dict(state["gan"])
+    n = 20_000  # 63 MB of images
+    tracemalloc.start()
+    first = example.write_samples(gan, n, tmp_path / "s.npy", chunk=1000)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 20e6, peak  # one chunk of 1000 images is 3 MB; all of them 63 MB
+    images = np.load(tmp_path / "s.npy", mmap_mode="r")
+    assert images.shape == (n, 28, 28) and images.dtype == np.float32
+    np.testing.assert_array_equal(first, images[:64])
+    # The same images as drawing all the noise at once: chunking changes nothing.
+    gan.reseed_noise(3)
+    whole = example.generate_unit_images(gan, gan.sample_noise(2500))
+    gan.reseed_noise(3)
+    example.write_samples(gan, 2500, tmp_path / "t.npy", chunk=700)
+    np.testing.assert_array_equal(np.load(tmp_path / "t.npy"), whole)
+
+
+# --- 10. honest messages ------------------------------------------------------------------
+
+
+def interrupt_at(monkeypatch, step: int) -> None:
+    real_step = GAN.train_step
+
+    def step_then_ctrl_c(self, batch):
+        if self.steps == step:
+            raise KeyboardInterrupt
+        return real_step(self, batch)
+
+    monkeypatch.setattr(GAN, "train_step", step_then_ctrl_c)
+
+
+def test_ctrl_c_in_the_first_epoch_says_nothing_was_saved(tmp_path, monkeypatch, capsys):
+    interrupt_at(monkeypatch, 3)
+    assert run("--epochs", "2", "--out", str(tmp_path / "run")) == 130
+    assert error_line(capsys) == ("interrupted: No epoch finished, so no checkpoint was saved")
+    assert not (tmp_path / "run" / "checkpoint.npz").exists()
+
+
+def test_ctrl_c_later_says_what_is_kept_and_how_to_resume(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    interrupt_at(monkeypatch, 6 + 2)  # in epoch 2
+    assert run("--epochs", "3", "--out", str(out)) == 130
+    line = error_line(capsys)
+    assert line.startswith(
+        f"interrupted: The checkpoint from epoch 1 ({out / 'checkpoint.npz'}) is kept; "
+        f"continue with: python "
+    )
+    assert line.endswith(f"mnist_gan.py --resume --out {out} --epochs 3 --log-every 2")
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    assert run("--out", str(out), "--resume", "--epochs", "3") == 0  # the command works
+
+
+def test_ctrl_c_while_loading_data_says_nothing_was_saved(tmp_path, monkeypatch, capsys):
+    def ctrl_c(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(example, "load_mnist", ctrl_c)
+    assert run("--out", str(tmp_path / "run")) == 130
+    assert error_line(capsys) == "interrupted: No epoch finished, so no checkpoint was saved"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "preset, advice",
+    [
+        ("default", "lower --lr"),
+        ("classic", ("lower --lr, or train D on logits with BCEWithLogitsLoss (--d-output "
+         "logits, as the default preset does)")),
+    ],
+)  # fmt: skip
+def test_nan_in_the_first_epoch_says_nothing_was_saved(
+    tmp_path, monkeypatch, capsys, preset, advice
+):
+    real_step = GAN.train_step
+
+    def step_that_diverges(self, batch):
+        figures = real_step(self, batch)
+        figures["g_loss"] = figures["g_loss"] * np.inf
+        return figures
+
+    monkeypatch.setattr(GAN, "train_step", step_that_diverges)
+    assert run("--out", str(tmp_path / "run"), "--preset", preset) == 1
+    assert error_line(capsys) == (
+        "error: g_loss became inf at epoch 1, step 1-2 of 6 (global step 1-2); training "
+        f"stopped. No epoch finished, so no checkpoint was saved: {advice}"
+    )
+
+
+def test_resume_to_an_epoch_already_past_says_so_and_does_nothing(trained, capsys):
+    before = (trained / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    assert run("--out", str(trained), "--resume", "--epochs", "1") == 1
+    assert error_line(capsys) == (
+        f"error: {trained / 'checkpoint.npz'} is already past epoch 1: it finished epoch 2; "
+        f"nothing was done. --epochs counts every epoch, those done included: pass "
+        f"--epochs 3 or more to train on"
+    )
+    assert run("--out", str(trained), "--resume", "--epochs", "2") == 0
+    assert capsys.readouterr().out == (
+        f"nothing to do: {trained / 'checkpoint.npz'} already finished epoch 2 of 2; pass a "
+        f"larger --epochs to train on\n"
+    )
+    assert (trained / "checkpoint.npz").read_bytes() == before
+
+
+def test_resume_names_train_size_when_it_changes_and_keeps_the_runs_own(trained, capsys):
+    capsys.readouterr()
+    argv = ["--batch-size", "50", "--hidden", "32", "--log-every", "2", "--out", str(trained),
+            "--resume", "--epochs", "3"]  # fmt: skip
+    assert example.main([*argv, "--train-size", "200"]) == 1
+    assert error_line(capsys) == (
+        f"error: {trained / 'checkpoint.npz'} was trained on 300 images, --train-size 200 "
+        f"asks for another number; --resume continues that run unchanged: drop --train-size"
+    )
+    assert example.main(argv) == 0  # without --train-size: the run's own 300 images
+    assert load_checkpoint(trained / "checkpoint.npz")["loader"]["num_examples"] == 300
+
+
+def test_the_classifier_time_is_the_same_everywhere(capsys):
+    """--help, the metrics' message, evaluate.py and the README quote one measured figure."""
+    from minigan.metrics import evaluator
+
+    with pytest.raises(SystemExit):
+        example.main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    root = Path(example.__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    metrics = Path(evaluator.__file__).read_text()
+    evaluate = (root / "examples" / "evaluate.py").read_text()
+    for text in (help_text, readme, metrics, evaluate):
+        text = " ".join(text.split())
+        assert "about 35 s" in text and "about a minute" not in text
