@@ -1,11 +1,17 @@
-"""Train a GAN on MNIST and watch digits appear.
+"""Train a GAN on MNIST (or Fashion-MNIST, or a folder of pictures) and watch it learn.
 
     python examples/mnist_gan.py                      # the default recipe, on the CPU
     python examples/mnist_gan.py --backend cupy       # the same, on a GPU
     python examples/mnist_gan.py --preset classic --out runs/classic  # for comparison
+    python examples/mnist_gan.py --model wgan-gp --out runs/wgan-gp   # another of the family
+    python examples/mnist_gan.py --model dcgan --dataset fashion --out runs/fashion
+    python examples/mnist_gan.py --model dcgan --dataset folder:my_pictures --out runs/mine
     python examples/mnist_gan.py --resume             # continue the run in --out
     python examples/mnist_gan.py --sample 10000 --checkpoint runs/mnist/checkpoint.npz \\
         --output samples.npy                          # draw samples from a trained model
+
+Each model (--model, see minigan.models) trains with its paper's defaults; flags left
+out take them, and a flag the model has no use for is refused.
 
 Everything goes into --out (default runs/mnist): a grid of 64 samples from a fixed
 batch of noise after every epoch (samples_epoch_NNN.png), the real data once
@@ -42,15 +48,20 @@ from tqdm import tqdm
 
 from minigan.backend import BackendUnavailableError, get_backend, to_host
 from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from minigan.data import BatchIterator, DataError, load_mnist, to_gan_range
+from minigan.data import BatchIterator, DataError, load_fashion_mnist, load_mnist, to_gan_range
 from minigan.files import atomic_write
-from minigan.gan import ACTIVATIONS, GAN, GENERATOR_LOSSES, PRESETS, GANConfig
+from minigan.images import load_image_folder
+from minigan.models import MODELS, PRESETS
+from minigan.models.base import ACTIVATIONS, Model
+from minigan.models.gan import GENERATOR_LOSSES
 from minigan.plotting import plot_history, save_image_grid
 
 DEFAULT_EPOCHS = 30
-MNIST_TRAIN_IMAGES = 60000
-IMAGE_BYTES = 28 * 28 * 4  # one float32 image
+MNIST_TRAIN_IMAGES = 60000  # Fashion-MNIST has as many
+DATASETS = ("mnist", "fashion")  # and folder:PATH
+FOLDER_IMAGE_SIZE = 32  # --image-size's default for folder:PATH
 SAMPLE_CHUNK = 1000  # --sample generates and writes this many images at a time
+MNIST_SHAPE = (1, 28, 28)  # one image: (channels, height, width)
 
 # The files a run writes into --out. Only these (and atomic_write's temporary files
 # for them) are ever deleted, by --overwrite; a user's own files there are left alone.
@@ -101,23 +112,54 @@ def fraction(text: str) -> float:
     return value
 
 
-def from_preset(describe: Callable[[GANConfig], Any]) -> str:
-    """Help text naming each preset's value, e.g. "preset's: default 512, classic 256"."""
-    values = ", ".join(f"{name} {describe(config)}" for name, config in PRESETS.items())
-    return f"(preset's: {values})"
+def defaults(field: str, describe: Callable[[Any], Any] | None = None) -> str:
+    """Help text naming each model's default, e.g. "(gan 512, classic 256, wgan 512)";
+    models without the setting are left out (the flag is refused for them)."""
+    configs = {"gan": PRESETS["default"], "classic": PRESETS["classic"]} | {
+        name: cls.default_config() for name, cls in MODELS.items() if name != "gan"
+    }
+    describe = describe or (lambda c: getattr(c, field))
+    values = [f"{name} {describe(c)}" for name, c in configs.items() if hasattr(c, field)]
+    return f"(defaults: {', '.join(values)})"
+
+
+def dataset_spec(text: str) -> str:
+    """'mnist', 'fashion' or 'folder:PATH'."""
+    if text in DATASETS or (text.startswith("folder:") and len(text) > len("folder:")):
+        return text
+    raise argparse.ArgumentTypeError(f"expected mnist, fashion or folder:PATH, got {text!r}")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Train a GAN on MNIST with minigan (or sample from a trained one). "
-        "Flags left out take the preset's value.",
+        "Flags left out take the model's default.",
     )
     add = p.add_argument
     add(
+        "--model",
+        choices=list(MODELS),
+        help="which GAN: "
+        + "; ".join(f"{name}: {cls.summary}" for name, cls in MODELS.items())
+        + " (default: gan; on --resume, the run's own)",
+    )
+    add(
         "--preset",
         choices=list(PRESETS),
-        help="recipe: 'default' (the best plain MLP GAN we found; the default) or "
+        help="with --model gan: 'default' (the best plain MLP GAN we found; the default) or "
         "'classic' (the tutorial recipe, for comparison)",
+    )
+    add(
+        "--dataset",
+        type=dataset_spec,
+        help="mnist (the default), fashion (Fashion-MNIST) or folder:PATH (every PNG/JPEG "
+        "under PATH, centre-cropped and resized to --image-size)",
+    )
+    add(
+        "--image-size",
+        type=positive_int,
+        help=f"with --dataset folder:PATH: the side of the square images (default: "
+        f"{FOLDER_IMAGE_SIZE}; --model dcgan takes 32 or 64)",
     )
     add("--backend", default="numpy", help="'numpy' (CPU, the default) or 'cupy' (GPU)")
     add(
@@ -125,38 +167,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=positive_int,
         help=f"total epochs, counting those already done when resuming (default: {DEFAULT_EPOCHS})",
     )
-    add("--batch-size", type=positive_int, help=f"batch size {from_preset(lambda c: c.batch_size)}")
-    add("--lr", type=positive_float, help=f"Adam learning rate {from_preset(lambda c: c.lr)}")
-    add("--beta1", type=fraction, help=f"Adam beta1 {from_preset(lambda c: c.betas[0])}")
-    add("--latent-dim", type=positive_int, help=f"size of z {from_preset(lambda c: c.latent_dim)}")
-    add("--hidden", type=positive_int, help=f"hidden layer width {from_preset(lambda c: c.hidden)}")
+    add("--batch-size", type=positive_int, help=f"batch size {defaults('batch_size')}")
+    add("--lr", type=positive_float, help=f"learning rate {defaults('lr')}")
+    add("--beta1", type=fraction, help=f"Adam beta1 {defaults('betas', lambda c: c.betas[0])}")
+    add("--latent-dim", type=positive_int, help=f"size of z {defaults('latent_dim')}")
+    add("--hidden", type=positive_int, help=f"hidden layer width {defaults('hidden')}")
+    add(
+        "--base-channels",
+        type=positive_int,
+        help=f"channels of D's first and G's last convolution {defaults('base_channels')}",
+    )
     add(
         "--g-activation",
         choices=list(ACTIVATIONS),
-        help=f"the generator's hidden activation {from_preset(lambda c: c.g_activation)}",
+        help=f"the generator's hidden activation {defaults('g_activation')}",
     )
     add(
         "--d-output",
         choices=["sigmoid", "logits"],
         help="D ends in Sigmoid and trains with BCELoss, or gives logits and trains with "
-        "BCEWithLogitsLoss " + from_preset(lambda c: "logits" if c.logits else "sigmoid"),
+        "BCEWithLogitsLoss " + defaults("logits", lambda c: "logits" if c.logits else "sigmoid"),
     )
     add(
         "--generator-loss",
         choices=GENERATOR_LOSSES,
         help="'non_saturating': minimise -log D(G(z)); 'saturating': minimise "
-        f"log(1 - D(G(z))) {from_preset(lambda c: c.generator_loss)}",
+        f"log(1 - D(G(z))) {defaults('generator_loss')}",
     )
     add(
         "--d-steps",
         type=positive_int,
-        help=f"discriminator updates per generator update {from_preset(lambda c: c.d_steps)}",
+        help=f"discriminator updates per generator update {defaults('d_steps')}",
+    )
+    add(
+        "--n-critic",
+        type=positive_int,
+        help=f"critic updates per generator update {defaults('n_critic')}",
+    )
+    add("--clip", type=positive_float, help=f"WGAN's weight clipping bound {defaults('clip')}")
+    add(
+        "--gp-weight",
+        type=positive_float,
+        help=f"WGAN-GP's penalty weight lambda {defaults('gp_weight')}",
     )
     add(
         "--label-smoothing",
         type=fraction,
         help="one-sided: train D towards 1 - S on real images, 0 for none "
-        + from_preset(lambda c: round(1 - c.real_label, 6)),
+        + defaults("real_label", lambda c: round(1 - c.real_label, 6)),
     )
     add(
         "--seed",
@@ -210,7 +268,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="instead of training: write N samples from --checkpoint to --output",
     )
     add("--checkpoint", help="with --sample: the checkpoint.npz to sample from")
-    add("--output", help="with --sample: .npy file for float32 (N, 28, 28) images in [0, 1]")
+    add(
+        "--output",
+        help="with --sample: .npy file for float32 images in [0, 1], (N, H, W) grey or "
+        "(N, H, W, 3) colour ((N, 28, 28) for MNIST)",
+    )
     add("--grid", help="with --sample: also save the first 64 samples as this PNG")
     return p.parse_args(argv)
 
@@ -218,23 +280,49 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 # --- configuration and checkpoints ----------------------------------------------------
 
 
-def requested_config(args: argparse.Namespace, base: GANConfig) -> dict[str, Any]:
+# Each flag that sets a config field: argparse's name -> (the field, how the flag's value
+# becomes the field's, given the config it changes). A flag is refused for a model whose
+# config has no such field: --n-critic means nothing to the vanilla GAN.
+CONFIG_FLAGS: dict[str, tuple[str, Callable[[Any, Any], Any] | None]] = {
+    "batch_size": ("batch_size", None),
+    "lr": ("lr", None),
+    "latent_dim": ("latent_dim", None),
+    "hidden": ("hidden", None),
+    "base_channels": ("base_channels", None),
+    "g_activation": ("g_activation", None),
+    "generator_loss": ("generator_loss", None),
+    "d_steps": ("d_steps", None),
+    "n_critic": ("n_critic", None),
+    "clip": ("clip", None),
+    "gp_weight": ("gp_weight", None),
+    "d_output": ("logits", lambda value, base: value == "logits"),
+    "beta1": ("betas", lambda value, base: (value, base.betas[1])),
+    "label_smoothing": ("real_label", lambda value, base: 1.0 - value),
+}
+
+
+def flag_name(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def requested_config(args: argparse.Namespace, name: str, base: Any) -> dict[str, Any]:
     """The config fields the command line sets: a named preset's, then each flag given."""
+    if args.preset is not None and name != "gan":
+        raise TrainingError(f"--preset names a recipe of --model gan, not of --model {name}")
     fields = PRESETS[args.preset].to_dict() if args.preset is not None else {}
     base = PRESETS[args.preset] if args.preset is not None else base
-    flags = {
-        "batch_size": args.batch_size,
-        "lr": args.lr,
-        "latent_dim": args.latent_dim,
-        "hidden": args.hidden,
-        "generator_loss": args.generator_loss,
-        "d_steps": args.d_steps,
-        "g_activation": args.g_activation,
-        "logits": None if args.d_output is None else args.d_output == "logits",
-        "betas": None if args.beta1 is None else (args.beta1, base.betas[1]),
-        "real_label": None if args.label_smoothing is None else 1.0 - args.label_smoothing,
-    }
-    fields.update({name: value for name, value in flags.items() if value is not None})
+    settings = {field.name for field in dataclasses.fields(base)}
+    for dest, (field, convert) in CONFIG_FLAGS.items():
+        value = getattr(args, dest)
+        if value is None:
+            continue
+        if field not in settings:
+            usable = [flag_name(d) for d, (f, _) in CONFIG_FLAGS.items() if f in settings]
+            raise TrainingError(
+                f"{flag_name(dest)} does not apply to --model {name}; its settings are "
+                f"{', '.join(usable)}"
+            )
+        fields[field] = convert(value, base) if convert else value
     return fields
 
 
@@ -249,14 +337,29 @@ def require_gan_run(state: dict[str, Any], path: Path, keys: tuple[str, ...]) ->
         )
 
 
-def config_from_checkpoint(state: dict[str, Any], path: Path) -> GANConfig:
+def saved_model_name(state: dict[str, Any]) -> str:
+    """The model a checkpoint holds; checkpoints from before the GAN family hold a GAN."""
+    return state["gan"].get("model", "gan")
+
+
+def saved_image_shape(state: dict[str, Any]) -> tuple[int, int, int]:
+    """One image's (channels, height, width) in a run; runs before --dataset were MNIST's."""
+    return tuple(int(n) for n in state.get("image_shape", MNIST_SHAPE))
+
+
+def config_from_checkpoint(state: dict[str, Any], path: Path) -> Any:
+    name = saved_model_name(state)
+    if name not in MODELS:
+        raise CheckpointError(
+            f"{path} holds a {name!r} model, which this version of minigan does not know"
+        )
     try:
-        return GANConfig(**state["config"])
+        return MODELS[name].config_class(**state["config"])
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: its config is unreadable ({error})") from None
 
 
-def load_gan_state(gan: GAN, state: dict[str, Any], path: Path) -> None:
+def load_gan_state(gan: Model, state: dict[str, Any], path: Path) -> None:
     try:
         gan.load_state_dict(state["gan"])
     except (KeyError, ValueError, TypeError) as error:
@@ -361,23 +464,6 @@ def available_memory() -> int | None:
     return None
 
 
-def parameter_count(config: GANConfig) -> int:
-    """Weights and biases of G and D (see minigan.gan.build_generator/_discriminator)."""
-    z, h, d = config.latent_dim, config.hidden, config.image_size
-    generator = (z * h + h) + (h * h + h) + (h * d + d)
-    discriminator = (d * h + h) + (h * h + h) + (h + 1)
-    return generator + discriminator
-
-
-def model_bytes(config: GANConfig, rows: int) -> int:
-    """Memory of the GAN: each parameter with its gradient and Adam's two moments
-    (4 float32 arrays), plus the activations of ``rows`` examples through G and D
-    (kept for backward, and as much again in temporaries), D seeing twice as many."""
-    z, h, d = config.latent_dim, config.hidden, config.image_size
-    activations = rows * (z + 4 * h + 2 * d) + 2 * rows * (d + 4 * h + 2)
-    return 4 * 4 * parameter_count(config) + 2 * 4 * activations
-
-
 def check_memory(needed: int, what: str) -> None:
     """Refuse, before any work, what cannot fit in the memory this machine has free."""
     available = available_memory()
@@ -396,37 +482,53 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
         return Path(a).resolve() == Path(b).resolve()
 
 
-def generate_unit_images(gan: GAN, z: Any, chunk: int = 1000) -> np.ndarray:
-    """G(z) in [-1, 1] -> host float32 (n, 28, 28) in [0, 1], ``chunk`` rows at a time."""
+def unit_images(images: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> float32 in [0, 1], laid out as image files are:
+    (N, H, W) for grey images, (N, H, W, 3) for colour."""
+    unit = np.clip((images.astype(np.float32) + 1) / 2, 0, 1)
+    return unit[:, 0] if unit.shape[1] == 1 else unit.transpose(0, 2, 3, 1)
+
+
+def generate_unit_images(
+    gan: Model, z: Any, shape: tuple[int, ...] = MNIST_SHAPE, chunk: int = 1000
+) -> np.ndarray:
+    """G(z) -> host float32 images in [0, 1] (see ``unit_images``), ``chunk`` at a time;
+    ``shape`` is one image's (channels, height, width)."""
     images = np.concatenate(
         [to_host(gan.generate(z[i : i + chunk])) for i in range(0, len(z), chunk)]
     )
-    return np.clip((images.reshape(-1, 28, 28).astype(np.float32) + 1) / 2, 0, 1)
+    return unit_images(images.reshape(-1, *shape))
 
 
-def save_history(history: list[dict[str, Any]], out: Path) -> None:
+def save_history(history: list[dict[str, Any]], out: Path, labels: dict[str, str]) -> None:
     with atomic_write(out / "history.jsonl", "w") as f:
         f.writelines(json.dumps(row) + "\n" for row in history)
-    plot_history(history, out / "history.png")
+    plot_history(history, out / "history.png", labels)
 
 
 def write_samples(
-    gan: GAN, n: int, path: str | os.PathLike, chunk: int = SAMPLE_CHUNK
+    gan: Model,
+    n: int,
+    path: str | os.PathLike,
+    shape: tuple[int, ...] = MNIST_SHAPE,
+    chunk: int = SAMPLE_CHUNK,
 ) -> np.ndarray:
     """Write G's images for ``n`` fresh noise vectors to the .npy file ``path``.
 
-    The file is float32 (n, 28, 28) in [0, 1], written ``chunk`` images at a time
-    after its .npy header, so any ``n`` needs the memory of one chunk; the noise is
-    drawn chunk by chunk from one stream, which gives the same numbers as one draw.
-    Returns the first 64 images (for --grid).
+    The file is float32 in [0, 1], (n, H, W) or (n, H, W, 3) (see ``unit_images``),
+    written ``chunk`` images at a time after its .npy header, so any ``n`` needs the
+    memory of one chunk; the noise is drawn chunk by chunk from one stream, which
+    gives the same numbers as one draw. Returns the first 64 images (for --grid).
     """
+    layout = unit_images(np.zeros((1, *shape), np.float32)).shape[1:]
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-              "fortran_order": False, "shape": (n, 28, 28)}  # fmt: skip
+              "fortran_order": False, "shape": (n, *layout)}  # fmt: skip
     first = None
     with atomic_write(path) as f:
         np.lib.format.write_array_header_1_0(f, header)
         for start in range(0, n, chunk):
-            images = generate_unit_images(gan, gan.sample_noise(min(chunk, n - start)), chunk)
+            noise = gan.sample_noise(min(chunk, n - start))
+            images = generate_unit_images(gan, noise, shape, chunk)
             f.write(np.ascontiguousarray(images).tobytes())
             first = images[:64] if first is None else first
     return first
@@ -468,19 +570,20 @@ def sample(args: argparse.Namespace) -> str:
     state = load_checkpoint(path)
     require_gan_run(state, path, ("gan", "config"))
     config = config_from_checkpoint(state, path)
-    check_memory(model_bytes(config, SAMPLE_CHUNK), f"sampling from {path}")
-    size = args.sample * IMAGE_BYTES
+    cls, shape = MODELS[saved_model_name(state)], saved_image_shape(state)
+    check_memory(cls.memory_bytes(config, SAMPLE_CHUNK), f"sampling from {path}")
+    size = args.sample * math.prod(shape) * 4  # float32
     free = shutil.disk_usage(Path(args.output).parent).free
     if size > free:
         raise TrainingError(
             f"--sample {args.sample} writes {human_bytes(size)} to {args.output}, and its "
             f"disk has {human_bytes(free)} free; ask for fewer samples or write elsewhere"
         )
-    gan = GAN(config, backend, seed=args.seed or 0)
+    gan = cls(config, backend, seed=args.seed or 0)
     load_gan_state(gan, state, path)
     written = []
     try:
-        first = write_samples(gan, args.sample, args.output)
+        first = write_samples(gan, args.sample, args.output, shape)
         written.append(args.output)
         if args.grid:
             save_image_grid(first, args.grid)
@@ -488,7 +591,8 @@ def sample(args: argparse.Namespace) -> str:
         raise Interrupted(
             f"{written[0]} was written, --grid was not" if written else "nothing was written"
         ) from None
-    return f"wrote {args.sample} samples, float32 (N, 28, 28) in [0, 1], to {args.output}"
+    layout = (args.sample, *unit_images(np.zeros((1, *shape), np.float32)).shape[1:])
+    return f"wrote {args.sample} samples, float32 {layout} in [0, 1], to {args.output}"
 
 
 def resume_command(args: argparse.Namespace, out: Path) -> str:
@@ -508,6 +612,90 @@ def kept(checkpoint_path: Path, epoch: int | None) -> str:
     return f"The checkpoint from epoch {epoch} ({checkpoint_path}) is kept"
 
 
+class Plan:
+    """What a training run will do, settled from the flags (and a resumed checkpoint)
+    before any work starts.
+
+    model: a key of MODELS; config: the model's config; dataset: mnist, fashion or
+    folder:PATH; image_shape: one image's (channels, height, width); train_size: the
+    first N images (None: all of a folder's).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        config: Any,
+        dataset: str,
+        image_shape: tuple[int, int, int],
+        seed: int,
+        epochs: int,
+        train_size: int | None,
+    ):
+        self.model, self.config, self.dataset = model, config, dataset
+        self.image_shape, self.seed, self.epochs = image_shape, seed, epochs
+        self.train_size = train_size
+
+    @property
+    def model_class(self) -> type[Model]:
+        return MODELS[self.model]
+
+
+def plan_new_run(args: argparse.Namespace, epochs: int) -> Plan:
+    name, dataset = args.model or "gan", args.dataset or "mnist"
+    cls = MODELS[name]
+    base = cls.default_config()
+    config = dataclasses.replace(base, **requested_config(args, name, base))
+    if dataset in DATASETS:
+        if args.image_size not in (None, 28):
+            raise TrainingError(
+                f"--image-size {args.image_size}: {dataset} images are 28x28; --image-size "
+                f"resizes the pictures of --dataset folder:PATH"
+            )
+        shape = MNIST_SHAPE
+        train_size = min(args.train_size or MNIST_TRAIN_IMAGES, MNIST_TRAIN_IMAGES)
+    else:
+        folder = Path(dataset.removeprefix("folder:"))
+        if not folder.is_dir():
+            raise TrainingError(
+                f"--dataset {dataset}: no folder at {folder}; give a folder of PNG/JPEG images"
+            )
+        size = args.image_size or FOLDER_IMAGE_SIZE
+        shape = (3, size, size)  # until the pictures are read: grey ones give 1 channel
+        train_size = args.train_size
+    try:
+        config = cls.config_for_images(config, shape)
+    except ValueError as error:
+        raise TrainingError(f"--model {name} cannot train on {dataset}: {error}") from None
+    seed = args.seed if args.seed is not None else 0
+    return Plan(name, config, dataset, shape, seed, epochs, train_size)
+
+
+def plan_resumed_run(args: argparse.Namespace, epochs: int, state: dict[str, Any], path: Path):
+    """The run ``state`` holds, after checking that no flag asks to change it."""
+    config = config_from_checkpoint(state, path)
+    name, dataset = saved_model_name(state), state.get("dataset", "mnist")
+    saved = {**config.to_dict(), "seed": state.get("seed"), "model": name, "dataset": dataset}
+    requested = requested_config(args, name, config)
+    for key in ("seed", "model", "dataset"):
+        if getattr(args, key) is not None:
+            requested[key] = getattr(args, key)
+    refuse_changes(saved, requested, path)
+    shape = saved_image_shape(state)
+    if args.image_size not in (None, shape[1]):
+        raise TrainingError(
+            f"{path} was trained on {shape[1]}x{shape[2]} images, --image-size "
+            f"{args.image_size} asks for another size; --resume continues that run unchanged"
+        )
+    trained_on = int(state["loader"]["num_examples"])
+    if args.train_size is not None and args.train_size != trained_on:
+        raise TrainingError(
+            f"{path} was trained on {trained_on} images, --train-size "
+            f"{args.train_size} asks for another number; --resume continues that run "
+            f"unchanged: drop --train-size"
+        )
+    return Plan(name, config, dataset, shape, int(saved["seed"]), epochs, trained_on)
+
+
 def train(args: argparse.Namespace) -> str:
     # Every option is checked first: nothing is loaded, created or deleted before.
     out = Path(args.out)
@@ -525,13 +713,7 @@ def train(args: argparse.Namespace) -> str:
     if args.resume:
         state = load_checkpoint(checkpoint_path)
         require_gan_run(state, checkpoint_path, ("gan", "config", "loader", "history", "epoch"))
-        config = config_from_checkpoint(state, checkpoint_path)
-        saved = {**config.to_dict(), "seed": state.get("seed")}
-        requested = requested_config(args, config)
-        if args.seed is not None:
-            requested["seed"] = args.seed
-        refuse_changes(saved, requested, checkpoint_path)
-        seed = int(saved["seed"])
+        plan = plan_resumed_run(args, epochs, state, checkpoint_path)
         done = int(state["epoch"])
         if done > epochs:
             raise TrainingError(
@@ -544,50 +726,50 @@ def train(args: argparse.Namespace) -> str:
                 f"nothing to do: {checkpoint_path} already finished epoch {done} of {epochs}; "
                 f"pass a larger --epochs to train on"
             )
-        trained_on = int(state["loader"]["num_examples"])
-        if args.train_size is not None and min(args.train_size, MNIST_TRAIN_IMAGES) != trained_on:
-            raise TrainingError(
-                f"{checkpoint_path} was trained on {trained_on} images, --train-size "
-                f"{args.train_size} asks for another number; --resume continues that run "
-                f"unchanged: drop --train-size"
-            )
-        train_size = trained_on
     else:
         if not args.overwrite:
             refuse_to_replace_a_run(out)
-        default = PRESETS["default"]
-        config = dataclasses.replace(default, **requested_config(args, default))
-        seed = args.seed if args.seed is not None else 0
-        train_size = min(args.train_size or MNIST_TRAIN_IMAGES, MNIST_TRAIN_IMAGES)
-    check_batch_fits(config, train_size)
+        plan = plan_new_run(args, epochs)
+    config = plan.config
+    if plan.train_size is not None:
+        check_batch_fits(config, plan.train_size)
     eval_samples = 0
     if args.eval_every > 0:
         from minigan.metrics.evaluator import MIN_SAMPLES
 
+        if plan.dataset != "mnist":
+            raise TrainingError(
+                f"--eval-every scores samples through an MNIST classifier (FID, Inception "
+                f"Score, digits covered): it has no classifier for {plan.dataset}, so it "
+                f"works with --dataset mnist only"
+            )
         if args.eval_samples < MIN_SAMPLES:
             raise TrainingError(
                 f"--eval-samples {args.eval_samples}: the scores need at least {MIN_SAMPLES} "
                 f"samples, and FID is reliable from about 256 (10000 is the usual number)"
             )
         eval_samples = args.eval_samples
-    data_bytes = MNIST_TRAIN_IMAGES * 28 * 28 + train_size * IMAGE_BYTES
-    if backend.name == "numpy":  # on a GPU the model lives in device memory, not here
+    if backend.name == "numpy" and plan.train_size is not None:  # a GPU's memory is its own
+        image_bytes = math.prod(plan.image_shape) * 4  # float32
+        data_bytes = MNIST_TRAIN_IMAGES * 28 * 28 + plan.train_size * image_bytes
         check_memory(
-            model_bytes(config, config.batch_size) + data_bytes + 2 * eval_samples * IMAGE_BYTES,
-            f"training (--hidden {config.hidden}, --batch-size {config.batch_size}, "
-            f"--train-size {train_size}, --eval-samples {eval_samples})",
+            plan.model_class.memory_bytes(config, config.batch_size)
+            + data_bytes
+            + 2 * eval_samples * image_bytes,
+            f"training ({size_setting(config)}, --batch-size {config.batch_size}, "
+            f"--train-size {plan.train_size}, --eval-samples {eval_samples})",
         )
 
     saved = Saved(int(state["epoch"]) if state is not None else None)
     try:
-        return train_checked(args, out, backend, config, seed, epochs, train_size, state, saved)
+        return train_checked(args, out, backend, plan, state, saved)
     except KeyboardInterrupt:
         how = f"; continue with: {resume_command(args, out)}" if saved.epoch else ""
         raise Interrupted(f"{kept(checkpoint_path, saved.epoch)}{how}") from None
     except Diverged as error:
         advice = (
             "lower --lr"
-            if config.logits
+            if getattr(config, "logits", True)
             else (
                 "lower --lr, or train D on logits with BCEWithLogitsLoss (--d-output logits, "
                 "as the default preset does)"
@@ -596,7 +778,14 @@ def train(args: argparse.Namespace) -> str:
         raise TrainingError(f"{error}. {kept(checkpoint_path, saved.epoch)}: {advice}") from None
 
 
-def check_batch_fits(config: GANConfig, train_size: int) -> None:
+def size_setting(config: Any) -> str:
+    """The flag that sets the networks' size, with its value: for messages."""
+    if hasattr(config, "hidden"):
+        return f"--hidden {config.hidden}"
+    return f"--base-channels {config.base_channels}"
+
+
+def check_batch_fits(config: Any, train_size: int) -> None:
     if config.batch_size > train_size:
         raise TrainingError(
             f"--batch-size {config.batch_size} is more than the {train_size} training images "
@@ -611,25 +800,35 @@ class Saved:
         self.epoch = epoch
 
 
+def load_training_images(plan: Plan, data_dir: str | None) -> np.ndarray:
+    """The run's training images: float32 (N, C, H, W) in [-1, 1], on the host."""
+    if plan.dataset in DATASETS:
+        load = load_mnist if plan.dataset == "mnist" else load_fashion_mnist
+        images, _ = load("train", root=data_dir)
+        return to_gan_range(images[: plan.train_size], flatten=False)
+    folder = plan.dataset.removeprefix("folder:")
+    return load_image_folder(folder, plan.image_shape[1])[: plan.train_size]
+
+
 def train_checked(
     args: argparse.Namespace,
     out: Path,
     backend: Any,
-    config: GANConfig,
-    seed: int,
-    epochs: int,
-    train_size: int,
+    plan: Plan,
     state: dict[str, Any] | None,
     saved: Saved,
 ) -> str:
     """Train, the options being checked: load the data, then write only into ``out``."""
     checkpoint_path = out / "checkpoint.npz"
-    images, _ = load_mnist("train", root=args.data_dir)
-    images = images[:train_size]
+    images = load_training_images(plan, args.data_dir)
+    if images.shape[1:] != plan.image_shape:  # a folder of grey pictures: one channel
+        plan.image_shape = images.shape[1:]
+        plan.config = plan.model_class.config_for_images(plan.config, plan.image_shape)
+    config, seed, epochs = plan.config, plan.seed, plan.epochs
     check_batch_fits(config, len(images))
-    x = to_gan_range(images, dtype=np.float32)
+    gan = plan.model_class(config, backend, seed=seed)
+    x = images.reshape(len(images), *gan.image_shape)  # flat rows for the MLPs
     loader = BatchIterator(x, batch_size=config.batch_size, seed=seed, backend=backend)
-    gan = GAN(config, backend, seed=seed)
     # The same 64 noise vectors every epoch, so the sample grids show one model changing.
     fixed_z = backend.asarray(
         np.random.default_rng([seed, 1]).standard_normal((64, config.latent_dim)),
@@ -663,13 +862,14 @@ def train_checked(
         print(f"resuming {checkpoint_path} after epoch {start_epoch}")
     else:
         out.mkdir(parents=True, exist_ok=True)
-        save_image_grid((images[:64] / 255).astype(np.float32), out / "real.png")
+        save_image_grid(unit_images(images[:64]), out / "real.png")
 
     def save() -> None:
-        save_history(history, out)
+        save_history(history, out, plan.model_class.stats)
         save_checkpoint(checkpoint_path, {
             "gan": gan.state_dict(), "loader": loader.state_dict(), "history": history,
             "epoch": epoch + 1, "config": config.to_dict(), "seed": seed,
+            "dataset": plan.dataset, "image_shape": list(plan.image_shape),
         })  # fmt: skip
         saved.epoch = epoch + 1
 
@@ -677,12 +877,11 @@ def train_checked(
     for epoch in range(start_epoch, epochs):
         gan.reseed_noise(seed * 1_000_003 + epoch)  # resumable at any epoch boundary
         history += train_epoch(gan, loader, epoch, epochs, args.log_every)
-        save_image_grid(
-            generate_unit_images(gan, fixed_z), out / f"samples_epoch_{epoch + 1:03d}.png"
-        )
+        grid = generate_unit_images(gan, fixed_z, plan.image_shape)
+        save_image_grid(grid, out / f"samples_epoch_{epoch + 1:03d}.png")
         save()  # before evaluating: a failed evaluation never costs the epoch
         if evaluator is not None and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == epochs):
-            scores = evaluator.evaluate(generate_unit_images(gan, eval_z))
+            scores = evaluator.evaluate(generate_unit_images(gan, eval_z, plan.image_shape))
             history.append({"epoch": epoch + 1, **scores})
             tqdm.write(
                 f"epoch {epoch + 1}: FID {scores['fid']:.1f}, Inception Score "
@@ -696,7 +895,7 @@ def train_checked(
     )
 
 
-def train_epoch(gan: GAN, loader: BatchIterator, epoch: int, epochs: int, log_every: int):
+def train_epoch(gan: Model, loader: BatchIterator, epoch: int, epochs: int, log_every: int):
     """Train one epoch; return its logged rows. Raises TrainingError on NaN/inf."""
     rows = []
     steps = len(loader)

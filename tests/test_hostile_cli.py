@@ -20,7 +20,7 @@ from test_mnist_gan_example import SMALL, example, mnist_or_synthetic, run  # no
 
 from minigan import data
 from minigan.checkpoint import load_checkpoint, save_checkpoint
-from minigan.gan import GAN
+from minigan.models import DCGAN, GAN, PRESETS, GANConfig
 
 
 @pytest.fixture
@@ -293,12 +293,15 @@ def test_the_memory_estimate_counts_adam_and_evaluation(tmp_path, monkeypatch, c
     args = ["--out", str(tmp_path / "run"), "--eval-every", "1", "--eval-samples", "20000"]
     assert run(*args) == 1
     assert "this machine has 50.0 MB available" in error_line(capsys)
-    config = dataclasses.replace(example.PRESETS["classic"], hidden=1000)
-    params = example.parameter_count(config)
-    assert params == sum(p.data.size for p in GAN(config).generator.parameters()) + sum(
-        p.data.size for p in GAN(config).discriminator.parameters()
-    )
-    assert example.model_bytes(config, 100) > 4 * 4 * params  # weights, grads, Adam's m and v
+    for cls, config in [
+        (GAN, dataclasses.replace(PRESETS["classic"], hidden=1000)),
+        (DCGAN, DCGAN.default_config()),
+    ]:
+        params = cls.parameter_count(config)
+        assert params == sum(p.data.size for p in cls(config).generator.parameters()) + sum(
+            p.data.size for p in cls(config).discriminator.parameters()
+        )
+        assert cls.memory_bytes(config, 100) > 4 * 4 * params  # weights, grads, Adam's m, v
 
 
 def test_sample_refuses_more_than_the_disk_holds(trained, tmp_path, capsys):
@@ -313,7 +316,7 @@ def test_sample_refuses_more_than_the_disk_holds(trained, tmp_path, capsys):
 
 def test_samples_are_written_in_chunks_with_little_memory(trained, tmp_path):
     state = load_checkpoint(trained / "checkpoint.npz")
-    gan = GAN(example.GANConfig(**state["config"]), seed=3)
+    gan = GAN(GANConfig(**state["config"]), seed=3)
     gan.load_state_dict(state["gan"])
     n = 20_000  # 63 MB of images
     tracemalloc.start()

@@ -4,14 +4,17 @@ import dataclasses
 import importlib.util
 import json
 import os
+import re
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import pytest
 
 from minigan import data
 from minigan.checkpoint import load_checkpoint
 from minigan.gan import GAN
+from minigan.models import MODELS
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_gan.py"
 _spec = importlib.util.spec_from_file_location("mnist_gan_example", EXAMPLE)
@@ -238,3 +241,58 @@ def test_eval_every_logs_scores_into_history(tmp_path, monkeypatch):
     for row in scored:
         assert row["fid"] > 0 and 1 <= row["inception_score"] <= 10 and row["n_samples"] == 300
     assert (out / "history.png").stat().st_size > 0
+
+
+# --- the GAN family and other datasets ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--n-critic", "3"], r"--n-critic does not apply to --model gan; its settings are "),
+        (["--model", "wgan-gp", "--clip", "0.1"], r"--clip does not apply to --model wgan-gp"),
+        (["--model", "dcgan", "--hidden", "64"], r"--hidden does not apply to --model dcgan"),
+        (["--model", "lsgan", "--preset", "classic"], r"--preset names a recipe of --model gan"),
+        (["--dataset", "fashion", "--eval-every", "1"], r"works with --dataset mnist only"),
+        (["--image-size", "32"], r"--image-size 32: mnist images are 28x28"),
+        (["--dataset", "folder:no/such/folder"], r"no folder at no/such/folder"),
+    ],
+)
+def test_flags_that_do_not_fit_the_model_or_data_are_refused_before_any_work(
+    tmp_path, capsys, flags, message
+):
+    assert example.main(["--train-size", "300", "--out", str(tmp_path / "run"), *flags]) == 1
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("model", ["lsgan", "wgan", "wgan-gp"])
+def test_each_model_trains_resumes_and_refuses_to_become_another(tmp_path, capsys, model):
+    out = tmp_path / "run"
+    small = ["--train-size", "200", "--batch-size", "20", "--hidden", "16", "--log-every", "5"]
+    assert example.main([*small, "--model", model, "--epochs", "1", "--out", str(out)]) == 0
+    assert example.main([*small, "--resume", "--epochs", "2", "--out", str(out)]) == 0
+    state = load_checkpoint(out / "checkpoint.npz")
+    assert state["gan"]["model"] == model and state["epoch"] == 2
+    rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert set(rows[-1]) - {"epoch"} == set(MODELS[model].stats)  # its own figures
+    capsys.readouterr()
+    assert example.main(["--resume", "--model", "gan", "--epochs", "3", "--out", str(out)]) == 1
+    assert f"model='{model}' there, 'gan' here" in capsys.readouterr().err
+
+
+def test_dcgan_trains_on_a_folder_of_colour_pictures_and_samples_them(tmp_path):
+    from minigan.images import write_shape_images
+
+    write_shape_images(tmp_path / "pictures", 24, seed=0)
+    out, folder = tmp_path / "run", f"folder:{tmp_path / 'pictures'}"
+    flags = ["--model", "dcgan", "--dataset", folder, "--batch-size", "8", "--base-channels", "4"]
+    assert example.main([*flags, "--epochs", "1", "--out", str(out)]) == 0
+    state = load_checkpoint(out / "checkpoint.npz")
+    assert list(state["image_shape"]) == [3, 32, 32] and state["dataset"] == folder
+    assert matplotlib.image.imread(out / "samples_epoch_001.png").shape[2] in (3, 4)  # colour
+    samples = tmp_path / "samples.npy"
+    args = ["--sample", "10", "--checkpoint", str(out / "checkpoint.npz"), "--output", str(samples)]
+    assert example.main(args) == 0
+    images = np.load(samples)
+    assert images.shape == (10, 32, 32, 3) and 0 <= images.min() and images.max() <= 1

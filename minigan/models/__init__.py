@@ -19,6 +19,7 @@ through this interface, and nothing model-specific:
 Class attributes:
     ``name``: the registry key (``"gan"``, ``"lsgan"``, ``"wgan"``, ``"wgan-gp"``, ``"dcgan"``),
         also stored in ``state_dict()["model"]``.
+    ``summary``: what the model is, in one line.
     ``config_class``: the config dataclass; ``config.to_dict()`` gives its fields
         and ``config_class(**fields)`` rebuilds it (checking every value).
     ``stats``: ``{stat name: what it means}``, in the order a plot should show them:

@@ -100,6 +100,7 @@ class Model:
     """
 
     name: ClassVar[str]
+    summary: ClassVar[str]  # one line for --help
     config_class: ClassVar[type[MLPConfig]]
     stats: ClassVar[dict[str, str]]  # what train_step reports: name -> what it means
     discriminator_sigmoid: ClassVar[bool] = False  # only the vanilla GAN's D may end in one
@@ -131,6 +132,34 @@ class Model:
     def default_config(cls) -> MLPConfig:
         """The documented defaults (the paper's hyperparameters): a fresh copy."""
         return cls.config_class()
+
+    @classmethod
+    def config_for_images(cls, config: MLPConfig, shape: tuple[int, int, int]) -> MLPConfig:
+        """``config`` sized for images of ``shape`` (channels, height, width): the MLPs
+        see each image flattened, so their input is C*H*W numbers."""
+        channels, height, width = shape
+        return dataclasses.replace(config, image_size=channels * height * width)
+
+    @classmethod
+    def parameter_count(cls, config: MLPConfig) -> int:
+        """Weights and biases of G and D, from the config alone (nothing is built)."""
+        z, h, d = config.latent_dim, config.hidden, config.image_size
+        generator = (z * h + h) + (h * h + h) + (h * d + d)
+        discriminator = (d * h + h) + (h * h + h) + (h + 1)
+        return generator + discriminator
+
+    @classmethod
+    def memory_bytes(cls, config: MLPConfig, rows: int) -> int:
+        """About how much memory training needs, in bytes, before any is allocated.
+
+        Each parameter with its gradient and the optimizer's two moments (4 float32
+        arrays), plus the activations of ``rows`` examples through G and D (kept for
+        backward, and as much again in temporaries), D seeing twice as many. Used to
+        refuse sizes that cannot fit before spending minutes on them.
+        """
+        z, h, d = config.latent_dim, config.hidden, config.image_size
+        activations = rows * (z + 4 * h + 2 * d) + 2 * rows * (d + 4 * h + 2)
+        return 4 * (4 * cls.parameter_count(config) + 2 * activations)
 
     def build_networks(
         self, config: Any, rng: np.random.Generator, dtype: Any

@@ -174,12 +174,44 @@ class DCGAN(GAN):
     state holds BatchNorm's running statistics too, loaded all or nothing.
     """
 
+    summary = "the GAN with convolutions and BatchNorm"
     name = "dcgan"
     config_class = DCGANConfig
 
     @classmethod
     def default_config(cls) -> DCGANConfig:
         return DCGANConfig()
+
+    @classmethod
+    def config_for_images(cls, config: DCGANConfig, shape: tuple[int, int, int]) -> DCGANConfig:
+        """``config`` for square images of ``shape`` (channels, size, size)."""
+        channels, height, width = shape
+        if height != width:
+            raise ValueError(f"DCGAN: images must be square, got {height}x{width}")
+        return dataclasses.replace(config, channels=channels, image_size=height)
+
+    @classmethod
+    def parameter_count(cls, config: DCGANConfig) -> int:
+        """Weights of G and D, from the config alone (see the builders; 4x4 kernels)."""
+        s, widths, c = START_SIZE[config.image_size], config.widths, config.channels
+        pairs = list(itertools.pairwise(widths))  # each inner block: a 4x4 conv, then BatchNorm
+        projection = (config.latent_dim + 1) * widths[-1] * s * s + 2 * widths[-1]  # + BN
+        generator = projection + sum(a * b * 16 + 2 * a for a, b in pairs) + widths[0] * c * 16 + c
+        discriminator = (
+            c * widths[0] * 16 + widths[0] + sum(a * b * 16 + 2 * b for a, b in pairs)
+            + widths[-1] * s * s + 1
+        )  # fmt: skip
+        return generator + discriminator
+
+    @classmethod
+    def memory_bytes(cls, config: DCGANConfig, rows: int) -> int:
+        """About how much memory training needs (see ``Model.memory_bytes``): the
+        parameters' 4 arrays, and every feature map of G and D for ``rows`` images,
+        times 3 for the im2col columns and temporaries, D seeing real and fake."""
+        widths, size = config.widths, config.image_size
+        maps = sum(w * (size // 2 ** (i + 1)) ** 2 for i, w in enumerate(widths))
+        per_image = maps + config.channels * size * size
+        return 4 * (4 * cls.parameter_count(config) + 3 * rows * 3 * per_image)
 
     def build_networks(
         self, config: DCGANConfig, rng: np.random.Generator, dtype: Any

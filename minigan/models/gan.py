@@ -101,6 +101,7 @@ class GAN(Model):
     as probabilities.
     """
 
+    summary = "the vanilla GAN: an MLP D trained by binary cross-entropy"
     name = "gan"
     config_class = GANConfig
     stats: ClassVar[dict[str, str]] = {

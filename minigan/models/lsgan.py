@@ -55,6 +55,7 @@ class LSGAN(Model):
     """Least-squares GAN. Stats: ``d_loss``, ``g_loss`` (the two objectives above),
     ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z)), raw scores (targets 1 and 0)."""
 
+    summary = "least squares: D's scores trained towards 1 and 0 by squared error"
     name = "lsgan"
     config_class = LSGANConfig
     stats: ClassVar[dict[str, str]] = {

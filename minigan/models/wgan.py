@@ -80,6 +80,7 @@ class WGAN(Model):
     ``g_loss`` = -mean D(G(z)), ``wasserstein`` = mean D(x) - mean D(G(z)) (the critic's
     estimate of K times the Wasserstein distance; it should fall as G improves)."""
 
+    summary = "a critic estimating the Wasserstein distance, weight clipping, RMSprop"
     name = "wgan"
     config_class = WGANConfig
     stats: ClassVar[dict[str, str]] = {

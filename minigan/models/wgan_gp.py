@@ -110,6 +110,7 @@ class WGANGP(WGAN):
     and ``grad_norm`` = mean ||grad_x D(x^)|| (1 for an ideal critic); ``d_loss`` includes
     the penalty."""
 
+    summary = "WGAN with a gradient penalty instead of clipping (a double backward)"
     name = "wgan-gp"
     config_class = WGANGPConfig
     stats: ClassVar[dict[str, str]] = {
