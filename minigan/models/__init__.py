@@ -25,6 +25,11 @@ Class attributes:
     ``stats``: ``{stat name: what it means}``, in the order a plot should show them:
         exactly the keys ``train_step`` returns.
     ``default_config()``: the documented defaults, a fresh copy.
+    ``config_for_images(config, (channels, height, width))``: the config sized for a
+        dataset's images (the MLPs take C*H*W inputs; DCGAN its channels and side).
+    ``parameter_count(config)``, ``memory_bytes(config, rows)``: sizes from the
+        config alone, so a training script can refuse what cannot fit before
+        allocating anything.
 
 Instances:
     ``train_step(real) -> dict``: one discriminator/critic update, and every k-th
@@ -32,6 +37,8 @@ Instances:
         0-d arrays on the model's device (never read back inside the step);
         ``"g_loss"`` is None until the first generator update.
     ``generate(z)``, ``sample_noise(n)``, ``reseed_noise(seed)``: sampling.
+    ``image_shape``: one image as the networks take it: (image_size,) for the
+        MLPs, (channels, size, size) for DCGAN.
     ``steps``: how many ``train_step`` calls so far (restored by loading a state).
     ``state_dict()`` / ``load_state_dict(state)``: model name, weights, optimizer
         states and ``steps``; loading is all or nothing, and a state saved by
