@@ -26,7 +26,13 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from benchkit import busy_warning, cpu_model, loadavg  # benchmarks/benchkit.py
+from benchkit import (  # benchmarks/benchkit.py
+    busy_warning,
+    cpu_model,
+    gemm_peak_numpy,
+    loadavg,
+    time_rounds,
+)
 
 from minigan import nn
 from minigan.models import DCGAN, DCGANConfig
@@ -73,19 +79,20 @@ def step_flops(gan: DCGAN, batch: int) -> int:
     return total
 
 
-def gemm_rate(size: int = 1024, repeats: int = 5) -> float:
-    """Best float32 GEMM rate, in GFLOP/s, of a size x size matmul."""
-    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
-    out = np.empty_like(a)
-    np.matmul(a, a, out=out)
-    best = min(_timed(lambda: np.matmul(a, a, out=out)) for _ in range(repeats))
-    return 2 * size**3 / best / 1e9
-
-
 def _timed(f: Callable[[], Any]) -> float:
     start = time.perf_counter()
     f()
     return time.perf_counter() - start
+
+
+class Contender:
+    """A named training step on a fixed batch, for ``benchkit.time_rounds``."""
+
+    def __init__(self, name: str, step: Callable[[], Any]):
+        self.name, self.step = name, step
+
+    def sync(self) -> None:  # both run on the CPU: nothing is queued
+        pass
 
 
 class TorchStep:
@@ -178,20 +185,20 @@ def main(argv: list[str] | None = None) -> None:
     real = np.random.default_rng(0).uniform(-1, 1, (args.batch, *gan.config.image_shape))
     real = real.astype(np.float32)
     torch_step, real_t = TorchStep(gan, torch), torch.from_numpy(real)
-    ours, theirs = [], []
-    for round_ in range(args.rounds + 2):
-        a, b = _timed(lambda: gan.train_step(real)), _timed(lambda: torch_step(real_t))
-        if round_ >= 2:
-            ours.append(a)
-            theirs.append(b)
-    t_ours, t_torch = statistics.median(ours), statistics.median(theirs)
+    contenders = [
+        Contender("minigan", lambda: gan.train_step(real)),
+        Contender("pytorch", lambda: torch_step(real_t)),
+    ]
+    times = time_rounds(contenders, args.rounds, steps=1, warmup=2, pause=0.2)
+    t_ours = statistics.median(times["minigan"]) / 1e3
+    t_torch = statistics.median(times["pytorch"]) / 1e3
     print(f"| DCGAN step, batch {args.batch}, float32 | median ms |")
     print("| --- | --- |")
     print(f"| minigan (NumPy) | {t_ours * 1e3:.1f} |")
     print(f"| PyTorch eager | {t_torch * 1e3:.1f} |")
     print(f"| ratio minigan / PyTorch | {t_ours / t_torch:.2f}x (target <= 1.5x) |\n")
 
-    flops, peak = step_flops(gan, args.batch), gemm_rate()
+    flops, peak = step_flops(gan, args.batch), max(gemm_peak_numpy(1024, 5))
     rate = flops / t_ours / 1e9
     print(f"GEMM FLOPs per step: {flops / 1e9:.2f} GFLOP -> minigan {rate:.0f} GFLOP/s, PyTorch "
           f"{flops / t_torch / 1e9:.0f} GFLOP/s; machine's float32 GEMM (1024^3 matmul): "
