@@ -52,28 +52,42 @@ The MLP models take images flattened, (batch, image_size); DCGAN takes them as
 (batch, channels, size, size): ``model.image_shape`` says which.
 """
 
+from minigan.models.acgan import ACGAN, ACGANConfig
 from minigan.models.base import MLPConfig, Model
+from minigan.models.cgan import CGAN, CGANConfig
+from minigan.models.conditional import check_labels, choose_labelled
 from minigan.models.dcgan import DCGAN, DCGANConfig
 from minigan.models.gan import GAN, PRESETS, GANConfig
 from minigan.models.lsgan import LSGAN, LSGANConfig
 from minigan.models.wgan import WGAN, WGANConfig
+from minigan.models.sgan import SGAN, SGANConfig
 from minigan.models.wgan_gp import WGANGP, WGANGPConfig
 
-MODELS: dict[str, type[Model]] = {model.name: model for model in (GAN, LSGAN, WGAN, WGANGP, DCGAN)}
+MODELS: dict[str, type[Model]] = {
+    model.name: model for model in (GAN, LSGAN, WGAN, WGANGP, DCGAN, CGAN, ACGAN, SGAN)
+}
 
 __all__ = [
+    "ACGAN",
+    "CGAN",
     "DCGAN",
     "GAN",
     "LSGAN",
     "MODELS",
     "PRESETS",
+    "SGAN",
     "WGAN",
     "WGANGP",
+    "ACGANConfig",
+    "CGANConfig",
     "DCGANConfig",
     "GANConfig",
     "LSGANConfig",
     "MLPConfig",
     "Model",
+    "SGANConfig",
     "WGANConfig",
     "WGANGPConfig",
+    "check_labels",
+    "choose_labelled",
 ]
