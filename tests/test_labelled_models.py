@@ -14,7 +14,7 @@ from minigan.checkpoint import load_checkpoint, save_checkpoint
 from minigan.gradcheck import numerical_gradient, relative_error
 from minigan.losses import log_softmax, logsumexp
 from minigan.metrics import per_class_accuracy
-from minigan.models import ACGAN, CGAN, MODELS, SGAN, check_labels, choose_labelled
+from minigan.models import CGAN, MODELS, SGAN, check_labels, choose_labelled
 from minigan.models.conditional import ConditionalMLP
 
 LABELLED = ["cgan", "acgan", "sgan"]
@@ -136,9 +136,7 @@ def fixed_batch(rng, n=4):
 
 
 @pytest.mark.parametrize("name", ["cgan", "acgan"])
-def test_conditional_d_step_gradient_matches_finite_differences(
-    rng, assert_gradients_match, name
-):
+def test_conditional_d_step_gradient_matches_finite_differences(rng, assert_gradients_match, name):
     model = tiny(name, lr=0.0)
     real, labels, z, fake_labels = fixed_batch(rng)
     fake = model.generator(z, fake_labels)
@@ -157,9 +155,7 @@ def test_conditional_d_step_gradient_matches_finite_differences(
 
 
 @pytest.mark.parametrize("name", ["cgan", "acgan"])
-def test_conditional_g_step_gradient_matches_finite_differences(
-    rng, assert_gradients_match, name
-):
+def test_conditional_g_step_gradient_matches_finite_differences(rng, assert_gradients_match, name):
     """G's loss through the frozen D (the label part of D's input gradient dropped)."""
     model = tiny(name, lr=0.0)
     _, _, z, fake_labels = fixed_batch(rng)
@@ -194,7 +190,9 @@ def test_sgan_d_step_gradient_matches_finite_differences(rng, assert_gradients_m
 
     def d_loss():
         sup = cross_entropy(D(x_lab), y_lab)
-        return sup + 0.5 * (bce_logits(logsumexp(D(real)), 1.0) + bce_logits(logsumexp(D(fake)), 0.0))
+        return sup + 0.5 * (
+            bce_logits(logsumexp(D(real)), 1.0) + bce_logits(logsumexp(D(fake)), 0.0)
+        )
 
     assert_gradients_match(gradient_errors(D, d_loss, grads(D)))
 
@@ -369,17 +367,28 @@ def test_check_labels_is_the_one_check_at_load_time():
         check_labels("load", np.array([0.5]))
 
 
+NOT_A_MULTIPLE = "the number of labelled examples must be a positive multiple of 10"
+
+
 @pytest.mark.parametrize(
     "n, message",
     [
-        (95, "the number of labelled examples must be a positive multiple of 10 \\(the same count of each digit\\), got 95"),
-        (0, "the number of labelled examples must be a positive multiple of 10 .* got 0"),
-        (True, "the number of labelled examples must be a positive multiple of 10 .* got True"),
-        (50, "50 labelled examples asked for, but the training set has only 40; ask for at most 40"),
-        (40, "40 labelled examples need 4 of each digit, but the training set has fewer of "
-             "\\{3: 3\\} \\(digit: count\\); ask for at most 30"),
+        (95, f"{NOT_A_MULTIPLE} \\(the same count of each digit\\), got 95"),
+        (0, f"{NOT_A_MULTIPLE} .* got 0"),
+        (True, f"{NOT_A_MULTIPLE} .* got True"),
+        (
+            50,
+            "50 labelled examples asked for, but the training set has only 40; ask for at most 40",
+        ),
+        (
+            40,
+            (
+                "40 labelled examples need 4 of each digit, but the training set has fewer of "
+                "\\{3: 3\\} \\(digit: count\\); ask for at most 30"
+            ),
+        ),
     ],
-)  # fmt: skip
+)
 def test_choose_labelled_refuses_impossible_requests(n, message):
     labels = TRAIN_LABELS.copy()
     if n == 40:
@@ -465,3 +474,67 @@ def real_mnist_available() -> bool:
 
 
 needs_mnist = pytest.mark.skipif(not real_mnist_available(), reason="needs real MNIST")
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    images, labels = data.load_mnist("train")
+    return images[:20000], labels[:20000].astype(np.int64)
+
+
+def train_on_mnist(model, mnist, steps):
+    images, labels = mnist
+    x = data.to_gan_range(images)
+    if not model.conditional:
+        model.set_labelled(x, labels)
+    n, history = model.config.batch_size, []
+    for i in range(steps):
+        s = i * n % (len(x) - n)
+        stats = step(model, x[s : s + n], labels[s : s + n])
+        history.append({k: float(v) for k, v in stats.items()})
+    return history
+
+
+@pytest.mark.slow
+@needs_mnist
+@pytest.mark.parametrize("name", LABELLED)
+def test_300_steps_on_mnist_keep_every_loss_finite(name, mnist):
+    """Defaults, narrowed to keep it to seconds (G hidden 256; SGAN's D 784-250-250-10).
+
+    Measured (seed 0): SGAN's test error on 2000 test digits falls from 0.90 to about
+    0.3 in 300 steps (100 labels); the CGAN and ACGAN losses stay finite and D's real
+    and fake outputs separate.
+    """
+    cls = MODELS[name]
+    changes = {"hidden": 256} | ({"d_hidden": (250, 250)} if name == "sgan" else {})
+    model = cls(dataclasses.replace(cls.default_config(), **changes), seed=0)
+    history = train_on_mnist(model, mnist, 300)
+    assert all(np.isfinite(v) for row in history for v in row.values())
+    assert np.mean([r["d_real"] - r["d_fake"] for r in history[-50:]]) > 0.1
+    if name == "sgan":
+        test_images, test_labels = data.load_mnist("test")
+        x = data.to_gan_range(test_images[:2000])
+        assert model.error_rate(x, test_labels[:2000].astype(np.int64)) < 0.5
+
+
+@pytest.mark.slow
+@needs_mnist
+def test_cgan_asked_for_digit_k_draws_k_more_often_than_chance(mnist):
+    """800 steps (hidden 256), then 50 samples per digit judged by the project's classifier
+    (``minigan.metrics.classifier``'s MLP, trained here for one epoch on 10000 digits:
+    about 1 s, ~93% test accuracy; the cached Evaluator would cost a 35 s training on a
+    fresh machine). Chance is 10% per digit. Measured (seed 0): mean label accuracy 0.62,
+    six digits at 1.0, the others 0-0.18 (the issue's 90% target is for a full run).
+    """
+    from minigan.metrics.classifier import classify, train_classifier
+
+    images, labels = mnist
+    judge = train_classifier(images[:10000], labels[:10000], epochs=1, progress=False)
+    model = CGAN(dataclasses.replace(CGAN.default_config(), hidden=256), seed=0)
+    train_on_mnist(model, mnist, 800)
+    asked = np.repeat(np.arange(10), 50)
+    model.reseed_noise(0)
+    samples = (model.generate(model.sample_noise(500), asked) + 1) / 2
+    accuracy = per_class_accuracy(classify(judge, samples)[0].argmax(axis=1), asked)
+    assert accuracy.mean() > 0.4, accuracy  # chance: 0.1
+    assert (accuracy >= 0.5).sum() >= 5, accuracy

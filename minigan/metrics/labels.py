@@ -34,9 +34,7 @@ def per_class_accuracy(predicted: np.ndarray, asked: np.ndarray) -> np.ndarray:
         check_array(where, y, xp=np, name=f"{name} labels", integer=True, shape=("N",))
         check_label_range(where, y, NUM_CLASSES, "classes (the digits 0-9)", name=name)
     if predicted.shape != asked.shape:
-        raise ValueError(
-            f"{where}: {len(predicted)} predictions for {len(asked)} asked-for labels"
-        )
+        raise ValueError(f"{where}: {len(predicted)} predictions for {len(asked)} asked-for labels")
     asked_count = np.bincount(asked, minlength=NUM_CLASSES).astype(np.float64)
     right = np.bincount(asked[predicted == asked], minlength=NUM_CLASSES)
     with np.errstate(invalid="ignore", divide="ignore"):

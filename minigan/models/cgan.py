@@ -25,6 +25,11 @@ What differs from ``gan.py``, and why:
   Inside G the same split happens again, and G's own label part trains G's embedding.
 - The interface takes labels: ``train_step(real, labels)``, ``generate(z, labels)``.
 
+The label's vector has 50 numbers (``embed_dim``), as many as the paper's D gives
+y (a 50-unit layer): measured on MNIST (hidden 256, seed 0), with 10 numbers D
+hardly used the label (784 pixels beside 10 label inputs): label accuracy stayed
+near chance (0.07-0.20) after 1500 steps; with 50 it was 0.9 after 1000 to 1500.
+
 The rest is the vanilla GAN's: BCE on logits, Adam (2e-4, betas (0.5, 0.999)), one
 D step per G step, one-sided label smoothing (real_label 0.9) as in
 ``PRESETS["default"]``.
@@ -56,7 +61,7 @@ class CGANConfig(MLPConfig):
 
     hidden: int = 512
     g_activation: str = "leaky_relu"
-    embed_dim: int = 10
+    embed_dim: int = 50
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     real_label: float = 0.9

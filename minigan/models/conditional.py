@@ -163,9 +163,7 @@ def conditional_generator(config: Any, rng: np.random.Generator, dtype: Any) -> 
     return ConditionalMLP(embed, build_generator(wide, rng, dtype))
 
 
-def conditional_discriminator(
-    config: Any, rng: np.random.Generator, dtype: Any
-) -> ConditionalMLP:
+def conditional_discriminator(config: Any, rng: np.random.Generator, dtype: Any) -> ConditionalMLP:
     """D(x, y) -> one logit: ``base.build_discriminator``'s MLP fed [x | embed(y)]."""
     e = config.embed_dim
     wide = dataclasses.replace(config, image_size=config.image_size + e)
