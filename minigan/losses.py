@@ -161,8 +161,14 @@ class CrossEntropyLoss(Loss):
     Labels are class indices (any integer dtype), not one-hot rows. They are checked
     (shape (N,), values in [0, C)) because a wrong index would otherwise fail
     silently on CuPy, which wraps out-of-range indices around; the check reads the
-    labels' min and max, one device sync per call.
+    labels' min and max, one device sync per call. ``check_range=False`` skips that
+    read, for a training step that must read nothing back and whose labels were
+    checked once where they entered (``minigan.models.labels.check_labels``) or
+    were drawn in range (as ``Embedding``'s flag of the same name).
     """
+
+    def __init__(self, check_range: bool = True) -> None:
+        self.check_range = check_range
 
     def forward(self, pred: Any, target: Any) -> Any:
         x, y = pred, target
@@ -199,7 +205,8 @@ class CrossEntropyLoss(Loss):
                 f"{self!r}: expected labels ({n},) for logits {tuple(x.shape)}, "
                 f"got {tuple(y.shape)}"
             )
-        check_label_range(self, y, classes, "classes")  # one explicit read (a sync on a GPU)
+        if self.check_range:
+            check_label_range(self, y, classes, "classes")  # one explicit read (a GPU sync)
 
 
 class MSELoss(Loss):

@@ -33,7 +33,7 @@ from minigan.data import BatchIterator, load_mnist, to_gan_range
 from minigan.gan import GAN, PRESETS
 from minigan.metrics import Evaluator
 from minigan.metrics.classifier import classify, train_classifier, unit_range
-from minigan.models import DCGAN, MODELS, DCGANConfig
+from minigan.models import DCGAN, MODELS, SGAN, DCGANConfig
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_gan.py"
 
@@ -346,7 +346,13 @@ def gan_results(gan: GAN, figures: list[dict[str, Any]]) -> dict[str, Any]:
     for opt in ("g_optimizer", "d_optimizer"):
         results |= {f"{opt}/{k}": v for k, v in state[opt].items() if k in ("m", "v", "t")}
     gan.reseed_noise(9)
-    results["generated"] = host(gan.generate(gan.sample_noise(5)))
+    z = gan.sample_noise(5)
+    # A conditional model's generate checks the labels asked for: one explicit read.
+    results["generated"] = host(
+        gan.generate(z, gan.sample_labels(5)) if gan.conditional else gan.generate(z)
+    )
+    if isinstance(gan, SGAN):  # D in evaluation mode: the classifier
+        results["classified"] = host(gan.classify(gan_data(gan.backend.name)))
     return results
 
 
@@ -359,8 +365,31 @@ def image_data(backend: str, n: int = 10) -> Any:
     return get_backend(backend).asarray(to_gan_range(images, flatten=False))
 
 
-# Every model the CLI can train, as (build it on a backend, a real batch for it): the
-# scenarios below and the zero-sync tests cover each entry.
+def labelled_data(backend: str, n: int = 10) -> tuple[Any, Any]:
+    """A real batch and its labels (repeats included), for the conditional models."""
+    labels = np.random.default_rng(8).integers(0, 10, n)
+    return gan_data(backend, n), get_backend(backend).asarray(labels)
+
+
+def small_sgan(backend: str) -> SGAN:
+    """Salimans et al.'s recipe on tiny networks, its 20 labelled images chosen from 40."""
+    config = dataclasses.replace(
+        small(SGAN.default_config()), d_hidden=(12, 6), labels=20, batch_size=10
+    )
+    model = SGAN(config, backend, seed=0)
+    images = gan_data(backend, 40)
+    model.set_labelled(images, np.tile(np.arange(10), 4))  # 20 > batch 10: drawn each step
+    return model
+
+
+def take_step(gan: Any, batch: Any) -> dict[str, Any]:
+    """``train_step(real)``, or ``train_step(real, labels)`` for a conditional model."""
+    return gan.train_step(*batch) if gan.conditional else gan.train_step(batch)
+
+
+# Every model the CLI can train, as (build it on a backend, a batch for it: real images,
+# with their labels for a conditional model): the scenarios below and the zero-sync tests
+# cover each entry.
 TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
     **{
         name: (lambda backend, c=config: GAN(c, backend, seed=0), gan_data)
@@ -369,20 +398,21 @@ TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
     **{
         name: (
             lambda backend, m=MODELS[name]: m(small(m.default_config()), backend, seed=0),
-            gan_data,
+            labelled_data if MODELS[name].conditional else gan_data,
         )
         for name in MODELS
-        if name != "gan"  # its presets are above
+        if name not in ("gan", "dcgan", "sgan")  # their entries are beside
     },
     "dcgan": (small_dcgan, image_data),
+    "sgan": (small_sgan, gan_data),
 }
 
 
 def train_steps(name: str, backend: str, tmp_path: Path) -> dict[str, Any]:
     """Three training steps, the state, and generated images, for one model."""
     build, data = TRAINERS[name]
-    gan, real = build(backend), data(backend)
-    return gan_results(gan, [gan.train_step(real) for _ in range(3)])
+    gan, batch = build(backend), data(backend)
+    return gan_results(gan, [take_step(gan, batch) for _ in range(3)])
 
 
 for _name in TRAINERS:

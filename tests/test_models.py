@@ -15,7 +15,9 @@ from minigan.testing.pytorch import to_torch
 
 TINY = {"latent_dim": 3, "hidden": 5, "image_size": 6, "batch_size": 4}
 TINY_DCGAN = {"latent_dim": 3, "base_channels": 2, "batch_size": 4}  # 28x28 images
-MLP_MODELS = [name for name in MODELS if name != "dcgan"]  # DCGAN: tests/test_dcgan.py
+# The unlabelled models; cgan, acgan and sgan: tests/test_labelled_models.py.
+UNLABELLED = [name for name, cls in MODELS.items() if not cls.labelled]
+MLP_MODELS = [name for name in UNLABELLED if name != "dcgan"]  # DCGAN: tests/test_dcgan.py
 
 
 def tiny(cls, seed=0, dtype=np.float64, **changes):
@@ -45,8 +47,11 @@ class FixedNoise:
 
 
 def test_registry_names_and_the_interface_every_model_offers(rng):
-    assert list(MODELS) == ["gan", "lsgan", "wgan", "wgan-gp", "dcgan"]
-    for name, cls in MODELS.items():
+    assert list(MODELS) == ["gan", "lsgan", "wgan", "wgan-gp", "dcgan", "cgan", "acgan", "sgan"]
+    assert [name for name in MODELS if MODELS[name].labelled] == ["cgan", "acgan", "sgan"]
+    assert [name for name in MODELS if MODELS[name].conditional] == ["cgan", "acgan"]
+    for name in UNLABELLED:
+        cls = MODELS[name]
         assert cls.name == name
         config = cls.default_config()
         assert isinstance(config, cls.config_class)
@@ -270,7 +275,7 @@ def test_wgan_gp_float32_step_makes_no_float64_array():
 # --- checkpoints --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", UNLABELLED)
 def test_resume_mid_training_is_bit_identical(rng, name):
     """Stop after 7 steps, save, load into a fresh model, go on: same as never stopping.
 

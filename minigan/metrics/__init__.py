@@ -6,7 +6,8 @@ classifier built and trained with minigan itself. Read in this order:
 - ``scores``: the statistics (matrix square root, FID, Inception Score, class
   histogram), as pure float64 functions;
 - ``classifier``: the MLP whose features and softmax the scores use, and its training;
-- ``evaluator``: ``Evaluator``, which caches the trained classifier and scores samples.
+- ``evaluator``: ``Evaluator``, which caches the trained classifier and scores samples;
+- ``labels``: ``label_accuracy``, per digit, of a conditional GAN's samples.
 
     >>> from minigan.metrics import Evaluator
     >>> evaluator = Evaluator.load_or_train()     # doctest: +SKIP
@@ -15,6 +16,7 @@ classifier built and trained with minigan itself. Read in this order:
 """
 
 from minigan.metrics.evaluator import Evaluator, check_samples
+from minigan.metrics.labels import label_accuracy, per_class_accuracy
 from minigan.metrics.scores import (
     COVERAGE_THRESHOLD,
     class_histogram,
@@ -37,6 +39,8 @@ __all__ = [
     "frechet_distance",
     "inception_score",
     "kl_to_uniform",
+    "label_accuracy",
+    "per_class_accuracy",
     "sqrtm_psd",
     "trace_sqrt_product",
 ]

@@ -2,7 +2,9 @@
 
 Read ``base.py`` first (what they share), then ``gan.py`` (the vanilla GAN),
 ``lsgan.py``, ``wgan.py`` and ``wgan_gp.py`` (the double backward at work), and
-``dcgan.py`` (the vanilla GAN with convolutions and BatchNorm).
+``dcgan.py`` (the vanilla GAN with convolutions and BatchNorm). The labelled models
+share ``conditional.py``: ``cgan.py`` and ``acgan.py`` (G told the digit), ``sgan.py``
+(a classifier from 100 labels).
 
 ``MODELS`` maps each name to its class; a training loop drives any of them
 through this interface, and nothing model-specific:
@@ -17,7 +19,8 @@ through this interface, and nothing model-specific:
     state = model.state_dict(); model.load_state_dict(state)  # checkpoints
 
 Class attributes:
-    ``name``: the registry key (``"gan"``, ``"lsgan"``, ``"wgan"``, ``"wgan-gp"``, ``"dcgan"``),
+    ``name``: the registry key (``"gan"``, ``"lsgan"``, ``"wgan"``, ``"wgan-gp"``, ``"dcgan"``,
+        ``"cgan"``, ``"acgan"``, ``"sgan"``),
         also stored in ``state_dict()["model"]``.
     ``summary``: what the model is, in one line.
     ``config_class``: the config dataclass; ``config.to_dict()`` gives its fields
@@ -58,30 +61,74 @@ Default configs (batch size, networks: hidden width and G's activation, optimize
 
 The MLP models take images flattened, (batch, image_size); DCGAN takes them as
 (batch, channels, size, size): ``model.image_shape`` says which.
+
+Labelled models (two more class attributes, False on ``Model``):
+    ``labelled``: trained with digit labels (cgan, acgan, sgan). Labels are integer
+        arrays (N,) in [0, 10) (MNIST's uint8 will do). Their range is checked ONCE,
+        where they enter, with ``check_labels(where, labels)`` (one read); a training
+        step reads nothing back, so it checks only dtype, backend and shape.
+    ``conditional``: G is told the label (cgan, acgan):
+        ``train_step(real, labels)``: labels (batch,) on the model's backend;
+        ``sample_labels(n)``: n labels uniform over 0-9, int64, from the noise stream;
+        ``generate(z, labels) -> images``: digit labels[i] from z[i] (labels checked:
+            one read).
+    sgan (labelled, not conditional): a semi-supervised classifier.
+        ``set_labelled(train_images, train_labels)`` first: the training images
+            (N, image_size) on the backend, their labels a NumPy array on the host;
+            the model keeps ``config.labels`` of the labels (10 per digit, by its
+            seed: ``choose_labelled(labels, n, seed)``), and saves their indices in
+            ``state_dict()["labelled_indices"]``: call it again after loading a state
+            (either order works) and it uses the saved subset;
+        ``train_step(real)``: unlabelled batches, as the unlabelled models;
+        ``classify(images) -> logits`` (N, 10), D in evaluation mode (no noise);
+        ``error_rate(images, labels) -> float``: the test error (one read).
+    ``minigan.metrics.label_accuracy(evaluator, samples, labels)``: per-digit label
+    accuracy of a conditional model's samples.
+
+    cgan:    batch 100, z 64, hidden 512, leaky_relu, label vectors of 50, Adam lr 2e-4
+             betas (0.5, 0.999), real_label 0.9
+    acgan:   the same, D with 11 outputs (real/fake + 10 classes), no label input
+    sgan:    batch 100, z 100, G hidden 500 relu; D 784-1000-500-250-250-250-10 with
+             weight norm, Gaussian noise 0.3 (input) and 0.5 (hidden); 100 labels;
+             Adam lr 3e-3 betas (0.5, 0.999)
 """
 
+from minigan.models.acgan import ACGAN, ACGANConfig
 from minigan.models.base import MLPConfig, Model
+from minigan.models.cgan import CGAN, CGANConfig
+from minigan.models.conditional import check_labels, choose_labelled
 from minigan.models.dcgan import DCGAN, DCGANConfig
 from minigan.models.gan import GAN, PRESETS, GANConfig
 from minigan.models.lsgan import LSGAN, LSGANConfig
+from minigan.models.sgan import SGAN, SGANConfig
 from minigan.models.wgan import WGAN, WGANConfig
 from minigan.models.wgan_gp import WGANGP, WGANGPConfig
 
-MODELS: dict[str, type[Model]] = {model.name: model for model in (GAN, LSGAN, WGAN, WGANGP, DCGAN)}
+MODELS: dict[str, type[Model]] = {
+    model.name: model for model in (GAN, LSGAN, WGAN, WGANGP, DCGAN, CGAN, ACGAN, SGAN)
+}
 
 __all__ = [
+    "ACGAN",
+    "CGAN",
     "DCGAN",
     "GAN",
     "LSGAN",
     "MODELS",
     "PRESETS",
+    "SGAN",
     "WGAN",
     "WGANGP",
+    "ACGANConfig",
+    "CGANConfig",
     "DCGANConfig",
     "GANConfig",
     "LSGANConfig",
     "MLPConfig",
     "Model",
+    "SGANConfig",
     "WGANConfig",
     "WGANGPConfig",
+    "check_labels",
+    "choose_labelled",
 ]

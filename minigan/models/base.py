@@ -71,14 +71,21 @@ def build_generator(config: MLPConfig, rng: np.random.Generator, dtype: Any) -> 
 
 
 def build_discriminator(
-    config: MLPConfig, rng: np.random.Generator, dtype: Any, sigmoid: bool = False
+    config: MLPConfig,
+    rng: np.random.Generator,
+    dtype: Any,
+    sigmoid: bool = False,
+    outputs: int = 1,
 ) -> nn.Sequential:
-    """image (batch, image_size) -> one score per image: a real number, or (sigmoid) a probability."""
+    """image (batch, image_size) -> one score per image: a real number, or (sigmoid) a probability.
+
+    ``outputs`` > 1 gives several scores per image (ACGAN: real/fake and 10 classes).
+    """
     h = config.hidden
     layers = [
         nn.Linear(config.image_size, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2),
         nn.Linear(h, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2),
-        nn.Linear(h, 1, rng=rng, dtype=dtype),
+        nn.Linear(h, outputs, rng=rng, dtype=dtype),
     ]  # fmt: skip
     if sigmoid:
         layers.append(nn.Sigmoid())
@@ -104,6 +111,8 @@ class Model:
     config_class: ClassVar[type[MLPConfig]]
     stats: ClassVar[dict[str, str]]  # what train_step reports: name -> what it means
     discriminator_sigmoid: ClassVar[bool] = False  # only the vanilla GAN's D may end in one
+    labelled: ClassVar[bool] = False  # trained with digit labels (cgan, acgan, sgan)
+    conditional: ClassVar[bool] = False  # G and D take labels: train_step(real, labels)
 
     def __init__(
         self,
@@ -214,14 +223,7 @@ class Model:
             them is the caller's choice (on a GPU, reading means waiting).
             ``g_loss`` comes from the latest G update: None before the first.
         """
-        check_array(
-            f"{type(self).__name__}.train_step",
-            real,
-            xp=self.backend.xp,
-            dtype=self.dtype,
-            shape=("batch", *self.image_shape),
-            name="real batch",
-        )
+        self.check_real(real)
         z = self.sample_noise(real.shape[0])
         fake = self.generator.forward(z)
         stats = self.discriminator_step(real, fake)
@@ -233,20 +235,34 @@ class Model:
         stats["g_loss"] = self._g_loss
         return stats
 
+    def check_real(self, real: Any) -> None:
+        """A batch of real images on the model's backend, in its dtype and image shape."""
+        check_array(
+            f"{type(self).__name__}.train_step",
+            real,
+            xp=self.backend.xp,
+            dtype=self.dtype,
+            shape=("batch", *self.image_shape),
+            name="real batch",
+        )
+
     def update_discriminator(self, grad_scores: Any) -> None:
         """D's update from dL/d(scores) of its last forward pass (data: no input gradient)."""
         self.d_optimizer.zero_grad()
         self.discriminator.backward(grad_scores, input_grad=False)
         self.d_optimizer.step()
 
-    def update_generator(self, grad_scores: Any) -> None:
+    def update_generator(self, grad_scores: Any, through: nn.Module | None = None) -> None:
         """G's update from dL/d(scores), scores = D(fake) just computed: the heart of GAN training.
 
         The loss lives at D's output, the parameters to change are G's: the
         gradient crosses D on the way (D's backward pass gives dL/d(fake images)),
         then G. D stays fixed: here it only passes the gradient on.
+
+        ``through``: the part of D the scores came out of, when G's loss is taken
+        at an inner layer (SGAN's feature matching: D's lower layers); default all of D.
         """
-        D, G = self.discriminator, self.generator
+        D, G = through if through is not None else self.discriminator, self.generator
         D.requires_grad_(False)  # D must not learn from G's loss
         try:
             grad_fake = D.backward(grad_scores)  # dL/d(fake images): straight through D

@@ -1,0 +1,238 @@
+"""What the labelled models share: label checks, the labelled subset, and conditional networks.
+
+``cgan.py`` and ``acgan.py`` feed the digit label into the generator, ``cgan.py``
+into the discriminator too; ``sgan.py`` trains its discriminator on a few labelled
+images. The pieces they have in common live here, once:
+
+- ``check_labels``: integer labels in [0, 10), checked where they enter (one read);
+- ``choose_labelled``: the labelled subset of a semi-supervised run, by seed;
+- ``ConditionalMLP``: an MLP whose input is ``[x | embed(labels)]``;
+- ``ConditionalModel``: the step skeleton of a GAN whose players both see labels.
+
+Why labels are checked once, at the door, and not in every step: a label outside
+[0, 10) must not pass silently (CuPy wraps an out-of-range index around: label 12
+picks row 2 of an embedding), but checking the range means reading the labels back
+from the device, which a training step must never do. The range of a data set's
+labels is the same in every batch, so it is checked once, when the data is loaded
+(``check_labels(labels)`` on the whole array); inside ``train_step`` only what costs
+no read is checked (an integer dtype, the backend, the shape), and the labels G is
+given are drawn in range (``sample_labels``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+
+from minigan import nn
+from minigan.backend import get_array_module
+from minigan.models.base import Model, build_discriminator, build_generator
+from minigan.nn.checks import check_array, check_label_range
+
+NUM_CLASSES = 10  # the digits 0-9 (MNIST, Fashion-MNIST's ten kinds of clothes)
+
+LABEL_HINT = "convert with labels.astype('int64') (one-hot rows: labels.argmax(axis=1))"
+
+
+def check_labels(where: str, labels: Any, *, xp: Any = None, shape: tuple | None = None) -> None:
+    """Raise unless ``labels`` are integer class labels in [0, 10): ONE explicit read.
+
+    Call it once where labels enter (the training set's labels at load time, the
+    labels asked of ``generate``); ``shape`` defaults to ("n",): a 1-d array.
+    """
+    check_array(
+        where, labels, xp=xp, name="labels", integer=True, shape=shape or ("n",),
+        dtype_hint=LABEL_HINT,
+    )  # fmt: skip
+    check_label_range(where, labels, NUM_CLASSES, "classes (the digits 0-9)")
+
+
+def choose_labelled(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """Indices of the ``n`` labelled examples of a semi-supervised run: n/10 of each digit.
+
+    Chosen at random by ``seed`` (the same seed, the same subset), balanced as in
+    Salimans et al. (2016): 100 labels are 10 of each digit. Returned sorted, as int64.
+
+    Args:
+        labels: the training set's labels, a NumPy integer array (N,) in [0, 10).
+        n: how many labelled examples: a positive multiple of 10, at most N.
+        seed: seeds the choice.
+
+    Raises:
+        TypeError: labels that are not a NumPy integer array.
+        ValueError: n not a positive multiple of 10, larger than the training set,
+            or asking more of a digit than the set has; labels of the wrong shape or range.
+    """
+    where = "choose_labelled"
+    if not isinstance(labels, np.ndarray):
+        raise TypeError(
+            f"{where}: labels must be a NumPy array (the training labels, on the host), "
+            f"got {type(labels).__name__}"
+        )
+    check_labels(where, labels)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1 or n % NUM_CLASSES:
+        raise ValueError(
+            f"{where}: the number of labelled examples must be a positive multiple of "
+            f"{NUM_CLASSES} (the same count of each digit), got {n!r}"
+        )
+    if n > len(labels):
+        raise ValueError(
+            f"{where}: {n} labelled examples asked for, but the training set has only "
+            f"{len(labels)}; ask for at most {len(labels) - len(labels) % NUM_CLASSES}"
+        )
+    per_class = n // NUM_CLASSES
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    short = {k: int(c) for k, c in enumerate(counts) if c < per_class}
+    if short:
+        raise ValueError(
+            f"{where}: {n} labelled examples need {per_class} of each digit, but the "
+            f"training set has fewer of {short} (digit: count); ask for at most "
+            f"{int(counts.min()) * NUM_CLASSES}"
+        )
+    rng = np.random.default_rng(seed)
+    chosen = [
+        rng.choice(np.flatnonzero(labels == k), per_class, replace=False)
+        for k in range(NUM_CLASSES)
+    ]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+class ConditionalMLP(nn.Module):
+    """``y = net([x | embed(labels)])``: an MLP that is told the label.
+
+    Shapes:
+        x: (batch, in_features)    labels: (batch,) integers in [0, num_classes)
+        embed(labels): (batch, embed_dim)
+        y: net's output for the (batch, in_features + embed_dim) input
+
+    The label enters as a learned vector (``Embedding``) joined to x (``Concat``):
+    Mirza & Osindero (2014) join y to z in G and to the image in D. (A one-hot
+    vector is the special case of a fixed identity table.)
+
+    Backward, read from the top: net's backward gives dL/dh for the joined input
+    h = [x | e]; Concat's backward splits it at the same offset,
+
+        dL/dx = dL/dh[:, :in_features]        (returned: G's image, or D's input)
+        dL/de = dL/dh[:, in_features:]        (into the embedding: a scatter-add
+                                               into the rows the labels used)
+
+    and dL/dlabels does not exist (integers). The embedding always needs its slice,
+    so net's input gradient is computed even when ``input_grad=False`` says nobody
+    needs dL/dx; only then is dL/dx dropped.
+
+    The embedding does not check the labels' range (``check_range=False``): that
+    would read the labels back in every training step; they are checked where
+    they enter (see the module docstring).
+    """
+
+    def __init__(self, embed: nn.Embedding, net: nn.Sequential):
+        self.embed = embed
+        self.concat = nn.Concat()
+        self.net = net
+
+    def __repr__(self) -> str:
+        return f"ConditionalMLP({self.embed!r}, {self.net!r})"
+
+    def __call__(self, x: Any, labels: Any) -> Any:
+        return self.forward(x, labels)
+
+    def forward(self, x: Any, labels: Any) -> Any:
+        h = self.concat.forward([x, self.embed.forward(labels)])
+        return self.net.forward(h)
+
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+        dh = self.net.backward(grad_out)  # dL/dh, needed for the embedding's part
+        dx, de = self.concat.backward(dh)  # split at the offset
+        self.embed.backward(de)  # dL/dW_embed, a scatter-add
+        return dx if input_grad else None
+
+    def __getitem__(self, index: int) -> nn.Module:
+        return self.net[index]
+
+
+def conditional_generator(config: Any, rng: np.random.Generator, dtype: Any) -> ConditionalMLP:
+    """G(z, y) -> image: ``base.build_generator``'s MLP fed [z | embed(y)].
+
+    ``config`` is an ``MLPConfig`` with an ``embed_dim`` (the label vector's length).
+    """
+    e = config.embed_dim
+    wide = dataclasses.replace(config, latent_dim=config.latent_dim + e)
+    embed = nn.Embedding(NUM_CLASSES, e, rng=rng, dtype=dtype, check_range=False)
+    return ConditionalMLP(embed, build_generator(wide, rng, dtype))
+
+
+def conditional_discriminator(config: Any, rng: np.random.Generator, dtype: Any) -> ConditionalMLP:
+    """D(x, y) -> one logit: ``base.build_discriminator``'s MLP fed [x | embed(y)]."""
+    e = config.embed_dim
+    wide = dataclasses.replace(config, image_size=config.image_size + e)
+    embed = nn.Embedding(NUM_CLASSES, e, rng=rng, dtype=dtype, check_range=False)
+    return ConditionalMLP(embed, build_discriminator(wide, rng, dtype))
+
+
+class ConditionalModel(Model):
+    """A GAN whose generator is told the label: G(z, y). The step skeleton of CGAN and ACGAN.
+
+    One D update, then one G update, per call (both papers' schedule):
+
+        y' = sample_labels(n)                the labels G is asked for, uniform over 0-9
+        fake = G(z, y')
+        D step on (real, labels) and (fake, y')       (the model's discriminator_step)
+        G step on (fake, y')                          (the model's generator_step)
+
+    Interface beyond ``Model``'s: ``train_step(real, labels)``, ``sample_labels(n)``,
+    ``generate(z, labels)``. Subclasses write ``discriminator_step(real, labels,
+    fake, fake_labels)`` and ``generator_step(fake, fake_labels)``.
+    """
+
+    labelled: ClassVar[bool] = True
+    conditional: ClassVar[bool] = True
+
+    def d_steps_per_g_step(self) -> int:
+        return 1
+
+    def sample_labels(self, n: int) -> Any:
+        """n labels drawn uniformly from 0-9, int64 on the model's backend (the noise stream)."""
+        return self.noise_rng.integers(0, NUM_CLASSES, size=n, dtype=np.int64)
+
+    def generate(self, z: Any, labels: Any) -> Any:
+        """Images in [-1, 1], shape (n, image_size): digit ``labels[i]`` from noise ``z[i]``.
+
+        ``labels`` are checked (integers in [0, 10), one per z): one explicit read.
+        """
+        check_labels(
+            f"{type(self).__name__}.generate", labels, xp=self.backend.xp, shape=(z.shape[0],)
+        )
+        return self.generator.forward(z, labels)
+
+    def train_step(self, real: Any, labels: Any) -> dict[str, Any]:
+        """One update of D, then one of G.
+
+        Args:
+            real: real images in [-1, 1], (batch, image_size).
+            labels: their digits, integers (batch,) on the model's backend, checked
+                in range once where they were loaded (``check_labels``): this step
+                reads nothing back, so it checks only their dtype, backend and shape.
+
+        Returns:
+            the model's ``stats``, 0-d arrays on the backend.
+        """
+        self.check_real(real)
+        n = real.shape[0]
+        check_array(
+            f"{type(self).__name__}.train_step", labels, xp=self.backend.xp, shape=(n,),
+            name="labels", integer=True, dtype_hint=LABEL_HINT,
+        )  # fmt: skip
+        z, fake_labels = self.sample_noise(n), self.sample_labels(n)
+        fake = self.generator.forward(z, fake_labels)
+        stats = self.discriminator_step(real, labels, fake, fake_labels)
+        # G's forward caches for `fake` are still valid: the G step reuses them.
+        stats["g_loss"] = self.generator_step(fake, fake_labels)
+        self.steps += 1
+        return stats
+
+
+def accuracy(logits: Any, labels: Any, dtype: Any) -> Any:
+    """The share of rows whose largest logit is at the label: a 0-d array on the backend."""
+    return get_array_module(logits).asarray((logits.argmax(axis=1) == labels).astype(dtype).mean())
