@@ -70,6 +70,7 @@ class ACGAN(ConditionalModel):
     accuracy on the real images' labels).
     """
 
+    summary = "D also classifies the digit, real and fake alike"
     name = "acgan"
     config_class = ACGANConfig
     stats: ClassVar[dict[str, str]] = {

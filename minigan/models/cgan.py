@@ -82,6 +82,7 @@ class CGAN(ConditionalModel):
     ``d_real`` = mean D(x, y) and ``d_fake`` = mean D(G(z, y'), y'), as probabilities.
     """
 
+    summary = "the conditional GAN: G and D both see the digit's label"
     name = "cgan"
     config_class = CGANConfig
     stats: ClassVar[dict[str, str]] = {

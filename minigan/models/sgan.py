@@ -129,6 +129,7 @@ class SGAN(Model):
     images), ``train_acc`` (accuracy on the labelled batch, noise on).
     """
 
+    summary = "semi-supervised: D classifies MNIST from 100 labels, G trained by feature matching"
     name = "sgan"
     config_class = SGANConfig
     labelled: ClassVar[bool] = True
