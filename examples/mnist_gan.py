@@ -53,6 +53,7 @@ from minigan.files import atomic_write
 from minigan.images import load_image_folder
 from minigan.models import MODELS, PRESETS
 from minigan.models.base import ACTIVATIONS, Model
+from minigan.models.conditional import check_labels
 from minigan.models.gan import GENERATOR_LOSSES
 from minigan.plotting import plot_history, save_image_grid
 
@@ -211,6 +212,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"WGAN-GP's penalty weight lambda {defaults('gp_weight')}",
     )
     add(
+        "--labels",
+        type=positive_int,
+        help=f"with --model sgan: how many labelled training images, 10 per digit, chosen by "
+        f"the seed {defaults('labels')}",
+    )
+    add(
         "--label-smoothing",
         type=fraction,
         help="one-sided: train D towards 1 - S on real images, 0 for none "
@@ -269,6 +276,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--checkpoint", help="with --sample: the checkpoint.npz to sample from")
     add(
+        "--label",
+        type=int,
+        choices=range(10),
+        metavar="K",
+        help="with --sample and a conditional model (cgan, acgan): draw only digit K "
+        "(default: the digits 0-9 in turn, so the grid has one row per digit)",
+    )
+    add(
         "--output",
         help="with --sample: .npy file for float32 images in [0, 1], (N, H, W) grey or "
         "(N, H, W, 3) colour ((N, 28, 28) for MNIST)",
@@ -295,6 +310,7 @@ CONFIG_FLAGS: dict[str, tuple[str, Callable[[Any, Any], Any] | None]] = {
     "n_critic": ("n_critic", None),
     "clip": ("clip", None),
     "gp_weight": ("gp_weight", None),
+    "labels": ("labels", None),
     "d_output": ("logits", lambda value, base: value == "logits"),
     "beta1": ("betas", lambda value, base: (value, base.betas[1])),
     "label_smoothing": ("real_label", lambda value, base: 1.0 - value),
@@ -490,14 +506,37 @@ def unit_images(images: np.ndarray) -> np.ndarray:
 
 
 def generate_unit_images(
-    gan: Model, z: Any, shape: tuple[int, ...] = MNIST_SHAPE, chunk: int = 1000
+    gan: Model,
+    z: Any,
+    shape: tuple[int, ...] = MNIST_SHAPE,
+    chunk: int = 1000,
+    labels: Any = None,
 ) -> np.ndarray:
     """G(z) -> host float32 images in [0, 1] (see ``unit_images``), ``chunk`` at a time;
-    ``shape`` is one image's (channels, height, width)."""
-    images = np.concatenate(
-        [to_host(gan.generate(z[i : i + chunk])) for i in range(0, len(z), chunk)]
-    )
-    return unit_images(images.reshape(-1, *shape))
+    ``shape`` is one image's (channels, height, width); a conditional model draws the
+    digits ``labels`` (on the device)."""
+
+    def images(i: int) -> Any:
+        if labels is None:
+            return gan.generate(z[i : i + chunk])
+        return gan.generate(z[i : i + chunk], labels[i : i + chunk])
+
+    batches = [to_host(images(i)) for i in range(0, len(z), chunk)]
+    return unit_images(np.concatenate(batches).reshape(-1, *shape))
+
+
+def digit_labels(backend: Any, n: int, label: int | None = None) -> Any:
+    """The labels a conditional model is asked for: all ``label``, or 0-9 in turn."""
+    labels = np.full(n, label) if label is not None else np.arange(n) % 10
+    return backend.asarray(labels.astype(np.int64))
+
+
+def by_digit(images: np.ndarray, per_digit: int = 8) -> np.ndarray:
+    """The first ``per_digit`` images of each digit, when image i shows digit i % 10:
+    reordered so that a grid of ``per_digit`` columns has one row per digit."""
+    count = min(len(images), 10 * per_digit)
+    order = np.argsort(np.arange(count) % 10, kind="stable")
+    return images[order]
 
 
 def save_history(history: list[dict[str, Any]], out: Path, labels: dict[str, str]) -> None:
@@ -512,13 +551,15 @@ def write_samples(
     path: str | os.PathLike,
     shape: tuple[int, ...] = MNIST_SHAPE,
     chunk: int = SAMPLE_CHUNK,
+    label: int | None = None,
 ) -> np.ndarray:
     """Write G's images for ``n`` fresh noise vectors to the .npy file ``path``.
 
     The file is float32 in [0, 1], (n, H, W) or (n, H, W, 3) (see ``unit_images``),
     written ``chunk`` images at a time after its .npy header, so any ``n`` needs the
     memory of one chunk; the noise is drawn chunk by chunk from one stream, which
-    gives the same numbers as one draw. Returns the first 64 images (for --grid).
+    gives the same numbers as one draw. A conditional model draws digit ``label``,
+    or sample i shows digit i % 10. Returns the first 80 images (for --grid).
     """
     layout = unit_images(np.zeros((1, *shape), np.float32)).shape[1:]
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
@@ -528,9 +569,14 @@ def write_samples(
         np.lib.format.write_array_header_1_0(f, header)
         for start in range(0, n, chunk):
             noise = gan.sample_noise(min(chunk, n - start))
-            images = generate_unit_images(gan, noise, shape, chunk)
+            labels = None
+            if gan.conditional:  # digit i % 10 (or --label) for sample i, whatever the chunk
+                labels = digit_labels(gan.backend, len(noise), label)
+                if label is None:
+                    labels = (labels + start) % 10
+            images = generate_unit_images(gan, noise, shape, chunk, labels)
             f.write(np.ascontiguousarray(images).tobytes())
-            first = images[:64] if first is None else first
+            first = images[:80] if first is None else first
     return first
 
 
@@ -579,14 +625,20 @@ def sample(args: argparse.Namespace) -> str:
             f"--sample {args.sample} writes {human_bytes(size)} to {args.output}, and its "
             f"disk has {human_bytes(free)} free; ask for fewer samples or write elsewhere"
         )
+    if args.label is not None and not cls.conditional:
+        raise TrainingError(
+            f"--label asks a conditional model (cgan, acgan) for a digit; {path} holds a "
+            f"{cls.name!r} model, which draws whatever digit it likes"
+        )
     gan = cls(config, backend, seed=args.seed or 0)
     load_gan_state(gan, state, path)
     written = []
     try:
-        first = write_samples(gan, args.sample, args.output, shape)
+        first = write_samples(gan, args.sample, args.output, shape, label=args.label)
         written.append(args.output)
         if args.grid:
-            save_image_grid(first, args.grid)
+            one_row_per_digit = cls.conditional and args.label is None
+            save_image_grid(by_digit(first) if one_row_per_digit else first[:64], args.grid)
     except KeyboardInterrupt:
         raise Interrupted(
             f"{written[0]} was written, --grid was not" if written else "nothing was written"
@@ -645,6 +697,11 @@ def plan_new_run(args: argparse.Namespace, epochs: int) -> Plan:
     cls = MODELS[name]
     base = cls.default_config()
     config = dataclasses.replace(base, **requested_config(args, name, base))
+    if cls.labelled and dataset not in DATASETS:
+        raise TrainingError(
+            f"--model {name} learns from digit labels, and {dataset} has none: "
+            f"use --dataset mnist or fashion"
+        )
     if dataset in DATASETS:
         if args.image_size not in (None, 28):
             raise TrainingError(
@@ -800,14 +857,18 @@ class Saved:
         self.epoch = epoch
 
 
-def load_training_images(plan: Plan, data_dir: str | None) -> np.ndarray:
-    """The run's training images: float32 (N, C, H, W) in [-1, 1], on the host."""
+def load_training_images(
+    plan: Plan, data_dir: str | None, split: str = "train"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The run's images, float32 (N, C, H, W) in [-1, 1] on the host, and their labels
+    (int64 (N,); None for a folder of pictures)."""
     if plan.dataset in DATASETS:
         load = load_mnist if plan.dataset == "mnist" else load_fashion_mnist
-        images, _ = load("train", root=data_dir)
-        return to_gan_range(images[: plan.train_size], flatten=False)
+        images, labels = load(split, root=data_dir)
+        n = plan.train_size if split == "train" else None
+        return to_gan_range(images[:n], flatten=False), labels[:n].astype(np.int64)
     folder = plan.dataset.removeprefix("folder:")
-    return load_image_folder(folder, plan.image_shape[1])[: plan.train_size]
+    return load_image_folder(folder, plan.image_shape[1])[: plan.train_size], None
 
 
 def train_checked(
@@ -820,7 +881,7 @@ def train_checked(
 ) -> str:
     """Train, the options being checked: load the data, then write only into ``out``."""
     checkpoint_path = out / "checkpoint.npz"
-    images = load_training_images(plan, args.data_dir)
+    images, labels = load_training_images(plan, args.data_dir)
     if images.shape[1:] != plan.image_shape:  # a folder of grey pictures: one channel
         plan.image_shape = images.shape[1:]
         plan.config = plan.model_class.config_for_images(plan.config, plan.image_shape)
@@ -828,17 +889,32 @@ def train_checked(
     check_batch_fits(config, len(images))
     gan = plan.model_class(config, backend, seed=seed)
     x = images.reshape(len(images), *gan.image_shape)  # flat rows for the MLPs
-    loader = BatchIterator(x, batch_size=config.batch_size, seed=seed, backend=backend)
-    # The same 64 noise vectors every epoch, so the sample grids show one model changing.
+    # A conditional model trains on (images, labels) batches; SGAN keeps its few labels.
+    data = (x, labels) if gan.conditional else (x,)
+    loader = BatchIterator(*data, batch_size=config.batch_size, seed=seed, backend=backend)
+    if gan.labelled:
+        check_labels("the training labels", labels)  # once, here: never inside a step
+    if gan.labelled and not gan.conditional:  # SGAN: choose its few labelled images (a
+        gan.set_labelled(backend.asarray(x), labels)  # resumed run loads its own choice)
+    test_set = None
+    if plan.model_class.name == "sgan":  # it is a classifier too: report its test error
+        test_images, test_labels = load_training_images(plan, args.data_dir, "test")
+        test_set = (backend.asarray(test_images.reshape(len(test_images), -1)), test_labels)
+    # The same noise every epoch, so the sample grids show one model changing; a
+    # conditional model draws 8 of each digit (one grid row per digit, one z per column).
     fixed_z = backend.asarray(
         np.random.default_rng([seed, 1]).standard_normal((64, config.latent_dim)),
         dtype=np.float32,
     )
+    fixed_labels = None
+    if gan.conditional:
+        fixed_z = backend.xp.concatenate([fixed_z[:8]] * 10)
+        fixed_labels = digit_labels(backend, 80)[by_digit(np.arange(80))]
 
-    evaluator, eval_z = None, None
+    evaluator, eval_z, eval_labels = None, None, None
     if args.eval_every > 0:
         # Imported only when asked for: it may train its classifier first.
-        from minigan.metrics import Evaluator
+        from minigan.metrics import Evaluator, label_accuracy
 
         evaluator = Evaluator.load_or_train(data_root=args.data_dir, backend=backend)
         # Fixed noise again: scores at different epochs measure one model changing.
@@ -848,6 +924,8 @@ def train_checked(
             ),
             dtype=np.float32,
         )
+        if gan.conditional:
+            eval_labels = digit_labels(backend, args.eval_samples)  # 0-9 in turn
 
     # Only now is anything written, deleted or created in --out.
     if args.overwrite:
@@ -877,11 +955,20 @@ def train_checked(
     for epoch in range(start_epoch, epochs):
         gan.reseed_noise(seed * 1_000_003 + epoch)  # resumable at any epoch boundary
         history += train_epoch(gan, loader, epoch, epochs, args.log_every)
-        grid = generate_unit_images(gan, fixed_z, plan.image_shape)
+        grid = generate_unit_images(gan, fixed_z, plan.image_shape, labels=fixed_labels)
         save_image_grid(grid, out / f"samples_epoch_{epoch + 1:03d}.png")
+        if test_set is not None:
+            error = gan.error_rate(*test_set)
+            history.append({"epoch": epoch + 1, "test_error": error})
+            tqdm.write(f"epoch {epoch + 1}: test error of D as a classifier {error:.2%}")
         save()  # before evaluating: a failed evaluation never costs the epoch
         if evaluator is not None and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == epochs):
-            scores = evaluator.evaluate(generate_unit_images(gan, eval_z, plan.image_shape))
+            samples = generate_unit_images(gan, eval_z, plan.image_shape, labels=eval_labels)
+            scores = evaluator.evaluate(samples)
+            if gan.conditional:  # did it draw the digit it was asked for?
+                accuracy = label_accuracy(evaluator, samples, to_host(eval_labels))
+                scores["label_accuracy"] = [round(float(a), 4) for a in accuracy]
+                tqdm.write(f"epoch {epoch + 1}: label accuracy per digit {accuracy.round(3)}")
             history.append({"epoch": epoch + 1, **scores})
             tqdm.write(
                 f"epoch {epoch + 1}: FID {scores['fid']:.1f}, Inception Score "
@@ -903,7 +990,8 @@ def train_epoch(gan: Model, loader: BatchIterator, epoch: int, epochs: int, log_
     counts: dict[str, int] = {}
     bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{epochs}", leave=True)
     for step, batch in enumerate(bar):
-        for key, value in gan.train_step(batch).items():
+        batch = batch if isinstance(batch, tuple) else (batch,)  # (images, labels): cgan
+        for key, value in gan.train_step(*batch).items():
             if value is not None:  # g_loss is None until G's first update (--d-steps)
                 totals[key] = totals.get(key, 0) + value
                 counts[key] = counts.get(key, 0) + 1

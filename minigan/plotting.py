@@ -52,7 +52,9 @@ def history_figure(history: list[dict[str, Any]], labels: dict[str, str] | None 
         "d_fake": "mean D(G(z))",
     }
     step_rows = [row for row in history if "d_loss" in row]
-    fid_rows = [row for row in history if "fid" in row]
+    # Scores taken after some epochs: FID (--eval-every), or SGAN's test error.
+    score = "fid" if any("fid" in row for row in history) else "test_error"
+    fid_rows = [row for row in history if score in row]
     epochs = [row["epoch"] for row in step_rows]
     losses = [key for key in labels if key.endswith("_loss")]
     others = [key for key in labels if not key.endswith("_loss")]
@@ -75,8 +77,12 @@ def history_figure(history: list[dict[str, Any]], labels: dict[str, str] | None 
         axes[1].set_title("discriminator outputs")
         axes[1].set_ylim(0, 1)
     if fid_rows:
-        axes[-1].plot([r["epoch"] for r in fid_rows], [r["fid"] for r in fid_rows], "o-", lw=1)
-        axes[-1].set_title("FID vs MNIST test (lower is better)")
+        axes[-1].plot([r["epoch"] for r in fid_rows], [r[score] for r in fid_rows], "o-", lw=1)
+        axes[-1].set_title(
+            "FID vs MNIST test (lower is better)"
+            if score == "fid"
+            else "D's test error as a classifier"
+        )
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)

@@ -296,3 +296,43 @@ def test_dcgan_trains_on_a_folder_of_colour_pictures_and_samples_them(tmp_path):
     assert example.main(args) == 0
     images = np.load(samples)
     assert images.shape == (10, 32, 32, 3) and 0 <= images.min() and images.max() <= 1
+
+
+def test_a_conditional_model_trains_on_labels_and_draws_the_digit_asked_for(tmp_path, capsys):
+    out = tmp_path / "run"
+    small = ["--train-size", "200", "--batch-size", "20", "--hidden", "16", "--log-every", "5"]
+    assert example.main([*small, "--model", "cgan", "--epochs", "1", "--out", str(out)]) == 0
+    grid = matplotlib.image.imread(out / "samples_epoch_001.png")
+    assert grid.shape[:2] == (10 * 30 + 2, 8 * 30 + 2)  # one row per digit, 8 columns
+    samples = tmp_path / "sevens.npy"
+    checkpoint = str(out / "checkpoint.npz")
+    args = ["--sample", "30", "--checkpoint", checkpoint, "--output", str(samples)]
+    assert example.main([*args, "--label", "7", "--grid", str(tmp_path / "s.png")]) == 0
+    assert np.load(samples).shape == (30, 28, 28)
+    # Asking for a digit only means something to a conditional model.
+    gan_run = tmp_path / "gan"
+    assert example.main([*small, "--epochs", "1", "--out", str(gan_run)]) == 0
+    capsys.readouterr()
+    other = ["--sample", "5", "--checkpoint", str(gan_run / "checkpoint.npz")]
+    assert example.main([*other, "--output", str(tmp_path / "x.npy"), "--label", "3"]) == 1
+    assert "--label asks a conditional model (cgan, acgan) for a digit" in capsys.readouterr().err
+    assert not (tmp_path / "x.npy").exists()
+
+
+def test_sgan_reports_its_test_error_and_labelled_models_need_labels(tmp_path, capsys):
+    out = tmp_path / "run"
+    small = ["--train-size", "300", "--batch-size", "50", "--log-every", "5"]
+    assert example.main([*small, "--model", "sgan", "--epochs", "1", "--out", str(out)]) == 0
+    assert "test error of D as a classifier" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert 0 <= rows[-1]["test_error"] <= 1
+    state = load_checkpoint(out / "checkpoint.npz")
+    assert len(state["gan"]["labelled_indices"]) == 100
+    for flags, message in [
+        (["--model", "sgan", "--labels", "15"], "labels must be a multiple of 10"),
+        (["--model", "gan", "--labels", "20"], "--labels does not apply to --model gan"),
+        (["--model", "cgan", "--dataset", f"folder:{tmp_path}"], "learns from digit labels"),
+    ]:
+        assert example.main([*small, *flags, "--out", str(tmp_path / "new")]) == 1
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "new").exists()
