@@ -501,7 +501,10 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 def unit_images(images: np.ndarray) -> np.ndarray:
     """(N, C, H, W) in [-1, 1] -> float32 in [0, 1], laid out as image files are:
     (N, H, W) for grey images, (N, H, W, 3) for colour."""
-    unit = np.clip((images.astype(np.float32) + 1) / 2, 0, 1)
+    unit = images.astype(np.float32)  # one copy, then in place: little memory per chunk
+    unit += 1
+    unit /= 2
+    np.clip(unit, 0, 1, out=unit)
     return unit[:, 0] if unit.shape[1] == 1 else unit.transpose(0, 2, 3, 1)
 
 
@@ -559,7 +562,8 @@ def write_samples(
     written ``chunk`` images at a time after its .npy header, so any ``n`` needs the
     memory of one chunk; the noise is drawn chunk by chunk from one stream, which
     gives the same numbers as one draw. A conditional model draws digit ``label``,
-    or sample i shows digit i % 10. Returns the first 80 images (for --grid).
+    or sample i shows digit i % 10. Returns the first 64 images (80 for a conditional
+    model: 8 of each digit), for --grid.
     """
     layout = unit_images(np.zeros((1, *shape), np.float32)).shape[1:]
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
@@ -576,7 +580,8 @@ def write_samples(
                     labels = (labels + start) % 10
             images = generate_unit_images(gan, noise, shape, chunk, labels)
             f.write(np.ascontiguousarray(images).tobytes())
-            first = images[:80] if first is None else first
+            grid = 80 if gan.conditional else 64  # 8 of each digit, or 64 samples
+            first = images[:grid] if first is None else first
     return first
 
 
