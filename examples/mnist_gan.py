@@ -630,6 +630,11 @@ def sample(args: argparse.Namespace) -> str:
             f"--sample {args.sample} writes {human_bytes(size)} to {args.output}, and its "
             f"disk has {human_bytes(free)} free; ask for fewer samples or write elsewhere"
         )
+    if args.model is not None and args.model != cls.name:
+        raise TrainingError(
+            f"{path} holds a {cls.name!r} model, not {args.model!r}: --sample draws from "
+            f"the model a checkpoint holds; drop --model"
+        )
     if args.label is not None and not cls.conditional:
         raise TrainingError(
             f"--label asks a conditional model (cgan, acgan) for a digit; {path} holds a "

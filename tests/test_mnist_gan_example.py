@@ -279,6 +279,9 @@ def test_each_model_trains_resumes_and_refuses_to_become_another(tmp_path, capsy
     capsys.readouterr()
     assert example.main(["--resume", "--model", "gan", "--epochs", "3", "--out", str(out)]) == 1
     assert f"model='{model}' there, 'gan' here" in capsys.readouterr().err
+    sample = ["--sample", "5", "--checkpoint", str(out / "checkpoint.npz")]
+    assert example.main([*sample, "--output", str(tmp_path / "s.npy"), "--model", "gan"]) == 1
+    assert f"holds a '{model}' model, not 'gan'" in capsys.readouterr().err
 
 
 def test_dcgan_trains_on_a_folder_of_colour_pictures_and_samples_them(tmp_path):
