@@ -721,7 +721,7 @@ def plan_new_run(args: argparse.Namespace, epochs: int) -> Plan:
         shape = MNIST_SHAPE
         train_size = min(args.train_size or MNIST_TRAIN_IMAGES, MNIST_TRAIN_IMAGES)
     else:
-        folder = Path(dataset.removeprefix("folder:"))
+        folder = Path(dataset.removeprefix("folder:")).expanduser()
         if not folder.is_dir():
             raise TrainingError(
                 f"--dataset {dataset}: no folder at {folder}; give a folder of PNG/JPEG images"
@@ -877,7 +877,7 @@ def load_training_images(
         images, labels = load(split, root=data_dir)
         n = plan.train_size if split == "train" else None
         return to_gan_range(images[:n], flatten=False), labels[:n].astype(np.int64)
-    folder = plan.dataset.removeprefix("folder:")
+    folder = Path(plan.dataset.removeprefix("folder:")).expanduser()
     return load_image_folder(folder, plan.image_shape[1])[: plan.train_size], None
 
 

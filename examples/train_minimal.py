@@ -1,6 +1,6 @@
 """A GAN on MNIST in one page: the whole training loop written out, nothing hidden.
 
-    python examples/train_minimal.py                 # 15 epochs on the CPU, ~2 minutes
+    python examples/train_minimal.py                 # 15 epochs on the CPU, a few minutes
     python examples/train_minimal.py --backend cupy  # the same on a GPU
 
 Writes runs/train_minimal.png (64 samples). For checkpoints, resume, metrics and every
