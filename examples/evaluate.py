@@ -26,7 +26,7 @@ import numpy as np
 
 from minigan.backend import BACKEND_NAMES, BackendUnavailableError
 from minigan.data import DataError, load_mnist
-from minigan.metrics import Evaluator
+from minigan.metrics import Evaluator, label_accuracy
 
 PROG = "evaluate.py"
 
@@ -62,6 +62,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="instead of a file, score N images of uniform noise (the ceiling)",
     )
+    parser.add_argument(
+        "--label",
+        metavar="K|cycle",
+        help="with FILE.npy from a conditional model (cgan, acgan): the digit each sample "
+        "was asked for, K for all of them (--sample N --label K), or 'cycle' for digit "
+        "i %% 10 for sample i (--sample N without --label); adds label_accuracy, the share "
+        "of each digit's samples the classifier calls that digit",
+    )
     parser.add_argument("--seed", type=int, default=0, help="for --real-train/--noise")
     parser.add_argument(
         "--cache-dir",
@@ -81,6 +89,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     given = [args.file is not None, args.real_train is not None, args.noise is not None]
     if sum(given) != 1:
         parser.error("give exactly one of FILE.npy, --real-train N or --noise N")
+    if args.label is not None:
+        if args.file is None:
+            parser.error("--label goes with FILE.npy (samples of a conditional model)")
+        if args.label != "cycle" and args.label not in [str(k) for k in range(10)]:
+            parser.error(f"--label: expected a digit 0-9 or 'cycle', got {args.label!r}")
     for name in ("real_train", "noise"):
         n = getattr(args, name)
         if n is not None and n < 2:
@@ -117,6 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         evaluator = Evaluator.load_or_train(args.cache_dir, args.data_root, args.backend)
         start = time.perf_counter()
         scores = evaluator.evaluate(samples)
+        if args.label is not None:
+            n = len(samples)
+            asked = np.arange(n) % 10 if args.label == "cycle" else np.full(n, int(args.label))
+            accuracy = label_accuracy(evaluator, samples, asked)
+            scores["label_accuracy"] = [
+                None if np.isnan(a) else round(float(a), 4) for a in accuracy
+            ]
     except (ValueError, TypeError, DataError, BackendUnavailableError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1

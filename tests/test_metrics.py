@@ -420,6 +420,26 @@ def test_evaluate_script_prints_one_json_line(
     assert scores["classes_covered"] == 10
 
 
+def test_evaluate_script_scores_the_digits_a_conditional_model_was_asked_for(
+    evaluate_script, small_cache, small_recipe, mnist_test, tmp_path, capsys
+):
+    images, labels = mnist_test
+    order = np.concatenate([np.flatnonzero(labels == k)[:40] for k in range(10)])
+    cycled = images[order.reshape(10, 40).T.ravel()]  # real digits, sample i showing i % 10
+    samples = tmp_path / "samples.npy"
+    np.save(samples, cycled)
+    cache = ["--cache-dir", str(small_cache[0])]
+    assert evaluate_script.main([str(samples), "--label", "cycle", *cache]) == 0
+    accuracy = json.loads(capsys.readouterr().out)["label_accuracy"]
+    assert len(accuracy) == 10 and min(accuracy) > 0.8  # the classifier reads real digits
+    assert evaluate_script.main([str(samples), "--label", "3", *cache]) == 0
+    asked_three = json.loads(capsys.readouterr().out)["label_accuracy"]
+    assert asked_three[3] < 0.2 and asked_three[:3] == [None, None, None]  # mostly not threes
+    with pytest.raises(SystemExit):
+        evaluate_script.parse_args(["--noise", "10", "--label", "3"])
+    assert "--label goes with FILE.npy" in capsys.readouterr().err
+
+
 def test_evaluate_script_reference_modes(evaluate_script, small_cache, small_recipe, capsys):
     cache = ["--cache-dir", str(small_cache[0])]
     assert evaluate_script.main(["--real-train", "2000", *cache]) == 0
