@@ -5,6 +5,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from backend_agreement import assert_models_agree
 
 from minigan import nn
 from minigan.models import DCGAN, DCGANConfig
@@ -197,9 +198,4 @@ def test_dcgan_steps_on_cupy_match_numpy_in_float64(rng):
         on_gpu.sample_noise = lambda n, z=z: gpu.asarray(z)
         cpu_stats = on_cpu.train_step(real)
         gpu_stats = on_gpu.train_step(gpu.asarray(real))
-    for key, value in cpu_stats.items():
-        assert float(gpu_stats[key]) == pytest.approx(float(value), rel=1e-9), key
-    for net in ("generator", "discriminator"):
-        cpu_state = getattr(on_cpu, net).state_dict()
-        for name, value in getattr(on_gpu, net).state_dict().items():
-            np.testing.assert_allclose(value, cpu_state[name], rtol=1e-8, atol=1e-10, err_msg=name)
+    assert_models_agree(on_cpu, on_gpu, cpu_stats, gpu_stats)

@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from backend_agreement import assert_models_agree
 
 from minigan.gan import GAN, PRESETS, GANConfig
 from minigan.gradcheck import numerical_gradient, relative_error
@@ -194,12 +195,7 @@ def test_train_steps_on_cupy_match_numpy_in_float64(rng):
         on_gpu.sample_noise = lambda n, z=z: gpu.asarray(z)
         cpu_figures = on_cpu.train_step(real)
         gpu_figures = on_gpu.train_step(gpu.asarray(real))
-    for key, value in cpu_figures.items():
-        assert float(gpu_figures[key]) == pytest.approx(float(value), rel=1e-9), key
-    for net in ("generator", "discriminator"):
-        cpu_state = getattr(on_cpu, net).state_dict()
-        for name, value in getattr(on_gpu, net).state_dict().items():
-            np.testing.assert_allclose(value, cpu_state[name], rtol=1e-8, atol=1e-10)
+    assert_models_agree(on_cpu, on_gpu, cpu_figures, gpu_figures)
 
 
 def test_gan_load_state_dict_is_all_or_nothing(rng):
