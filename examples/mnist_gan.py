@@ -508,6 +508,12 @@ def unit_images(images: np.ndarray) -> np.ndarray:
     return unit[:, 0] if unit.shape[1] == 1 else unit.transpose(0, 2, 3, 1)
 
 
+def file_layout(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """One image's shape as ``unit_images`` lays it out: (H, W), or (H, W, 3) in colour."""
+    channels, height, width = shape
+    return (height, width) if channels == 1 else (height, width, channels)
+
+
 def generate_unit_images(
     gan: Model,
     z: Any,
@@ -565,9 +571,8 @@ def write_samples(
     or sample i shows digit i % 10. Returns the first 64 images (80 for a conditional
     model: 8 of each digit), for --grid.
     """
-    layout = unit_images(np.zeros((1, *shape), np.float32)).shape[1:]
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-              "fortran_order": False, "shape": (n, *layout)}  # fmt: skip
+              "fortran_order": False, "shape": (n, *file_layout(shape))}  # fmt: skip
     first = None
     with atomic_write(path) as f:
         np.lib.format.write_array_header_1_0(f, header)
@@ -653,7 +658,7 @@ def sample(args: argparse.Namespace) -> str:
         raise Interrupted(
             f"{written[0]} was written, --grid was not" if written else "nothing was written"
         ) from None
-    layout = (args.sample, *unit_images(np.zeros((1, *shape), np.float32)).shape[1:])
+    layout = (args.sample, *file_layout(shape))
     return f"wrote {args.sample} samples, float32 {layout} in [0, 1], to {args.output}"
 
 
@@ -919,7 +924,7 @@ def train_checked(
     fixed_labels = None
     if gan.conditional:
         fixed_z = backend.xp.concatenate([fixed_z[:8]] * 10)
-        fixed_labels = digit_labels(backend, 80)[by_digit(np.arange(80))]
+        fixed_labels = backend.asarray(by_digit(np.arange(80) % 10))  # 0 x 8, 1 x 8, ...
 
     evaluator, eval_z, eval_labels = None, None, None
     if args.eval_every > 0:
