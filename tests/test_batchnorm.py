@@ -6,7 +6,7 @@ import pytest
 
 from minigan import nn
 from minigan.gradcheck import check_module
-from minigan.nn.batchnorm import batchnorm_backward_staged
+from minigan.nn.batchnorm import batchnorm_backward_staged, row_dots
 
 SHAPES = {nn.BatchNorm1d: (5, 3), nn.BatchNorm2d: (2, 3, 3, 2)}
 
@@ -162,3 +162,11 @@ def test_batchnorm_shape_errors_and_bad_settings():
         nn.BatchNorm1d(3, momentum=2)
     with pytest.raises(ValueError, match="eps must be > 0, got 0"):
         nn.BatchNorm1d(3, eps=0)
+
+
+def test_row_dots_fast_path_equals_the_plain_expression(rng):
+    a, b = rng.standard_normal((2, 3, 50))
+    np.testing.assert_allclose(row_dots(a, b), (a * b).sum(axis=1, keepdims=True), rtol=1e-13)
+    at, bt = a.T.copy().T, b.T.copy().T  # not C-contiguous, as BatchNorm1d's channel rows
+    np.testing.assert_allclose(row_dots(at, bt), (a * b).sum(axis=1, keepdims=True), rtol=1e-13)
+    assert row_dots(a.astype(np.float32), b.astype(np.float32)).dtype == np.float32

@@ -86,6 +86,15 @@ from minigan.nn.conv import from_rows, to_rows
 from minigan.nn.module import Module, Parameter
 
 
+def row_dots(a: Any, b: Any) -> Any:
+    """(C, m), (C, m) -> (C, 1): each row's sum(a * b), i.e. ``(a * b).sum(axis=1, keepdims=True)``.
+
+    Fast path: one batched dot product, (C, 1, m) @ (C, m, 1), which reads a and b once
+    and makes no (C, m) temporary for a * b.
+    """
+    return get_array_module(a).matmul(a[:, None, :], b[:, :, None])[:, :, 0]
+
+
 class _BatchNorm(Module):
     """The shared code; subclasses say which axes hold the channel's samples."""
 
@@ -150,7 +159,7 @@ class _BatchNorm(Module):
                 )
             mu = x_rows.mean(axis=1, keepdims=True)  # 1.
             xc = x_rows - mu  # 2.
-            var = (xc * xc).mean(axis=1, keepdims=True)  # 3.
+            var = row_dots(xc, xc) / m  # 3. mean(xc**2)
             inv = 1 / xp.sqrt(var + self.eps)  # 4. and 5.
             xhat = xc
             xhat *= inv  # 6., in place: xc is not needed again
@@ -180,7 +189,7 @@ class _BatchNorm(Module):
         g = self.to_channel_rows(grad_out)
         m = g.shape[1]
         sum_g = g.sum(axis=1, keepdims=True)  # dbeta
-        sum_g_xhat = (g * xhat).sum(axis=1, keepdims=True)  # dgamma
+        sum_g_xhat = row_dots(g, xhat)  # dgamma
         if beta is not None and beta.requires_grad:
             beta.grad += sum_g.ravel()
         if gamma is not None and gamma.requires_grad:
