@@ -11,7 +11,13 @@ machine slows both alike. Prints:
    and Linear layers (the GEMMs and layout changes), BatchNorm, Adam, everything else.
 
     python benchmarks/bench_dcgan.py            # ~1 minute on 2 cores
-    python benchmarks/bench_dcgan.py --rounds 5 --threads 1
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_dcgan.py --threads 1 --clock cpu
+
+``--threads`` sets PyTorch's threads; numpy's BLAS takes its count from the environment
+(``OPENBLAS_NUM_THREADS``) when Python starts, so set both alike (the header says if
+they differ). On a machine shared with other work, ``--clock cpu`` with one thread
+measures each side's own CPU time, which the other work inflates far less than the
+wall clock.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ from typing import Any
 import numpy as np
 from benchkit import (  # benchmarks/benchkit.py
     CLOCKS,
+    blas_threads,
     busy_warning,
     cpu_model,
     gemm_peak_numpy,
     loadavg,
+    numpy_blas,
     time_rounds,
 )
 
@@ -185,9 +193,16 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     load = loadavg()
+    threads, source = blas_threads()
     print(
-        f"CPU: {cpu_model()}; torch {torch.__version__} with {args.threads} threads; numpy {np.__version__}"
+        f"CPU: {cpu_model()}; torch {torch.__version__} with {args.threads} threads; numpy "
+        f"{np.__version__}, {numpy_blas()}, {threads} BLAS threads ({source}); {args.clock} clock"
     )
+    if threads != args.threads:
+        print(
+            f"WARNING: numpy's BLAS runs {threads} threads, PyTorch {args.threads}: set "
+            f"OPENBLAS_NUM_THREADS={args.threads} for a like-for-like comparison"
+        )
     print(f"/proc/loadavg before: {load}{busy_warning(load)}\n")
 
     gan = DCGAN(DCGANConfig(batch_size=args.batch), seed=0)
@@ -208,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"| PyTorch eager | {t_torch * 1e3:.1f} |")
     print(f"| ratio minigan / PyTorch | {t_ours / t_torch:.2f}x (target <= 1.5x) |\n")
 
-    flops, peak = step_flops(gan, args.batch), max(gemm_peak_numpy(1024, 5))
+    flops, peak = step_flops(gan, args.batch), max(gemm_peak_numpy(1024, 5, clock))
     rate = flops / t_ours / 1e9
     print(f"GEMM FLOPs per step: {flops / 1e9:.2f} GFLOP -> minigan {rate:.0f} GFLOP/s, PyTorch "
           f"{flops / t_torch / 1e9:.0f} GFLOP/s; machine's float32 GEMM (1024^3 matmul): "

@@ -145,24 +145,31 @@ def cupy_backend(disabled: bool) -> tuple[Any, str]:
 # --- GEMM rates ----------------------------------------------------------------------------
 
 
-def gemm_rates(multiply: Callable[[], Any], size: int, repeats: int) -> list[float]:
+def gemm_rates(
+    multiply: Callable[[], Any],
+    size: int,
+    repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
     """GFLOP/s of ``repeats`` calls of ``multiply`` (one size x size product), after a warm-up."""
     multiply()
     rates = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         multiply()
-        rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
+        rates.append(2 * size**3 / (clock() - start) / 1e9)
     return rates
 
 
-def gemm_peak_numpy(size: int, repeats: int) -> list[float]:
+def gemm_peak_numpy(
+    size: int, repeats: int, clock: Callable[[], float] = time.perf_counter
+) -> list[float]:
     """float32 np.matmul (OpenBLAS here), into a preallocated output."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
     out = np.empty_like(a)
-    return gemm_rates(lambda: np.matmul(a, b, out=out), size, repeats)
+    return gemm_rates(lambda: np.matmul(a, b, out=out), size, repeats, clock)
 
 
 def gemm_peak_torch(torch: Any, size: int, repeats: int) -> list[float]:
