@@ -118,6 +118,24 @@ def test_shared_conv_functions_give_the_layers_numbers(rng):
     np.testing.assert_array_equal(dx, conv.backward(g))
 
 
+def test_rows_form_passes_between_layers_without_copies(rng):
+    """Outputs are NCHW views of rows-form memory (C, H, W, N); elementwise layers and
+    BatchNorm keep that order, so the next layer's to_rows is a view, not a copy."""
+    x = rng.standard_normal((3, 2, 6, 5)).astype(np.float32)
+    conv = nn.Conv2d(2, 4, 3, 2, 1, rng=rng)
+    y = conv(x)
+    assert y.shape == (3, 4, 3, 3)
+    # (a ConvTranspose2d's output is a cropped view: the elementwise layer after it
+    # makes the contiguous rows-form array)
+    y_up = nn.Tanh()(nn.ConvTranspose2d(2, 4, 4, 2, 1, rng=rng)(x))
+    for z in (y, nn.LeakyReLU(0.2)(y), nn.BatchNorm2d(4)(y), y_up):
+        rows = to_rows(z)
+        assert rows.shape == (4, z.shape[2] * z.shape[3] * 3)
+        assert np.shares_memory(rows, z), "to_rows copied a rows-form array"
+    np.testing.assert_array_equal(to_rows(y), y.transpose(1, 2, 3, 0).reshape(4, -1))
+    assert not np.shares_memory(to_rows(x), x)  # plain NCHW input: one copy
+
+
 def test_input_grad_false_skips_dx_and_still_fills_parameter_gradients(rng):
     for case in (CASES[1], CASES[7]):
         layer = make_layer(case, rng)
