@@ -96,7 +96,7 @@ def row_dots(a: Any, b: Any) -> Any:
 
 
 class _BatchNorm(Module):
-    """The shared code; subclasses say which axes hold the channel's samples."""
+    """The shared code; subclasses say how each channel's values become one row (C, m)."""
 
     axes: tuple[int, ...] = ()  # the input axes of a channel's values (batchnorm_backward_staged)
     dims: tuple[str, ...] = ()  # the expected input shape, for messages
