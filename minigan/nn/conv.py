@@ -101,8 +101,9 @@ def to_rows(a: Any) -> Any:
     """(N, C, H, W) -> (C, H*W*N): channel first, batch last, the layout the GEMMs use.
 
     Free (a reshape of a view) when ``a``'s memory is already in rows form, as for
-    the outputs of ``from_rows`` and of elementwise operations on them (NumPy and
-    CuPy keep an input's memory order); one copy otherwise.
+    the outputs of ``from_rows`` and, in NumPy, of elementwise operations on them
+    (NumPy keeps an input's memory order; CuPy does not promise to, and may hand
+    back NCHW order); one copy otherwise, so the result is right either way.
     """
     return a.transpose(1, 2, 3, 0).reshape(a.shape[1], -1)
 
