@@ -31,10 +31,14 @@ at memory speed; with the image's columns innermost (NCHW), the runs would be Wo
 values long (7 in an MNIST DCGAN), and the per-run overhead would dominate.
 
 The bookkeeping: ``cols`` is filled as an array of shape (C, k, k, Ho, Wo, N) by a
-loop over the k*k kernel offsets (i, j). For one offset, the entries s*a + i for
-a = 0..Ho-1 are the strided slice ``xpad[:, i : i + s*Ho : s]`` of the padded
-image in rows form (C, H + 2p, W + 2p, N) (the same for columns), so each offset
-is one whole-array copy: k*k copies per layer, never a loop over pixels or examples.
+loop over the k*k kernel offsets (i, j). For one offset, output row a reads padded
+row s*a + i, which is image row s*a + i - p: the rows a = 0..Ho-1 read the strided
+slice ``x[:, i - p : i - p + s*Ho : s]`` of the image in rows form (C, H, W, N)
+(the same for columns), so each offset is one whole-array copy: k*k copies per
+layer, never a loop over pixels or examples. Where that slice runs into the padding
+(s*a + i - p < 0 or >= H), the entries are the padding's zeros: ``cols`` starts as
+zeros and each offset copies only the outputs that read real pixels (``kept``
+computes which), so no padded copy of the image is ever made.
 
 **Backward.** With g = dL/dy in the same rows form (O, Ho*Wo*N), the product rule for
 ``y_rows = W_rows @ cols`` gives (as for ``Linear``)
@@ -47,10 +51,11 @@ and dL/dx comes from dL/dcols by ``col2im``, im2col's adjoint. im2col *copies* e
 padded pixel into every column whose patch covers it; the derivative of a copy is a
 sum, so each pixel collects the sum of the gradients of all its copies. col2im walks
 the same k*k strided slices as im2col and *adds* instead of copying
-(``dxpad[:, i : i + s*Ho : s, ...] += dcols[:, i, j]``), then crops the padding.
-Within one offset the slice touches each pixel at most once, so the slice-add is
-exact; across offsets the loop accumulates. (A scatter ``np.add.at`` would do it in
-one call, but it is slow, and CuPy has no fast equivalent; slice-adds run on both.)
+(``dx[:, i - p : i - p + s*Ho : s, ...] += dcols[:, i, j]``, kept to real pixels:
+the padding is no input, so what lands on it is dropped). Within one offset the
+slice touches each pixel at most once, so the slice-add is exact; across offsets the
+loop accumulates. (A scatter ``np.add.at`` would do it in one call, but it is slow,
+and CuPy has no fast equivalent; slice-adds run on both.)
 
 **Transposed convolution.** A convolution is linear in x: y = A x for a (huge, sparse)
 matrix A built from W, and its input gradient is dL/dx = A^T g. ConvTranspose2d is the
@@ -117,25 +122,37 @@ def from_rows(rows: Any, n: int, h: int, w: int) -> Any:
     return rows.reshape(rows.shape[0], h, w, n).transpose(3, 0, 1, 2)
 
 
+def kept(i: int, size: int, out_size: int, stride: int, padding: int) -> tuple[slice, slice]:
+    """Kernel offset i along one axis: the outputs that read a real pixel, and those pixels.
+
+    Output a reads image row s*a + i - p, which exists when 0 <= s*a + i - p < size.
+    Returns (outputs, rows): the slice of those a (a range, possibly empty) and the
+    strided slice of the image rows they read, in the same order.
+    """
+    s, p = stride, padding
+    first = max(0, -((i - p) // s))  # the smallest a with s*a + i - p >= 0
+    end = max(first, min(out_size, (size - 1 + p - i) // s + 1))  # past the last one
+    row = s * first + i - p
+    return slice(first, end), slice(row, row + s * (end - first), s)
+
+
 def im2col(x: Any, k: int, stride: int, padding: int) -> Any:
     """(N, C, H, W) -> cols (C*k*k, Ho*Wo*N): each column one output pixel's patches.
 
     cols[(c, i, j), (a, b, n)] = xpad[n, c, s*a + i, s*b + j], filled one kernel
-    offset (i, j) at a time.
+    offset (i, j) at a time; entries that read the padding keep their zeros.
     """
     xp = get_array_module(x)
     n, c, h, w = x.shape
     s, p = stride, padding
     ho, wo = output_size(h, k, s, p), output_size(w, k, s, p)
-    xr = x.transpose(1, 2, 3, 0)  # (C, H, W, N) view: each slice below is (C, Ho, Wo, N)
-    if p:
-        padded = xp.zeros((c, h + 2 * p, w + 2 * p, n), dtype=x.dtype)
-        padded[:, p : p + h, p : p + w] = xr
-        xr = padded
-    cols = xp.empty((c, k, k, ho, wo, n), dtype=x.dtype)
+    xr = x.transpose(1, 2, 3, 0)  # (C, H, W, N) view: each slice below is (C, rows, cols, N)
+    cols = xp.zeros((c, k, k, ho, wo, n), dtype=x.dtype)
     for i in range(k):
+        out_rows, rows = kept(i, h, ho, s, p)
         for j in range(k):
-            cols[:, i, j] = xr[:, i : i + s * ho : s, j : j + s * wo : s]
+            out_cols, columns = kept(j, w, wo, s, p)
+            cols[:, i, j, out_rows, out_cols] = xr[:, rows, columns]
     return cols.reshape(c * k * k, ho * wo * n)
 
 
@@ -148,18 +165,20 @@ def col2im(cols: Any, shape: tuple[int, ...], k: int, stride: int, padding: int)
 
     Returns:
         (N, C, H, W), memory in rows form: for each pixel, the sum of the entries of
-        its copies.
+        its copies (entries im2col took from the padding are dropped).
     """
     xp = get_array_module(cols)
     n, c, h, w = shape
     s, p = stride, padding
     ho, wo = output_size(h, k, s, p), output_size(w, k, s, p)
     cols = cols.reshape(c, k, k, ho, wo, n)
-    padded = xp.zeros((c, h + 2 * p, w + 2 * p, n), dtype=cols.dtype)
+    x = xp.zeros((c, h, w, n), dtype=cols.dtype)
     for i in range(k):
+        out_rows, rows = kept(i, h, ho, s, p)
         for j in range(k):
-            padded[:, i : i + s * ho : s, j : j + s * wo : s] += cols[:, i, j]
-    return padded[:, p : p + h, p : p + w].transpose(3, 0, 1, 2)  # NCHW view, no copy
+            out_cols, columns = kept(j, w, wo, s, p)
+            x[:, rows, columns] += cols[:, i, j, out_rows, out_cols]
+    return x.transpose(3, 0, 1, 2)  # NCHW view, no copy
 
 
 def conv2d(x: Any, weight: Any, stride: int, padding: int) -> tuple[Any, Any]:
