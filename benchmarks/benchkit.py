@@ -5,7 +5,9 @@
 - ``gemm_peak_numpy`` / ``gemm_peak_torch``: float32 GFLOP/s of one large matmul, the
   yardstick for "how close to the hardware";
 - ``time_rounds``: ms/step of several contenders, interleaved in rotating order with the
-  garbage collector paused, so that a busy moment hurts all of them alike.
+  garbage collector paused, so that a busy moment hurts all of them alike; by the wall
+  clock, or by the process's CPU time (``CLOCKS``), which other processes on a shared
+  machine inflate far less (a fair yardstick when every contender runs one thread).
 
 A contender is anything with ``.name``, ``.step()`` (one training step) and ``.sync()``.
 """
@@ -143,24 +145,31 @@ def cupy_backend(disabled: bool) -> tuple[Any, str]:
 # --- GEMM rates ----------------------------------------------------------------------------
 
 
-def gemm_rates(multiply: Callable[[], Any], size: int, repeats: int) -> list[float]:
+def gemm_rates(
+    multiply: Callable[[], Any],
+    size: int,
+    repeats: int,
+    clock: Callable[[], float] = time.perf_counter,
+) -> list[float]:
     """GFLOP/s of ``repeats`` calls of ``multiply`` (one size x size product), after a warm-up."""
     multiply()
     rates = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         multiply()
-        rates.append(2 * size**3 / (time.perf_counter() - start) / 1e9)
+        rates.append(2 * size**3 / (clock() - start) / 1e9)
     return rates
 
 
-def gemm_peak_numpy(size: int, repeats: int) -> list[float]:
+def gemm_peak_numpy(
+    size: int, repeats: int, clock: Callable[[], float] = time.perf_counter
+) -> list[float]:
     """float32 np.matmul (OpenBLAS here), into a preallocated output."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size), dtype=np.float32)
     b = rng.standard_normal((size, size), dtype=np.float32)
     out = np.empty_like(a)
-    return gemm_rates(lambda: np.matmul(a, b, out=out), size, repeats)
+    return gemm_rates(lambda: np.matmul(a, b, out=out), size, repeats, clock)
 
 
 def gemm_peak_torch(torch: Any, size: int, repeats: int) -> list[float]:
@@ -186,10 +195,24 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
+# "wall": elapsed time. "cpu": this process's CPU time (user + system, all its threads),
+# which excludes the time other processes hold the cores; with several threads it also
+# counts threads that busy-wait, so compare CPU times of single-threaded runs only.
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
 def time_rounds(
-    contenders: list[Any], rounds: int, steps: int, warmup: int, pause: float
+    contenders: list[Any],
+    rounds: int,
+    steps: int,
+    warmup: int,
+    pause: float,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, list[float]]:
-    """ms/step of each contender in each round, the order rotating: A B C, B C A, ..."""
+    """ms/step of each contender in each round, the order rotating: A B C, B C A, ...
+
+    ``clock`` is one of ``CLOCKS``' values (the wall clock unless given).
+    """
     for c in contenders:
         for _ in range(warmup):
             c.step()
@@ -203,9 +226,9 @@ def time_rounds(
             time.sleep(pause)
             with gc_paused():
                 c.sync()
-                start = time.perf_counter()
+                start = clock()
                 for _ in range(steps):
                     c.step()
                 c.sync()
-                times[c.name].append((time.perf_counter() - start) / steps * 1e3)
+                times[c.name].append((clock() - start) / steps * 1e3)
     return times

@@ -6,7 +6,7 @@ import pytest
 
 from minigan import nn
 from minigan.gradcheck import check_module
-from minigan.nn.batchnorm import batchnorm_backward_staged
+from minigan.nn.batchnorm import batchnorm_backward_staged, row_dots
 
 SHAPES = {nn.BatchNorm1d: (5, 3), nn.BatchNorm2d: (2, 3, 3, 2)}
 
@@ -45,7 +45,7 @@ def test_compact_backward_equals_the_staged_derivation(rng, cls):
     g = rng.standard_normal(x.shape)
     bn(x)
     dx = bn.backward(g)
-    gamma = bn._per_channel(bn.weight.data)
+    gamma = bn.weight.data.reshape((1, -1) + (1,) * (x.ndim - 2))  # broadcasts against x
     dx_staged, dgamma, dbeta = batchnorm_backward_staged(g, x, gamma, bn.eps, bn.axes)
     np.testing.assert_allclose(dx, dx_staged, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(bn.weight.grad, dgamma, rtol=1e-12)
@@ -162,3 +162,11 @@ def test_batchnorm_shape_errors_and_bad_settings():
         nn.BatchNorm1d(3, momentum=2)
     with pytest.raises(ValueError, match="eps must be > 0, got 0"):
         nn.BatchNorm1d(3, eps=0)
+
+
+def test_row_dots_fast_path_equals_the_plain_expression(rng):
+    a, b = rng.standard_normal((2, 3, 50))
+    np.testing.assert_allclose(row_dots(a, b), (a * b).sum(axis=1, keepdims=True), rtol=1e-13)
+    at, bt = a.T.copy().T, b.T.copy().T  # not C-contiguous, as BatchNorm1d's channel rows
+    np.testing.assert_allclose(row_dots(at, bt), (a * b).sum(axis=1, keepdims=True), rtol=1e-13)
+    assert row_dots(a.astype(np.float32), b.astype(np.float32)).dtype == np.float32

@@ -6,7 +6,7 @@ import pytest
 
 from minigan import nn
 from minigan.gradcheck import check_module
-from minigan.nn.conv import conv2d, conv2d_input_grad, from_rows
+from minigan.nn.conv import conv2d, conv2d_input_grad, from_rows, to_rows
 
 # (transposed, in_ch, out_ch, kernel, stride, padding, output_padding, batch, height, width, bias)
 # A small grid that still covers every case the issue lists: stride 1 and 2, padding 0 and 1,
@@ -23,6 +23,11 @@ CASES = [
     (True, 1, 3, 5, 2, 1, 1, 2, 3, 3, True),
     (True, 3, 1, 3, 2, 0, 1, 1, 4, 3, False),
     (True, 1, 3, 4, 1, 1, 0, 3, 4, 5, True),
+    # im2col / col2im keep only the entries that read real pixels (conv.kept): padding
+    # as wide as the kernel, outputs that see padding alone, stride 3.
+    (False, 2, 3, 3, 2, 2, 0, 2, 3, 4, True),
+    (False, 1, 2, 3, 1, 3, 0, 1, 2, 2, True),
+    (True, 2, 2, 5, 3, 2, 1, 2, 3, 3, True),
 ]
 IDS = [
     f"{'ConvT' if c[0] else 'Conv'}-c{c[1]}to{c[2]}-k{c[3]}s{c[4]}p{c[5]}op{c[6]}-"
@@ -114,8 +119,24 @@ def test_shared_conv_functions_give_the_layers_numbers(rng):
     y_rows, _ = conv2d(x, conv.weight.data, 2, 1)
     np.testing.assert_array_equal(from_rows(y_rows, 2, 3, 3), conv(x))
     g = rng.standard_normal((2, 2, 3, 3))
-    dx = conv2d_input_grad(g.transpose(1, 0, 2, 3).reshape(2, -1), conv.weight.data, x.shape, 2, 1)
+    dx = conv2d_input_grad(to_rows(g), conv.weight.data, x.shape, 2, 1)
     np.testing.assert_array_equal(dx, conv.backward(g))
+
+
+def test_rows_form_passes_between_layers_without_copies(rng):
+    """Outputs are NCHW views of rows-form memory (C, H, W, N); elementwise layers and
+    BatchNorm keep that order, so the next layer's to_rows is a view, not a copy."""
+    x = rng.standard_normal((3, 2, 6, 5)).astype(np.float32)
+    conv = nn.Conv2d(2, 4, 3, 2, 1, rng=rng)
+    y = conv(x)
+    assert y.shape == (3, 4, 3, 3)
+    y_up = nn.ConvTranspose2d(2, 4, 4, 2, 1, rng=rng)(x)
+    for z in (y, nn.LeakyReLU(0.2)(y), nn.BatchNorm2d(4)(y), y_up):
+        rows = to_rows(z)
+        assert rows.shape == (4, z.shape[2] * z.shape[3] * 3)
+        assert np.shares_memory(rows, z), "to_rows copied a rows-form array"
+    np.testing.assert_array_equal(to_rows(y), y.transpose(1, 2, 3, 0).reshape(4, -1))
+    assert not np.shares_memory(to_rows(x), x)  # plain NCHW input: one copy
 
 
 def test_input_grad_false_skips_dx_and_still_fills_parameter_gradients(rng):

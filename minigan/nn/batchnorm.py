@@ -40,8 +40,21 @@ xc = xhat * std and sum(dxhat * xc) = std * sum(dxhat * xhat):
        = inv / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
 
 Read it as: the gradient dxhat, minus its mean (mu removed any shift), minus its
-component along xhat (the variance removed any rescaling), times inv. Three passes
-over the data instead of a dozen; ``backward`` uses it.
+component along xhat (the variance removed any rescaling), times inv. Since
+dxhat = gamma * g with gamma constant over a channel, its two sums are gamma * sum(g)
+and gamma * sum(g * xhat): exactly dbeta and dgamma. So
+
+    dx = gamma * inv / m * (m * g - dbeta - xhat * dgamma)
+
+``backward`` uses this: two sums serve all three gradients, and dx takes four
+elementwise passes instead of a dozen.
+
+**Layout.** The layer works on each channel's values as one row of a (C, m) array
+(``to_rows`` for BatchNorm2d, the transpose for BatchNorm1d), so every sum above is
+a reduction along contiguous memory and every per-channel number broadcasts as a
+(C, 1) column. The output is handed back as a view in the input's shape. For a
+convolution's output, whose memory already is in rows form, the round trip costs
+nothing; any other input is copied once.
 
 **Evaluation mode** (``.eval()``) normalises with the running statistics instead, so an
 example's output no longer depends on the rest of its batch; then xhat is an affine
@@ -69,13 +82,23 @@ import numpy as np
 
 from minigan.backend import get_array_module
 from minigan.nn.checks import check_array
+from minigan.nn.conv import from_rows, to_rows
 from minigan.nn.module import Module, Parameter
 
 
-class _BatchNorm(Module):
-    """The shared code; subclasses say which axes hold the channel's samples."""
+def row_dots(a: Any, b: Any) -> Any:
+    """(C, m), (C, m) -> (C, 1): each row's sum(a * b), i.e. ``(a * b).sum(axis=1, keepdims=True)``.
 
-    axes: tuple[int, ...] = ()  # the axes a channel's statistics reduce over
+    Fast path: one batched dot product, (C, 1, m) @ (C, m, 1), which reads a and b once
+    and makes no (C, m) temporary for a * b.
+    """
+    return get_array_module(a).matmul(a[:, None, :], b[:, :, None])[:, :, 0]
+
+
+class _BatchNorm(Module):
+    """The shared code; subclasses say how each channel's values become one row (C, m)."""
+
+    axes: tuple[int, ...] = ()  # the input axes of a channel's values (batchnorm_backward_staged)
     dims: tuple[str, ...] = ()  # the expected input shape, for messages
     buffer_names = ("running_mean", "running_var", "num_batches_tracked")
 
@@ -112,16 +135,21 @@ class _BatchNorm(Module):
         extra = "" if self.weight is not None else ", affine=False"
         return f"{type(self).__name__}({self.num_features}{extra})"
 
-    def _per_channel(self, a: Any) -> Any:
-        """A (C,) vector shaped to broadcast against the input: (1, C) or (1, C, 1, 1)."""
-        return a.reshape((1, -1) + (1,) * (len(self.dims) - 2))
+    def to_channel_rows(self, a: Any) -> Any:
+        """An input-shaped array -> (C, m): each channel's m values in one row."""
+        raise NotImplementedError
+
+    def from_channel_rows(self, rows: Any, shape: tuple[int, ...]) -> Any:
+        """``to_channel_rows``'s inverse, as a view: (C, m) -> ``shape``."""
+        raise NotImplementedError
 
     def forward(self, x: Any) -> Any:
         check_array(
             self, x, like=self.running_mean, shape=("batch", self.num_features, *self.dims[2:])
         )
         xp = get_array_module(x)
-        m = x.size // self.num_features  # values per channel
+        x_rows = self.to_channel_rows(x)
+        m = x_rows.shape[1]  # values per channel
         if self.training:
             if m < 2:
                 raise ValueError(
@@ -129,21 +157,23 @@ class _BatchNorm(Module):
                     f"input {tuple(x.shape)}; use a batch of 2 or more, or call .eval() to "
                     f"normalise with the running statistics"
                 )
-            mu = x.mean(axis=self.axes, keepdims=True)  # 1.
-            xc = x - mu  # 2.
-            var = (xc * xc).mean(axis=self.axes, keepdims=True)  # 3.
+            mu = x_rows.mean(axis=1, keepdims=True)  # 1.
+            xc = x_rows - mu  # 2.
+            var = row_dots(xc, xc) / m  # 3. mean(xc**2)
             inv = 1 / xp.sqrt(var + self.eps)  # 4. and 5.
-            xhat = xc * inv  # 6.
+            xhat = xc
+            xhat *= inv  # 6., in place: xc is not needed again
             self._update_running_stats(mu.ravel(), var.ravel(), m)
         else:
-            inv = self._per_channel(1 / xp.sqrt(self.running_var + self.eps))
-            xhat = (x - self._per_channel(self.running_mean)) * inv
-        y = xhat if self.weight is None else xhat * self._per_channel(self.weight.data)  # 7.
-        if self.bias is not None:
-            y = y + self._per_channel(self.bias.data)
+            inv = 1 / xp.sqrt(self.running_var[:, None] + self.eps)
+            xhat = (x_rows - self.running_mean[:, None]) * inv
+        y = xhat
+        if self.weight is not None:  # 7.
+            y = xhat * self.weight.data[:, None]
+            y += self.bias.data[:, None]
         # Backward needs xhat and inv (not x): both forms of dx are written in them.
-        self.save_for_backward(xhat, inv, self.training)
-        return y
+        self.save_for_backward(xhat, inv, self.training, output_shape=x.shape)
+        return self.from_channel_rows(y, x.shape)
 
     def _update_running_stats(self, mu: Any, var: Any, m: int) -> None:
         """PyTorch's exponential moving averages, the variance unbiased (m / (m - 1))."""
@@ -155,22 +185,27 @@ class _BatchNorm(Module):
         self.num_batches_tracked += 1
 
     def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
-        (xhat, inv, training), g = self.saved(grad_out), grad_out
-        gamma, beta, axes = self.weight, self.bias, self.axes
+        (xhat, inv, training), gamma, beta = self.saved(grad_out), self.weight, self.bias
+        g = self.to_channel_rows(grad_out)
+        m = g.shape[1]
+        sum_g = g.sum(axis=1, keepdims=True)  # dbeta
+        sum_g_xhat = row_dots(g, xhat)  # dgamma
         if beta is not None and beta.requires_grad:
-            beta.grad += g.sum(axis=axes)  # dbeta = sum(g)
+            beta.grad += sum_g.ravel()
         if gamma is not None and gamma.requires_grad:
-            gamma.grad += (g * xhat).sum(axis=axes)  # dgamma = sum(g * xhat)
+            gamma.grad += sum_g_xhat.ravel()
         if not input_grad:
             return None
-        dxhat = g if gamma is None else g * self._per_channel(gamma.data)
+        scale = inv if gamma is None else gamma.data[:, None] * inv  # gamma * inv
         if not training:
-            return dxhat * inv  # xhat = (x - running_mean) * inv: an affine map of x
-        m = xhat.size // self.num_features
-        # dx = inv / m * (m * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
-        sum_dxhat = dxhat.sum(axis=axes, keepdims=True)
-        sum_dxhat_xhat = (dxhat * xhat).sum(axis=axes, keepdims=True)
-        return (inv / m) * (m * dxhat - sum_dxhat - xhat * sum_dxhat_xhat)
+            dx = g * scale  # xhat = (x - running_mean) * inv: an affine map of x
+        else:
+            # dx = gamma * inv / m * (m * g - sum(g) - xhat * sum(g * xhat))
+            dx = xhat * (sum_g_xhat / -m)
+            dx += g
+            dx -= sum_g / m
+            dx *= scale
+        return self.from_channel_rows(dx, grad_out.shape)
 
 
 class BatchNorm1d(_BatchNorm):
@@ -182,6 +217,12 @@ class BatchNorm1d(_BatchNorm):
     axes = (0,)
     dims = ("batch", "num_features")
 
+    def to_channel_rows(self, a: Any) -> Any:
+        return a.T  # (N, C) -> (C, N), a view
+
+    def from_channel_rows(self, rows: Any, shape: tuple[int, ...]) -> Any:
+        return rows.T
+
 
 class BatchNorm2d(_BatchNorm):
     """Batch normalisation of channels: input (N, C, H, W), statistics over N, H and W.
@@ -191,6 +232,13 @@ class BatchNorm2d(_BatchNorm):
 
     axes = (0, 2, 3)
     dims = ("batch", "num_features", "height", "width")
+
+    def to_channel_rows(self, a: Any) -> Any:
+        return to_rows(a)  # (N, C, H, W) -> (C, H*W*N), the convolutions' layout
+
+    def from_channel_rows(self, rows: Any, shape: tuple[int, ...]) -> Any:
+        n, _, h, w = shape
+        return from_rows(rows, n, h, w)
 
 
 def batchnorm_backward_staged(

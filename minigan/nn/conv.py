@@ -13,37 +13,49 @@ for output rows a < Ho = (H + 2p - k) // s + 1 (and columns b < Wo likewise).
 **im2col: the convolution as one matrix product.** Copy, for every output pixel
 (n, a, b), the k*k patch of every channel it reads into one column:
 
-    cols[(c, i, j), (n, a, b)] = xpad[n, c, s*a + i, s*b + j]       (C*k*k, N*Ho*Wo)
+    cols[(c, i, j), (a, b, n)] = xpad[n, c, s*a + i, s*b + j]       (C*k*k, Ho*Wo*N)
 
 Then the sum above is a matrix product with the weights flattened to rows,
 ``W_rows = W.reshape(O, C*k*k)``:
 
-    y_rows = W_rows @ cols                                          (O, N*Ho*Wo)
+    y_rows = W_rows @ cols                                          (O, Ho*Wo*N)
 
-which is one large GEMM, the fastest thing a CPU or GPU does. ``y_rows`` holds y with
-the channel first; ``from_rows`` views it as (N, O, Ho, Wo) without copying.
+which is one large GEMM, the fastest thing a CPU or GPU does. ``y_rows`` holds y
+channel first and batch last, "rows" form: memory laid out as (O, Ho, Wo, N);
+``from_rows`` views it as (N, O, Ho, Wo) without copying.
 
-The bookkeeping: ``cols`` is filled as an array of shape (C, k, k, N, Ho, Wo) by a loop
-over the k*k kernel offsets (i, j). For one offset, the entries s*a + i for a = 0..Ho-1
-are the strided slice ``xpad[:, :, i : i + s*Ho : s]`` (the same for columns), so each
-offset is one whole-array copy: k*k copies per layer, never a loop over pixels or
-examples.
+Why batch last: im2col and col2im move data one kernel offset at a time, through
+slices strided by s along rows and columns. With the batch innermost, every such
+slice is made of contiguous runs of N values (one per example), so the copies run
+at memory speed; with the image's columns innermost (NCHW), the runs would be Wo
+values long (7 in an MNIST DCGAN), and the per-run overhead would dominate.
 
-**Backward.** With g = dL/dy in the same rows form (O, N*Ho*Wo), the product rule for
+The bookkeeping: ``cols`` is filled as an array of shape (C, k, k, Ho, Wo, N) by a
+loop over the k*k kernel offsets (i, j). For one offset, output row a reads padded
+row s*a + i, which is image row s*a + i - p: the rows a = 0..Ho-1 read the strided
+slice ``x[:, i - p : i - p + s*Ho : s]`` of the image in rows form (C, H, W, N)
+(the same for columns), so each offset is one whole-array copy: k*k copies per
+layer, never a loop over pixels or examples. Where that slice runs into the padding
+(s*a + i - p < 0 or >= H), the entries are the padding's zeros: ``cols`` starts as
+zeros and each offset copies only the outputs that read real pixels (``kept``
+computes which), so no padded copy of the image is ever made.
+
+**Backward.** With g = dL/dy in the same rows form (O, Ho*Wo*N), the product rule for
 ``y_rows = W_rows @ cols`` gives (as for ``Linear``)
 
     dL/dW_rows = g_rows @ cols.T        (O, C*k*k)
-    dL/dcols   = W_rows.T @ g_rows      (C*k*k, N*Ho*Wo)
+    dL/dcols   = W_rows.T @ g_rows      (C*k*k, Ho*Wo*N)
     dL/dbias   = g_rows summed over its columns
 
 and dL/dx comes from dL/dcols by ``col2im``, im2col's adjoint. im2col *copies* each
 padded pixel into every column whose patch covers it; the derivative of a copy is a
 sum, so each pixel collects the sum of the gradients of all its copies. col2im walks
 the same k*k strided slices as im2col and *adds* instead of copying
-(``dxpad[:, :, i : i + s*Ho : s, ...] += dcols[:, i, j]``), then crops the padding.
-Within one offset the slice touches each pixel at most once, so the slice-add is
-exact; across offsets the loop accumulates. (A scatter ``np.add.at`` would do it in
-one call, but it is slow, and CuPy has no fast equivalent; slice-adds run on both.)
+(``dx[:, i - p : i - p + s*Ho : s, ...] += dcols[:, i, j]``, kept to real pixels:
+the padding is no input, so what lands on it is dropped). Within one offset the
+slice touches each pixel at most once, so the slice-add is exact; across offsets the
+loop accumulates. (A scatter ``np.add.at`` would do it in one call, but it is slow,
+and CuPy has no fast equivalent; slice-adds run on both.)
 
 **Transposed convolution.** A convolution is linear in x: y = A x for a (huge, sparse)
 matrix A built from W, and its input gradient is dL/dx = A^T g. ConvTranspose2d is the
@@ -91,70 +103,86 @@ def output_size(size: int, k: int, stride: int, padding: int) -> int:
 
 
 def to_rows(a: Any) -> Any:
-    """(N, C, H, W) -> (C, N*H*W): channel first, the layout the GEMMs use.
+    """(N, C, H, W) -> (C, H*W*N): channel first, batch last, the layout the GEMMs use.
 
-    Free (a reshape of a view) when ``a`` came from ``from_rows``; a copy otherwise.
+    Free (a reshape of a view) when ``a``'s memory is already in rows form, as for
+    the outputs of ``from_rows`` and, in NumPy, of elementwise operations on them
+    (NumPy keeps an input's memory order; CuPy does not promise to, and may hand
+    back NCHW order); one copy otherwise, so the result is right either way.
     """
-    return a.transpose(1, 0, 2, 3).reshape(a.shape[1], -1)
+    return a.transpose(1, 2, 3, 0).reshape(a.shape[1], -1)
 
 
 def from_rows(rows: Any, n: int, h: int, w: int) -> Any:
-    """(C, N*H*W) -> (N, C, H, W), as a transposed view: no copy.
+    """(C, H*W*N) -> (N, C, H, W), as a transposed view: no copy.
 
-    The result is NCHW by its shape and strides; its memory stays channel first, which
+    The result is NCHW by its shape and strides; its memory stays in rows form, which
     is what the next layer's ``to_rows`` wants. Every NumPy / CuPy operation accepts it.
     """
-    return rows.reshape(rows.shape[0], n, h, w).transpose(1, 0, 2, 3)
+    return rows.reshape(rows.shape[0], h, w, n).transpose(3, 0, 1, 2)
+
+
+def kept(i: int, size: int, out_size: int, stride: int, padding: int) -> tuple[slice, slice]:
+    """Kernel offset i along one axis: the outputs that read a real pixel, and those pixels.
+
+    Output a reads image row s*a + i - p, which exists when 0 <= s*a + i - p < size.
+    Returns (outputs, rows): the slice of those a (a range, possibly empty) and the
+    strided slice of the image rows they read, in the same order.
+    """
+    s, p = stride, padding
+    first = max(0, -((i - p) // s))  # the smallest a with s*a + i - p >= 0
+    end = max(first, min(out_size, (size - 1 + p - i) // s + 1))  # past the last one
+    row = s * first + i - p
+    return slice(first, end), slice(row, row + s * (end - first), s)
 
 
 def im2col(x: Any, k: int, stride: int, padding: int) -> Any:
-    """(N, C, H, W) -> cols (C*k*k, N*Ho*Wo): each column one output pixel's patches.
+    """(N, C, H, W) -> cols (C*k*k, Ho*Wo*N): each column one output pixel's patches.
 
-    cols[(c, i, j), (n, a, b)] = xpad[n, c, s*a + i, s*b + j], filled one kernel
-    offset (i, j) at a time.
+    cols[(c, i, j), (a, b, n)] = xpad[n, c, s*a + i, s*b + j], filled one kernel
+    offset (i, j) at a time; entries that read the padding keep their zeros.
     """
     xp = get_array_module(x)
     n, c, h, w = x.shape
-    ho, wo = output_size(h, k, stride, padding), output_size(w, k, stride, padding)
-    xc = x.transpose(1, 0, 2, 3)  # (C, N, H, W) view: each slice below is then (C, N, Ho, Wo)
-    if padding:
-        p = padding
-        padded = xp.zeros((c, n, h + 2 * p, w + 2 * p), dtype=x.dtype)
-        padded[:, :, p : p + h, p : p + w] = xc
-        xc = padded
-    cols = xp.empty((c, k, k, n, ho, wo), dtype=x.dtype)
+    s, p = stride, padding
+    ho, wo = output_size(h, k, s, p), output_size(w, k, s, p)
+    xr = x.transpose(1, 2, 3, 0)  # (C, H, W, N) view: each slice below is (C, rows, cols, N)
+    cols = xp.zeros((c, k, k, ho, wo, n), dtype=x.dtype)
     for i in range(k):
+        out_rows, rows = kept(i, h, ho, s, p)
         for j in range(k):
-            cols[:, i, j] = xc[:, :, i : i + stride * ho : stride, j : j + stride * wo : stride]
-    return cols.reshape(c * k * k, n * ho * wo)
+            out_cols, columns = kept(j, w, wo, s, p)
+            cols[:, i, j, out_rows, out_cols] = xr[:, rows, columns]
+    return cols.reshape(c * k * k, ho * wo * n)
 
 
 def col2im(cols: Any, shape: tuple[int, ...], k: int, stride: int, padding: int) -> Any:
     """im2col's adjoint: add each column entry back onto the pixel it was copied from.
 
     Args:
-        cols: (C*k*k, N*Ho*Wo), e.g. dL/dcols.
+        cols: (C*k*k, Ho*Wo*N), e.g. dL/dcols.
         shape: (N, C, H, W), the image shape im2col started from.
 
     Returns:
-        (N, C, H, W): for each pixel, the sum of the entries of its copies.
+        (N, C, H, W), memory in rows form: for each pixel, the sum of the entries of
+        its copies (entries im2col took from the padding are dropped).
     """
     xp = get_array_module(cols)
     n, c, h, w = shape
-    p = padding
-    ho, wo = output_size(h, k, stride, p), output_size(w, k, stride, p)
-    cols = cols.reshape(c, k, k, n, ho, wo)
-    padded = xp.zeros((c, n, h + 2 * p, w + 2 * p), dtype=cols.dtype)
+    s, p = stride, padding
+    ho, wo = output_size(h, k, s, p), output_size(w, k, s, p)
+    cols = cols.reshape(c, k, k, ho, wo, n)
+    x = xp.zeros((c, h, w, n), dtype=cols.dtype)
     for i in range(k):
+        out_rows, rows = kept(i, h, ho, s, p)
         for j in range(k):
-            padded[:, :, i : i + stride * ho : stride, j : j + stride * wo : stride] += cols[
-                :, i, j
-            ]
-    return padded[:, :, p : p + h, p : p + w].transpose(1, 0, 2, 3)  # NCHW view, no copy
+            out_cols, columns = kept(j, w, wo, s, p)
+            x[:, rows, columns] += cols[:, i, j, out_rows, out_cols]
+    return x.transpose(3, 0, 1, 2)  # NCHW view, no copy
 
 
 def conv2d(x: Any, weight: Any, stride: int, padding: int) -> tuple[Any, Any]:
-    """A convolution without bias: returns (y_rows (O, N*Ho*Wo), cols) for x (N, C, H, W)."""
+    """A convolution without bias: returns (y_rows (O, Ho*Wo*N), cols) for x (N, C, H, W)."""
     cols = im2col(x, weight.shape[-1], stride, padding)
     return weight.reshape(weight.shape[0], -1) @ cols, cols
 
@@ -162,13 +190,13 @@ def conv2d(x: Any, weight: Any, stride: int, padding: int) -> tuple[Any, Any]:
 def conv2d_input_grad(
     g_rows: Any, weight: Any, x_shape: tuple[int, ...], stride: int, padding: int
 ) -> Any:
-    """dL/dx (N, C, H, W) of ``conv2d`` from g_rows = dL/dy_rows (O, N*Ho*Wo)."""
+    """dL/dx (N, C, H, W) of ``conv2d`` from g_rows = dL/dy_rows (O, Ho*Wo*N)."""
     dcols = weight.reshape(weight.shape[0], -1).T @ g_rows
     return col2im(dcols, x_shape, weight.shape[-1], stride, padding)
 
 
 def conv2d_weight_grad(g_rows: Any, cols: Any, weight_shape: tuple[int, ...]) -> Any:
-    """dL/dW of ``conv2d``: g_rows (O, N*Ho*Wo) @ cols.T, shaped like the weight."""
+    """dL/dW of ``conv2d``: g_rows (O, Ho*Wo*N) @ cols.T, shaped like the weight."""
     return (g_rows @ cols.T).reshape(weight_shape)
 
 
