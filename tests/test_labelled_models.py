@@ -148,8 +148,9 @@ def test_conditional_d_step_gradient_matches_finite_differences(rng, assert_grad
     def d_loss():
         if name == "cgan":  # BCE(D(x, y), 0.9) and BCE(D(G(z, y'), y'), 0), mean over 2n
             return bce_logits(D(x, y), targets)
-        out = D(x)  # ACGAN: the source head's BCE + the class head's CE, on both halves
-        return bce_logits(out[:, :1], targets) + cross_entropy(out[:, 1:], y)
+        out = D(x)  # ACGAN (twin): BCE; c's CE on the real half, the twin's on the fake
+        classes = cross_entropy(out[:4, 1:11], y[:4]) + cross_entropy(out[4:, 11:], y[4:])
+        return bce_logits(out[:, :1], targets) + classes / 2
 
     assert_gradients_match(gradient_errors(D, d_loss, grads(D)))
 
@@ -167,8 +168,9 @@ def test_conditional_g_step_gradient_matches_finite_differences(rng, assert_grad
         fake = G(z, fake_labels)
         if name == "cgan":
             return bce_logits(D(fake, fake_labels), 1.0)
-        out = D(fake)
-        return bce_logits(out[:, :1], 1.0) + cross_entropy(out[:, 1:], fake_labels)
+        out = D(fake)  # ACGAN (twin): minus the twin's CE (tests/test_acgan.py: all kinds)
+        classes = cross_entropy(out[:, 1:11], fake_labels) - cross_entropy(out[:, 11:], fake_labels)
+        return bce_logits(out[:, :1], 1.0) + classes
 
     assert_gradients_match(gradient_errors(G, g_loss, grads(G)))
 
