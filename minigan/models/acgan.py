@@ -37,9 +37,10 @@ Training c on real digits only (``classifier="real"``) removes the code: c is
 then an honest digit classifier and G must satisfy it. But G's class term alone,
 E[-log c(y' | G(z, y'))], is the divergence of G's label posterior from the data's
 PLUS the entropy of G's label posterior (Gong et al., section 3): minimising it also
-pushes every sample to where c is most certain, and measured that is what happened:
-each row collapsed to one image repeated, with salt noise that c read as the digit,
-and label accuracy jumped between epochs (a digit at 0.2% one epoch, 88% two later).
+pushes every sample to where c is most certain. Measured (seed 0), label accuracy
+then jumped from epoch to epoch (the eights at 0.2% after epoch 4, 88% after epoch
+6; the fours at 17% after epoch 10), and with dropout in D as well, each row of the
+grid collapsed to one image repeated, speckled with salt noise.
 
 The twin c_mi cancels that entropy term: trained on G's images, it estimates G's
 own label posterior, so -E[-log c_mi(y' | G(z, y'))] in G's loss is minus that

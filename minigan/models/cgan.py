@@ -28,7 +28,8 @@ What differs from ``gan.py``, and why:
   fives to the project's classifier, 89.5% of the threes, FID 97.3. A projection
   D cannot ignore the label, whose term is made of the very features that judge
   the image; after 8 epochs it was at FID 54.6, every digit but the twos (74%)
-  at 91% or more.
+  at 91% or more, and after the default run (30 epochs, 9.8 CPU minutes) at FID
+  12.2, every digit at 97.6% or more (10,000 samples).
 - **D's backward has two branches**, the image's and the label's. In D's step
   the label's branch trains D's embedding (dL/de = g phi(x)); in G's step only
   dL/d(fake image) goes on, into G: y' is an integer, and D (frozen) does not
