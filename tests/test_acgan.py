@@ -40,10 +40,10 @@ def d_loss(out, n, labels, fake_labels, real_label, classifier):
     return bce_logits(s, targets) + classes / 2
 
 
-def g_loss(out, fake_labels, classifier):
+def g_loss(out, fake_labels, classifier, twin_weight):
     loss = bce_logits(out[:, :1], 1.0) + cross_entropy(out[:, 1:11], fake_labels)
     if classifier == "twin":
-        loss -= cross_entropy(out[:, 11:], fake_labels)
+        loss -= twin_weight * cross_entropy(out[:, 11:], fake_labels)
     return loss
 
 
@@ -60,14 +60,17 @@ def errors_of(module, loss):
     }
 
 
-def test_the_default_is_the_twin_and_bad_choices_are_refused():
+def test_the_default_is_the_twin_at_half_weight_and_bad_choices_are_refused():
     assert ACGAN.default_config().classifier == "twin"
+    assert ACGAN.default_config().twin_weight == 0.5
     assert tiny().discriminator[-1].bias.data.shape == (21,)  # s, c, c_mi
     assert tiny(classifier="paper").discriminator[-1].bias.data.shape == (11,)
     with pytest.raises(
         ValueError, match=r"classifier must be one of \('twin', 'real', 'paper'\), got 'both'"
     ):
         ACGANConfig(classifier="both")
+    with pytest.raises(ValueError, match=r"twin_weight must lie in \[0, 1\], got 1.5"):
+        ACGANConfig(twin_weight=1.5)
 
 
 @pytest.mark.parametrize("classifier", CLASSIFIERS)
@@ -87,17 +90,21 @@ def test_d_step_gradient_matches_finite_differences(rng, assert_gradients_match,
     assert_gradients_match(errors_of(D, loss))
 
 
-@pytest.mark.parametrize("classifier", CLASSIFIERS)
-def test_g_step_gradient_matches_finite_differences(rng, assert_gradients_match, classifier):
-    """G's loss through the frozen D; the twin's CE enters with a minus sign."""
-    model = tiny(lr=0.0, classifier=classifier)
+@pytest.mark.parametrize(
+    "classifier, twin_weight", [("twin", 0.5), ("twin", 1.0), ("real", 0.5), ("paper", 0.5)]
+)
+def test_g_step_gradient_matches_finite_differences(
+    rng, assert_gradients_match, classifier, twin_weight
+):
+    """G's loss through the frozen D; the twin's CE enters with a minus sign, weighted."""
+    model = tiny(lr=0.0, classifier=classifier, twin_weight=twin_weight)
     _, _, z, fake_labels = fixed_batch(rng)
     G, D = model.generator, model.discriminator
     loss_value = model.generator_step(G(z, fake_labels), fake_labels)
     assert not any(p.grad.any() for p in D.parameters())  # D did not learn from G's loss
 
     def loss():
-        return g_loss(D(G(z, fake_labels)), fake_labels, classifier)
+        return g_loss(D(G(z, fake_labels)), fake_labels, classifier, twin_weight)
 
     assert loss_value == pytest.approx(loss(), rel=1e-12)
     assert_gradients_match(errors_of(G, loss))
