@@ -85,9 +85,11 @@ Labelled models (two more class attributes, False on ``Model``):
     ``minigan.metrics.label_accuracy(evaluator, samples, labels)``: per-digit label
     accuracy of a conditional model's samples.
 
-    cgan:    batch 100, z 64, hidden 512, leaky_relu, label vectors of 50, Adam lr 2e-4
-             betas (0.5, 0.999), real_label 0.9
-    acgan:   the same, D with 11 outputs (real/fake + 10 classes), no label input
+    cgan:    batch 100, z 64, hidden 512, leaky_relu, G's label vectors of 50, a projection
+             D (label vectors of 512), Adam lr 2e-4 betas (0.5, 0.999), real_label 0.9
+    acgan:   the same G and recipe; D with no label input and 21 outputs (real/fake,
+             10 classes learnt on real digits, 10 twin classes learnt on G's, the
+             twin's CE weighted 0.5 in G's loss)
     sgan:    batch 100, z 100, G hidden 500 relu; D 784-1000-500-250-250-250-10 with
              weight norm, Gaussian noise 0.3 (input) and 0.5 (hidden); 100 labels;
              Adam lr 3e-3 betas (0.5, 0.999)

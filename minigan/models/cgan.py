@@ -4,6 +4,7 @@ The vanilla GAN learns p(x), the images of every digit mixed; nothing says which
 digit comes out of which z. The conditional GAN learns p(x | y): the label y is one
 more input of both networks,
 
+    D(x, y) = psi(phi(x)) + embed_D(y) . phi(x)      (the projection discriminator)
     D step:  minimise  BCE(D(x, y), 1) + BCE(D(G(z, y'), y'), 0)
     G step:  minimise  BCE(D(G(z, y'), y'), 1)                    (non-saturating)
 
@@ -14,25 +15,38 @@ seven.
 
 What differs from ``gan.py``, and why:
 
-- **Labels in.** G's input is [z | embed(y')] and D's is [x | embed(y)]: a learned
-  vector per digit (``Embedding``), joined by ``Concat`` (``conditional.py``'s
-  ``ConditionalMLP``). The paper joins y to z in G and to the image in D the same
-  way, through a hidden layer each; an embedding is that layer's first step.
-- **D's backward has two branches.** Concat splits D's input gradient in two:
-  the image part and the label part. In D's step the label part trains D's
-  embedding; in G's step the image part is dL/d(fake image) and goes on into G,
-  while the label part is dropped: y' is an integer, and D (frozen) does not learn.
-  Inside G the same split happens again, and G's own label part trains G's embedding.
+- **Labels in.** G's input is [z | embed(y')]: a learned vector per digit
+  (``Embedding``), joined by ``Concat`` (``conditional.py``'s ``ConditionalMLP``),
+  as the paper joins y to z.
+- **D reads the label by projection** (Miyato & Koyama, 2018; ``conditional.py``'s
+  ``ProjectionDiscriminator``): phi(x) is D's last hidden layer, psi a linear head,
+  and the label's term is the inner product of a learned vector per digit with
+  phi(x). The paper's way, ``discriminator="concat"``, joins embed(y) to the image
+  at D's input instead, [x | embed(y)]; D can then learn to judge the 784 pixels
+  and all but ignore the 50 label numbers beside them, and measured here it did
+  for some digits: after 20 epochs (seed 0) only 52% of the fives it drew were
+  fives to the project's classifier, 89.5% of the threes, FID 97.3. A projection
+  D cannot ignore the label, whose term is made of the very features that judge
+  the image; after 8 epochs it was at FID 54.6, every digit but the twos (74%)
+  at 91% or more, and after the default run (30 epochs, 9.8 CPU minutes) at FID
+  12.2, every digit at 97.6% or more (10,000 samples).
+- **D's backward has two branches**, the image's and the label's. In D's step
+  the label's branch trains D's embedding (dL/de = g phi(x)); in G's step only
+  dL/d(fake image) goes on, into G: y' is an integer, and D (frozen) does not
+  learn. Inside G, Concat splits the gradient again, and G's own label part
+  trains G's embedding.
 - The interface takes labels: ``train_step(real, labels)``, ``generate(z, labels)``.
 
-The label's vector has 50 numbers (``embed_dim``), as many as the paper's D gives
-y (a 50-unit layer): measured on MNIST (hidden 256, seed 0), with 10 numbers D
-hardly used the label (784 pixels beside 10 label inputs): label accuracy stayed
-near chance (0.07-0.20) after 1500 steps; with 50 it was 0.9 after 1000 to 1500.
+G's label vector has 50 numbers (``embed_dim``), as many as the paper's D gives
+y (a 50-unit layer); D's has as many as its hidden layer (it meets phi(x)).
 
 The rest is the vanilla GAN's: BCE on logits, Adam (2e-4, betas (0.5, 0.999)), one
 D step per G step, one-sided label smoothing (real_label 0.9) as in
 ``PRESETS["default"]``.
+
+Checkpoints saved before the projection D (whose configs do not name a
+``discriminator``) hold a "concat" D; loading one into a projection CGAN is
+refused with a message saying so (build it with ``discriminator="concat"``).
 """
 
 from __future__ import annotations
@@ -45,34 +59,36 @@ import numpy as np
 from minigan import nn
 from minigan.backend import get_array_module
 from minigan.losses import BCEWithLogitsLoss
-from minigan.models.base import MLPConfig
 from minigan.models.conditional import (
+    ConditionalConfig,
     ConditionalMLP,
     ConditionalModel,
+    ProjectionDiscriminator,
     conditional_discriminator,
     conditional_generator,
+    projection_discriminator,
 )
 from minigan.optim import Adam
 
+DISCRIMINATORS = ("projection", "concat")
+
 
 @dataclass
-class CGANConfig(MLPConfig):
-    """The sizes of ``MLPConfig``, the label's vector (``embed_dim``) and the GAN's recipe."""
+class CGANConfig(ConditionalConfig):
+    """The conditional models' sizes and recipe, and how D is told the label.
 
-    hidden: int = 512
-    g_activation: str = "leaky_relu"
-    embed_dim: int = 50
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    real_label: float = 0.9
+    discriminator: ``"projection"`` (default: psi(phi(x)) + embed(y) . phi(x)) or
+    ``"concat"`` (the 2014 paper's: D's input is [x | embed(y)], ``embed_dim`` long).
+    """
 
-    POSITIVE = (*MLPConfig.POSITIVE, "embed_dim")
+    discriminator: str = "projection"
 
     def __post_init__(self) -> None:
-        self.betas = tuple(self.betas)
         super().__post_init__()
-        if not 0 < self.real_label <= 1:
-            raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
+        if self.discriminator not in DISCRIMINATORS:
+            raise ValueError(
+                f"discriminator must be one of {DISCRIMINATORS}, got {self.discriminator!r}"
+            )
 
 
 class CGAN(ConditionalModel):
@@ -100,8 +116,10 @@ class CGAN(ConditionalModel):
 
     def build_networks(
         self, config: CGANConfig, rng: np.random.Generator, dtype: Any
-    ) -> tuple[ConditionalMLP, ConditionalMLP]:
+    ) -> tuple[ConditionalMLP, ProjectionDiscriminator | ConditionalMLP]:
         G = conditional_generator(config, rng, dtype)
+        if config.discriminator == "projection":
+            return G, projection_discriminator(config, rng, dtype)
         return G, conditional_discriminator(config, rng, dtype)
 
     def make_optimizer(self, params: list[nn.Parameter]) -> Adam:
@@ -135,7 +153,21 @@ class CGAN(ConditionalModel):
         """Change G so that D takes (G(z, y'), y') for a real pair: -log D(G(z, y'), y')."""
         scores = self.discriminator.forward(fake, fake_labels)  # D after its own update
         g_loss = self.loss.forward(scores, 1.0)
-        # Through frozen D: its backward returns the image part of dL/d[x | e]; the
-        # label part stops there (y' is an integer). Then through G and its embedding.
+        # Through frozen D: its backward returns dL/d(fake image); the label's part
+        # stops there (y' is an integer). Then through G and its embedding.
         self.update_generator(self.loss.backward())
         return g_loss
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """``Model.load_state_dict``, refusing first, by name, a D of the other kind."""
+        saved = state.get("discriminator") if isinstance(state, dict) else None
+        if isinstance(saved, dict) and state.get("model") == self.name:
+            kind = "projection" if "head.weight" in saved else "concat"
+            if kind != self.config.discriminator:
+                raise ValueError(
+                    f"{type(self).__name__}.load_state_dict: this state holds a {kind!r} "
+                    f"discriminator (CGANs saved before the projection discriminator hold a "
+                    f"'concat' one), this CGAN a {self.config.discriminator!r} one; build it "
+                    f"with discriminator={kind!r} to load the state"
+                )
+        super().load_state_dict(state)

@@ -6,8 +6,11 @@ images. The pieces they have in common live here, once:
 
 - ``check_labels``: integer labels in [0, 10), checked where they enter (one read);
 - ``choose_labelled``: the labelled subset of a semi-supervised run, by seed;
-- ``ConditionalMLP``: an MLP whose input is ``[x | embed(labels)]``;
-- ``ConditionalModel``: the step skeleton of a GAN whose players both see labels.
+- ``ConditionalConfig``: the recipe CGAN and ACGAN share;
+- ``ConditionalMLP``: an MLP whose input is ``[x | embed(labels)]`` (G; CGAN's
+  "concat" D);
+- ``ProjectionDiscriminator``: D(x, y) = psi(phi(x)) + embed(y) . phi(x) (CGAN's D);
+- ``ConditionalModel``: the step skeleton of a GAN whose G is told the label.
 
 Why labels are checked once, at the door, and not in every step: a label outside
 [0, 10) must not pass silently (CuPy wraps an out-of-range index around: label 12
@@ -22,13 +25,14 @@ given are drawn in range (``sample_labels``).
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 
 from minigan import nn
 from minigan.backend import get_array_module
-from minigan.models.base import Model, build_discriminator, build_generator
+from minigan.models.base import MLPConfig, Model, build_discriminator, build_generator
 from minigan.nn.checks import check_array, check_label_range
 
 NUM_CLASSES = 10  # the digits 0-9 (MNIST, Fashion-MNIST's ten kinds of clothes)
@@ -97,6 +101,27 @@ def choose_labelled(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
         for k in range(NUM_CLASSES)
     ]
     return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+@dataclass
+class ConditionalConfig(MLPConfig):
+    """``MLPConfig``'s sizes, G's label vector (``embed_dim``) and the GAN's recipe,
+    as the project's GAN default (``PRESETS["default"]``): CGAN's and ACGAN's base."""
+
+    hidden: int = 512
+    g_activation: str = "leaky_relu"
+    embed_dim: int = 50
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    real_label: float = 0.9
+
+    POSITIVE = (*MLPConfig.POSITIVE, "embed_dim")
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(self.betas)
+        super().__post_init__()
+        if not 0 < self.real_label <= 1:
+            raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
 
 
 class ConditionalMLP(nn.Module):
@@ -169,6 +194,74 @@ def conditional_discriminator(config: Any, rng: np.random.Generator, dtype: Any)
     wide = dataclasses.replace(config, image_size=config.image_size + e)
     embed = nn.Embedding(NUM_CLASSES, e, rng=rng, dtype=dtype, check_range=False)
     return ConditionalMLP(embed, build_discriminator(wide, rng, dtype))
+
+
+class ProjectionDiscriminator(nn.Module):
+    """``D(x, y) = psi(phi(x)) + embed(y) . phi(x)``: the projection discriminator.
+
+    Miyato & Koyama (2018), "cGANs with projection discriminator". Shapes:
+
+        x: (batch, image_size)       labels y: (batch,) integers in [0, num_classes)
+        f = phi(x): (batch, h)       D's hidden layers (Linear, LeakyReLU, twice)
+        e = embed(y): (batch, h)     one learned vector per class, as long as f
+        s = psi(f) + sum_j e[:, j] f[:, j]:  (batch, 1)     psi = Linear(h, 1)
+
+    The label meets the image at the end, as an inner product with D's features,
+    instead of at the start, as 50 more inputs beside 784 pixels: D cannot judge
+    the image without judging it against the label, because the label's term is
+    built from the very features that judge the image. (Miyato & Koyama derive the
+    form: for a log-linear p(y | x), the optimal logit log p(x, y) / q(x, y) splits
+    into psi(phi(x)) + embed(y) . phi(x).)
+
+    Backward, with g = dL/ds (batch, 1), walking the forward line by line in reverse:
+
+        s = psi(f) + r,  r = sum_j e_j f_j          dL/dr = g,  dL/d psi(f) = g
+        psi's backward (a Linear):                  dL/df += g w^T,  dL/dw, dL/db
+        r = sum_j e_j f_j  (a row-wise dot):        dL/df += g * e   (broadcast over j)
+                                                    dL/de  = g * f
+        e = embed(y):                               dL/dW_embed[k] += sum_{n: y_n = k} dL/de[n]
+        f = phi(x):                                 dL/dx = phi's backward of dL/df
+
+    so, compact: dL/df = g (w^T + e). The embedding starts small, N(0, 1/h), so
+    that e . f has the scale of psi(f) (whose weights are U(-1/sqrt(h), 1/sqrt(h))).
+    """
+
+    def __init__(self, features: nn.Sequential, head: nn.Linear, embed: nn.Embedding):
+        self.features = features  # phi
+        self.head = head  # psi
+        self.embed = embed
+
+    def __repr__(self) -> str:
+        return f"ProjectionDiscriminator({self.features!r}, {self.head!r}, {self.embed!r})"
+
+    def __call__(self, x: Any, labels: Any) -> Any:
+        return self.forward(x, labels)
+
+    def forward(self, x: Any, labels: Any) -> Any:
+        f = self.features.forward(x)
+        e = self.embed.forward(labels)
+        s = self.head.forward(f) + (e * f).sum(axis=1, keepdims=True)
+        self.save_for_backward(f, e, output_shape=s.shape)
+        return s
+
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+        f, e = self.saved(grad_out)
+        g = grad_out
+        df = self.head.backward(g) + g * e  # dL/df = g w^T + g e
+        self.embed.backward(g * f)  # dL/de = g f: a scatter-add into the rows used
+        return self.features.backward(df, input_grad=input_grad)
+
+
+def projection_discriminator(
+    config: Any, rng: np.random.Generator, dtype: Any
+) -> ProjectionDiscriminator:
+    """D(x, y) = psi(phi(x)) + embed(y) . phi(x), phi being ``build_discriminator``'s hidden layers."""
+    h = config.hidden
+    net = build_discriminator(config, rng, dtype)
+    features = nn.Sequential(*net.layers[:4])  # Linear, LeakyReLU, Linear, LeakyReLU
+    embed = nn.Embedding(NUM_CLASSES, h, rng=rng, dtype=dtype, check_range=False)
+    embed.weight.data = (embed.weight.data / np.sqrt(h)).astype(dtype)
+    return ProjectionDiscriminator(features, net[4], embed)
 
 
 class ConditionalModel(Model):

@@ -1,0 +1,115 @@
+"""CGAN's projection discriminator: its backward (finite differences, PyTorch), what it
+computes, the config's choice of D, and states saved with the other kind of D."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from minigan.gradcheck import numerical_gradient, relative_error
+from minigan.models import CGAN, CGANConfig
+from minigan.models.conditional import ConditionalMLP, ProjectionDiscriminator
+
+TINY = {"latent_dim": 3, "hidden": 7, "image_size": 6, "batch_size": 4, "embed_dim": 3}
+LABELS = np.array([7, 2, 7, 0, 7, 9])  # three sevens: their gradients must add up
+
+
+def tiny(seed=0, dtype=np.float64, **changes):
+    return CGAN(dataclasses.replace(CGANConfig(), **TINY, **changes), seed=seed, dtype=dtype)
+
+
+def test_the_default_d_is_the_projection_and_concat_stays_available():
+    assert CGAN.default_config().discriminator == "projection"
+    assert isinstance(tiny().discriminator, ProjectionDiscriminator)
+    assert isinstance(tiny(discriminator="concat").discriminator, ConditionalMLP)
+    with pytest.raises(
+        ValueError, match=r"discriminator must be one of \('projection', 'concat'\), got 'sum'"
+    ):
+        CGANConfig(discriminator="sum")
+
+
+def test_projection_computes_psi_of_phi_plus_the_labels_vector_dot_phi(rng):
+    D = tiny().discriminator
+    x = rng.uniform(-1, 1, (6, 6))
+    f = D.features(x)  # phi(x): the two hidden layers
+    expected = f @ D.head.weight.data.T + D.head.bias.data
+    expected += (D.embed.weight.data[LABELS] * f).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(D(x, LABELS), expected, rtol=1e-13)
+    assert D.embed.weight.data.shape == (10, 7)  # one vector per digit, as long as phi(x)
+
+
+def test_projection_backward_matches_finite_differences(rng, assert_gradients_match):
+    """h = 1e-5 (numerical_gradient's); LeakyReLU's kink is far from every pre-activation
+    at this seed, so the loss is smooth there and the error is O(h^2) ~ 1e-10."""
+    D = tiny().discriminator
+    x = rng.uniform(-1, 1, (6, 6))
+    R = rng.standard_normal((6, 1))
+
+    def L():
+        return float((D(x, LABELS) * R).sum())
+
+    L()
+    D.zero_grad()
+    dx = D.backward(R)
+    analytic = {name: p.grad.copy() for name, p in D.named_parameters()}
+    errors = {
+        name: relative_error(analytic[name], numerical_gradient(L, p.data))
+        for name, p in D.named_parameters()
+    }
+    errors["x"] = relative_error(dx, numerical_gradient(L, x))
+    assert_gradients_match(errors)
+    unused = [k for k in range(10) if k not in LABELS]
+    assert not analytic["embed.weight"][unused].any()  # rows nobody looked up: no gradient
+    L()
+    assert D.backward(R, input_grad=False) is None  # D's step: the data needs no gradient
+
+
+def test_projection_matches_pytorch(rng):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
+    from minigan.testing.pytorch import to_torch
+
+    D = tiny().discriminator
+    phi_t, psi_t = to_torch(D.features), to_torch(D.head)
+    embed_t = torch.nn.Embedding(10, 7).double()
+    embed_t.weight.data = torch.from_numpy(D.embed.weight.data.copy())
+    x, R = rng.uniform(-1, 1, (6, 6)), rng.standard_normal((6, 1))
+    x_t = torch.from_numpy(x).requires_grad_(True)
+    f_t = phi_t(x_t)
+    s_t = psi_t(f_t) + (embed_t(torch.from_numpy(LABELS)) * f_t).sum(dim=1, keepdim=True)
+    (s_t * torch.from_numpy(R)).sum().backward()
+    s = D(x, LABELS)
+    dx = D.backward(R)
+    np.testing.assert_allclose(s, s_t.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(D.embed.weight.grad, embed_t.weight.grad.numpy(), rtol=1e-10)
+    pairs = [*zip(D.features.parameters(), phi_t.parameters()), (D.head.weight, psi_t.weight)]
+    for p, p_t in pairs:
+        np.testing.assert_allclose(p.grad, p_t.grad.numpy(), rtol=1e-10)
+
+
+def test_projection_passes_g_its_gradient_without_learning_itself(rng):
+    """G's step: dL/d(fake) through the frozen D; D's gradients stay zero."""
+    model = tiny(lr=0.0)
+    z, labels = rng.standard_normal((4, 3)), np.array([3, 1, 1, 0])
+    model.generator_step(model.generator(z, labels), labels)
+    assert not any(p.grad.any() for p in model.discriminator.parameters())
+    assert any(p.grad.any() for p in model.generator.parameters())
+
+
+@pytest.mark.parametrize("saved, wanted", [("concat", "projection"), ("projection", "concat")])
+def test_a_state_with_the_other_kind_of_d_is_refused_by_name(saved, wanted):
+    """CGANs saved before the projection D became the default hold a concat D."""
+    state = tiny(discriminator=saved).state_dict()
+    model = tiny(discriminator=wanted)
+    before = model.state_dict()
+    with pytest.raises(
+        ValueError,
+        match=rf"CGAN.load_state_dict: this state holds a '{saved}' discriminator \(CGANs "
+        rf"saved before the projection discriminator hold a 'concat' one\), this CGAN a "
+        rf"'{wanted}' one; build it with discriminator='{saved}' to load the state",
+    ):
+        model.load_state_dict(state)
+    for part in ("generator", "discriminator"):  # nothing changed
+        for key, value in before[part].items():
+            np.testing.assert_array_equal(model.state_dict()[part][key], value)
+    tiny(discriminator=saved, seed=5).load_state_dict(state)  # the matching kind loads
