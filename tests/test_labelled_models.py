@@ -497,6 +497,7 @@ def test_sgan_starts_d_from_a_data_dependent_init_once():
     images = train_images()
     model.set_labelled(images, TRAIN_LABELS)
     assert model.initialised
+    np.testing.assert_array_equal(model.d_average, model.d_optimizer.data)  # classify: these
     pick = np.random.default_rng([0, 3]).choice(40, 30, replace=False)
     x = images[pick]
     for layer in model.discriminator:

@@ -306,6 +306,7 @@ class SGAN(Model):
         n = min(self.config.init_batch, images.shape[0])
         pick = np.random.default_rng([self.seed, 3]).choice(images.shape[0], n, replace=False)
         data_dependent_init(self.discriminator, images[self.backend.asarray(pick)])
+        self.d_average[...] = self.d_optimizer.data  # the average starts here too
         self.initialised = True
 
     def _check_indices(self, where: str, indices: Any, n: int | None) -> None:
@@ -427,8 +428,8 @@ class SGAN(Model):
         )  # fmt: skip
         xp = self.backend.xp
         weights = self.d_optimizer.data
-        trained = weights.copy()
-        if self.config.average:
+        trained = weights.copy() if self.config.average else None
+        if trained is not None:
             weights[...] = self.d_average  # classify with the averaged weights
         self.discriminator.eval()  # Gaussian noise off: the identity
         try:
@@ -438,7 +439,8 @@ class SGAN(Model):
             ]
         finally:
             self.discriminator.train()
-            weights[...] = trained
+            if trained is not None:
+                weights[...] = trained
         return xp.concatenate(parts) if parts else xp.zeros((0, NUM_CLASSES), self.dtype)
 
     def error_rate(self, images: Any, labels: Any) -> float:
