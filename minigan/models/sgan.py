@@ -36,8 +36,7 @@ What differs from ``gan.py``, and why:
   N(0, 0.1^2) (``v_std``; it sets how fast Adam turns it, see ``WeightNormLinear``),
   and the hidden layers' lengths g stay where the init put them
   (``train_hidden_scale=False``): their units keep unit scale, so the 0.5 noise
-  after them keeps its strength; only the logits' g learns. These three, taken
-  from their code, brought the 15-minute test error down (see the README).
+  after them keeps its strength; only the logits' g learns.
 - **G is their generator**: two hidden layers of 500 with batch norm, then a
   weight-normalised output layer; tanh for images in [-1, 1] (their sigmoid for
   [0, 1], the same map rescaled). Batch norm keeps G's samples varied, which
@@ -65,12 +64,18 @@ One pass of D over [labelled | unlabelled | fake] stacked: no layer of D mixes
 examples, so that is the three passes' sum, in one set of matrix products.
 Adam (lr 3e-3 as the paper, betas (0.5, 0.999)) for both players.
 
-Where this still differs from their code (``train_mnist_feature_matching.py``), each
-judged minor: z ~ N(0, I) (theirs uniform on [0, 1)); G's hidden activation ReLU
-(theirs softplus) and its batch norm with a scale (theirs a shift only); Adam's
-eps 1e-8 outside the square root (theirs inside: about 1e-4 outside); G's step
-reuses the D step's real batch and z (theirs draws fresh ones); the feature-matching
-loss sums over features (theirs averages: a constant factor).
+Where this still differs from their code (``train_mnist_feature_matching.py``), not
+tried here and each expected to matter little: z ~ N(0, I) (theirs uniform on
+[0, 1)); G's hidden activation ReLU (theirs softplus) and its batch norm with a
+scale (theirs a shift only); Adam's eps 1e-8 outside the square root (theirs
+inside: about 1e-4 outside); G's step reuses the D step's real batch and z (theirs
+draws fresh ones); the feature-matching loss sums over features (theirs averages:
+a constant factor).
+
+Measured (``python examples/mnist_gan.py --model sgan``, 100 labels, seed 0, one
+BLAS thread): test error 15.8% after epoch 1, 4.1% after epoch 6 (502 CPU s), 2.7%
+after epoch 10 (840 CPU s). The recipe before the init, G's batch norm and the
+average: 43% after epoch 1, 7.4% after 15 CPU minutes.
 """
 
 from __future__ import annotations
