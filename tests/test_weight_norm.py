@@ -81,3 +81,81 @@ def test_weight_norm_linear_matches_pytorch_parametrization(rng):
         np.testing.assert_allclose(ours[i].weight_g.grad, twin.original0.grad.numpy()[:, 0], **tol)
         np.testing.assert_allclose(ours[i].weight_v.grad, twin.original1.grad.numpy(), **tol)
         np.testing.assert_allclose(ours[i].bias.grad, theirs[i].bias.grad.numpy(), **tol)
+
+
+def test_data_dependent_init_standardises_every_layer_on_the_batch(rng):
+    from minigan.nn.weight_norm import data_dependent_init
+
+    net = nn.Sequential(
+        nn.WeightNormLinear(6, 8, rng=rng, dtype=np.float64), nn.ReLU(),
+        nn.WeightNormLinear(8, 3, rng=rng, dtype=np.float64),
+    )  # fmt: skip
+    directions = [layer.weight_v.data.copy() for layer in (net[0], net[2])]
+    x = 3.0 + 5.0 * rng.standard_normal((50, 6))  # far from mean 0, std 1
+    out = data_dependent_init(net, x)
+    np.testing.assert_allclose(out, net(x), rtol=1e-12, atol=1e-12)  # what forward gives now
+    for layer, hidden in ((net[0], net[0](x)), (net[2], out)):
+        np.testing.assert_allclose(hidden.mean(axis=0), 0, atol=1e-12)
+        np.testing.assert_allclose(hidden.std(axis=0), 1, rtol=1e-12)
+    for layer, v in zip((net[0], net[2]), directions, strict=True):
+        np.testing.assert_array_equal(layer.weight_v.data, v)  # only g and b change
+
+
+def test_init_from_data_writes_into_the_parameters_arrays_and_needs_two_rows(rng):
+    layer = nn.WeightNormLinear(4, 2, rng=rng)
+    g, b = layer.weight_g.data, layer.bias.data  # an optimizer may view these: kept in place
+    layer.init_from_data(rng.standard_normal((5, 4)).astype(np.float32))
+    assert layer.weight_g.data is g and layer.bias.data is b and g.dtype == np.float32
+    constant = layer.init_from_data(np.ones((3, 4), np.float32))  # zero variance: floored
+    assert np.isfinite(constant).all() and np.isfinite(layer.weight_g.data).all()
+    with pytest.raises(
+        ValueError,
+        match=r"WeightNormLinear\(4 -> 2\): init_from_data needs a batch of 2 or more to "
+        r"measure a variance, got 1",
+    ):
+        layer.init_from_data(np.ones((1, 4), np.float32))
+
+
+def test_a_fixed_scale_is_a_buffer_and_the_rest_matches_finite_differences(
+    rng, assert_gradients_match
+):
+    layer = nn.WeightNormLinear(5, 3, rng=rng, dtype=np.float64, train_scale=False)
+    layer.weight_g *= rng.uniform(0.5, 2.0, 3)  # g != ||v||: a general point
+    assert [name for name, _ in layer.named_parameters()] == ["weight_v", "bias"]
+    assert set(layer.state_dict()) == {"weight_g", "weight_v", "bias"}  # saved, same name
+    assert repr(layer) == "WeightNormLinear(5 -> 3, train_scale=False)"
+    layer.requires_grad_(True)  # switches parameters only: g stays fixed
+    errors = check_module(layer, rng.standard_normal((4, 5)))
+    assert set(errors) == {"input", "weight_v", "bias"}
+    assert_gradients_match(errors)
+
+
+def test_a_fixed_scale_matches_pytorch_with_g_frozen(rng):
+    torch = pytest.importorskip("torch")
+    from minigan.testing.pytorch import to_torch
+
+    ours = nn.WeightNormLinear(6, 4, rng=rng, dtype=np.float64, train_scale=False)
+    ours.init_from_data(rng.standard_normal((10, 6)))
+    theirs = to_torch(ours)
+    theirs.parametrizations.weight.original0.requires_grad_(False)
+    x, g = rng.standard_normal((3, 6)), rng.standard_normal((3, 4))
+    y = ours(x)
+    dx = ours.backward(g)
+    x_t = torch.from_numpy(x).requires_grad_(True)
+    y_t = theirs(x_t)
+    y_t.backward(torch.from_numpy(g))
+    tol = {"rtol": 1e-10, "atol": 1e-12}
+    np.testing.assert_allclose(y, y_t.detach().numpy(), **tol)
+    np.testing.assert_allclose(dx, x_t.grad.numpy(), **tol)
+    twin = theirs.parametrizations.weight
+    np.testing.assert_allclose(ours.weight_v.grad, twin.original1.grad.numpy(), **tol)
+    np.testing.assert_allclose(ours.bias.grad, theirs.bias.grad.numpy(), **tol)
+
+
+def test_v_std_draws_the_directions_from_a_normal_and_is_checked():
+    layer = nn.WeightNormLinear(400, 50, rng=np.random.default_rng(0), v_std=0.1)
+    v = layer.weight_v.data
+    assert v.dtype == np.float32 and abs(v.std() - 0.1) < 0.002 and abs(v.mean()) < 0.002
+    np.testing.assert_allclose(layer.weight_g.data, np.linalg.norm(v, axis=1), rtol=1e-6)
+    with pytest.raises(ValueError, match=r"WeightNormLinear: v_std must be a number > 0, got 0"):
+        nn.WeightNormLinear(3, 2, v_std=0)

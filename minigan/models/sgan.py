@@ -24,9 +24,30 @@ What differs from ``gan.py``, and why:
   usual G loss: G then produces what D's features find typical of real data.
 - **G's loss is taken inside D.** Its gradient enters D at the feature layer, goes
   down D's lower layers (frozen: ``update_generator(..., through=lower)``) into G.
-- **D is Salimans et al.'s MLP**: Gaussian noise on the input (std 0.3) and after
-  every hidden layer (0.5), weight-normalised dense layers 784-1000-500-250-250-250
-  with ReLU, and 10 logits. The noise keeps D from memorising 100 labelled images.
+- **D is Salimans et al.'s MLP**: Gaussian noise on the input and after every
+  hidden layer (0.5), weight-normalised dense layers 784-1000-500-250-250-250 with
+  ReLU, and 10 logits. The noise keeps D from memorising 100 labelled images.
+  Their input noise is 0.3 on images in [0, 1]; ours are in [-1, 1], twice the
+  range, so the same noise relative to the image is 0.6.
+- **D starts from a data-dependent init** (``nn.weight_norm.data_dependent_init``,
+  run by ``set_labelled`` on a fresh model, on ``init_batch`` = 500 training
+  images chosen by the seed, noise on as in their code): each unit of each layer
+  starts with mean 0 and std 1 on real digits. The direction v starts at
+  N(0, 0.1^2) (``v_std``; it sets how fast Adam turns it, see ``WeightNormLinear``),
+  and the hidden layers' lengths g stay where the init put them
+  (``train_hidden_scale=False``): their units keep unit scale, so the 0.5 noise
+  after them keeps its strength; only the logits' g learns.
+- **G is their generator**: two hidden layers of 500 with batch norm, then a
+  weight-normalised output layer; tanh for images in [-1, 1] (their sigmoid for
+  [0, 1], the same map rescaled). Batch norm keeps G's samples varied, which
+  feature matching (a match of batch means) needs. ``generate`` runs G in
+  evaluation mode (running statistics), as DCGAN's.
+- **The classifier is an average.** ``classify`` (and so ``error_rate``) uses an
+  exponential moving average of D's weights over the steps (``average`` = 0.999,
+  a memory of about 1000 steps), not the latest weights: D's weights jump from
+  step to step with lr 0.003, and the average of the recent ones classifies
+  better and more steadily. Their code averages too (Polyak averaging, rate
+  0.0001 from zero over 300 epochs; ours is sized for a run of minutes).
 - **Labels are a fixed subset.** ``set_labelled(images, labels)`` gives the model
   the training set; it keeps ``config.labels`` of them (10 of each digit, chosen
   by the seed: ``choose_labelled``), and only those labels are ever read. Their
@@ -42,6 +63,19 @@ What differs from ``gan.py``, and why:
 One pass of D over [labelled | unlabelled | fake] stacked: no layer of D mixes
 examples, so that is the three passes' sum, in one set of matrix products.
 Adam (lr 3e-3 as the paper, betas (0.5, 0.999)) for both players.
+
+Where this still differs from their code (``train_mnist_feature_matching.py``), not
+tried here and each expected to matter little: z ~ N(0, I) (theirs uniform on
+[0, 1)); G's hidden activation ReLU (theirs softplus) and its batch norm with a
+scale (theirs a shift only); Adam's eps 1e-8 outside the square root (theirs
+inside: about 1e-4 outside); G's step reuses the D step's real batch and z (theirs
+draws fresh ones); the feature-matching loss sums over features (theirs averages:
+a constant factor).
+
+Measured (``python examples/mnist_gan.py --model sgan``, 100 labels, seed 0, one
+BLAS thread): test error 15.8% after epoch 1, 4.1% after epoch 6 (502 CPU s), 2.7%
+after epoch 10 (840 CPU s). The recipe before the init, G's batch norm and the
+average: 43% after epoch 1, 7.4% after 15 CPU minutes.
 """
 
 from __future__ import annotations
@@ -58,7 +92,12 @@ from minigan.losses import CrossEntropyLoss, FeatureMatchingLoss, SGANUnsupervis
 from minigan.models.base import MLPConfig, Model
 from minigan.models.conditional import NUM_CLASSES, accuracy, check_labels, choose_labelled
 from minigan.nn.checks import check_array
+from minigan.nn.weight_norm import data_dependent_init
 from minigan.optim import Adam
+
+# Version 2: D starts from a data-dependent init, G has batch norm, D's weights are
+# averaged (see the module docstring); version 1's states do not fit.
+RECIPE = 2
 
 
 @dataclass
@@ -68,17 +107,27 @@ class SGANConfig(MLPConfig):
     ``labels``: how many labelled training images (a multiple of 10: the same count
     of each digit); ``d_hidden``: D's hidden widths; ``input_noise``,
     ``hidden_noise``: the std of the Gaussian noise on D's input and after its
-    hidden layers.
+    hidden layers; ``init_batch``: images for D's data-dependent init (0: none, the
+    layers' own init); ``g_batch_norm``: G with batch norm (False: the base MLP
+    generator); ``v_std``: D's weight directions start at N(0, v_std^2) (None: as
+    ``Linear``); ``train_hidden_scale``: train g in D's hidden layers too;
+    ``average``: the decay of the weight average ``classify`` uses (0: none, the
+    latest weights).
     """
 
     latent_dim: int = 100
     hidden: int = 500
     labels: int = 100
     d_hidden: tuple[int, ...] = (1000, 500, 250, 250, 250)
-    input_noise: float = 0.3
+    input_noise: float = 0.6
     hidden_noise: float = 0.5
     lr: float = 3e-3
     betas: tuple[float, float] = (0.5, 0.999)
+    init_batch: int = 500
+    g_batch_norm: bool = True
+    v_std: float | None = 0.1
+    train_hidden_scale: bool = False
+    average: float = 0.999
 
     POSITIVE = (*MLPConfig.POSITIVE, "labels")
 
@@ -96,6 +145,15 @@ class SGANConfig(MLPConfig):
         for name in ("input_noise", "hidden_noise"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.init_batch == 1 or not self.init_batch >= 0:
+            raise ValueError(
+                f"init_batch must be 0 (no data-dependent init) or at least 2 images, "
+                f"got {self.init_batch}"
+            )
+        if self.v_std is not None and not self.v_std > 0:
+            raise ValueError(f"v_std must be > 0 (or None), got {self.v_std}")
+        if not 0 <= self.average < 1:
+            raise ValueError(f"average must lie in [0, 1) (0: no averaging), got {self.average}")
 
 
 def build_discriminator(config: SGANConfig, rng: np.random.Generator, dtype: Any) -> nn.Sequential:
@@ -103,18 +161,38 @@ def build_discriminator(config: SGANConfig, rng: np.random.Generator, dtype: Any
 
     GaussianNoise(input_noise), then per hidden width w: WeightNormLinear -> ReLU ->
     GaussianNoise(hidden_noise); then WeightNormLinear(-> 10). The features for
-    feature matching are the last ReLU's output: ``layers[:-2]``.
+    feature matching are the last ReLU's output: ``layers[:-2]``. Directions v
+    drawn from N(0, v_std^2); the hidden layers' g a fixed buffer unless
+    ``train_hidden_scale`` (both set by the data-dependent init, ``SGAN.init_from_data``).
     """
     layers: list[nn.Module] = [nn.GaussianNoise(config.input_noise)]
     widths = (config.image_size, *config.d_hidden)
     for n_in, n_out in pairwise(widths):
         layers += [
-            nn.WeightNormLinear(n_in, n_out, rng=rng, dtype=dtype),
+            nn.WeightNormLinear(n_in, n_out, rng=rng, dtype=dtype, v_std=config.v_std,
+                                train_scale=config.train_hidden_scale),
             nn.ReLU(),
             nn.GaussianNoise(config.hidden_noise),
-        ]
-    layers.append(nn.WeightNormLinear(widths[-1], NUM_CLASSES, rng=rng, dtype=dtype))
+        ]  # fmt: skip
+    layers.append(
+        nn.WeightNormLinear(widths[-1], NUM_CLASSES, rng=rng, dtype=dtype, v_std=config.v_std)
+    )
     return nn.Sequential(*layers)
+
+
+def build_generator(config: SGANConfig, rng: np.random.Generator, dtype: Any) -> nn.Sequential:
+    """Salimans et al.'s MLP generator: z (batch, latent_dim) -> image in [-1, 1].
+
+    Linear -> BatchNorm1d -> ReLU, twice (width ``hidden``), then WeightNormLinear
+    -> Tanh.
+    """
+    h = config.hidden
+    return nn.Sequential(
+        nn.Linear(config.latent_dim, h, rng=rng, dtype=dtype), nn.BatchNorm1d(h, dtype=dtype),
+        nn.ReLU(),
+        nn.Linear(h, h, rng=rng, dtype=dtype), nn.BatchNorm1d(h, dtype=dtype), nn.ReLU(),
+        nn.WeightNormLinear(h, config.image_size, rng=rng, dtype=dtype), nn.Tanh(),
+    )  # fmt: skip
 
 
 class SGAN(Model):
@@ -154,10 +232,13 @@ class SGAN(Model):
         self.lower = nn.Sequential(*self.discriminator.layers[:-2])  # x -> f(x), shared layers
         self.noise_layers = [m for m in self.discriminator if isinstance(m, nn.GaussianNoise)]
         self.reseed_noise(seed)
+        # The running average of D's weights (all of them, in the optimizer's flat buffer).
+        self.d_average = self.d_optimizer.data.copy()
         # Real labels come from the labelled set (checked in set_labelled): no read-back.
         self.sup_loss = CrossEntropyLoss(check_range=False)
         self.unsup_loss = SGANUnsupervisedLoss()
         self.fm_loss = FeatureMatchingLoss()
+        self.initialised = False  # D's data-dependent init done (or weights loaded)
         self.labelled_indices: np.ndarray | None = None  # into the training set
         self._train_set: tuple[Any, np.ndarray] | None = None  # (images, labels) given
         self._labelled: tuple[Any, Any] | None = None  # (x, y) of the chosen, on the device
@@ -165,7 +246,10 @@ class SGAN(Model):
     def build_networks(
         self, config: SGANConfig, rng: np.random.Generator, dtype: Any
     ) -> tuple[nn.Sequential, nn.Sequential]:
-        G = super().build_networks(config, rng, dtype)[0]  # the base MLP generator
+        if not config.g_batch_norm:
+            G = super().build_networks(config, rng, dtype)[0]  # the base MLP generator
+        else:
+            G = build_generator(config, rng, dtype)
         return G, build_discriminator(config, rng, dtype)
 
     def make_optimizer(self, params: list[nn.Parameter]) -> Adam:
@@ -191,7 +275,9 @@ class SGAN(Model):
             labels: their labels, a NumPy integer array (N,) in [0, 10), on the host.
 
         The subset is ``choose_labelled(labels, config.labels, seed)``, or, after
-        ``load_state_dict``, the saved one; its labels are checked here, once.
+        ``load_state_dict``, the saved one; its labels are checked here, once. On a
+        fresh model (no step taken, nothing loaded) this also runs D's
+        data-dependent init on these images (``init_from_data``).
         """
         where = f"{type(self).__name__}.set_labelled"
         check_array(
@@ -215,6 +301,18 @@ class SGAN(Model):
             self._check_indices(where, indices, len(labels))
         self._train_set = (images, labels)
         self._gather(indices)
+        if not self.initialised and self.steps == 0 and self.config.init_batch:
+            self.init_from_data(images)
+
+    def init_from_data(self, images: Any) -> None:
+        """D's data-dependent initialisation (``nn.weight_norm.data_dependent_init``) on
+        ``config.init_batch`` training images chosen by the seed; ``set_labelled`` runs
+        it on a fresh model (never after ``load_state_dict``). Nothing is read back."""
+        n = min(self.config.init_batch, images.shape[0])
+        pick = np.random.default_rng([self.seed, 3]).choice(images.shape[0], n, replace=False)
+        data_dependent_init(self.discriminator, images[self.backend.asarray(pick)])
+        self.d_average[...] = self.d_optimizer.data  # the average starts here too
+        self.initialised = True
 
     def _check_indices(self, where: str, indices: Any, n: int | None) -> None:
         if not (isinstance(indices, np.ndarray) and np.issubdtype(indices.dtype, np.integer)):
@@ -265,8 +363,22 @@ class SGAN(Model):
         fake = self.generator.forward(self.sample_noise(real.shape[0]))
         stats = self.discriminator_step(real, fake)
         stats["g_loss"] = self.generator_step(real, fake)
+        self.update_average()
         self.steps += 1
         return stats
+
+    def update_average(self) -> None:
+        """avg <- avg + (1 - decay) (D's weights - avg), decay = min(average, t / (10 + t)).
+
+        An exponential moving average of D's weights after each step t = 0, 1, ...
+        The decay grows from 0 to ``config.average``: at t = 0 the average becomes
+        D's weights, and the first steps are not outweighed by where D started.
+        All on the device: t is the host's step count.
+        """
+        t = self.steps
+        decay = min(self.config.average, t / (10 + t))
+        avg = self.d_average
+        avg += (1 - decay) * (self.d_optimizer.data - avg)
 
     def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
         """minimise CE(l(x_lab), y) + (L_unsup(real, 1) + L_unsup(fake, 0)) / 2, one pass."""
@@ -300,15 +412,30 @@ class SGAN(Model):
         self.update_generator(self.fm_loss.backward(), through=self.lower)
         return g_loss
 
+    def generate(self, z: Any) -> Any:
+        """Images in [-1, 1], (n, image_size), for the noise ``z``: G in evaluation mode
+        (batch norm with running statistics, as DCGAN's), so each image depends on its
+        own z only."""
+        self.generator.eval()
+        try:
+            return self.generator.forward(z)
+        finally:
+            self.generator.train()
+
     # --- the classifier ---------------------------------------------------------
 
     def classify(self, images: Any, batch_size: int = 1000) -> Any:
-        """D's class logits (N, 10) for images (N, image_size) in [-1, 1], noise off."""
+        """D's class logits (N, 10) for images (N, image_size) in [-1, 1], noise off,
+        with the averaged weights (``config.average``; D's own are put back after)."""
         check_array(
             f"{type(self).__name__}.classify", images, xp=self.backend.xp, dtype=self.dtype,
             shape=("N", self.config.image_size), name="images",
         )  # fmt: skip
         xp = self.backend.xp
+        weights = self.d_optimizer.data
+        trained = weights.copy() if self.config.average else None
+        if trained is not None:
+            weights[...] = self.d_average  # classify with the averaged weights
         self.discriminator.eval()  # Gaussian noise off: the identity
         try:
             parts = [
@@ -317,6 +444,8 @@ class SGAN(Model):
             ]
         finally:
             self.discriminator.train()
+            if trained is not None:
+                weights[...] = trained
         return xp.concatenate(parts) if parts else xp.zeros((0, NUM_CLASSES), self.dtype)
 
     def error_rate(self, images: Any, labels: Any) -> float:
@@ -329,23 +458,43 @@ class SGAN(Model):
     # --- saving and loading -------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """``Model``'s state and the labelled subset's indices (None before set_labelled)."""
+        """``Model``'s state, the average of D's weights, the labelled subset's indices
+        (None before set_labelled) and the recipe's version (``RECIPE``)."""
         indices = self.labelled_indices
         return super().state_dict() | {
-            "labelled_indices": None if indices is None else indices.copy()
+            "recipe": RECIPE,
+            "d_average": to_host(self.d_average),
+            "labelled_indices": None if indices is None else indices.copy(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """``Model``'s loading (all or nothing), and the labelled subset the state names."""
+        """``Model``'s loading (all or nothing), the average and the labelled subset."""
         where = f"{type(self).__name__}.load_state_dict"
         if isinstance(state, dict) and state.get("model", self.name) == self.name:
-            if "labelled_indices" not in state:
-                raise KeyError(f"{where}: the state has no ['labelled_indices']")
+            if state.get("recipe") != RECIPE:
+                raise ValueError(
+                    f"{where}: this SGAN state was saved by an older minigan, whose networks "
+                    f"and training recipe differ (recipe {state.get('recipe', 1)}, now "
+                    f"{RECIPE}); it cannot be loaded: train a new run"
+                )
+            for key in ("labelled_indices", "d_average"):
+                if key not in state:
+                    raise KeyError(f"{where}: the state has no [{key!r}]")
+            average = state["d_average"]
+            if not (hasattr(average, "dtype") and np.issubdtype(average.dtype, np.floating)):
+                raise TypeError(f"{where}: 'd_average' must be a float array")
+            if np.shape(average) != self.d_average.shape:
+                raise ValueError(
+                    f"{where}: 'd_average' holds {np.shape(average)} values, D has "
+                    f"{self.d_average.shape}: it was saved for a different model"
+                )
             indices = state["labelled_indices"]
             if indices is not None:
                 n = None if self._train_set is None else len(self._train_set[1])
                 self._check_indices(where, indices, n)
         super().load_state_dict(state)
+        self.d_average[...] = self.backend.asarray(state["d_average"])
+        self.initialised = True
         indices = state["labelled_indices"]
         indices = None if indices is None else np.asarray(indices, dtype=np.int64)
         if indices is None or self._train_set is None:
