@@ -258,8 +258,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         metavar="K",
         help="every K epochs (and after the last), score samples with FID, Inception Score "
-        "and class coverage (minigan.metrics; trains its MNIST classifier once, about "
-        "35 s on a 2-core CPU) and plot FID (default: 0, off)",
+        "and class coverage (minigan.metrics; trains its MNIST or Fashion-MNIST classifier "
+        "once, about 35 s on a 2-core CPU) and plot FID (default: 0, off)",
     )
     add(
         "--eval-samples",
@@ -809,11 +809,12 @@ def train(args: argparse.Namespace) -> str:
     if args.eval_every > 0:
         from minigan.metrics.evaluator import MIN_SAMPLES
 
-        if plan.dataset != "mnist":
+        if plan.dataset not in DATASETS:
             raise TrainingError(
-                f"--eval-every scores samples through an MNIST classifier (FID, Inception "
-                f"Score, digits covered): it has no classifier for {plan.dataset}, so it "
-                f"works with --dataset mnist only"
+                f"--eval-every scores samples through a classifier of MNIST or "
+                f"Fashion-MNIST (FID, Inception Score, classes covered): it has no "
+                f"classifier for {plan.dataset}, so it works with --dataset mnist or "
+                f"fashion only"
             )
         if args.eval_samples < MIN_SAMPLES:
             raise TrainingError(
@@ -931,7 +932,9 @@ def train_checked(
         # Imported only when asked for: it may train its classifier first.
         from minigan.metrics import Evaluator, label_accuracy
 
-        evaluator = Evaluator.load_or_train(data_root=args.data_dir, backend=backend)
+        evaluator = Evaluator.load_or_train(
+            data_root=args.data_dir, backend=backend, dataset=plan.dataset
+        )
         # Fixed noise again: scores at different epochs measure one model changing.
         eval_z = backend.asarray(
             np.random.default_rng([seed, 2]).standard_normal(
@@ -987,7 +990,7 @@ def train_checked(
             history.append({"epoch": epoch + 1, **scores})
             tqdm.write(
                 f"epoch {epoch + 1}: FID {scores['fid']:.1f}, Inception Score "
-                f"{scores['inception_score']:.2f}, {scores['classes_covered']}/10 digits"
+                f"{scores['inception_score']:.2f}, {scores['classes_covered']}/10 classes"
             )
             save()
     minutes, seconds = divmod(round(time.perf_counter() - started), 60)

@@ -243,6 +243,32 @@ def test_eval_every_logs_scores_into_history(tmp_path, monkeypatch):
     assert (out / "history.png").stat().st_size > 0
 
 
+def test_eval_every_on_fashion_scores_through_the_fashion_classifier(tmp_path, monkeypatch):
+    from minigan.data import DataError, load_fashion_mnist
+    from minigan.metrics import Evaluator
+
+    try:
+        load_fashion_mnist("test", download=False)
+    except DataError:
+        pytest.skip("needs Fashion-MNIST: set MINIGAN_DATA")
+    asked = []
+    train_small = Evaluator.load_or_train.__func__
+
+    def load_or_train(cls, **kw):
+        asked.append(kw["dataset"])
+        return train_small(cls, **kw, epochs=1, num_train=2000)
+
+    monkeypatch.setattr(Evaluator, "load_or_train", classmethod(load_or_train))
+    out = tmp_path / "run"
+    flags = ["--dataset", "fashion", "--eval-every", "1", "--eval-samples", "300"]
+    assert run("--epochs", "1", "--out", str(out), *flags) == 0
+    assert asked == ["fashion"]
+    assert (tmp_path / "cache" / "minigan" / "fashion_classifier.npz").is_file()
+    rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    (scored,) = [row for row in rows if "fid" in row]
+    assert scored["fid"] > 0 and scored["n_samples"] == 300
+
+
 # --- the GAN family and other datasets ------------------------------------------------
 
 
@@ -253,7 +279,10 @@ def test_eval_every_logs_scores_into_history(tmp_path, monkeypatch):
         (["--model", "wgan-gp", "--clip", "0.1"], r"--clip does not apply to --model wgan-gp"),
         (["--model", "dcgan", "--hidden", "64"], r"--hidden does not apply to --model dcgan"),
         (["--model", "lsgan", "--preset", "classic"], r"--preset names a recipe of --model gan"),
-        (["--dataset", "fashion", "--eval-every", "1"], r"works with --dataset mnist only"),
+        (
+            ["--dataset", f"folder:{EXAMPLE.parent}", "--eval-every", "1"],
+            r"it has no classifier for folder:.*works with --dataset mnist or fashion only",
+        ),
         (["--image-size", "32"], r"--image-size 32: mnist images are 28x28"),
         (["--dataset", "folder:no/such/folder"], r"no folder at no/such/folder"),
     ],
