@@ -57,7 +57,6 @@ from minigan.models.conditional import check_labels
 from minigan.models.gan import GENERATOR_LOSSES
 from minigan.plotting import plot_history, save_image_grid
 
-DEFAULT_EPOCHS = 30
 MNIST_TRAIN_IMAGES = 60000  # Fashion-MNIST has as many
 DATASETS = ("mnist", "fashion")  # and folder:PATH
 FOLDER_IMAGE_SIZE = 32  # --image-size's default for folder:PATH
@@ -166,7 +165,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--epochs",
         type=positive_int,
-        help=f"total epochs, counting those already done when resuming (default: {DEFAULT_EPOCHS})",
+        help=f"total epochs, counting those already done when resuming (default: "
+        f"{Model.default_epochs}; "
+        + ", ".join(
+            f"{cls.default_epochs} for {name}"
+            for name, cls in MODELS.items()
+            if cls.default_epochs != Model.default_epochs
+        )
+        + ")",
     )
     add("--batch-size", type=positive_int, help=f"batch size {defaults('batch_size')}")
     add("--lr", type=positive_float, help=f"learning rate {defaults('lr')}")
@@ -707,9 +713,15 @@ class Plan:
         return MODELS[self.model]
 
 
-def plan_new_run(args: argparse.Namespace, epochs: int) -> Plan:
+def chosen_epochs(args: argparse.Namespace, cls: type[Model]) -> int:
+    """--epochs, or the model's own default (DCGAN's steps cost more than an MLP's)."""
+    return args.epochs if args.epochs is not None else cls.default_epochs
+
+
+def plan_new_run(args: argparse.Namespace) -> Plan:
     name, dataset = args.model or "gan", args.dataset or "mnist"
     cls = MODELS[name]
+    epochs = chosen_epochs(args, cls)
     base = cls.default_config()
     config = dataclasses.replace(base, **requested_config(args, name, base))
     if cls.labelled and dataset not in DATASETS:
@@ -742,10 +754,11 @@ def plan_new_run(args: argparse.Namespace, epochs: int) -> Plan:
     return Plan(name, config, dataset, shape, seed, epochs, train_size)
 
 
-def plan_resumed_run(args: argparse.Namespace, epochs: int, state: dict[str, Any], path: Path):
+def plan_resumed_run(args: argparse.Namespace, state: dict[str, Any], path: Path) -> Plan:
     """The run ``state`` holds, after checking that no flag asks to change it."""
     config = config_from_checkpoint(state, path)
     name, dataset = saved_model_name(state), state.get("dataset", "mnist")
+    epochs = chosen_epochs(args, MODELS[name])
     saved = {**config.to_dict(), "seed": state.get("seed"), "model": name, "dataset": dataset}
     requested = requested_config(args, name, config)
     for key in ("seed", "model", "dataset"):
@@ -780,13 +793,12 @@ def train(args: argparse.Namespace) -> str:
     check_out_dir(out)
     backend = get_backend(args.backend)
     checkpoint_path = out / "checkpoint.npz"
-    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS
     state = None
     if args.resume:
         state = load_checkpoint(checkpoint_path)
         require_gan_run(state, checkpoint_path, ("gan", "config", "loader", "history", "epoch"))
-        plan = plan_resumed_run(args, epochs, state, checkpoint_path)
-        done = int(state["epoch"])
+        plan = plan_resumed_run(args, state, checkpoint_path)
+        epochs, done = plan.epochs, int(state["epoch"])
         if done > epochs:
             raise TrainingError(
                 f"{checkpoint_path} is already past epoch {epochs}: it finished epoch {done}; "
@@ -801,7 +813,7 @@ def train(args: argparse.Namespace) -> str:
     else:
         if not args.overwrite:
             refuse_to_replace_a_run(out)
-        plan = plan_new_run(args, epochs)
+        plan = plan_new_run(args)
     config = plan.config
     if plan.train_size is not None:
         check_batch_fits(config, plan.train_size)

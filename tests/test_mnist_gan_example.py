@@ -295,6 +295,28 @@ def test_flags_that_do_not_fit_the_model_or_data_are_refused_before_any_work(
     assert not (tmp_path / "run").exists()
 
 
+def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
+    from minigan.models import DCGAN, GAN
+
+    assert DCGAN.default_epochs < GAN.default_epochs == 30  # a DCGAN epoch costs more
+    for model, cls in [("gan", GAN), ("dcgan", DCGAN)]:
+        plan = example.plan_new_run(example.parse_args(["--model", model]))
+        assert plan.epochs == cls.default_epochs
+    plan = example.plan_new_run(example.parse_args(["--model", "dcgan", "--epochs", "2"]))
+    assert plan.epochs == 2
+    with pytest.raises(SystemExit):
+        example.parse_args(["--help"])
+    assert f"(default: 30; {DCGAN.default_epochs} for dcgan)" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    out = tmp_path / "run"
+    flags = ["--model", "dcgan", "--base-channels", "4", "--batch-size", "50"]
+    assert run(*flags, "--epochs", "1", "--out", str(out)) == 0
+    state = load_checkpoint(out / "checkpoint.npz")
+    resumed = example.plan_resumed_run(example.parse_args(["--resume"]), state, out)
+    assert resumed.epochs == DCGAN.default_epochs  # the run's own model decides
+
+
 @pytest.mark.parametrize("model", ["lsgan", "wgan", "wgan-gp"])
 def test_each_model_trains_resumes_and_refuses_to_become_another(tmp_path, capsys, model):
     out = tmp_path / "run"

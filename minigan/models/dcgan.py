@@ -32,7 +32,13 @@ What differs from ``GAN`` in the code, and why:
   gradient sent into G, ``input_grad=False`` where nothing needs dL/dx.
 - **``generate`` runs G in evaluation mode** (BatchNorm with running statistics), so a
   sample depends on its own z only, not on the rest of its batch, and drawing samples
-  changes no state. Training always runs in training mode, as in the paper.
+  changes no state. Training always runs in training mode, as in the paper. (PyTorch's
+  DCGAN example samples in training mode, each batch normalised by its own statistics.
+  Early in training the running averages could lag G's batch statistics, but measured
+  on a 2-epoch MNIST run, 10,000 samples from the same z score FID 161.2 in evaluation
+  mode, 159.7 in training mode with batches of 500 or 64, and 159.7 with "standing"
+  statistics averaged afresh over 100 batches: the running statistics are not what
+  holds the samples back, so the simpler, batch-independent sampling stays.)
 - Images keep their shape, (batch, channels, size, size), instead of being flattened.
 
 Sizes: ``image_size`` 28 (MNIST, Fashion-MNIST) starts G at 7x7 and up-samples twice;
@@ -176,6 +182,7 @@ class DCGAN(GAN):
 
     summary = "the GAN with convolutions and BatchNorm"
     name = "dcgan"
+    default_epochs = 5  # what 10 minutes of one CPU core train (see ``DCGANConfig``)
     config_class = DCGANConfig
 
     @classmethod
