@@ -176,6 +176,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--batch-size", type=positive_int, help=f"batch size {defaults('batch_size')}")
     add("--lr", type=positive_float, help=f"learning rate {defaults('lr')}")
+    add(
+        "--g-lr",
+        type=positive_float,
+        help=f"with --model dcgan: the generator's own learning rate (none: --lr) "
+        f"{defaults('g_lr')}",
+    )
     add("--beta1", type=fraction, help=f"Adam beta1 {defaults('betas', lambda c: c.betas[0])}")
     add("--latent-dim", type=positive_int, help=f"size of z {defaults('latent_dim')}")
     add("--hidden", type=positive_int, help=f"hidden layer width {defaults('hidden')}")
@@ -307,6 +313,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 CONFIG_FLAGS: dict[str, tuple[str, Callable[[Any, Any], Any] | None]] = {
     "batch_size": ("batch_size", None),
     "lr": ("lr", None),
+    "g_lr": ("g_lr", None),
     "latent_dim": ("latent_dim", None),
     "hidden": ("hidden", None),
     "base_channels": ("base_channels", None),
