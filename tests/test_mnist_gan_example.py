@@ -311,7 +311,7 @@ def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
     )
     out = tmp_path / "run"
     flags = ["--model", "dcgan", "--base-channels", "4", "--batch-size", "50"]
-    assert run(*flags, "--epochs", "1", "--out", str(out)) == 0
+    assert example.main(["--train-size", "300", *flags, "--epochs", "1", "--out", str(out)]) == 0
     state = load_checkpoint(out / "checkpoint.npz")
     resumed = example.plan_resumed_run(example.parse_args(["--resume"]), state, out)
     assert resumed.epochs == DCGAN.default_epochs  # the run's own model decides

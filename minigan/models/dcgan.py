@@ -35,6 +35,10 @@ processes on the machine make steps 0.10-0.13 s):
   182, batch 32 instead of 64 188, G 1e-3 115, G 2e-3 96.
   ``g_lr=None`` restores the paper's single rate.
 
+With both, ``examples/mnist_gan.py --model dcgan`` trains 5 epochs (``default_epochs``)
+in 592 CPU seconds and reaches FID 71.5 (epochs 1-5: 100, 85, 81, 78, 70 on the run's
+own 10,000 samples), against 164 for the paper's settings in the same time.
+
 What differs from ``GAN`` in the code, and why:
 
 - **D sees real and fake images in two separate passes.** ``GAN.discriminator_step``
@@ -203,7 +207,7 @@ class DCGAN(GAN):
 
     summary = "the GAN with convolutions and BatchNorm"
     name = "dcgan"
-    default_epochs = 5  # what 10 minutes of one CPU core train (see ``DCGANConfig``)
+    default_epochs = 5  # 10 minutes of one CPU core (measured: 592 s, FID 71.5 on MNIST)
     config_class = DCGANConfig
 
     def __init__(
