@@ -57,7 +57,6 @@ from minigan.models.conditional import check_labels
 from minigan.models.gan import GENERATOR_LOSSES
 from minigan.plotting import plot_history, save_image_grid
 
-DEFAULT_EPOCHS = 30
 MNIST_TRAIN_IMAGES = 60000  # Fashion-MNIST has as many
 DATASETS = ("mnist", "fashion")  # and folder:PATH
 FOLDER_IMAGE_SIZE = 32  # --image-size's default for folder:PATH
@@ -166,10 +165,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--epochs",
         type=positive_int,
-        help=f"total epochs, counting those already done when resuming (default: {DEFAULT_EPOCHS})",
+        help=f"total epochs, counting those already done when resuming (default: "
+        f"{Model.default_epochs}; "
+        + ", ".join(
+            f"{cls.default_epochs} for {name}"
+            for name, cls in MODELS.items()
+            if cls.default_epochs != Model.default_epochs
+        )
+        + ")",
     )
     add("--batch-size", type=positive_int, help=f"batch size {defaults('batch_size')}")
     add("--lr", type=positive_float, help=f"learning rate {defaults('lr')}")
+    add(
+        "--g-lr",
+        type=positive_float,
+        help=f"with --model dcgan: the generator's own learning rate (none: --lr) "
+        f"{defaults('g_lr')}",
+    )
     add("--beta1", type=fraction, help=f"Adam beta1 {defaults('betas', lambda c: c.betas[0])}")
     add("--latent-dim", type=positive_int, help=f"size of z {defaults('latent_dim')}")
     add("--hidden", type=positive_int, help=f"hidden layer width {defaults('hidden')}")
@@ -258,8 +270,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=0,
         metavar="K",
         help="every K epochs (and after the last), score samples with FID, Inception Score "
-        "and class coverage (minigan.metrics; trains its MNIST classifier once, about "
-        "35 s on a 2-core CPU) and plot FID (default: 0, off)",
+        "and class coverage (minigan.metrics; trains its MNIST or Fashion-MNIST classifier "
+        "once, about 35 s on a 2-core CPU) and plot FID (default: 0, off)",
     )
     add(
         "--eval-samples",
@@ -301,6 +313,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 CONFIG_FLAGS: dict[str, tuple[str, Callable[[Any, Any], Any] | None]] = {
     "batch_size": ("batch_size", None),
     "lr": ("lr", None),
+    "g_lr": ("g_lr", None),
     "latent_dim": ("latent_dim", None),
     "hidden": ("hidden", None),
     "base_channels": ("base_channels", None),
@@ -707,9 +720,15 @@ class Plan:
         return MODELS[self.model]
 
 
-def plan_new_run(args: argparse.Namespace, epochs: int) -> Plan:
+def chosen_epochs(args: argparse.Namespace, cls: type[Model]) -> int:
+    """--epochs, or the model's own default (DCGAN's steps cost more than an MLP's)."""
+    return args.epochs if args.epochs is not None else cls.default_epochs
+
+
+def plan_new_run(args: argparse.Namespace) -> Plan:
     name, dataset = args.model or "gan", args.dataset or "mnist"
     cls = MODELS[name]
+    epochs = chosen_epochs(args, cls)
     base = cls.default_config()
     config = dataclasses.replace(base, **requested_config(args, name, base))
     if cls.labelled and dataset not in DATASETS:
@@ -742,10 +761,11 @@ def plan_new_run(args: argparse.Namespace, epochs: int) -> Plan:
     return Plan(name, config, dataset, shape, seed, epochs, train_size)
 
 
-def plan_resumed_run(args: argparse.Namespace, epochs: int, state: dict[str, Any], path: Path):
+def plan_resumed_run(args: argparse.Namespace, state: dict[str, Any], path: Path) -> Plan:
     """The run ``state`` holds, after checking that no flag asks to change it."""
     config = config_from_checkpoint(state, path)
     name, dataset = saved_model_name(state), state.get("dataset", "mnist")
+    epochs = chosen_epochs(args, MODELS[name])
     saved = {**config.to_dict(), "seed": state.get("seed"), "model": name, "dataset": dataset}
     requested = requested_config(args, name, config)
     for key in ("seed", "model", "dataset"):
@@ -780,13 +800,12 @@ def train(args: argparse.Namespace) -> str:
     check_out_dir(out)
     backend = get_backend(args.backend)
     checkpoint_path = out / "checkpoint.npz"
-    epochs = args.epochs if args.epochs is not None else DEFAULT_EPOCHS
     state = None
     if args.resume:
         state = load_checkpoint(checkpoint_path)
         require_gan_run(state, checkpoint_path, ("gan", "config", "loader", "history", "epoch"))
-        plan = plan_resumed_run(args, epochs, state, checkpoint_path)
-        done = int(state["epoch"])
+        plan = plan_resumed_run(args, state, checkpoint_path)
+        epochs, done = plan.epochs, int(state["epoch"])
         if done > epochs:
             raise TrainingError(
                 f"{checkpoint_path} is already past epoch {epochs}: it finished epoch {done}; "
@@ -801,7 +820,7 @@ def train(args: argparse.Namespace) -> str:
     else:
         if not args.overwrite:
             refuse_to_replace_a_run(out)
-        plan = plan_new_run(args, epochs)
+        plan = plan_new_run(args)
     config = plan.config
     if plan.train_size is not None:
         check_batch_fits(config, plan.train_size)
@@ -809,11 +828,12 @@ def train(args: argparse.Namespace) -> str:
     if args.eval_every > 0:
         from minigan.metrics.evaluator import MIN_SAMPLES
 
-        if plan.dataset != "mnist":
+        if plan.dataset not in DATASETS:
             raise TrainingError(
-                f"--eval-every scores samples through an MNIST classifier (FID, Inception "
-                f"Score, digits covered): it has no classifier for {plan.dataset}, so it "
-                f"works with --dataset mnist only"
+                f"--eval-every scores samples through a classifier of MNIST or "
+                f"Fashion-MNIST (FID, Inception Score, classes covered): it has no "
+                f"classifier for {plan.dataset}, so it works with --dataset mnist or "
+                f"fashion only"
             )
         if args.eval_samples < MIN_SAMPLES:
             raise TrainingError(
@@ -931,7 +951,9 @@ def train_checked(
         # Imported only when asked for: it may train its classifier first.
         from minigan.metrics import Evaluator, label_accuracy
 
-        evaluator = Evaluator.load_or_train(data_root=args.data_dir, backend=backend)
+        evaluator = Evaluator.load_or_train(
+            data_root=args.data_dir, backend=backend, dataset=plan.dataset
+        )
         # Fixed noise again: scores at different epochs measure one model changing.
         eval_z = backend.asarray(
             np.random.default_rng([seed, 2]).standard_normal(
@@ -987,7 +1009,7 @@ def train_checked(
             history.append({"epoch": epoch + 1, **scores})
             tqdm.write(
                 f"epoch {epoch + 1}: FID {scores['fid']:.1f}, Inception Score "
-                f"{scores['inception_score']:.2f}, {scores['classes_covered']}/10 digits"
+                f"{scores['inception_score']:.2f}, {scores['classes_covered']}/10 classes"
             )
             save()
     minutes, seconds = divmod(round(time.perf_counter() - started), 60)

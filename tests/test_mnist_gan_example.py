@@ -243,6 +243,32 @@ def test_eval_every_logs_scores_into_history(tmp_path, monkeypatch):
     assert (out / "history.png").stat().st_size > 0
 
 
+def test_eval_every_on_fashion_scores_through_the_fashion_classifier(tmp_path, monkeypatch):
+    from minigan.data import DataError, load_fashion_mnist
+    from minigan.metrics import Evaluator
+
+    try:
+        load_fashion_mnist("test", download=False)
+    except DataError:
+        pytest.skip("needs Fashion-MNIST: set MINIGAN_DATA")
+    asked = []
+    train_small = Evaluator.load_or_train.__func__
+
+    def load_or_train(cls, **kw):
+        asked.append(kw["dataset"])
+        return train_small(cls, **kw, epochs=1, num_train=2000)
+
+    monkeypatch.setattr(Evaluator, "load_or_train", classmethod(load_or_train))
+    out = tmp_path / "run"
+    flags = ["--dataset", "fashion", "--eval-every", "1", "--eval-samples", "300"]
+    assert run("--epochs", "1", "--out", str(out), *flags) == 0
+    assert asked == ["fashion"]
+    assert (tmp_path / "cache" / "minigan" / "fashion_classifier.npz").is_file()
+    rows = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    (scored,) = [row for row in rows if "fid" in row]
+    assert scored["fid"] > 0 and scored["n_samples"] == 300
+
+
 # --- the GAN family and other datasets ------------------------------------------------
 
 
@@ -253,7 +279,10 @@ def test_eval_every_logs_scores_into_history(tmp_path, monkeypatch):
         (["--model", "wgan-gp", "--clip", "0.1"], r"--clip does not apply to --model wgan-gp"),
         (["--model", "dcgan", "--hidden", "64"], r"--hidden does not apply to --model dcgan"),
         (["--model", "lsgan", "--preset", "classic"], r"--preset names a recipe of --model gan"),
-        (["--dataset", "fashion", "--eval-every", "1"], r"works with --dataset mnist only"),
+        (
+            ["--dataset", f"folder:{EXAMPLE.parent}", "--eval-every", "1"],
+            r"it has no classifier for folder:.*works with --dataset mnist or fashion only",
+        ),
         (["--image-size", "32"], r"--image-size 32: mnist images are 28x28"),
         (["--dataset", "folder:no/such/folder"], r"no folder at no/such/folder"),
     ],
@@ -264,6 +293,28 @@ def test_flags_that_do_not_fit_the_model_or_data_are_refused_before_any_work(
     assert example.main(["--train-size", "300", "--out", str(tmp_path / "run"), *flags]) == 1
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "run").exists()
+
+
+def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
+    from minigan.models import DCGAN, GAN
+
+    assert DCGAN.default_epochs < GAN.default_epochs == 30  # a DCGAN epoch costs more
+    for model, cls in [("gan", GAN), ("dcgan", DCGAN)]:
+        plan = example.plan_new_run(example.parse_args(["--model", model]))
+        assert plan.epochs == cls.default_epochs
+    plan = example.plan_new_run(example.parse_args(["--model", "dcgan", "--epochs", "2"]))
+    assert plan.epochs == 2
+    with pytest.raises(SystemExit):
+        example.parse_args(["--help"])
+    assert f"(default: 30; {DCGAN.default_epochs} for dcgan)" in " ".join(
+        capsys.readouterr().out.split()
+    )
+    out = tmp_path / "run"
+    flags = ["--model", "dcgan", "--base-channels", "4", "--batch-size", "50"]
+    assert example.main(["--train-size", "300", *flags, "--epochs", "1", "--out", str(out)]) == 0
+    state = load_checkpoint(out / "checkpoint.npz")
+    resumed = example.plan_resumed_run(example.parse_args(["--resume"]), state, out)
+    assert resumed.epochs == DCGAN.default_epochs  # the run's own model decides
 
 
 @pytest.mark.parametrize("model", ["lsgan", "wgan", "wgan-gp"])

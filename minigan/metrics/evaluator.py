@@ -1,15 +1,21 @@
-"""``Evaluator``: FID, Inception Score and class coverage of generated MNIST digits.
+"""``Evaluator``: FID, Inception Score and class coverage of generated MNIST digits
+(or Fashion-MNIST garments).
 
     evaluator = Evaluator.load_or_train()     # the first time: trains (about 35 s)
     scores = evaluator.evaluate(samples)      # samples: float (N, 28, 28) in [0, 1]
     scores["fid"], scores["inception_score"], scores["classes_covered"]
 
-The classifier (see ``classifier``) is trained once and cached, with the mean and
-covariance of its features on the 10,000 MNIST test images, in one file:
-``$XDG_CACHE_HOME/minigan/mnist_classifier.npz`` (``~/.cache/minigan/...`` when the
-variable is unset), a ``minigan.checkpoint`` file. Once cached, evaluating needs
-neither MNIST nor training. A file that is missing, damaged or of another format
-version is replaced by training again; delete it to force that.
+    Evaluator.load_or_train(dataset="fashion")  # the same, against Fashion-MNIST
+
+The classifier (see ``classifier``) is trained once per dataset and cached, with the
+mean and covariance of its features on the dataset's 10,000 test images, in one file:
+``$XDG_CACHE_HOME/minigan/mnist_classifier.npz`` (``fashion_classifier.npz`` for
+Fashion-MNIST; ``~/.cache/minigan/...`` when the variable is unset), a
+``minigan.checkpoint`` file. Once cached, evaluating needs neither the dataset nor
+training. A file that is missing, damaged or of another format version is replaced by
+training again; delete it to force that. FIDs against different datasets, or through
+different classifiers, are different scales: compare a run only with runs scored the
+same way.
 """
 
 from __future__ import annotations
@@ -27,12 +33,16 @@ import numpy as np
 from minigan import nn
 from minigan.backend import Backend, backend_of, get_array_module, to_host
 from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from minigan.data import MNIST, cache_folder, load_mnist
+from minigan.data import MNIST as MNIST_FILES
+from minigan.data import cache_folder, load_fashion_mnist, load_mnist
 from minigan.losses import log_softmax
 from minigan.metrics.classifier import (
+    CLASSIFIER_DATA,
     EPOCHS,
     FEATURE_DIM,
+    MNIST,
     NUM_CLASSES,
+    ClassifierData,
     build_classifier,
     classify,
     train_classifier,
@@ -48,24 +58,39 @@ from minigan.metrics.scores import (
 )
 from minigan.nn.checks import check_array
 
-CACHE_FILE = "mnist_classifier.npz"
+CACHE_FILE = "mnist_classifier.npz"  # and "fashion_classifier.npz": see cache_file
 FORMAT_VERSION = 1  # raise it whenever the file's content or the classifier changes
 
 # How far outside [0, 1] a sample may stray (float rounding of e.g. (tanh + 1) / 2).
 RANGE_TOLERANCE = 1e-3
 
 MIN_SAMPLES = 2  # the fewest samples the scores take: a covariance needs two
-MNIST_TRAIN_SIZE = 60000  # num_train=None trains on all of MNIST's training images
+TRAIN_SIZE = 60000  # num_train=None trains on all the training images (MNIST and Fashion)
 INFO_KEYS = ("test_accuracy", "train_seconds", "epochs", "num_train", "seed")
 
 
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/minigan`` (or ``~/.cache/minigan``), beside the MNIST download."""
-    return cache_folder(MNIST).parent
+    return cache_folder(MNIST_FILES).parent
+
+
+def classifier_data(dataset: str) -> ClassifierData:
+    """The ``ClassifierData`` of ``dataset`` ("mnist" or "fashion"); a clear error otherwise."""
+    if dataset not in CLASSIFIER_DATA:
+        raise ValueError(
+            f"the metrics have a classifier for {' and '.join(CLASSIFIER_DATA)} only, "
+            f"not {dataset!r}: FID and the other scores are not available for it"
+        )
+    return CLASSIFIER_DATA[dataset]
+
+
+def cache_file(dataset: str = "mnist") -> str:
+    """The name of ``dataset``'s cached classifier: ``mnist_classifier.npz``, ..."""
+    return f"{classifier_data(dataset).name}_classifier.npz"
 
 
 class Evaluator:
-    """Scores images by how an MNIST classifier sees them, against the MNIST test set.
+    """Scores images by how a classifier sees them, against its dataset's test set.
 
     Attributes:
         model: the classifier (``nn.Sequential``), on ``backend``.
@@ -74,6 +99,8 @@ class Evaluator:
             features: the reference every FID is measured against.
         info: how the classifier was made: ``test_accuracy`` (a fraction),
             ``train_seconds``, ``epochs``, ``num_train``, ``seed``.
+        data: the dataset it was trained on (a ``ClassifierData``: MNIST or FASHION),
+            whose pixel statistics standardise its inputs and whose classes it names.
     """
 
     def __init__(
@@ -82,17 +109,20 @@ class Evaluator:
         test_mean: np.ndarray,
         test_cov: np.ndarray,
         info: dict[str, float],
+        *,
+        dataset: str = "mnist",
     ):
         self.model = model
         self.backend = backend_of(model.parameters()[0].data)
         self.test_mean = test_mean
         self.test_cov = test_cov
         self.info = info
+        self.data = classifier_data(dataset)
 
     def __repr__(self) -> str:
         return (
-            f"Evaluator(test_accuracy={self.info['test_accuracy']:.4f}, "
-            f"backend={self.backend.name!r})"
+            f"Evaluator(dataset={self.data.name!r}, "
+            f"test_accuracy={self.info['test_accuracy']:.4f}, backend={self.backend.name!r})"
         )
 
     # --- making one ----------------------------------------------------------------
@@ -107,21 +137,31 @@ class Evaluator:
         num_train: int | None = None,
         seed: int = 0,
         progress: bool = True,
+        dataset: str = "mnist",
     ) -> Evaluator:
-        """Train a classifier on MNIST and measure it on the test set (no cache involved).
+        """Train a classifier on ``dataset`` ("mnist" or "fashion") and measure it on its
+        test set (no cache involved).
 
-        ``num_train`` keeps only the first that many training images (MNIST's order is
-        already mixed): tests use a few thousand for a quick, weaker classifier.
+        ``num_train`` keeps only the first that many training images (both datasets'
+        order is already mixed): tests use a few thousand for a quick, weaker classifier.
         """
-        images, labels = load_mnist("train", root=data_root)
-        test_images, test_labels = load_mnist("test", root=data_root)
+        data = classifier_data(dataset)
+        load = load_mnist if data is MNIST else load_fashion_mnist
+        images, labels = load("train", root=data_root)
+        test_images, test_labels = load("test", root=data_root)
         images, labels = images[:num_train], labels[:num_train]
         start = time.perf_counter()
         model = train_classifier(
-            images, labels, epochs=epochs, seed=seed, backend=backend, progress=progress
+            images,
+            labels,
+            epochs=epochs,
+            seed=seed,
+            backend=backend,
+            progress=progress,
+            data=data,
         )
         seconds = time.perf_counter() - start
-        logits, features = classify(model, unit_range(test_images))
+        logits, features = classify(model, unit_range(test_images), data=data)
         test_mean, test_cov = feature_statistics(features)
         info = {
             "test_accuracy": float((logits.argmax(axis=1) == test_labels).mean()),
@@ -130,7 +170,7 @@ class Evaluator:
             "num_train": len(images),
             "seed": seed,
         }
-        return cls(model, test_mean, test_cov, info)
+        return cls(model, test_mean, test_cov, info, dataset=data.name)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the classifier and the test statistics to ``path``, a checkpoint .npz.
@@ -140,6 +180,7 @@ class Evaluator:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         state = {
             "format_version": FORMAT_VERSION,
+            "dataset": self.data.name,
             "classifier": self.model.state_dict(),
             "test_mean": self.test_mean,
             "test_cov": self.test_cov,
@@ -148,12 +189,18 @@ class Evaluator:
         save_checkpoint(path, state)
 
     @classmethod
-    def load(cls, path: str | os.PathLike, backend: str | Backend = "numpy") -> Evaluator:
-        """Read a file written by ``save``, checking everything in it.
+    def load(
+        cls,
+        path: str | os.PathLike,
+        backend: str | Backend = "numpy",
+        dataset: str | None = None,
+    ) -> Evaluator:
+        """Read a file written by ``save``, checking everything in it; ``dataset``, when
+        given, is the one the classifier must have been trained on.
 
         Raises:
             CheckpointError: the file is missing, unreadable, damaged, of another
-                format version, or holds something else.
+                format version, holds something else, or a classifier of another dataset.
         """
         state = load_checkpoint(path)  # raises CheckpointError if it cannot be read
         version = state.get("format_version")
@@ -161,15 +208,22 @@ class Evaluator:
             raise CheckpointError(
                 f"{path}: format version {version}, this minigan reads {FORMAT_VERSION}"
             )
+        # Files written before Fashion-MNIST had a classifier say nothing: they are MNIST's.
+        saved = state.get("dataset", "mnist")
+        if saved not in CLASSIFIER_DATA:
+            raise CheckpointError(f"{path}: a classifier of an unknown dataset {saved!r}")
+        if dataset is not None and saved != dataset:
+            raise CheckpointError(
+                f"{path} holds a classifier of {CLASSIFIER_DATA[saved].title}, not of "
+                f"{classifier_data(dataset).title}"
+            )
         model = build_classifier()
         try:
             model.load_state_dict(state["classifier"])
             test_mean, test_cov = state["test_mean"], state["test_cov"]
             info = {key: state["info"][key] for key in INFO_KEYS}
         except (KeyError, ValueError, TypeError) as error:
-            raise CheckpointError(
-                f"{path}: not an MNIST classifier of this minigan ({error})"
-            ) from None
+            raise CheckpointError(f"{path}: not a classifier of this minigan ({error})") from None
         d = FEATURE_DIM
         if np.shape(test_mean) != (d,) or np.shape(test_cov) != (d, d):
             raise CheckpointError(
@@ -179,7 +233,7 @@ class Evaluator:
         arrays = [test_mean, test_cov, *(p.data for p in model.parameters())]
         if not all(np.isfinite(a).all() for a in arrays):
             raise CheckpointError(f"{path}: holds NaN or infinite values")
-        return cls(model.to(backend), test_mean, test_cov, info)
+        return cls(model.to(backend), test_mean, test_cov, info, dataset=saved)
 
     @classmethod
     def load_or_train(
@@ -191,29 +245,32 @@ class Evaluator:
         epochs: int = EPOCHS,
         num_train: int | None = None,
         progress: bool = True,
+        dataset: str = "mnist",
     ) -> Evaluator:
         """The cached evaluator, or a freshly trained one that is then cached.
 
         Args:
-            cache_dir: the folder of ``mnist_classifier.npz`` (default:
-                ``default_cache_dir()``).
-            data_root: where MNIST is, for training (see ``minigan.data.load_mnist``).
+            cache_dir: the folder of ``mnist_classifier.npz`` and
+                ``fashion_classifier.npz`` (default: ``default_cache_dir()``).
+            data_root: where the dataset is, for training (see ``minigan.data``).
             backend: where the classifier runs (``"numpy"`` or ``"cupy"``).
             epochs, num_train: the training recipe, used only when there is no usable
                 cache (the tests train a small one).
             progress: report training on stderr (a message and a progress bar).
+            dataset: "mnist" (the default) or "fashion": which classifier, and which
+                test set the FID is measured against.
 
         A damaged cache file gives a ``UserWarning`` saying why, then retraining.
         """
         path = Path(cache_dir if cache_dir is not None else default_cache_dir())
-        path = path / CACHE_FILE
+        path = path / cache_file(dataset)
         if path.exists():
             try:
-                cached = cls.load(path, backend)
+                cached = cls.load(path, backend, dataset)
             except CheckpointError as error:
                 warnings.warn(f"{error}; training a new classifier", stacklevel=2)
             else:
-                wanted = {"epochs": epochs, "num_train": num_train or MNIST_TRAIN_SIZE}
+                wanted = {"epochs": epochs, "num_train": num_train or TRAIN_SIZE}
                 trained = {key: cached.info[key] for key in wanted}
                 if trained == wanted:
                     return cached
@@ -231,7 +288,12 @@ class Evaluator:
                 file=sys.stderr,
             )
         evaluator = cls.train(
-            data_root, backend, epochs=epochs, num_train=num_train, progress=progress
+            data_root,
+            backend,
+            epochs=epochs,
+            num_train=num_train,
+            progress=progress,
+            dataset=dataset,
         )
         try:
             evaluator.save(path)
@@ -256,10 +318,10 @@ class Evaluator:
         Returns:
             ``fid`` (0 = the test set's feature statistics; lower is better),
             ``inception_score`` (1 to 10; higher is better), ``class_histogram`` (the
-            fraction of samples classified as each digit 0-9), ``classes_covered``
-            (digits with at least 1% of the samples), ``kl_to_uniform`` (0 =
-            balanced, log 10 = 2.30 = one digit only), ``n_samples``. Plain Python
-            numbers, ready for ``json.dumps``.
+            fraction of samples classified as each class: the digits 0-9, or
+            ``data.class_names`` in turn), ``classes_covered`` (classes with at least
+            1% of the samples), ``kl_to_uniform`` (0 = balanced, log 10 = 2.30 = one
+            class only), ``n_samples``. Plain Python numbers, ready for ``json.dumps``.
         """
         logits, features = self._classify(samples)
         histogram = class_histogram(logits.argmax(axis=1), NUM_CLASSES)
@@ -281,7 +343,7 @@ class Evaluator:
         return frechet_distance(mean, cov, self.test_mean, self.test_cov)
 
     def _classify(self, samples: Any) -> tuple[np.ndarray, np.ndarray]:
-        return classify(self.model, check_samples(samples))
+        return classify(self.model, check_samples(samples), data=self.data)
 
 
 def check_samples(samples: Any) -> Any:

@@ -62,5 +62,5 @@ def label_accuracy(evaluator: Any, samples: Any, labels: Any) -> np.ndarray:
             f"label_accuracy: {pixels.shape[0]} samples but {labels.shape[0]} labels; "
             f"give the label each sample was generated for"
         )
-    logits, _ = classify(evaluator.model, pixels)
+    logits, _ = classify(evaluator.model, pixels, data=evaluator.data)
     return per_class_accuracy(logits.argmax(axis=1), to_host(labels).astype(np.int64))

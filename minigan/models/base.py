@@ -113,6 +113,7 @@ class Model:
     discriminator_sigmoid: ClassVar[bool] = False  # only the vanilla GAN's D may end in one
     labelled: ClassVar[bool] = False  # trained with digit labels (cgan, acgan, sgan)
     conditional: ClassVar[bool] = False  # G and D take labels: train_step(real, labels)
+    default_epochs: ClassVar[int] = 30  # examples/mnist_gan.py's --epochs when not given
 
     def __init__(
         self,

@@ -9,15 +9,35 @@ with the networks replaced by the paper's architecture rules, which made GAN tra
 stable enough to scale to real images:
 
 - G up-samples with strided transposed convolutions (no pooling, no fully connected
-  hidden layers except the projection of z): z -> Linear -> 128x7x7 -> ConvT to 64x14x14
-  -> ConvT to 1x28x28 for MNIST;
-- D down-samples with strided convolutions: 1x28x28 -> 64x14x14 -> 128x7x7 -> one logit;
+  hidden layers except the projection of z): z -> Linear -> 64x7x7 -> ConvT to 32x14x14
+  -> ConvT to 1x28x28 for MNIST (``base_channels`` 32: see below);
+- D down-samples with strided convolutions: 1x28x28 -> 32x14x14 -> 64x7x7 -> one logit;
 - BatchNorm in both networks, except at G's output and D's input (there it made the
   samples oscillate, the paper reports);
 - ReLU in G with Tanh at the output (images in [-1, 1]); LeakyReLU(0.2) throughout D;
-- Adam with lr 2e-4 and beta1 = 0.5 (0.9 made training oscillate);
+- Adam with lr 2e-4 and beta1 = 0.5 (0.9 made training oscillate) for D; G's rate is
+  higher here (below);
 - weights drawn from N(0, 0.02), BatchNorm's gamma from N(1, 0.02) (the paper's
   initialisation, as the PyTorch DCGAN example applies it to Conv and BatchNorm layers).
+
+Two defaults differ from the paper, chosen so that 10 minutes of one CPU core train a
+DCGAN that draws good digits (measured on MNIST, FID through ``minigan.metrics``'s
+classifier from 5,000 samples after 100 CPU seconds, about 1,000 steps; the other
+processes on the machine make steps 0.10-0.13 s):
+
+- **``base_channels`` 32**, half the paper's 64 (which the issue's 128x7x7 -> 64x14x14
+  sketch also has): a step costs 0.10 s instead of 0.28 s, so 10 minutes train 5 epochs
+  instead of 2. The paper's width after 2 epochs (10 minutes): FID 164.
+- **G learns faster than D: ``g_lr`` 2e-3, D's ``lr`` 2e-4.** With 2e-4 for both, G
+  trails a discriminator that soon tells its samples apart; InfoGAN (Chen et al., 2016)
+  trained its DCGAN-style MNIST networks with 1e-3 for G and 2e-4 for D. Measured after
+  100 CPU seconds: 2e-4 for both 193 (after one epoch, 10,000 samples), 5e-4 for both
+  182, batch 32 instead of 64 188, G 1e-3 115, G 2e-3 96.
+  ``g_lr=None`` restores the paper's single rate.
+
+With both, ``examples/mnist_gan.py --model dcgan`` trains 5 epochs (``default_epochs``)
+in 592 CPU seconds and reaches FID 71.5 (epochs 1-5: 100, 85, 81, 78, 70 on the run's
+own 10,000 samples), against 164 for the paper's settings in the same time.
 
 What differs from ``GAN`` in the code, and why:
 
@@ -32,13 +52,19 @@ What differs from ``GAN`` in the code, and why:
   gradient sent into G, ``input_grad=False`` where nothing needs dL/dx.
 - **``generate`` runs G in evaluation mode** (BatchNorm with running statistics), so a
   sample depends on its own z only, not on the rest of its batch, and drawing samples
-  changes no state. Training always runs in training mode, as in the paper.
+  changes no state. Training always runs in training mode, as in the paper. (PyTorch's
+  DCGAN example samples in training mode, each batch normalised by its own statistics.
+  Early in training the running averages could lag G's batch statistics, but measured
+  on a 2-epoch MNIST run, 10,000 samples from the same z score FID 161.2 in evaluation
+  mode, 159.7 in training mode with batches of 500 or 64, and 159.7 with "standing"
+  statistics averaged afresh over 100 batches: the running statistics are not what
+  holds the samples back, so the simpler, batch-independent sampling stays.)
 - Images keep their shape, (batch, channels, size, size), instead of being flattened.
 
 Sizes: ``image_size`` 28 (MNIST, Fashion-MNIST) starts G at 7x7 and up-samples twice;
 32 and 64 (folders of pictures) start at 4x4 and up-sample 3 and 4 times, doubling the
-channels at every step down from the image (64, 128, 256, 512 with ``base_channels``
-64), as in the paper's 64x64 network.
+channels at every step down from the image (32, 64, 128, 256 with the default
+``base_channels`` 32; the paper's 64x64 network has 128 to 1024).
 """
 
 from __future__ import annotations
@@ -52,8 +78,9 @@ from typing import Any
 import numpy as np
 
 from minigan import nn
-from minigan.backend import get_array_module
+from minigan.backend import Backend, get_array_module
 from minigan.models.gan import GAN, GENERATOR_LOSSES
+from minigan.optim import Adam
 
 START_SIZE = {28: 7, 32: 4, 64: 4}  # image side -> G's first feature-map side
 CHANNELS = (1, 3)  # grey or RGB
@@ -65,14 +92,16 @@ class DCGANConfig:
 
     ``image_size`` is the side of the square images (28, 32 or 64), ``channels`` 1 (grey)
     or 3 (RGB); ``base_channels`` is the width of D's first and G's last hidden layer,
-    doubled at every further block.
+    doubled at every further block. ``lr`` is D's learning rate, and G's too unless
+    ``g_lr`` gives G its own.
     """
 
     latent_dim: int = 100
     image_size: int = 28
     channels: int = 1
-    base_channels: int = 64
+    base_channels: int = 32
     lr: float = 2e-4
+    g_lr: float | None = 2e-3
     betas: tuple[float, float] = (0.5, 0.999)
     batch_size: int = 64
     generator_loss: str = "non_saturating"
@@ -89,6 +118,8 @@ class DCGANConfig:
             raise ValueError(
                 f"generator_loss must be one of {GENERATOR_LOSSES}, got {self.generator_loss!r}"
             )
+        if self.g_lr is not None and not self.g_lr > 0:
+            raise ValueError(f"g_lr must be positive (or None: lr), got {self.g_lr!r}")
         for name in ("latent_dim", "base_channels", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
@@ -176,7 +207,19 @@ class DCGAN(GAN):
 
     summary = "the GAN with convolutions and BatchNorm"
     name = "dcgan"
+    default_epochs = 5  # 10 minutes of one CPU core (measured: 592 s, FID 71.5 on MNIST)
     config_class = DCGANConfig
+
+    def __init__(
+        self,
+        config: DCGANConfig,
+        backend: str | Backend = "numpy",
+        seed: int = 0,
+        dtype: Any = np.float32,
+    ):
+        super().__init__(config, backend, seed, dtype)
+        if config.g_lr is not None:  # G's own step size (see ``DCGANConfig``)
+            self.g_optimizer = Adam(self.generator.parameters(), lr=config.g_lr, betas=config.betas)
 
     @classmethod
     def default_config(cls) -> DCGANConfig:
