@@ -296,17 +296,19 @@ def test_flags_that_do_not_fit_the_model_or_data_are_refused_before_any_work(
 
 
 def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
-    from minigan.models import DCGAN, GAN
+    from minigan.models import DCGAN, GAN, SGAN
 
     assert DCGAN.default_epochs < GAN.default_epochs == 30  # a DCGAN epoch costs more
-    for model, cls in [("gan", GAN), ("dcgan", DCGAN)]:
+    assert SGAN.default_epochs < GAN.default_epochs  # so does SGAN's (a 5-layer D, 3 batches)
+    for model, cls in [("gan", GAN), ("dcgan", DCGAN), ("sgan", SGAN)]:
         plan = example.plan_new_run(example.parse_args(["--model", model]))
         assert plan.epochs == cls.default_epochs
     plan = example.plan_new_run(example.parse_args(["--model", "dcgan", "--epochs", "2"]))
     assert plan.epochs == 2
     with pytest.raises(SystemExit):
         example.parse_args(["--help"])
-    assert f"(default: 30; {DCGAN.default_epochs} for dcgan)" in " ".join(
+    expected = f"(default: 30; {DCGAN.default_epochs} for dcgan, {SGAN.default_epochs} for sgan)"
+    assert expected in " ".join(
         capsys.readouterr().out.split()
     )
     out = tmp_path / "run"

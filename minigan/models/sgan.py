@@ -211,6 +211,8 @@ class SGAN(Model):
     name = "sgan"
     config_class = SGANConfig
     labelled: ClassVar[bool] = True
+    # 15 minutes of one CPU core: measured 840 s for 10 epochs, test error 2.68% (4.08% after 6)
+    default_epochs: ClassVar[int] = 10
     stats: ClassVar[dict[str, str]] = {
         "d_loss": "D loss: CE on the labelled + (real + fake) / 2",
         "g_loss": "G loss: feature matching",
