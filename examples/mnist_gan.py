@@ -382,8 +382,11 @@ def config_from_checkpoint(state: dict[str, Any], path: Path) -> Any:
         raise CheckpointError(
             f"{path} holds a {name!r} model, which this version of minigan does not know"
         )
+    config_class = MODELS[name].config_class
+    # A field added after a checkpoint was saved gets the value that checkpoint trained with.
+    legacy = getattr(config_class, "LEGACY_VALUES", {})
     try:
-        return MODELS[name].config_class(**state["config"])
+        return config_class(**{**legacy, **state["config"]})
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{path}: its config is unreadable ({error})") from None
 

@@ -392,3 +392,33 @@ def test_sgan_reports_its_test_error_and_labelled_models_need_labels(tmp_path, c
         assert example.main([*small, *flags, "--out", str(tmp_path / "new")]) == 1
         assert message in capsys.readouterr().err
         assert not (tmp_path / "new").exists()
+
+
+def test_checkpoints_saved_before_a_new_config_field_load_with_the_value_they_trained_with(
+    tmp_path,
+):
+    """A CGAN saved before the projection D (its config has no ``discriminator``) samples and
+    resumes as the concat CGAN it is; ACGAN and DCGAN fill in their older recipes likewise."""
+    from minigan.checkpoint import save_checkpoint
+    from minigan.models import CGAN, CGANConfig
+
+    out = tmp_path / "run"
+    small = ["--train-size", "200", "--batch-size", "20", "--hidden", "16", "--log-every", "5"]
+    assert example.main([*small, "--model", "cgan", "--epochs", "1", "--out", str(out)]) == 0
+    state = load_checkpoint(out / "checkpoint.npz")
+    config = {k: v for k, v in state["config"].items() if k != "discriminator"}
+    old = CGAN(CGANConfig(**config, discriminator="concat"), seed=0)  # the old default D
+    state["config"], state["gan"] = config, old.state_dict()
+    save_checkpoint(out / "checkpoint.npz", state)
+    samples = tmp_path / "old.npy"
+    args = ["--sample", "20", "--checkpoint", str(out / "checkpoint.npz"), "--output", str(samples)]
+    assert example.main(args) == 0 and np.load(samples).shape == (20, 28, 28)
+    assert example.main(["--resume", "--epochs", "2", "--out", str(out)]) == 0
+    assert load_checkpoint(out / "checkpoint.npz")["config"]["discriminator"] == "concat"
+    path = tmp_path / "c.npz"
+    for model, field, value in [("acgan", "classifier", "paper"), ("dcgan", "g_lr", None)]:
+        cls = example.MODELS[model]
+        fields = cls.default_config().to_dict()
+        del fields[field]
+        config = example.config_from_checkpoint({"gan": {"model": model}, "config": fields}, path)
+        assert getattr(config, field) == value

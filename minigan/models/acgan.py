@@ -113,6 +113,9 @@ class ACGANConfig(ConditionalConfig):
     classifier: str = "twin"
     twin_weight: float = 0.5
 
+    # Checkpoints saved before these fields existed trained the paper's ACGAN (see cgan.py).
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"classifier": "paper"}
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.classifier not in CLASSIFIERS:

@@ -45,7 +45,8 @@ D step per G step, one-sided label smoothing (real_label 0.9) as in
 ``PRESETS["default"]``.
 
 Checkpoints saved before the projection D (whose configs do not name a
-``discriminator``) hold a "concat" D; loading one into a projection CGAN is
+``discriminator``) hold a "concat" D: ``examples/mnist_gan.py`` builds them one
+(``CGANConfig.LEGACY_VALUES``), and loading one into a projection CGAN by hand is
 refused with a message saying so (build it with ``discriminator="concat"``).
 """
 
@@ -82,6 +83,10 @@ class CGANConfig(ConditionalConfig):
     """
 
     discriminator: str = "projection"
+
+    # What checkpoints saved before this field existed were trained with (their config
+    # lacks it): examples/mnist_gan.py fills it in, so they load, sample and resume as before.
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"discriminator": "concat"}
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -73,7 +73,7 @@ import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -105,6 +105,9 @@ class DCGANConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     batch_size: int = 64
     generator_loss: str = "non_saturating"
+
+    # Checkpoints saved before g_lr existed trained G at D's rate (see cgan.py).
+    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"g_lr": None}
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
