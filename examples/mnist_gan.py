@@ -170,6 +170,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     add("--batch-size", type=positive_int, help=f"batch size {defaults('batch_size')}")
     add("--lr", type=positive_float, help=f"learning rate {defaults('lr')}")
+    add(
+        "--d-lr",
+        type=positive_float,
+        help="the discriminator's own learning rate, --lr staying G's (two time-scales, "
+        "TTUR) " + defaults("d_lr", lambda c: "as --lr" if c.d_lr is None else c.d_lr),
+    )
+    add(
+        "--ema",
+        type=fraction,
+        metavar="BETA",
+        help="sample from a moving average of G's weights with decay BETA (0.999: about the "
+        "last 1000 updates), saved in the checkpoint; 0 for none " + defaults("ema"),
+    )
     add("--beta1", type=fraction, help=f"Adam beta1 {defaults('betas', lambda c: c.betas[0])}")
     add("--latent-dim", type=positive_int, help=f"size of z {defaults('latent_dim')}")
     add("--hidden", type=positive_int, help=f"hidden layer width {defaults('hidden')}")
@@ -301,6 +314,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 CONFIG_FLAGS: dict[str, tuple[str, Callable[[Any, Any], Any] | None]] = {
     "batch_size": ("batch_size", None),
     "lr": ("lr", None),
+    "d_lr": ("d_lr", None),
+    "ema": ("ema", None),
     "latent_dim": ("latent_dim", None),
     "hidden": ("hidden", None),
     "base_channels": ("base_channels", None),

@@ -59,8 +59,12 @@ class GANConfig(MLPConfig):
 
     ``logits=True`` means D ends without a Sigmoid and the loss is
     BCEWithLogitsLoss (stable); ``False`` means D ends in Sigmoid and BCELoss.
-    Adam (``lr``, ``betas``) for both players; ``d_steps`` D updates per G update;
-    ``real_label`` < 1 is one-sided label smoothing.
+    Adam (``lr``, ``betas``) for both players, except that ``d_lr``, when set, is
+    D's own learning rate (two time-scales, TTUR: Heusel et al., 2017, prove
+    convergence when D's steps are the larger); ``d_steps`` D updates per G update;
+    ``real_label`` < 1 is one-sided label smoothing; ``ema`` > 0 keeps a moving
+    average of G's weights with that decay, which draws every sample
+    (``minigan/ema.py``; 0: none).
     """
 
     logits: bool = False
@@ -69,6 +73,8 @@ class GANConfig(MLPConfig):
     generator_loss: str = "non_saturating"
     d_steps: int = 1
     real_label: float = 1.0
+    d_lr: float | None = None
+    ema: float = 0.0
 
     POSITIVE = (*MLPConfig.POSITIVE, "d_steps")
 
@@ -81,6 +87,10 @@ class GANConfig(MLPConfig):
         super().__post_init__()
         if not 0 < self.real_label <= 1:
             raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
+        if self.d_lr is not None and not self.d_lr > 0:
+            raise ValueError(f"d_lr must be a positive number (or None: lr), got {self.d_lr}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
 
 
 PRESETS = {
@@ -131,6 +141,10 @@ class GAN(Model):
 
     def make_optimizer(self, params: list[nn.Parameter]) -> Adam:
         return Adam(params, lr=self.config.lr, betas=self.config.betas)
+
+    def make_discriminator_optimizer(self, params: list[nn.Parameter]) -> Adam:
+        d_lr = getattr(self.config, "d_lr", None)  # DCGAN's config (a GAN too) has none
+        return Adam(params, lr=self.config.lr if d_lr is None else d_lr, betas=self.config.betas)
 
     def d_steps_per_g_step(self) -> int:
         return self.config.d_steps
