@@ -183,6 +183,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="sample from a moving average of G's weights with decay BETA (0.999: about the "
         "last 1000 updates), saved in the checkpoint; 0 for none " + defaults("ema"),
     )
+    add(
+        "--minibatch-std",
+        type=nonnegative_int,
+        metavar="G",
+        help="show D the spread of each group of G images (minibatch standard deviation, "
+        "against mode collapse; G divides --batch-size); 0 for none " + defaults("minibatch_std"),
+    )
     add("--beta1", type=fraction, help=f"Adam beta1 {defaults('betas', lambda c: c.betas[0])}")
     add("--latent-dim", type=positive_int, help=f"size of z {defaults('latent_dim')}")
     add("--hidden", type=positive_int, help=f"hidden layer width {defaults('hidden')}")
@@ -316,6 +323,7 @@ CONFIG_FLAGS: dict[str, tuple[str, Callable[[Any, Any], Any] | None]] = {
     "lr": ("lr", None),
     "d_lr": ("d_lr", None),
     "ema": ("ema", None),
+    "minibatch_std": ("minibatch_std", None),
     "latent_dim": ("latent_dim", None),
     "hidden": ("hidden", None),
     "base_channels": ("base_channels", None),

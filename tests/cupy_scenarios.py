@@ -126,6 +126,7 @@ LAYER_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], tuple[nn.Module,
         nn.WeightNormLinear(6, 4, rng=rng, dtype=dtype),
         (3, 6),
     ),
+    nn.MinibatchStdDev: lambda rng, dtype: (nn.MinibatchStdDev(2), (4, 2, 3, 2)),
 }
 
 # Inputs for the layers that take something other than a float array of the shape above.
@@ -331,6 +332,7 @@ GAN_CONFIGS = {name: small(config) for name, config in PRESETS.items()} | {
     "classic+saturating": small(PRESETS["classic"], generator_loss="saturating"),
     "default+d_steps=2": small(PRESETS["default"], d_steps=2),
     "default+ema+d_lr": small(PRESETS["default"], ema=0.9, d_lr=4e-4),
+    "default+minibatch_std": small(PRESETS["default"], minibatch_std=5),
 }
 
 

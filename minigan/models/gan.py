@@ -64,7 +64,8 @@ class GANConfig(MLPConfig):
     convergence when D's steps are the larger); ``d_steps`` D updates per G update;
     ``real_label`` < 1 is one-sided label smoothing; ``ema`` > 0 keeps a moving
     average of G's weights with that decay, which draws every sample
-    (``minigan/ema.py``; 0: none).
+    (``minigan/ema.py``; 0: none); ``minibatch_std`` = G > 0 shows D the spread of
+    each group of G images (``nn.MinibatchStdDev``, against mode collapse; 0: none).
     """
 
     logits: bool = False
@@ -75,6 +76,7 @@ class GANConfig(MLPConfig):
     real_label: float = 1.0
     d_lr: float | None = None
     ema: float = 0.0
+    minibatch_std: int = 0
 
     POSITIVE = (*MLPConfig.POSITIVE, "d_steps")
 
@@ -91,6 +93,12 @@ class GANConfig(MLPConfig):
             raise ValueError(f"d_lr must be a positive number (or None: lr), got {self.d_lr}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
+        if self.minibatch_std < 0 or self.batch_size % max(self.minibatch_std, 1):
+            raise ValueError(
+                f"minibatch_std must be 0 (none) or a group size that divides batch_size "
+                f"{self.batch_size} (so that no group mixes real and fake images), got "
+                f"{self.minibatch_std}"
+            )
 
 
 PRESETS = {
@@ -138,6 +146,20 @@ class GAN(Model):
     @classmethod
     def default_config(cls) -> GANConfig:
         return dataclasses.replace(PRESETS["default"])
+
+    @classmethod
+    def parameter_count(cls, config: GANConfig) -> int:
+        extra = 1 if config.minibatch_std else 0  # the last layer's weight for the spread
+        return super().parameter_count(config) + extra
+
+    def build_networks(
+        self, config: Any, rng: np.random.Generator, dtype: Any
+    ) -> tuple[nn.Sequential, nn.Sequential]:
+        G = build_generator(config, rng, dtype)
+        D = build_discriminator(
+            config, rng, dtype, self.discriminator_sigmoid, minibatch_std=config.minibatch_std
+        )
+        return G, D
 
     def make_optimizer(self, params: list[nn.Parameter]) -> Adam:
         return Adam(params, lr=self.config.lr, betas=self.config.betas)
