@@ -145,10 +145,13 @@ def test_bad_config_and_bad_batch_are_reported(rng):
         gan.train_step(np.zeros((100, 784)))
 
 
-def test_full_gan_step_matches_pytorch(rng):
+@pytest.mark.parametrize("minibatch_std", [0, 2], ids=["", "minibatch-std"])
+def test_full_gan_step_matches_pytorch(rng, minibatch_std):
     """One whole step (D update then G update, Adam on both, label smoothing) vs PyTorch."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
-    config = dataclasses.replace(PRESETS["default"], latent_dim=4, hidden=8, image_size=6)
+    config = dataclasses.replace(
+        PRESETS["default"], latent_dim=4, hidden=8, image_size=6, minibatch_std=minibatch_std
+    )
     gan = GAN(config, seed=3, dtype=np.float64)
 
     from minigan.testing.pytorch import to_torch
