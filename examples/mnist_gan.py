@@ -147,8 +147,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--preset",
         choices=list(PRESETS),
-        help="with --model gan: 'default' (the best plain MLP GAN we found; the default) or "
-        "'classic' (the tutorial recipe, for comparison)",
+        help="with --model gan: 'default' (the best plain MLP GAN we found; the default), "
+        "'label-smoothing' (the default before G's weights were averaged) or "
+        "'classic' (the tutorial recipe), for comparison",
     )
     add(
         "--dataset",
@@ -188,7 +189,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=nonnegative_int,
         metavar="G",
         help="show D the spread of each group of G images (minibatch standard deviation, "
-        "against mode collapse; G divides --batch-size); 0 for none " + defaults("minibatch_std"),
+        "against mode collapse), or of the largest group below G that divides --batch-size; "
+        "0 for none " + defaults("minibatch_std"),
     )
     add("--beta1", type=fraction, help=f"Adam beta1 {defaults('betas', lambda c: c.betas[0])}")
     add("--latent-dim", type=positive_int, help=f"size of z {defaults('latent_dim')}")

@@ -94,12 +94,15 @@ def test_the_gan_puts_it_before_ds_last_layer_and_counts_its_weight(rng):
     assert np.isfinite(float(stats["d_loss"]))
 
 
-def test_a_group_size_that_does_not_divide_the_batch_is_refused():
-    from minigan.gan import PRESETS
+def test_the_group_is_the_largest_size_up_to_the_asked_one_that_divides_the_batch():
+    from minigan.gan import GAN, PRESETS
 
+    for batch, asked, group in [(100, 4, 4), (50, 4, 2), (64, 5, 4), (49, 4, 1)]:
+        config = dataclasses.replace(
+            PRESETS["default"], hidden=8, latent_dim=4, batch_size=batch, minibatch_std=asked
+        )
+        assert GAN(config, seed=0).discriminator.layers[-2].group_size == group
     with pytest.raises(
-        ValueError,
-        match=r"minibatch_std must be 0 \(none\) or a group size that divides batch_size 100 "
-        r"\(so that no group mixes real and fake images\), got 3",
+        ValueError, match=r"minibatch_std must be 0 \(none\) or a group size, got -1"
     ):
-        dataclasses.replace(PRESETS["default"], minibatch_std=3)
+        dataclasses.replace(PRESETS["default"], minibatch_std=-1)

@@ -65,7 +65,9 @@ class GANConfig(MLPConfig):
     ``real_label`` < 1 is one-sided label smoothing; ``ema`` > 0 keeps a moving
     average of G's weights with that decay, which draws every sample
     (``minigan/ema.py``; 0: none); ``minibatch_std`` = G > 0 shows D the spread of
-    each group of G images (``nn.MinibatchStdDev``, against mode collapse; 0: none).
+    each group of G images (``nn.MinibatchStdDev``, against mode collapse; 0: none),
+    or of the largest group size below G that divides ``batch_size`` (batch 50, G 4:
+    groups of 2), so that no group mixes D's real and fake halves.
     """
 
     logits: bool = False
@@ -93,21 +95,23 @@ class GANConfig(MLPConfig):
             raise ValueError(f"d_lr must be a positive number (or None: lr), got {self.d_lr}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
-        if self.minibatch_std < 0 or self.batch_size % max(self.minibatch_std, 1):
+        if self.minibatch_std < 0:
             raise ValueError(
-                f"minibatch_std must be 0 (none) or a group size that divides batch_size "
-                f"{self.batch_size} (so that no group mixes real and fake images), got "
-                f"{self.minibatch_std}"
+                f"minibatch_std must be 0 (none) or a group size, got {self.minibatch_std}"
             )
 
 
+_LABEL_SMOOTHING = GANConfig(
+    hidden=512, g_activation="leaky_relu", logits=True, betas=(0.5, 0.999), real_label=0.9
+)
 PRESETS = {
     # The tutorial recipe, kept for comparison.
     "classic": GANConfig(),
     # The default: chosen by measurement; see README, "Choosing the default recipe".
-    "default": GANConfig(
-        hidden=512, g_activation="leaky_relu", logits=True, betas=(0.5, 0.999), real_label=0.9
-    ),
+    # Samples come from the moving average of G's weights.
+    "default": dataclasses.replace(_LABEL_SMOOTHING, ema=0.999),
+    # The default before the average: the table's row above it.
+    "label-smoothing": _LABEL_SMOOTHING,
 }
 
 
@@ -156,9 +160,10 @@ class GAN(Model):
         self, config: Any, rng: np.random.Generator, dtype: Any
     ) -> tuple[nn.Sequential, nn.Sequential]:
         G = build_generator(config, rng, dtype)
-        D = build_discriminator(
-            config, rng, dtype, self.discriminator_sigmoid, minibatch_std=config.minibatch_std
-        )
+        group = config.minibatch_std  # the largest size up to it that divides the batch
+        while group and config.batch_size % group:
+            group -= 1
+        D = build_discriminator(config, rng, dtype, self.discriminator_sigmoid, minibatch_std=group)
         return G, D
 
     def make_optimizer(self, params: list[nn.Parameter]) -> Adam:
