@@ -23,8 +23,8 @@ is checked before any work starts; a run that fails then leaves nothing behind.
 On a GPU, every read of a value back to the host waits for the device, so training
 reads only these, each explicitly (tests/test_cupy_path.py counts them): one per
 --log-every window (the averaged figures, also checked for NaN/inf there), and after
-each epoch one for the sample grid, one per weight array and Adam moment for the
-checkpoint, and with --eval-every the samples and the classifier's outputs.
+each epoch one for the sample grid, one per weight array (the averaged G's too) and
+Adam moment for the checkpoint, and with --eval-every the samples and the classifier's outputs.
 """
 
 from __future__ import annotations
