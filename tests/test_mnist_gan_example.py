@@ -366,12 +366,12 @@ def test_ema_run_resumes_bit_identically_and_samples_from_the_average(tmp_path, 
     assert not np.array_equal(live, expected)
 
 
-def test_a_checkpoint_from_before_ema_and_d_lr_still_samples_and_resumes(tmp_path):
+def test_a_checkpoint_from_before_ema_d_lr_and_minibatch_std_samples_and_resumes(tmp_path):
     out = tmp_path / "run"
     assert run("--ema", "0", "--epochs", "1", "--out", str(out)) == 0
     path = out / "checkpoint.npz"
     state = load_checkpoint(path)
-    for key in ("ema", "d_lr"):  # fields that older versions did not write
+    for key in ("ema", "d_lr", "minibatch_std"):  # fields that older versions did not write
         del state["config"][key]
     example.save_checkpoint(path, state)
     npy = tmp_path / "s.npy"
