@@ -23,8 +23,8 @@ is checked before any work starts; a run that fails then leaves nothing behind.
 On a GPU, every read of a value back to the host waits for the device, so training
 reads only these, each explicitly (tests/test_cupy_path.py counts them): one per
 --log-every window (the averaged figures, also checked for NaN/inf there), and after
-each epoch one for the sample grid, one per weight array and Adam moment for the
-checkpoint, and with --eval-every the samples and the classifier's outputs.
+each epoch one for the sample grid, one per weight array (the averaged G's too) and
+Adam moment for the checkpoint, and with --eval-every the samples and the classifier's outputs.
 """
 
 from __future__ import annotations
@@ -146,8 +146,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--preset",
         choices=list(PRESETS),
-        help="with --model gan: 'default' (the best plain MLP GAN we found; the default) or "
-        "'classic' (the tutorial recipe, for comparison)",
+        help="with --model gan: 'default' (the best plain MLP GAN we found; the default), "
+        "'label-smoothing' (the default before G's weights were averaged) or "
+        "'classic' (the tutorial recipe), for comparison",
     )
     add(
         "--dataset",
@@ -181,6 +182,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=positive_float,
         help=f"with --model dcgan: the generator's own learning rate (none: --lr) "
         f"{defaults('g_lr')}",
+    )
+    add(
+        "--d-lr",
+        type=positive_float,
+        help="the discriminator's own learning rate, --lr staying G's (two time-scales, "
+        "TTUR) " + defaults("d_lr", lambda c: "as --lr" if c.d_lr is None else c.d_lr),
+    )
+    add(
+        "--ema",
+        type=fraction,
+        metavar="BETA",
+        help="sample from a moving average of G's weights with decay BETA (0.999: about the "
+        "last 1000 updates), saved in the checkpoint; 0 for none " + defaults("ema"),
+    )
+    add(
+        "--minibatch-std",
+        type=nonnegative_int,
+        metavar="G",
+        help="show D the spread of each group of G images (minibatch standard deviation, "
+        "against mode collapse), or of the largest group below G that divides --batch-size; "
+        "0 for none " + defaults("minibatch_std"),
     )
     add("--beta1", type=fraction, help=f"Adam beta1 {defaults('betas', lambda c: c.betas[0])}")
     add("--latent-dim", type=positive_int, help=f"size of z {defaults('latent_dim')}")
@@ -314,6 +336,9 @@ CONFIG_FLAGS: dict[str, tuple[str, Callable[[Any, Any], Any] | None]] = {
     "batch_size": ("batch_size", None),
     "lr": ("lr", None),
     "g_lr": ("g_lr", None),
+    "d_lr": ("d_lr", None),
+    "ema": ("ema", None),
+    "minibatch_std": ("minibatch_std", None),
     "latent_dim": ("latent_dim", None),
     "hidden": ("hidden", None),
     "base_channels": ("base_channels", None),

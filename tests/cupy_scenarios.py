@@ -126,6 +126,7 @@ LAYER_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], tuple[nn.Module,
         nn.WeightNormLinear(6, 4, rng=rng, dtype=dtype),
         (3, 6),
     ),
+    nn.MinibatchStdDev: lambda rng, dtype: (nn.MinibatchStdDev(2), (4, 2, 3, 2)),
 }
 
 # Inputs for the layers that take something other than a float array of the shape above.
@@ -330,6 +331,8 @@ def small(config: Any, **changes: Any) -> Any:
 GAN_CONFIGS = {name: small(config) for name, config in PRESETS.items()} | {
     "classic+saturating": small(PRESETS["classic"], generator_loss="saturating"),
     "default+d_steps=2": small(PRESETS["default"], d_steps=2),
+    "default+ema+d_lr": small(PRESETS["default"], ema=0.9, d_lr=4e-4),
+    "default+minibatch_std": small(PRESETS["default"], minibatch_std=5),
 }
 
 
@@ -345,6 +348,10 @@ def gan_results(gan: GAN, figures: list[dict[str, Any]]) -> dict[str, Any]:
         results |= {f"{net}/{k}": v for k, v in state[net].items()}
     for opt in ("g_optimizer", "d_optimizer"):
         results |= {f"{opt}/{k}": v for k, v in state[opt].items() if k in ("m", "v", "t")}
+    if "generator_ema" in state:  # the averaged G, which draws the samples below
+        ema = state["generator_ema"]
+        results |= {f"generator_ema/{k}": v for k, v in ema["weights"].items()}
+        results["generator_ema/updates"] = ema["updates"]
     gan.reseed_noise(9)
     z = gan.sample_noise(5)
     # A conditional model's generate checks the labels asked for: one explicit read.
@@ -425,8 +432,9 @@ for _name in TRAINERS:
 
 @scenario("checkpoint_resume")
 def checkpoint_resume(backend: str, tmp_path: Path) -> dict[str, Any]:
-    """Save after 2 steps, load into a new GAN, 2 more: the same as 4 straight."""
-    config = GAN_CONFIGS["default"]
+    """Save after 2 steps, load into a new GAN, 2 more: the same as 4 straight
+    (the averaged generator included)."""
+    config = GAN_CONFIGS["default+ema+d_lr"]
     real = gan_data(backend)
     straight = GAN(config, backend, seed=0)
     for _ in range(4):

@@ -22,11 +22,15 @@ def real_batch(rng, n=4, dtype=np.float64):
 
 @pytest.mark.parametrize("logits", [False, True], ids=["sigmoid+BCE", "logits+BCEWithLogits"])
 @pytest.mark.parametrize("generator_loss", ["non_saturating", "saturating"])
+@pytest.mark.parametrize("minibatch_std", [0, 2], ids=["", "minibatch-std"])
 def test_generator_step_gradient_matches_finite_differences(
-    rng, assert_gradients_match, logits, generator_loss
+    rng, assert_gradients_match, logits, generator_loss, minibatch_std
 ):
-    """The heart of GAN backprop, through the real training code: dL/dθ_G crosses D."""
-    gan = tiny_gan(lr=0.0, logits=logits, generator_loss=generator_loss)  # lr 0: keep θ
+    """The heart of GAN backprop, through the real training code: dL/dθ_G crosses D
+    (with minibatch_std, also through the spread of each group of fakes)."""
+    gan = tiny_gan(
+        lr=0.0, logits=logits, generator_loss=generator_loss, minibatch_std=minibatch_std
+    )  # lr 0: keep θ
     z = rng.standard_normal((4, 3))
     d_before = gan.discriminator.state_dict()
     gan.generator_step(gan.generate(z))
@@ -45,8 +49,10 @@ def test_generator_step_gradient_matches_finite_differences(
         np.testing.assert_array_equal(value, d_before[name])
 
 
-def test_discriminator_stacked_pass_equals_two_separate_passes(rng):
-    gan = tiny_gan(lr=0.0, logits=True)
+@pytest.mark.parametrize("minibatch_std", [0, 2], ids=["", "minibatch-std"])
+def test_discriminator_stacked_pass_equals_two_separate_passes(rng, minibatch_std):
+    # With minibatch_std, groups of 2 divide each half of 4: no group mixes real and fake.
+    gan = tiny_gan(lr=0.0, logits=True, minibatch_std=minibatch_std)
     real, fake = real_batch(rng), gan.generate(rng.standard_normal((4, 3)))
     stats = gan.discriminator_step(real, fake)
     stacked = {name: p.grad.copy() for name, p in gan.discriminator.named_parameters()}
@@ -139,10 +145,13 @@ def test_bad_config_and_bad_batch_are_reported(rng):
         gan.train_step(np.zeros((100, 784)))
 
 
-def test_full_gan_step_matches_pytorch(rng):
+@pytest.mark.parametrize("minibatch_std", [0, 2], ids=["", "minibatch-std"])
+def test_full_gan_step_matches_pytorch(rng, minibatch_std):
     """One whole step (D update then G update, Adam on both, label smoothing) vs PyTorch."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
-    config = dataclasses.replace(PRESETS["default"], latent_dim=4, hidden=8, image_size=6)
+    config = dataclasses.replace(
+        PRESETS["default"], latent_dim=4, hidden=8, image_size=6, minibatch_std=minibatch_std
+    )
     gan = GAN(config, seed=3, dtype=np.float64)
 
     from minigan.testing.pytorch import to_torch

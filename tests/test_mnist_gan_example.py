@@ -308,9 +308,7 @@ def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         example.parse_args(["--help"])
     expected = f"(default: 30; {DCGAN.default_epochs} for dcgan, {SGAN.default_epochs} for sgan)"
-    assert expected in " ".join(
-        capsys.readouterr().out.split()
-    )
+    assert expected in " ".join(capsys.readouterr().out.split())
     out = tmp_path / "run"
     flags = ["--model", "dcgan", "--base-channels", "4", "--batch-size", "50"]
     assert example.main(["--train-size", "300", *flags, "--epochs", "1", "--out", str(out)]) == 0
@@ -422,3 +420,49 @@ def test_checkpoints_saved_before_a_new_config_field_load_with_the_value_they_tr
         del fields[field]
         config = example.config_from_checkpoint({"gan": {"model": model}, "config": fields}, path)
         assert getattr(config, field) == value
+
+
+def test_ema_run_resumes_bit_identically_and_samples_from_the_average(tmp_path, capsys):
+    ema = ("--ema", "0.9", "--d-lr", "4e-4")
+    assert run(*ema, "--epochs", "2", "--out", str(tmp_path / "straight")) == 0
+    assert run(*ema, "--epochs", "1", "--out", str(tmp_path / "resumed")) == 0
+    assert run("--epochs", "2", "--out", str(tmp_path / "resumed"), "--resume") == 0
+    a = load_checkpoint(tmp_path / "straight" / "checkpoint.npz")
+    b = load_checkpoint(tmp_path / "resumed" / "checkpoint.npz")
+    assert a["gan"]["generator_ema"]["updates"] == b["gan"]["generator_ema"]["updates"] == 12
+    for name, value in a["gan"]["generator_ema"]["weights"].items():
+        np.testing.assert_array_equal(value, b["gan"]["generator_ema"]["weights"][name])
+    assert run("--ema", "0.5", "--epochs", "3", "--out", str(tmp_path / "resumed"), "--resume") == 1
+    assert "ema=0.9 there, 0.5 here" in capsys.readouterr().err
+
+    npy = tmp_path / "s.npy"
+    path = str(tmp_path / "straight" / "checkpoint.npz")
+    assert example.main(["--sample", "64", "--checkpoint", path, "--output", str(npy)]) == 0
+    gan = GAN(example.config_from_checkpoint(a, Path(path)), seed=0)
+    gan.load_state_dict(a["gan"])
+    z = gan.sample_noise(64)  # the noise --sample draws (seed 0)
+    expected = example.unit_images(gan.generator_ema.averaged.forward(z).reshape(-1, 1, 28, 28))
+    np.testing.assert_array_equal(np.load(npy), expected)
+    live = example.unit_images(gan.generator.forward(z).reshape(-1, 1, 28, 28))
+    assert not np.array_equal(live, expected)
+
+
+def test_a_checkpoint_from_before_ema_d_lr_and_minibatch_std_samples_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    assert run("--ema", "0", "--epochs", "1", "--out", str(out)) == 0
+    path = out / "checkpoint.npz"
+    state = load_checkpoint(path)
+    for key in ("ema", "d_lr", "minibatch_std"):  # fields that older versions did not write
+        del state["config"][key]
+    example.save_checkpoint(path, state)
+    npy = tmp_path / "s.npy"
+    assert example.main(["--sample", "10", "--checkpoint", str(path), "--output", str(npy)]) == 0
+    assert np.load(npy).shape == (10, 28, 28)
+    assert run("--epochs", "2", "--out", str(out), "--resume") == 0
+    assert "generator_ema" not in load_checkpoint(path)["gan"]
+
+
+def test_ema_of_one_or_more_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        example.parse_args(["--ema", "1"])
+    assert "argument --ema: must lie in [0, 1), got 1" in capsys.readouterr().err

@@ -51,7 +51,8 @@ Instances:
 
 Default configs (batch size, networks: hidden width and G's activation, optimizer):
     gan:     PRESETS["default"]: batch 100, hidden 512, leaky_relu, logits,
-             Adam lr 2e-4 betas (0.5, 0.999), real_label 0.9, d_steps 1
+             Adam lr 2e-4 betas (0.5, 0.999), real_label 0.9, d_steps 1,
+             sampled from the moving average of G's weights (ema 0.999)
     lsgan:   batch 100, hidden 512, leaky_relu, Adam lr 2e-4 betas (0.5, 0.999), d_steps 1
     wgan:    batch 64, hidden 512, leaky_relu, RMSprop lr 5e-5, clip 0.01, n_critic 5
     wgan-gp: batch 64, hidden 512, leaky_relu, Adam lr 1e-4 betas (0.5, 0.9),

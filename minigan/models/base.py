@@ -25,6 +25,7 @@ import numpy as np
 
 from minigan import nn
 from minigan.backend import Backend, get_backend
+from minigan.ema import EMA
 from minigan.nn.checks import check_array
 
 ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
@@ -76,16 +77,21 @@ def build_discriminator(
     dtype: Any,
     sigmoid: bool = False,
     outputs: int = 1,
+    minibatch_std: int = 0,
 ) -> nn.Sequential:
     """image (batch, image_size) -> one score per image: a real number, or (sigmoid) a probability.
 
     ``outputs`` > 1 gives several scores per image (ACGAN: real/fake and 10 classes).
+    ``minibatch_std`` = G > 0 appends, before the last layer, the spread of each group
+    of G images (``nn.MinibatchStdDev``), where Karras et al. put it: D's last layer
+    then judges each image together with how alike its group is.
     """
     h = config.hidden
+    spread = [nn.MinibatchStdDev(minibatch_std)] if minibatch_std else []
     layers = [
         nn.Linear(config.image_size, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2),
         nn.Linear(h, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2),
-        nn.Linear(h, outputs, rng=rng, dtype=dtype),
+        *spread, nn.Linear(h + len(spread), outputs, rng=rng, dtype=dtype),
     ]  # fmt: skip
     if sigmoid:
         layers.append(nn.Sigmoid())
@@ -133,7 +139,11 @@ class Model:
         G, D = self.build_networks(config, np.random.default_rng(seed), self.dtype)
         self.generator, self.discriminator = G.to(self.backend), D.to(self.backend)
         self.g_optimizer = self.make_optimizer(self.generator.parameters())
-        self.d_optimizer = self.make_optimizer(self.discriminator.parameters())
+        self.d_optimizer = self.make_discriminator_optimizer(self.discriminator.parameters())
+        # Configs with an ``ema`` decay (GANConfig) may keep a moving average of G's
+        # weights, which then draws every sample (see minigan/ema.py); 0: none.
+        decay = getattr(config, "ema", 0.0)
+        self.generator_ema = EMA(self.generator, decay) if decay else None
         self.noise_rng = self.backend.default_rng(seed)
         self.steps = 0
         self._g_loss = None  # the latest generator loss, reported until the next G update
@@ -188,6 +198,10 @@ class Model:
     def make_optimizer(self, params: list[nn.Parameter]) -> Any:
         raise NotImplementedError
 
+    def make_discriminator_optimizer(self, params: list[nn.Parameter]) -> Any:
+        """D's optimizer: ``make_optimizer``'s, unless the model gives D its own (TTUR)."""
+        return self.make_optimizer(params)
+
     def d_steps_per_g_step(self) -> int:
         raise NotImplementedError
 
@@ -207,9 +221,15 @@ class Model:
         """z ~ N(0, I), shape (n, latent_dim), on the model's backend and dtype."""
         return self.noise_rng.standard_normal((n, self.config.latent_dim), dtype=self.dtype)
 
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that draws samples: the moving average of G's weights when
+        the model keeps one (``ema`` > 0), else G itself. Training always uses G."""
+        return self.generator_ema.averaged if self.generator_ema is not None else self.generator
+
     def generate(self, z: Any) -> Any:
-        """Images in [-1, 1], shape (n, *image_shape), for the noise ``z``."""
-        return self.generator.forward(z)
+        """Images in [-1, 1], shape (n, *image_shape), for the noise ``z`` (from ``sampler``)."""
+        return self.sampler.forward(z)
 
     # --- training -----------------------------------------------------------------
 
@@ -272,12 +292,15 @@ class Model:
         self.g_optimizer.zero_grad()
         G.backward(grad_fake, input_grad=False)  # dL/d(G's parameters), into .grad
         self.g_optimizer.step()  # only G moves
+        if self.generator_ema is not None:
+            self.generator_ema.update()  # the average follows
 
     # --- saving and loading -----------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
-        """The model's name, weights and optimizer states of both players, and the step count."""
-        return {
+        """The model's name, weights and optimizer states of both players, the step count,
+        and the averaged generator (``generator_ema``) when the model keeps one."""
+        state = {
             "model": self.name,
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
@@ -285,6 +308,9 @@ class Model:
             "d_optimizer": self.d_optimizer.state_dict(),
             "steps": self.steps,
         }
+        if self.generator_ema is not None:
+            state["generator_ema"] = self.generator_ema.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Load a ``state_dict()``: all of it, or, if any part does not fit, none of it.
@@ -310,6 +336,14 @@ class Model:
             (self.g_optimizer, "g_optimizer"),
             (self.d_optimizer, "d_optimizer"),
         ]
+        if self.generator_ema is not None:
+            parts.append((self.generator_ema, "generator_ema"))
+        elif "generator_ema" in state:
+            raise ValueError(
+                f"{where}: this state holds an averaged generator, and this model keeps "
+                f"none (its config has ema=0); load it into a model built with the "
+                f"config it was saved with"
+            )
         missing = [key for _, key in parts if key not in state] + (
             [] if "steps" in state else ["steps"]
         )

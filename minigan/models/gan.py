@@ -59,8 +59,15 @@ class GANConfig(MLPConfig):
 
     ``logits=True`` means D ends without a Sigmoid and the loss is
     BCEWithLogitsLoss (stable); ``False`` means D ends in Sigmoid and BCELoss.
-    Adam (``lr``, ``betas``) for both players; ``d_steps`` D updates per G update;
-    ``real_label`` < 1 is one-sided label smoothing.
+    Adam (``lr``, ``betas``) for both players, except that ``d_lr``, when set, is
+    D's own learning rate (two time-scales, TTUR: Heusel et al., 2017, prove
+    convergence when D's steps are the larger); ``d_steps`` D updates per G update;
+    ``real_label`` < 1 is one-sided label smoothing; ``ema`` > 0 keeps a moving
+    average of G's weights with that decay, which draws every sample
+    (``minigan/ema.py``; 0: none); ``minibatch_std`` = G > 0 shows D the spread of
+    each group of G images (``nn.MinibatchStdDev``, against mode collapse; 0: none),
+    or of the largest group size below G that divides ``batch_size`` (batch 50, G 4:
+    groups of 2), so that no group mixes D's real and fake halves.
     """
 
     logits: bool = False
@@ -69,6 +76,9 @@ class GANConfig(MLPConfig):
     generator_loss: str = "non_saturating"
     d_steps: int = 1
     real_label: float = 1.0
+    d_lr: float | None = None
+    ema: float = 0.0
+    minibatch_std: int = 0
 
     POSITIVE = (*MLPConfig.POSITIVE, "d_steps")
 
@@ -81,15 +91,27 @@ class GANConfig(MLPConfig):
         super().__post_init__()
         if not 0 < self.real_label <= 1:
             raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
+        if self.d_lr is not None and not self.d_lr > 0:
+            raise ValueError(f"d_lr must be a positive number (or None: lr), got {self.d_lr}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
+        if self.minibatch_std < 0:
+            raise ValueError(
+                f"minibatch_std must be 0 (none) or a group size, got {self.minibatch_std}"
+            )
 
 
+_LABEL_SMOOTHING = GANConfig(
+    hidden=512, g_activation="leaky_relu", logits=True, betas=(0.5, 0.999), real_label=0.9
+)
 PRESETS = {
     # The tutorial recipe, kept for comparison.
     "classic": GANConfig(),
     # The default: chosen by measurement; see README, "Choosing the default recipe".
-    "default": GANConfig(
-        hidden=512, g_activation="leaky_relu", logits=True, betas=(0.5, 0.999), real_label=0.9
-    ),
+    # Samples come from the moving average of G's weights.
+    "default": dataclasses.replace(_LABEL_SMOOTHING, ema=0.999),
+    # The default before the average: the table's row above it.
+    "label-smoothing": _LABEL_SMOOTHING,
 }
 
 
@@ -129,8 +151,27 @@ class GAN(Model):
     def default_config(cls) -> GANConfig:
         return dataclasses.replace(PRESETS["default"])
 
+    @classmethod
+    def parameter_count(cls, config: GANConfig) -> int:
+        extra = 1 if config.minibatch_std else 0  # the last layer's weight for the spread
+        return super().parameter_count(config) + extra
+
+    def build_networks(
+        self, config: Any, rng: np.random.Generator, dtype: Any
+    ) -> tuple[nn.Sequential, nn.Sequential]:
+        G = build_generator(config, rng, dtype)
+        group = config.minibatch_std  # the largest size up to it that divides the batch
+        while group and config.batch_size % group:
+            group -= 1
+        D = build_discriminator(config, rng, dtype, self.discriminator_sigmoid, minibatch_std=group)
+        return G, D
+
     def make_optimizer(self, params: list[nn.Parameter]) -> Adam:
         return Adam(params, lr=self.config.lr, betas=self.config.betas)
+
+    def make_discriminator_optimizer(self, params: list[nn.Parameter]) -> Adam:
+        d_lr = getattr(self.config, "d_lr", None)  # DCGAN's config (a GAN too) has none
+        return Adam(params, lr=self.config.lr if d_lr is None else d_lr, betas=self.config.betas)
 
     def d_steps_per_g_step(self) -> int:
         return self.config.d_steps

@@ -3,7 +3,8 @@
 Read in this order: ``module`` (the contract), ``linear``, ``activations``, then
 ``conv`` (Conv2d, ConvTranspose2d), ``batchnorm`` and ``reshape``; then the pieces for
 labels and semi-supervised learning: ``embedding``, ``concat``, ``noise`` (Dropout,
-GaussianNoise) and ``weight_norm``.
+GaussianNoise) and ``weight_norm``; and ``minibatch_std`` (a discriminator's view of
+a batch's variety, against mode collapse).
 """
 
 from minigan.nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid
@@ -12,6 +13,7 @@ from minigan.nn.concat import Concat
 from minigan.nn.conv import Conv2d, ConvTranspose2d
 from minigan.nn.embedding import Embedding
 from minigan.nn.linear import Linear
+from minigan.nn.minibatch_std import MinibatchStdDev
 from minigan.nn.module import Module, Parameter, Sequential
 from minigan.nn.noise import Dropout, GaussianNoise
 from minigan.nn.reshape import Flatten, Unflatten
@@ -29,6 +31,7 @@ __all__ = [
     "GaussianNoise",
     "LeakyReLU",
     "Linear",
+    "MinibatchStdDev",
     "Module",
     "Parameter",
     "ReLU",

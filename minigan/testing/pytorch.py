@@ -30,6 +30,22 @@ def _conv_twin(m: nn.Module, tnn: Any) -> Any:
     return tnn.Conv2d(*args, bias=m.bias is not None)
 
 
+def _minibatch_std_twin(m: nn.MinibatchStdDev, tnn: Any) -> Any:
+    """PyTorch has no such layer: its forward in torch operations (autograd gives backward)."""
+    import torch
+
+    class MinibatchStdDev(tnn.Module):
+        def forward(self, x: Any) -> Any:
+            n, G, rest = x.shape[0], m.group_size, x.shape[1:]
+            groups = x.reshape(n // G, G, *rest)
+            sig = torch.sqrt(groups.var(dim=1, unbiased=False, keepdim=True) + m.EPS)
+            s = sig.mean(dim=tuple(range(2, sig.ndim)), keepdim=True)
+            appended = s.expand(n // G, G, 1, *rest[1:]).reshape(n, 1, *rest[1:])
+            return torch.cat([x, appended], dim=1)
+
+    return MinibatchStdDev()
+
+
 def _twin_layer(layer: nn.Module, tnn: Any) -> Any:
     """The ``torch.nn`` layer that computes what ``layer`` computes (weights not copied)."""
     makers: dict[type, Callable[[Any], Any]] = {
@@ -53,6 +69,7 @@ def _twin_layer(layer: nn.Module, tnn: Any) -> Any:
         nn.WeightNormLinear: lambda m: tnn.utils.parametrizations.weight_norm(
             tnn.Linear(m.in_features, m.out_features)
         ),
+        nn.MinibatchStdDev: lambda m: _minibatch_std_twin(m, tnn),
         nn.Sequential: lambda m: tnn.Sequential(*(_twin_layer(inner, tnn) for inner in m)),
     }
     make = makers.get(type(layer))
