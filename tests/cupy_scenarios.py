@@ -363,8 +363,9 @@ def gan_results(gan: GAN, figures: list[dict[str, Any]]) -> dict[str, Any]:
     return results
 
 
-def small_dcgan(backend: str) -> DCGAN:
-    return DCGAN(DCGANConfig(latent_dim=8, base_channels=4, batch_size=10), backend, seed=0)
+def small_dcgan(backend: str, ema: float = 0.0) -> DCGAN:
+    config = DCGANConfig(latent_dim=8, base_channels=4, batch_size=10, ema=ema)
+    return DCGAN(config, backend, seed=0)
 
 
 def image_data(backend: str, n: int = 10) -> Any:
@@ -411,6 +412,7 @@ TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
         if name not in ("gan", "dcgan", "sgan")  # their entries are beside
     },
     "dcgan": (small_dcgan, image_data),
+    "dcgan+ema": (lambda backend: small_dcgan(backend, ema=0.9), image_data),
     "sgan": (small_sgan, gan_data),
 }
 

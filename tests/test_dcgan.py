@@ -212,3 +212,24 @@ def test_dcgan_steps_on_cupy_match_numpy_in_float64(rng):
         cpu_stats = on_cpu.train_step(real)
         gpu_stats = on_gpu.train_step(gpu.asarray(real))
     assert_models_agree(on_cpu, on_gpu, cpu_stats, gpu_stats)
+
+
+def test_ema_samples_from_the_averaged_generator_in_evaluation_mode(rng):
+    """With ``ema``, ``generate`` runs the average of G's weights, in evaluation mode, with
+    the live G's BatchNorm statistics; training is the same as without it."""
+    gan = DCGAN(dataclasses.replace(SMALL, ema=0.5), seed=0, dtype=np.float64)
+    plain = DCGAN(dataclasses.replace(SMALL, ema=0), seed=0, dtype=np.float64)
+    for _ in range(3):
+        batch = real_images(rng)
+        gan.train_step(batch), plain.train_step(batch)
+    for name, value in plain.generator.state_dict().items():  # the average only follows
+        np.testing.assert_array_equal(gan.generator.state_dict()[name], value)
+    z = gan.sample_noise(6)
+    by_hand = DCGAN(dataclasses.replace(SMALL, ema=0), seed=1, dtype=np.float64)
+    by_hand.generator.load_state_dict(gan.state_dict()["generator_ema"]["weights"])
+    by_hand.generator.eval()
+    np.testing.assert_array_equal(gan.generate(z), by_hand.generator.forward(z))
+    assert not np.allclose(gan.generate(z), plain.generate(z))
+    assert all(m.training for m in gan.sampler.modules())  # back in training mode
+    with pytest.raises(ValueError, match=r"ema must lie in \[0, 1\) \(0: no average\), got 1"):
+        dataclasses.replace(SMALL, ema=1)

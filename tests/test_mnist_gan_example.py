@@ -414,7 +414,8 @@ def test_checkpoints_saved_before_a_new_config_field_load_with_the_value_they_tr
     assert example.main(["--resume", "--epochs", "2", "--out", str(out)]) == 0
     assert load_checkpoint(out / "checkpoint.npz")["config"]["discriminator"] == "concat"
     path = tmp_path / "c.npz"
-    for model, field, value in [("acgan", "classifier", "paper"), ("dcgan", "g_lr", None)]:
+    legacy = [("acgan", "classifier", "paper"), ("dcgan", "g_lr", None), ("dcgan", "ema", 0.0)]
+    for model, field, value in legacy:
         cls = example.MODELS[model]
         fields = cls.default_config().to_dict()
         del fields[field]
