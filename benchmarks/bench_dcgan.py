@@ -195,6 +195,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--rounds", type=int, default=10, help="timed A/B rounds (after 2 warm-ups)")
     p.add_argument("--threads", type=int, default=2, help="PyTorch threads (match numpy's BLAS)")
     p.add_argument(
+        "--base-channels",
+        type=int,
+        default=64,
+        help="D's first and G's last width: 64 is the paper's (RESULTS.md's figures), 32 "
+        "examples/mnist_gan.py's default",
+    )
+    p.add_argument(
         "--clock",
         choices=sorted(CLOCKS),
         default="wall",
@@ -218,7 +225,9 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(f"/proc/loadavg before: {load}{busy_warning(load)}\n")
 
-    gan = DCGAN(DCGANConfig(batch_size=args.batch), seed=0)
+    # No moving average of G: PyTorch's step keeps none, and the two must do the same work.
+    config = DCGANConfig(batch_size=args.batch, base_channels=args.base_channels, ema=0)
+    gan = DCGAN(config, seed=0)
     real = np.random.default_rng(0).uniform(-1, 1, (args.batch, *gan.config.image_shape))
     real = real.astype(np.float32)
     torch_step, real_t = TorchStep(gan, torch), torch.from_numpy(real)
