@@ -233,3 +233,19 @@ def test_ema_samples_from_the_averaged_generator_in_evaluation_mode(rng):
     assert all(m.training for m in gan.sampler.modules())  # back in training mode
     with pytest.raises(ValueError, match=r"ema must lie in \[0, 1\) \(0: no average\), got 1"):
         dataclasses.replace(SMALL, ema=1)
+
+
+def test_one_sided_label_smoothing_sets_d_s_target_for_real_images(rng):
+    gan = DCGAN(dataclasses.replace(SMALL, real_label=0.9, ema=0), seed=0, dtype=np.float64)
+    real, fake = real_images(rng), real_images(rng)
+    # BatchNorm in training mode normalises each batch by its own statistics, so these
+    # forward passes score exactly what the step's will.
+    scores_real, scores_fake = gan.discriminator.forward(real), gan.discriminator.forward(fake)
+
+    def bce(s, t):  # BCE on logits: softplus(s) - t s, averaged
+        return np.mean(np.logaddexp(0, s) - t * s)
+
+    expected = (bce(scores_real, 0.9) + bce(scores_fake, 0.0)) / 2
+    np.testing.assert_allclose(gan.discriminator_step(real, fake)["d_loss"], expected, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"real_label must lie in \(0, 1\], got 0"):
+        dataclasses.replace(SMALL, real_label=0)
