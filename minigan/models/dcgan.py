@@ -310,24 +310,12 @@ class DCGAN(GAN):
             G.train()
 
     def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
-        """Teach D to tell ``real`` (target 1) from ``fake`` (target 0): two passes.
+        """Teach D to tell ``real`` (target: real_label) from ``fake`` (target 0): two passes.
 
-        Separate passes, so that BatchNorm normalises each batch with its own
-        statistics (see the module docstring); their gradients add up in ``.grad``.
+        ``GAN.discriminator_step_two_pass``, the textbook step: separate passes, so that
+        BatchNorm normalises each batch with its own statistics (see the module
+        docstring); their gradients add up in ``.grad``. ``d_loss`` is reported as
+        ``GAN.discriminator_step`` reports it, the mean over both halves.
         """
-        xp = get_array_module(real)
-        D, loss = self.discriminator, self.loss
-        self.d_optimizer.zero_grad()
-        real_scores = D.forward(real)
-        loss_real = loss.forward(real_scores, self.config.real_label)
-        # Neither the data nor (here) G learns from D's input gradient: skip it.
-        D.backward(loss.backward(), input_grad=False)
-        fake_scores = D.forward(fake)
-        loss_fake = loss.forward(fake_scores, 0.0)
-        D.backward(loss.backward(), input_grad=False)
-        self.d_optimizer.step()
-        return {
-            "d_loss": xp.asarray((loss_real + loss_fake) / 2),
-            "d_real": xp.asarray(nn.sigmoid(real_scores).mean()),
-            "d_fake": xp.asarray(nn.sigmoid(fake_scores).mean()),
-        }
+        stats = self.discriminator_step_two_pass(real, fake)
+        return {**stats, "d_loss": get_array_module(real).asarray(stats["d_loss"] / 2)}

@@ -196,12 +196,16 @@ class GAN(Model):
         # Neither the data nor (here) G learns from D's input gradient: skipped.
         self.update_discriminator(self.loss.backward())
 
-        probs = nn.sigmoid(scores) if self.config.logits else scores
         return {
             "d_loss": d_loss,
-            "d_real": xp.asarray(probs[:n].mean()),
-            "d_fake": xp.asarray(probs[n:].mean()),
+            "d_real": self.mean_probability(scores[:n]),
+            "d_fake": self.mean_probability(scores[n:]),
         }
+
+    def mean_probability(self, scores: Any) -> Any:
+        """D's mean probability of "real" over ``scores`` (logits or probabilities), 0-d."""
+        probs = nn.sigmoid(scores) if self.config.logits else scores
+        return get_array_module(scores).asarray(probs.mean())
 
     def discriminator_step_two_pass(self, real: Any, fake: Any) -> dict[str, Any]:
         """The textbook D step, kept as the reference ``discriminator_step`` is tested against.
@@ -209,7 +213,8 @@ class GAN(Model):
         Two passes, as the loss is written: L = BCE(D(x), real_label) + BCE(D(G(z)), 0),
         each half's gradient added into D's ``.grad`` by its own backward pass. Its
         update equals ``discriminator_step``'s with D's Adam eps doubled (see there),
-        to rounding; it costs a second pass's overhead.
+        to rounding; it costs a second pass's overhead. It is DCGAN's D step, whose
+        BatchNorm must see each half on its own.
         """
         D, loss = self.discriminator, self.loss
         self.d_optimizer.zero_grad()
@@ -220,7 +225,11 @@ class GAN(Model):
         d_loss_fake = loss.forward(fake_scores, 0.0)
         D.backward(loss.backward(), input_grad=False)
         self.d_optimizer.step()
-        return {"d_loss": d_loss_real + d_loss_fake}
+        return {
+            "d_loss": d_loss_real + d_loss_fake,
+            "d_real": self.mean_probability(real_scores),
+            "d_fake": self.mean_probability(fake_scores),
+        }
 
     def generator_step(self, fake: Any) -> Any:
         """Change G so that D takes ``fake`` (= G(z), just computed) for real."""
