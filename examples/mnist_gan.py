@@ -204,6 +204,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "against mode collapse), or of the largest group below G that divides --batch-size; "
         "0 for none " + defaults("minibatch_std"),
     )
+    add(
+        "--pack",
+        type=positive_int,
+        metavar="M",
+        help="D judges M images at once, one score per pack (PacGAN, against mode "
+        "collapse); --batch-size must be a multiple of M; 1 for one at a time " + defaults("pack"),
+    )
     add("--beta1", type=fraction, help=f"Adam beta1 {defaults('betas', lambda c: c.betas[0])}")
     add("--latent-dim", type=positive_int, help=f"size of z {defaults('latent_dim')}")
     add("--hidden", type=positive_int, help=f"hidden layer width {defaults('hidden')}")
@@ -339,6 +346,7 @@ CONFIG_FLAGS: dict[str, tuple[str, Callable[[Any, Any], Any] | None]] = {
     "d_lr": ("d_lr", None),
     "ema": ("ema", None),
     "minibatch_std": ("minibatch_std", None),
+    "pack": ("pack", None),
     "latent_dim": ("latent_dim", None),
     "hidden": ("hidden", None),
     "base_channels": ("base_channels", None),

@@ -118,6 +118,7 @@ LAYER_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], tuple[nn.Module,
     nn.BatchNorm2d: lambda rng, dtype: (nn.BatchNorm2d(2, dtype=dtype), (3, 2, 4, 5)),
     nn.Flatten: lambda rng, dtype: (nn.Flatten(), (3, 2, 4, 5)),
     nn.Unflatten: lambda rng, dtype: (nn.Unflatten(1, (2, 3)), (3, 6)),
+    nn.Pack: lambda rng, dtype: (nn.Pack(2), (4, 3, 2, 2)),
     nn.Embedding: lambda rng, dtype: (nn.Embedding(5, 4, rng=rng, dtype=dtype), (3, 6)),
     nn.Concat: lambda rng, dtype: (nn.Concat(), (3, 6)),
     nn.Dropout: lambda rng, dtype: (nn.Dropout(0.3), (3, 6)),  # its rng: see RANDOM_SEED below
@@ -333,6 +334,7 @@ GAN_CONFIGS = {name: small(config) for name, config in PRESETS.items()} | {
     "default+d_steps=2": small(PRESETS["default"], d_steps=2),
     "default+ema+d_lr": small(PRESETS["default"], ema=0.9, d_lr=4e-4),
     "default+minibatch_std": small(PRESETS["default"], minibatch_std=5),
+    "default+pack": small(PRESETS["default"], pack=2),
 }
 
 

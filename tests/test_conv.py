@@ -1,5 +1,6 @@
 """Conv2d and ConvTranspose2d: gradient checks, PyTorch parity, the conv/transpose
-identities the code relies on, initialisation, shapes and error messages; Flatten/Unflatten."""
+identities the code relies on, initialisation, shapes and error messages; Flatten/Unflatten
+and Pack."""
 
 import numpy as np
 import pytest
@@ -274,3 +275,32 @@ def test_flatten_and_unflatten_errors():
         nn.Flatten(2)(np.zeros((2, 3)))
     with pytest.raises(ValueError, match="unflattened_size must be positive sizes"):
         nn.Unflatten(1, ())
+
+
+# --- Pack (PacGAN) -------------------------------------------------------------------
+
+
+def test_pack_joins_consecutive_examples_side_by_side(rng, assert_gradients_match):
+    x = rng.standard_normal((6, 5))
+    y = nn.Pack(3)(x)
+    assert y.shape == (2, 15)
+    np.testing.assert_array_equal(y[1], np.concatenate([x[3], x[4], x[5]]))
+    assert_gradients_match(check_module(nn.Pack(3), x))
+
+
+def test_pack_joins_images_as_channels(rng, assert_gradients_match):
+    x = rng.standard_normal((4, 3, 5, 5))
+    y = nn.Pack(2)(x)
+    assert y.shape == (2, 6, 5, 5)
+    np.testing.assert_array_equal(y[1, 3:], x[3])  # the 4th image: pack 1's second half
+    assert_gradients_match(check_module(nn.Pack(2), x))
+
+
+def test_pack_of_one_is_the_identity_and_bad_packs_are_refused(rng):
+    x = rng.standard_normal((3, 4))
+    np.testing.assert_array_equal(nn.Pack(1)(x), x)
+    with pytest.raises(ValueError, match=r"Pack\(2\): expected input \(batch, features\.\.\.\) "
+                       r"with batch a multiple of 2, got shape \(3, 4\); choose a batch size"):  # fmt: skip
+        nn.Pack(2)(x)
+    with pytest.raises(ValueError, match="Pack: m must be a positive number of examples, got 0"):
+        nn.Pack(0)

@@ -10,6 +10,10 @@ from minigan.gan import GAN, PRESETS, GANConfig
 from minigan.gradcheck import numerical_gradient, relative_error
 
 TINY = GANConfig(latent_dim=3, hidden=5, image_size=6, batch_size=4)
+# D's options that change what it sees: none, the spread of groups of 2, packs of 2.
+D_OPTIONS = pytest.mark.parametrize(
+    "d_option", [{}, {"minibatch_std": 2}, {"pack": 2}], ids=["", "minibatch-std", "pack"]
+)
 
 
 def tiny_gan(seed=0, dtype=np.float64, **changes):
@@ -22,15 +26,14 @@ def real_batch(rng, n=4, dtype=np.float64):
 
 @pytest.mark.parametrize("logits", [False, True], ids=["sigmoid+BCE", "logits+BCEWithLogits"])
 @pytest.mark.parametrize("generator_loss", ["non_saturating", "saturating"])
-@pytest.mark.parametrize("minibatch_std", [0, 2], ids=["", "minibatch-std"])
+@D_OPTIONS
 def test_generator_step_gradient_matches_finite_differences(
-    rng, assert_gradients_match, logits, generator_loss, minibatch_std
+    rng, assert_gradients_match, logits, generator_loss, d_option
 ):
     """The heart of GAN backprop, through the real training code: dL/dθ_G crosses D
-    (with minibatch_std, also through the spread of each group of fakes)."""
-    gan = tiny_gan(
-        lr=0.0, logits=logits, generator_loss=generator_loss, minibatch_std=minibatch_std
-    )  # lr 0: keep θ
+    (with minibatch_std, also through the spread of each group of fakes; with pack,
+    through D's packs of two fakes)."""
+    gan = tiny_gan(lr=0.0, logits=logits, generator_loss=generator_loss, **d_option)  # keep θ
     z = rng.standard_normal((4, 3))
     d_before = gan.discriminator.state_dict()
     gan.generator_step(gan.generate(z))
@@ -49,10 +52,10 @@ def test_generator_step_gradient_matches_finite_differences(
         np.testing.assert_array_equal(value, d_before[name])
 
 
-@pytest.mark.parametrize("minibatch_std", [0, 2], ids=["", "minibatch-std"])
-def test_discriminator_stacked_pass_equals_two_separate_passes(rng, minibatch_std):
-    # With minibatch_std, groups of 2 divide each half of 4: no group mixes real and fake.
-    gan = tiny_gan(lr=0.0, logits=True, minibatch_std=minibatch_std)
+@D_OPTIONS
+def test_discriminator_stacked_pass_equals_two_separate_passes(rng, d_option):
+    # Groups (minibatch_std) or packs of 2 divide each half of 4: none mixes real and fake.
+    gan = tiny_gan(lr=0.0, logits=True, **d_option)
     real, fake = real_batch(rng), gan.generate(rng.standard_normal((4, 3)))
     stats = gan.discriminator_step(real, fake)
     stacked = {name: p.grad.copy() for name, p in gan.discriminator.named_parameters()}
@@ -132,6 +135,8 @@ def test_bad_config_and_bad_batch_are_reported(rng):
         GANConfig(generator_loss="wasserstein")
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         GANConfig(batch_size=0)
+    with pytest.raises(ValueError, match=r"batch_size \(100\) must be a multiple of pack \(3\)"):
+        GANConfig(pack=3)
     with pytest.raises(ValueError, match=r"real_label must lie in \(0, 1\]"):
         GANConfig(real_label=1.5)
     gan = GAN(PRESETS["classic"], seed=0)
@@ -145,12 +150,12 @@ def test_bad_config_and_bad_batch_are_reported(rng):
         gan.train_step(np.zeros((100, 784)))
 
 
-@pytest.mark.parametrize("minibatch_std", [0, 2], ids=["", "minibatch-std"])
-def test_full_gan_step_matches_pytorch(rng, minibatch_std):
+@D_OPTIONS
+def test_full_gan_step_matches_pytorch(rng, d_option):
     """One whole step (D update then G update, Adam on both, label smoothing) vs PyTorch."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
     config = dataclasses.replace(
-        PRESETS["default"], latent_dim=4, hidden=8, image_size=6, minibatch_std=minibatch_std
+        PRESETS["default"], latent_dim=4, hidden=8, image_size=6, batch_size=4, **d_option
     )
     gan = GAN(config, seed=3, dtype=np.float64)
 
@@ -169,13 +174,14 @@ def test_full_gan_step_matches_pytorch(rng, minibatch_std):
 
         real_t, fake_t = torch.from_numpy(real), G(torch.from_numpy(z))
         scores = D(torch.cat([real_t, fake_t.detach()]))
-        real_targets = torch.full((4, 1), config.real_label, dtype=torch.float64)
-        targets = torch.cat([real_targets, torch.zeros(4, 1, dtype=torch.float64)])
+        half = scores.shape[0] // 2  # 4 scores per half, or 2 packs
+        real_targets = torch.full((half, 1), config.real_label, dtype=torch.float64)
+        targets = torch.cat([real_targets, torch.zeros(half, 1, dtype=torch.float64)])
         d_loss = bce(scores, targets)
         opt_d.zero_grad()
         d_loss.backward()
         opt_d.step()
-        g_loss = bce(D(fake_t), torch.ones(4, 1).double())
+        g_loss = bce(D(fake_t), torch.ones(half, 1).double())
         opt_g.zero_grad()
         g_loss.backward()
         opt_g.step()
@@ -221,3 +227,18 @@ def test_gan_load_state_dict_is_all_or_nothing(rng):
             np.testing.assert_array_equal(value, before[part][name])
     np.testing.assert_array_equal(after["g_optimizer"]["m"], before["g_optimizer"]["m"])
     assert after["g_optimizer"]["t"] == 0 and gan.steps == 0
+
+
+def test_a_packed_discriminator_scores_packs_and_counts_its_wider_first_layer(rng):
+    config = dataclasses.replace(PRESETS["default"], hidden=8, latent_dim=4, pack=4)
+    gan = GAN(config, seed=0)
+    pack, first = gan.discriminator.layers[:2]
+    assert (pack.m, first.weight.shape) == (4, (8, 4 * 784))
+    actual = sum(p.data.size for p in gan.generator.parameters() + gan.discriminator.parameters())
+    assert GAN.parameter_count(config) == actual
+    assert gan.discriminator.forward(rng.uniform(-1, 1, (100, 784)).astype(np.float32)).shape == (
+        25,
+        1,
+    )
+    stats = gan.train_step(rng.uniform(-1, 1, (100, 784)).astype(np.float32))
+    assert 0 < float(stats["d_real"]) < 1 and np.isfinite(float(stats["g_loss"]))

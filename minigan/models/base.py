@@ -78,18 +78,23 @@ def build_discriminator(
     sigmoid: bool = False,
     outputs: int = 1,
     minibatch_std: int = 0,
+    pack: int = 1,
 ) -> nn.Sequential:
     """image (batch, image_size) -> one score per image: a real number, or (sigmoid) a probability.
 
     ``outputs`` > 1 gives several scores per image (ACGAN: real/fake and 10 classes).
     ``minibatch_std`` = G > 0 appends, before the last layer, the spread of each group
     of G images (``nn.MinibatchStdDev``), where Karras et al. put it: D's last layer
-    then judges each image together with how alike its group is.
+    then judges each image together with how alike its group is. ``pack`` = m > 1
+    starts D with ``nn.Pack(m)``: it scores every m consecutive images together, one
+    score per pack (PacGAN), so (batch, image_size) -> (batch / m, outputs).
     """
     h = config.hidden
     spread = [nn.MinibatchStdDev(minibatch_std)] if minibatch_std else []
+    packing = [nn.Pack(pack)] if pack > 1 else []
     layers = [
-        nn.Linear(config.image_size, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2),
+        *packing,
+        nn.Linear(pack * config.image_size, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2),
         nn.Linear(h, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2),
         *spread, nn.Linear(h + len(spread), outputs, rng=rng, dtype=dtype),
     ]  # fmt: skip

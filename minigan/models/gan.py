@@ -67,7 +67,9 @@ class GANConfig(MLPConfig):
     (``minigan/ema.py``; 0: none); ``minibatch_std`` = G > 0 shows D the spread of
     each group of G images (``nn.MinibatchStdDev``, against mode collapse; 0: none),
     or of the largest group size below G that divides ``batch_size`` (batch 50, G 4:
-    groups of 2), so that no group mixes D's real and fake halves.
+    groups of 2), so that no group mixes D's real and fake halves; ``pack`` = m > 1
+    makes D judge every m images together (PacGAN: ``nn.Pack``, against mode
+    collapse; 1: one at a time), so ``batch_size`` must be a multiple of m.
     """
 
     logits: bool = False
@@ -79,8 +81,9 @@ class GANConfig(MLPConfig):
     d_lr: float | None = None
     ema: float = 0.0
     minibatch_std: int = 0
+    pack: int = 1
 
-    POSITIVE = (*MLPConfig.POSITIVE, "d_steps")
+    POSITIVE = (*MLPConfig.POSITIVE, "d_steps", "pack")
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
@@ -98,6 +101,11 @@ class GANConfig(MLPConfig):
         if self.minibatch_std < 0:
             raise ValueError(
                 f"minibatch_std must be 0 (none) or a group size, got {self.minibatch_std}"
+            )
+        if self.batch_size % self.pack:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of pack ({self.pack}): "
+                f"D judges the batch in packs of {self.pack} images"
             )
 
 
@@ -154,16 +162,19 @@ class GAN(Model):
     @classmethod
     def parameter_count(cls, config: GANConfig) -> int:
         extra = 1 if config.minibatch_std else 0  # the last layer's weight for the spread
-        return super().parameter_count(config) + extra
+        packed = (config.pack - 1) * config.image_size * config.hidden  # D's wider first layer
+        return super().parameter_count(config) + extra + packed
 
     def build_networks(
         self, config: Any, rng: np.random.Generator, dtype: Any
     ) -> tuple[nn.Sequential, nn.Sequential]:
         G = build_generator(config, rng, dtype)
         group = config.minibatch_std  # the largest size up to it that divides the batch
-        while group and config.batch_size % group:
+        while group and (config.batch_size // config.pack) % group:  # (D's rows: packs)
             group -= 1
-        D = build_discriminator(config, rng, dtype, self.discriminator_sigmoid, minibatch_std=group)
+        D = build_discriminator(
+            config, rng, dtype, self.discriminator_sigmoid, minibatch_std=group, pack=config.pack
+        )
         return G, D
 
     def make_optimizer(self, params: list[nn.Parameter]) -> Adam:
@@ -186,10 +197,13 @@ class GAN(Model):
         the usual L_real + L_fake. Adam divides each step by the gradient's own
         running scale, so halving the gradient changes its update only through
         eps: it is exactly the sum's update with eps doubled (2e-8 for 1e-8).
+
+        With ``pack`` = m, D scores n/m packs of real images, then n/m of fake ones
+        (no pack mixes the halves: n is a multiple of m).
         """
         xp = get_array_module(real)
-        n = real.shape[0]
         scores = self.discriminator.forward(xp.concatenate([real, fake]))
+        n = scores.shape[0] // 2  # scores per half: one per image, or per pack
         targets = xp.zeros((2 * n, 1), dtype=self.dtype)  # [real_label] * n, then [0] * n
         targets[:n] = self.config.real_label
         d_loss = self.loss.forward(scores, targets)

@@ -1,7 +1,7 @@
 """Layers with hand-written forward and backward passes.
 
 Read in this order: ``module`` (the contract), ``linear``, ``activations``, then
-``conv`` (Conv2d, ConvTranspose2d), ``batchnorm`` and ``reshape``; then the pieces for
+``conv`` (Conv2d, ConvTranspose2d), ``batchnorm`` and ``reshape`` (Flatten, Unflatten, and PacGAN's Pack); then the pieces for
 labels and semi-supervised learning: ``embedding``, ``concat``, ``noise`` (Dropout,
 GaussianNoise) and ``weight_norm``; and ``minibatch_std`` (a discriminator's view of
 a batch's variety, against mode collapse).
@@ -16,7 +16,7 @@ from minigan.nn.linear import Linear
 from minigan.nn.minibatch_std import MinibatchStdDev
 from minigan.nn.module import Module, Parameter, Sequential
 from minigan.nn.noise import Dropout, GaussianNoise
-from minigan.nn.reshape import Flatten, Unflatten
+from minigan.nn.reshape import Flatten, Pack, Unflatten
 from minigan.nn.weight_norm import WeightNormLinear
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "Linear",
     "MinibatchStdDev",
     "Module",
+    "Pack",
     "Parameter",
     "ReLU",
     "Sequential",

@@ -1,9 +1,10 @@
-"""Flatten and Unflatten: the bridge between image-shaped and vector-shaped layers.
+"""Flatten, Unflatten and Pack: layers that only reshape.
 
 A reshape moves no value, so its backward pass reshapes the gradient back:
 dL/dx = dL/dy.reshape(x.shape). A DCGAN's discriminator flattens its last feature
 maps (N, 128, 7, 7) into (N, 6272) for a Linear; its generator unflattens a Linear's
-(N, 6272) into (N, 128, 7, 7) for the transposed convolutions.
+(N, 6272) into (N, 128, 7, 7) for the transposed convolutions. PacGAN's discriminator
+packs m images into one example, (N, 784) into (N/m, m*784).
 """
 
 from __future__ import annotations
@@ -73,6 +74,51 @@ class Unflatten(Module):
                 f"{tuple(x.shape)}"
             )
         y = x.reshape(x.shape[:dim] + self.unflattened_size + x.shape[dim + 1 :])
+        self.save_for_backward(x, output_shape=y.shape)  # only x's shape is needed
+        return y
+
+    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+        x = self.saved(grad_out)
+        return grad_out.reshape(x.shape)
+
+
+class Pack(Module):
+    """Join every ``m`` consecutive examples into one (PacGAN: Lin et al., 2018).
+
+        (N, d)        -> (N/m, m*d)           an MLP's input: m images side by side
+        (N, C, H, W)  -> (N/m, m*C, H, W)     a CNN's input: m images as m*C channels
+
+    Rows n*m .. n*m + m - 1 become row n: in C order that is a reshape, no copy. A
+    discriminator that starts with ``Pack(m)`` judges m images at once, all real or
+    all fake, and gives one score per pack. Why that fights mode collapse: a
+    generator that draws some digits too often (or never) is hard to catch from one
+    image, because every single image it draws may look real; m images drawn
+    together show how often alike ones come up, so a lopsided G is told apart from
+    the data more easily (PacGAN's analysis: the divergence between the m-fold
+    products grows with m for exactly such "mode-dropping" distributions). It costs
+    nothing: D's first layer gets m times the inputs and 1/m of the rows, the same
+    multiply-adds.
+
+    Backward: a reshape moves values without changing them, so dL/dx is dL/dy
+    reshaped back, (N/m, m*d) -> (N, d).
+    """
+
+    def __init__(self, m: int):
+        self.m = int(m)
+        if self.m < 1:
+            raise ValueError(f"Pack: m must be a positive number of examples, got {m!r}")
+
+    def __repr__(self) -> str:
+        return f"Pack({self.m})"
+
+    def forward(self, x: Any) -> Any:
+        check_array(self, x)
+        if x.ndim < 2 or x.shape[0] % self.m:
+            raise ValueError(
+                f"{self!r}: expected input (batch, features...) with batch a multiple of "
+                f"{self.m}, got shape {tuple(x.shape)}; choose a batch size divisible by {self.m}"
+            )
+        y = x.reshape((x.shape[0] // self.m, self.m * x.shape[1]) + x.shape[2:])
         self.save_for_backward(x, output_shape=y.shape)  # only x's shape is needed
         return y
 

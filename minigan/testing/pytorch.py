@@ -46,6 +46,16 @@ def _minibatch_std_twin(m: nn.MinibatchStdDev, tnn: Any) -> Any:
     return MinibatchStdDev()
 
 
+def _pack_twin(m: nn.Pack, tnn: Any) -> Any:
+    """PyTorch has no such layer: a reshape (as PacGAN's code writes it in its D)."""
+
+    class Pack(tnn.Module):
+        def forward(self, x: Any) -> Any:
+            return x.reshape(x.shape[0] // m.m, m.m * x.shape[1], *x.shape[2:])
+
+    return Pack()
+
+
 def _twin_layer(layer: nn.Module, tnn: Any) -> Any:
     """The ``torch.nn`` layer that computes what ``layer`` computes (weights not copied)."""
     makers: dict[type, Callable[[Any], Any]] = {
@@ -70,6 +80,7 @@ def _twin_layer(layer: nn.Module, tnn: Any) -> Any:
             tnn.Linear(m.in_features, m.out_features)
         ),
         nn.MinibatchStdDev: lambda m: _minibatch_std_twin(m, tnn),
+        nn.Pack: lambda m: _pack_twin(m, tnn),
         nn.Sequential: lambda m: tnn.Sequential(*(_twin_layer(inner, tnn) for inner in m)),
     }
     make = makers.get(type(layer))
