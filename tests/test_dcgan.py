@@ -18,17 +18,21 @@ def real_images(rng, config=SMALL, n=4, dtype=np.float64):
     return rng.uniform(-1, 1, (n, *config.image_shape)).astype(dtype)
 
 
-def test_three_dcgan_steps_match_pytorch(rng):
+@pytest.mark.parametrize("pack", [1, 2], ids=["", "pack"])
+def test_three_dcgan_steps_match_pytorch(rng, pack):
     """Three whole steps (two-pass D update, G update through D, Adam, BatchNorm running
-    statistics) from the same weights and noise, against PyTorch's DCGAN example step."""
+    statistics) from the same weights and noise, against PyTorch's DCGAN example step
+    (with pack 2, D scoring pairs of images as 2-channel inputs, PacGAN's DCGAN)."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
-    gan = DCGAN(SMALL, seed=3, dtype=np.float64)
+    gan = DCGAN(dataclasses.replace(SMALL, pack=pack), seed=3, dtype=np.float64)
     G, D = to_torch(gan.generator), to_torch(gan.discriminator)
     g_lr = SMALL.g_lr if SMALL.g_lr is not None else SMALL.lr  # G's own step size
     opt_g = torch.optim.Adam(G.parameters(), lr=g_lr, betas=SMALL.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=SMALL.lr, betas=SMALL.betas)
     bce = torch.nn.functional.binary_cross_entropy_with_logits
-    ones, zeros = torch.ones(4, 1, dtype=torch.float64), torch.zeros(4, 1, dtype=torch.float64)
+    scores = 4 // pack  # D's scores per batch of 4: one per image, or per pack
+    ones = torch.ones(scores, 1, dtype=torch.float64)
+    zeros = torch.zeros(scores, 1, dtype=torch.float64)
 
     for _ in range(3):
         real = real_images(rng)
@@ -83,6 +87,15 @@ def test_architecture_has_one_up_sampling_block_per_doubling(rng, size, channels
     assert images.shape == (3, channels, size, size) and images.dtype == np.float32
     assert np.abs(images).max() <= 1
     assert gan.discriminator(images.copy()).shape == (3, 1)
+
+
+def test_a_packed_d_takes_pack_times_the_channels_and_counts_them(rng):
+    config = DCGANConfig(base_channels=8, latent_dim=16, pack=2)
+    gan = DCGAN(config, seed=0)
+    assert isinstance(gan.discriminator[0], nn.Pack) and gan.discriminator[1].in_channels == 2
+    actual = sum(p.data.size for p in gan.generator.parameters() + gan.discriminator.parameters())
+    assert DCGAN.parameter_count(config) == actual
+    assert gan.discriminator(gan.generate(gan.sample_noise(6))).shape == (3, 1)
 
 
 def test_g_lr_gives_the_generator_its_own_step_size():
@@ -168,6 +181,8 @@ def test_bad_config_and_bad_batch_are_reported(rng):
         DCGANConfig(base_channels=0)
     with pytest.raises(ValueError, match=r"g_lr must be positive \(or None: lr\), got -0.001"):
         DCGANConfig(g_lr=-1e-3)
+    with pytest.raises(ValueError, match=r"batch_size \(64\) must be a multiple of pack \(3\)"):
+        DCGANConfig(pack=3)
     gan = DCGAN(SMALL, seed=0)
     with pytest.raises(
         ValueError,

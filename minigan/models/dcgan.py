@@ -110,7 +110,8 @@ class DCGANConfig:
     doubled at every further block. ``ema`` > 0 samples from a moving average of G's
     weights (0: the live G); ``real_label`` is D's target for real images (< 1: one-sided
     label smoothing). ``lr`` is D's learning rate, and G's too unless
-    ``g_lr`` gives G its own.
+    ``g_lr`` gives G its own. ``pack`` = m > 1 makes D judge every m images together,
+    stacked as m*channels input channels (PacGAN: ``nn.Pack``; 1: one at a time).
     """
 
     latent_dim: int = 100
@@ -124,6 +125,7 @@ class DCGANConfig:
     generator_loss: str = "non_saturating"
     ema: float = 0.999
     real_label: float = 1.0
+    pack: int = 1
 
     # Checkpoints saved before g_lr and ema existed trained G at D's rate and sampled the
     # live G (see cgan.py).
@@ -147,9 +149,14 @@ class DCGANConfig:
             raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
         if self.g_lr is not None and not self.g_lr > 0:
             raise ValueError(f"g_lr must be positive (or None: lr), got {self.g_lr!r}")
-        for name in ("latent_dim", "base_channels", "batch_size"):
+        for name in ("latent_dim", "base_channels", "batch_size", "pack"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.batch_size % self.pack:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of pack ({self.pack}): "
+                f"D judges the batch in packs of {self.pack} images"
+            )
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -191,10 +198,12 @@ def build_generator(config: DCGANConfig, rng: np.random.Generator, dtype: Any) -
 
 
 def build_discriminator(config: DCGANConfig, rng: np.random.Generator, dtype: Any) -> nn.Sequential:
-    """images (batch, channels, size, size) -> one logit per image, (batch, 1)."""
-    s, widths = START_SIZE[config.image_size], config.widths  # [64, 128]
+    """images (batch, channels, size, size) -> one logit per image, (batch, 1), or per
+    pack of ``config.pack`` images, (batch / pack, 1)."""
+    s, widths, m = START_SIZE[config.image_size], config.widths, config.pack  # [64, 128]
     layers = [
-        nn.Conv2d(config.channels, widths[0], 4, 2, 1, rng=rng, dtype=dtype),  # no BatchNorm
+        *([nn.Pack(m)] if m > 1 else []),  # m images as m*channels channels (PacGAN)
+        nn.Conv2d(m * config.channels, widths[0], 4, 2, 1, rng=rng, dtype=dtype),  # no BatchNorm
         nn.LeakyReLU(0.2),
     ]
     for c_in, c_out in itertools.pairwise(widths):  # each block halves the side
@@ -268,7 +277,7 @@ class DCGAN(GAN):
         projection = (config.latent_dim + 1) * widths[-1] * s * s + 2 * widths[-1]  # + BN
         generator = projection + sum(a * b * 16 + 2 * a for a, b in pairs) + widths[0] * c * 16 + c
         discriminator = (
-            c * widths[0] * 16 + widths[0] + sum(a * b * 16 + 2 * b for a, b in pairs)
+            config.pack * c * widths[0] * 16 + widths[0] + sum(a * b * 16 + 2 * b for a, b in pairs)
             + widths[-1] * s * s + 1
         )  # fmt: skip
         return generator + discriminator
