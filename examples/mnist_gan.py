@@ -211,6 +211,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="D judges M images at once, one score per pack (PacGAN, against mode "
         "collapse); --batch-size must be a multiple of M; 1 for one at a time " + defaults("pack"),
     )
+    add(
+        "--d-dropout",
+        type=fraction,
+        metavar="P",
+        help="drop each of D's hidden units with probability P in training (Dropout); "
+        "0 for none " + defaults("d_dropout"),
+    )
     add("--beta1", type=fraction, help=f"Adam beta1 {defaults('betas', lambda c: c.betas[0])}")
     add("--latent-dim", type=positive_int, help=f"size of z {defaults('latent_dim')}")
     add("--hidden", type=positive_int, help=f"hidden layer width {defaults('hidden')}")
@@ -347,6 +354,7 @@ CONFIG_FLAGS: dict[str, tuple[str, Callable[[Any, Any], Any] | None]] = {
     "ema": ("ema", None),
     "minibatch_std": ("minibatch_std", None),
     "pack": ("pack", None),
+    "d_dropout": ("d_dropout", None),
     "latent_dim": ("latent_dim", None),
     "hidden": ("hidden", None),
     "base_channels": ("base_channels", None),

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from backend_agreement import assert_models_agree
 
+from minigan import nn
 from minigan.gan import GAN, PRESETS, GANConfig
 from minigan.gradcheck import numerical_gradient, relative_error
 
@@ -242,3 +243,30 @@ def test_a_packed_discriminator_scores_packs_and_counts_its_wider_first_layer(rn
     )
     stats = gan.train_step(rng.uniform(-1, 1, (100, 784)).astype(np.float32))
     assert 0 < float(stats["d_real"]) < 1 and np.isfinite(float(stats["g_loss"]))
+
+
+def test_d_dropout_draws_its_masks_from_the_noise_stream_so_resuming_repeats_them(rng):
+    batches = [real_batch(rng) for _ in range(6)]
+
+    def train(gan, seed, batches):
+        gan.reseed_noise(seed)  # as the training loop does at every epoch
+        for batch in batches:
+            gan.train_step(batch)
+
+    straight = tiny_gan(seed=1, d_dropout=0.5, lr=0.01)
+    drops = [m for m in straight.discriminator if isinstance(m, nn.Dropout)]
+    assert [m.p for m in drops] == [0.5, 0.5] and drops[0].rng is straight.noise_rng
+    train(straight, 10, batches[:3])
+    train(straight, 11, batches[3:])
+    first = tiny_gan(seed=1, d_dropout=0.5, lr=0.01)
+    train(first, 10, batches[:3])
+    resumed = tiny_gan(seed=2, d_dropout=0.5, lr=0.01)
+    resumed.load_state_dict(first.state_dict())
+    train(resumed, 11, batches[3:])
+    for part in ("generator", "discriminator"):
+        for name, value in getattr(straight, part).state_dict().items():
+            np.testing.assert_array_equal(getattr(resumed, part).state_dict()[name], value)
+    x = batches[0]  # and the masks are live in training: two passes, two masks
+    assert not np.array_equal(straight.discriminator(x), straight.discriminator(x))
+    with pytest.raises(ValueError, match=r"d_dropout must lie in \[0, 1\) \(0: none\), got 1.0"):
+        GANConfig(d_dropout=1.0)

@@ -79,6 +79,7 @@ def build_discriminator(
     outputs: int = 1,
     minibatch_std: int = 0,
     pack: int = 1,
+    dropout: float = 0.0,
 ) -> nn.Sequential:
     """image (batch, image_size) -> one score per image: a real number, or (sigmoid) a probability.
 
@@ -88,14 +89,17 @@ def build_discriminator(
     then judges each image together with how alike its group is. ``pack`` = m > 1
     starts D with ``nn.Pack(m)``: it scores every m consecutive images together, one
     score per pack (PacGAN), so (batch, image_size) -> (batch / m, outputs).
+    ``dropout`` = p > 0 adds ``nn.Dropout(p)`` after each hidden layer, as the original
+    GAN's MNIST D had (its masks come from the model's noise stream: ``reseed_noise``).
     """
     h = config.hidden
     spread = [nn.MinibatchStdDev(minibatch_std)] if minibatch_std else []
     packing = [nn.Pack(pack)] if pack > 1 else []
+    drop = [nn.Dropout(dropout)] if dropout else []
     layers = [
         *packing,
-        nn.Linear(pack * config.image_size, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2),
-        nn.Linear(h, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2),
+        nn.Linear(pack * config.image_size, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2), *drop,
+        nn.Linear(h, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2), *drop,
         *spread, nn.Linear(h + len(spread), outputs, rng=rng, dtype=dtype),
     ]  # fmt: skip
     if sigmoid:
@@ -149,7 +153,7 @@ class Model:
         # weights, which then draws every sample (see minigan/ema.py); 0: none.
         decay = getattr(config, "ema", 0.0)
         self.generator_ema = EMA(self.generator, decay) if decay else None
-        self.noise_rng = self.backend.default_rng(seed)
+        self.reseed_noise(seed)  # z, and D's random layers (Dropout, GaussianNoise)
         self.steps = 0
         self._g_loss = None  # the latest generator loss, reported until the next G update
 
@@ -219,8 +223,16 @@ class Model:
     # --- noise and sampling -------------------------------------------------------
 
     def reseed_noise(self, seed: int) -> None:
-        """Restart the noise stream (the training loop does this every epoch)."""
+        """Restart the noise stream (the training loop does this every epoch).
+
+        The model's random layers (D's Dropout and GaussianNoise) draw from it too, so
+        one seed fixes every random number of a step, and a run resumed at an epoch
+        boundary draws exactly what the uninterrupted run drew.
+        """
         self.noise_rng = self.backend.default_rng(seed)
+        for layer in self.discriminator.modules():
+            if isinstance(layer, (nn.Dropout, nn.GaussianNoise)):
+                layer.rng = self.noise_rng
 
     def sample_noise(self, n: int) -> Any:
         """z ~ N(0, I), shape (n, latent_dim), on the model's backend and dtype."""

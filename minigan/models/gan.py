@@ -69,7 +69,9 @@ class GANConfig(MLPConfig):
     or of the largest group size below G that divides ``batch_size`` (batch 50, G 4:
     groups of 2), so that no group mixes D's real and fake halves; ``pack`` = m > 1
     makes D judge every m images together (PacGAN: ``nn.Pack``, against mode
-    collapse; 1: one at a time), so ``batch_size`` must be a multiple of m.
+    collapse; 1: one at a time), so ``batch_size`` must be a multiple of m;
+    ``d_dropout`` = p > 0 drops each of D's hidden units with probability p in
+    training (``nn.Dropout``; Goodfellow et al.'s MNIST D had it; 0: none).
     """
 
     logits: bool = False
@@ -82,6 +84,7 @@ class GANConfig(MLPConfig):
     ema: float = 0.0
     minibatch_std: int = 0
     pack: int = 1
+    d_dropout: float = 0.0
 
     POSITIVE = (*MLPConfig.POSITIVE, "d_steps", "pack")
 
@@ -102,6 +105,8 @@ class GANConfig(MLPConfig):
             raise ValueError(
                 f"minibatch_std must be 0 (none) or a group size, got {self.minibatch_std}"
             )
+        if not 0 <= self.d_dropout < 1:
+            raise ValueError(f"d_dropout must lie in [0, 1) (0: none), got {self.d_dropout}")
         if self.batch_size % self.pack:
             raise ValueError(
                 f"batch_size ({self.batch_size}) must be a multiple of pack ({self.pack}): "
@@ -173,7 +178,13 @@ class GAN(Model):
         while group and (config.batch_size // config.pack) % group:  # (D's rows: packs)
             group -= 1
         D = build_discriminator(
-            config, rng, dtype, self.discriminator_sigmoid, minibatch_std=group, pack=config.pack
+            config,
+            rng,
+            dtype,
+            self.discriminator_sigmoid,
+            minibatch_std=group,
+            pack=config.pack,
+            dropout=config.d_dropout,
         )
         return G, D
 

@@ -232,8 +232,6 @@ class SGAN(Model):
         super().__init__(config, backend, seed, dtype)
         self.seed = seed  # chooses the labelled subset
         self.lower = nn.Sequential(*self.discriminator.layers[:-2])  # x -> f(x), shared layers
-        self.noise_layers = [m for m in self.discriminator if isinstance(m, nn.GaussianNoise)]
-        self.reseed_noise(seed)
         # The running average of D's weights (all of them, in the optimizer's flat buffer).
         self.d_average = self.d_optimizer.data.copy()
         # Real labels come from the labelled set (checked in set_labelled): no read-back.
@@ -259,12 +257,6 @@ class SGAN(Model):
 
     def d_steps_per_g_step(self) -> int:
         return 1
-
-    def reseed_noise(self, seed: int) -> None:
-        """Restart the one noise stream: z, D's noise layers and the labelled draws."""
-        super().reseed_noise(seed)
-        for layer in getattr(self, "noise_layers", ()):
-            layer.rng = self.noise_rng
 
     # --- the labelled set ---------------------------------------------------------
 
