@@ -366,8 +366,8 @@ def gan_results(gan: GAN, figures: list[dict[str, Any]]) -> dict[str, Any]:
     return results
 
 
-def small_dcgan(backend: str, ema: float = 0.0, pack: int = 1) -> DCGAN:
-    config = DCGANConfig(latent_dim=8, base_channels=4, batch_size=10, ema=ema, pack=pack)
+def small_dcgan(backend: str, **changes: Any) -> DCGAN:
+    config = DCGANConfig(latent_dim=8, base_channels=4, batch_size=10, **changes)
     return DCGAN(config, backend, seed=0)
 
 
@@ -417,6 +417,7 @@ TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
     "dcgan": (small_dcgan, image_data),
     "dcgan+ema": (lambda backend: small_dcgan(backend, ema=0.9), image_data),
     "dcgan+pack": (lambda backend: small_dcgan(backend, pack=2), image_data),
+    "dcgan+d_dropout": (lambda backend: small_dcgan(backend, d_dropout=0.3), image_data),
     "sgan": (small_sgan, gan_data),
 }
 

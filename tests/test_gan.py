@@ -270,3 +270,25 @@ def test_d_dropout_draws_its_masks_from_the_noise_stream_so_resuming_repeats_the
     assert not np.array_equal(straight.discriminator(x), straight.discriminator(x))
     with pytest.raises(ValueError, match=r"d_dropout must lie in \[0, 1\) \(0: none\), got 1.0"):
         GANConfig(d_dropout=1.0)
+
+
+def test_d_with_dropout_backpropagates_through_each_layers_own_mask(rng, assert_gradients_match):
+    """Finite differences of D's loss with the masks held fixed (the stream reseeded
+    before every pass): each Dropout layer must keep, and differentiate, its own mask."""
+    gan = tiny_gan(d_dropout=0.5)
+    drops = [m for m in gan.discriminator if isinstance(m, nn.Dropout)]
+    assert len(drops) == 2 and drops[0] is not drops[1]
+    x = real_batch(rng)
+
+    def d_loss():
+        gan.reseed_noise(7)  # the same masks at every call
+        return gan.loss.forward(gan.discriminator.forward(x), 1.0)
+
+    gan.discriminator.zero_grad()
+    d_loss()
+    gan.discriminator.backward(gan.loss.backward())
+    errors = {
+        name: relative_error(p.grad, numerical_gradient(d_loss, p.data))
+        for name, p in gan.discriminator.named_parameters()
+    }
+    assert_gradients_match(errors)

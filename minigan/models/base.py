@@ -95,11 +95,14 @@ def build_discriminator(
     h = config.hidden
     spread = [nn.MinibatchStdDev(minibatch_std)] if minibatch_std else []
     packing = [nn.Pack(pack)] if pack > 1 else []
-    drop = [nn.Dropout(dropout)] if dropout else []
+
+    def drop() -> list[nn.Module]:  # a new layer at each place: each keeps its own mask
+        return [nn.Dropout(dropout)] if dropout else []
+
     layers = [
         *packing,
-        nn.Linear(pack * config.image_size, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2), *drop,
-        nn.Linear(h, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2), *drop,
+        nn.Linear(pack * config.image_size, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2), *drop(),
+        nn.Linear(h, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2), *drop(),
         *spread, nn.Linear(h + len(spread), outputs, rng=rng, dtype=dtype),
     ]  # fmt: skip
     if sigmoid:

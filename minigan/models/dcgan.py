@@ -111,7 +111,9 @@ class DCGANConfig:
     weights (0: the live G); ``real_label`` is D's target for real images (< 1: one-sided
     label smoothing). ``lr`` is D's learning rate, and G's too unless
     ``g_lr`` gives G its own. ``pack`` = m > 1 makes D judge every m images together,
-    stacked as m*channels input channels (PacGAN: ``nn.Pack``; 1: one at a time).
+    stacked as m*channels input channels (PacGAN: ``nn.Pack``; 1: one at a time);
+    ``d_dropout`` = p > 0 drops each of D's feature-map values with probability p in
+    training (``nn.Dropout`` after each LeakyReLU; 0: none).
     """
 
     latent_dim: int = 100
@@ -126,6 +128,7 @@ class DCGANConfig:
     ema: float = 0.999
     real_label: float = 1.0
     pack: int = 1
+    d_dropout: float = 0.0
 
     # Checkpoints saved before g_lr and ema existed trained G at D's rate and sampled the
     # live G (see cgan.py).
@@ -145,6 +148,8 @@ class DCGANConfig:
             )
         if not 0 < self.real_label <= 1:
             raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
+        if not 0 <= self.d_dropout < 1:
+            raise ValueError(f"d_dropout must lie in [0, 1) (0: none), got {self.d_dropout}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
         if self.g_lr is not None and not self.g_lr > 0:
@@ -201,16 +206,22 @@ def build_discriminator(config: DCGANConfig, rng: np.random.Generator, dtype: An
     """images (batch, channels, size, size) -> one logit per image, (batch, 1), or per
     pack of ``config.pack`` images, (batch / pack, 1)."""
     s, widths, m = START_SIZE[config.image_size], config.widths, config.pack  # [64, 128]
+
+    def drop() -> list[nn.Module]:  # a new layer at each place: each keeps its own mask
+        return [nn.Dropout(config.d_dropout)] if config.d_dropout else []
+
     layers = [
         *([nn.Pack(m)] if m > 1 else []),  # m images as m*channels channels (PacGAN)
         nn.Conv2d(m * config.channels, widths[0], 4, 2, 1, rng=rng, dtype=dtype),  # no BatchNorm
         nn.LeakyReLU(0.2),
+        *drop(),
     ]
     for c_in, c_out in itertools.pairwise(widths):  # each block halves the side
         layers += [
             nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False, rng=rng, dtype=dtype),
             nn.BatchNorm2d(c_out, dtype=dtype),
             nn.LeakyReLU(0.2),
+            *drop(),
         ]
     layers += [nn.Flatten(), nn.Linear(widths[-1] * s * s, 1, rng=rng, dtype=dtype)]
     return nn.Sequential(*layers)
