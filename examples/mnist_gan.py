@@ -104,6 +104,13 @@ def positive_float(text: str) -> float:
     return value
 
 
+def nonnegative_float(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def fraction(text: str) -> float:
     """A number in [0, 1): Adam's beta1, a label-smoothing amount."""
     value = float(text)
@@ -217,6 +224,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="P",
         help="drop each of D's hidden units with probability P in training (Dropout); "
         "0 for none " + defaults("d_dropout"),
+    )
+    add(
+        "--d-noise",
+        type=nonnegative_float,
+        metavar="STD",
+        help="with --model dcgan: add N(0, STD^2) noise to every image D sees in training, "
+        "real and fake (instance noise; it keeps D from winning outright on small folders); "
+        "0 for none " + defaults("d_noise"),
     )
     add("--beta1", type=fraction, help=f"Adam beta1 {defaults('betas', lambda c: c.betas[0])}")
     add("--latent-dim", type=positive_int, help=f"size of z {defaults('latent_dim')}")
@@ -355,6 +370,7 @@ CONFIG_FLAGS: dict[str, tuple[str, Callable[[Any, Any], Any] | None]] = {
     "minibatch_std": ("minibatch_std", None),
     "pack": ("pack", None),
     "d_dropout": ("d_dropout", None),
+    "d_noise": ("d_noise", None),
     "latent_dim": ("latent_dim", None),
     "hidden": ("hidden", None),
     "base_channels": ("base_channels", None),

@@ -109,6 +109,17 @@ def test_d_dropout_follows_each_of_d_s_leaky_relus_and_draws_from_the_noise_stre
     assert len({id(layers[i]) for i in drops}) == len(drops)  # each keeps its own mask
 
 
+def test_d_noise_puts_instance_noise_first_in_d_for_real_and_fake_alike(rng):
+    gan = DCGAN(dataclasses.replace(SMALL, d_noise=0.2, pack=2), seed=0)
+    noise, pack = gan.discriminator[0], gan.discriminator[1]
+    assert isinstance(noise, nn.GaussianNoise) and noise.std == 0.2 and isinstance(pack, nn.Pack)
+    assert noise.rng is gan.noise_rng
+    x = real_images(rng, dtype=np.float32)
+    assert not np.array_equal(gan.discriminator(x), gan.discriminator(x))  # noised in training
+    gan.discriminator.eval()
+    np.testing.assert_array_equal(gan.discriminator(x), gan.discriminator(x))
+
+
 def test_d_with_dropout_gradient_matches_finite_differences(rng, assert_gradients_match):
     """D's loss with the masks held fixed (the noise stream reseeded before every pass)."""
     gan = DCGAN(dataclasses.replace(SMALL, d_dropout=0.3), seed=0, dtype=np.float64)
@@ -218,6 +229,8 @@ def test_bad_config_and_bad_batch_are_reported(rng):
         DCGANConfig(pack=3)
     with pytest.raises(ValueError, match=r"d_dropout must lie in \[0, 1\) \(0: none\), got 1.5"):
         DCGANConfig(d_dropout=1.5)
+    with pytest.raises(ValueError, match=r"d_noise must be a number >= 0 \(0: none\), got -0.1"):
+        DCGANConfig(d_noise=-0.1)
     gan = DCGAN(SMALL, seed=0)
     with pytest.raises(
         ValueError,

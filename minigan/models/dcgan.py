@@ -113,7 +113,13 @@ class DCGANConfig:
     ``g_lr`` gives G its own. ``pack`` = m > 1 makes D judge every m images together,
     stacked as m*channels input channels (PacGAN: ``nn.Pack``; 1: one at a time);
     ``d_dropout`` = p > 0 drops each of D's feature-map values with probability p in
-    training (``nn.Dropout`` after each LeakyReLU; 0: none).
+    training (``nn.Dropout`` after each LeakyReLU; 0: none); ``d_noise`` = s > 0 adds
+    N(0, s^2) noise to every pixel D sees in training, real and fake alike ("instance
+    noise": Arjovsky & Bottou 2017, Sonderby et al. 2017; ``nn.GaussianNoise``; 0: none).
+    Both distributions blurred by the same noise overlap, so D cannot separate them
+    perfectly on fine detail (on a few hundred flat-coloured pictures, the transposed
+    convolutions' grain), and its gradient to G stays informative instead of
+    vanishing as D wins.
     """
 
     latent_dim: int = 100
@@ -129,6 +135,7 @@ class DCGANConfig:
     real_label: float = 1.0
     pack: int = 1
     d_dropout: float = 0.0
+    d_noise: float = 0.0
 
     # Checkpoints saved before g_lr and ema existed trained G at D's rate and sampled the
     # live G (see cgan.py).
@@ -150,6 +157,8 @@ class DCGANConfig:
             raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
         if not 0 <= self.d_dropout < 1:
             raise ValueError(f"d_dropout must lie in [0, 1) (0: none), got {self.d_dropout}")
+        if not (math.isfinite(self.d_noise) and self.d_noise >= 0):
+            raise ValueError(f"d_noise must be a number >= 0 (0: none), got {self.d_noise}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
         if self.g_lr is not None and not self.g_lr > 0:
@@ -211,6 +220,7 @@ def build_discriminator(config: DCGANConfig, rng: np.random.Generator, dtype: An
         return [nn.Dropout(config.d_dropout)] if config.d_dropout else []
 
     layers = [
+        *([nn.GaussianNoise(config.d_noise)] if config.d_noise else []),  # instance noise
         *([nn.Pack(m)] if m > 1 else []),  # m images as m*channels channels (PacGAN)
         nn.Conv2d(m * config.channels, widths[0], 4, 2, 1, rng=rng, dtype=dtype),  # no BatchNorm
         nn.LeakyReLU(0.2),
