@@ -154,7 +154,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--preset",
         choices=list(PRESETS),
         help="with --model gan: 'default' (the best plain MLP GAN we found; the default), "
-        "'label-smoothing' (the default before G's weights were averaged) or "
+        "'ema' (the default before D judged pairs of images), 'label-smoothing' (the "
+        "default before G's weights were averaged) or "
         "'classic' (the tutorial recipe), for comparison",
     )
     add(

@@ -83,7 +83,7 @@ def test_minibatch_std_rejects_bad_settings_and_input(rng):
 def test_the_gan_puts_it_before_ds_last_layer_and_counts_its_weight(rng):
     from minigan.gan import GAN, PRESETS
 
-    config = dataclasses.replace(PRESETS["default"], hidden=8, latent_dim=4, minibatch_std=4)
+    config = dataclasses.replace(PRESETS["ema"], hidden=8, latent_dim=4, minibatch_std=4)
     gan = GAN(config, seed=0)
     layers = gan.discriminator.layers
     assert isinstance(layers[-2], nn.MinibatchStdDev) and layers[-2].group_size == 4
@@ -97,9 +97,12 @@ def test_the_gan_puts_it_before_ds_last_layer_and_counts_its_weight(rng):
 def test_the_group_is_the_largest_size_up_to_the_asked_one_that_divides_the_batch():
     from minigan.gan import GAN, PRESETS
 
-    for batch, asked, group in [(100, 4, 4), (50, 4, 2), (64, 5, 4), (49, 4, 1)]:
+    # D's rows per half are the batch, or the batch / pack: packs of 2 of 100 images
+    # make 50 rows, which groups of 4 do not divide.
+    cases = [(100, 1, 4, 4), (50, 1, 4, 2), (64, 1, 5, 4), (49, 1, 4, 1), (100, 2, 4, 2)]
+    for batch, pack, asked, group in cases:
         config = dataclasses.replace(
-            PRESETS["default"], hidden=8, latent_dim=4, batch_size=batch, minibatch_std=asked
+            PRESETS["ema"], hidden=8, latent_dim=4, batch_size=batch, pack=pack, minibatch_std=asked
         )
         assert GAN(config, seed=0).discriminator.layers[-2].group_size == group
     with pytest.raises(

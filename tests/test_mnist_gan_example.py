@@ -128,7 +128,7 @@ def test_resume_refuses_flags_that_would_change_the_run(tmp_path, capsys):
     assert run("--epochs", "1", "--out", str(out)) == 0
     for flags, said in [
         (["--hidden", "48"], "hidden=32 there, 48 here"),
-        (["--lr", "0.01"], "lr=0.0002 there, 0.01 here"),
+        (["--lr", "0.01"], "lr=0.0004 there, 0.01 here"),
         (["--preset", "classic"], "logits=True there, False here"),
         (["--seed", "3"], "seed=0 there, 3 here"),
     ]:
@@ -296,18 +296,22 @@ def test_flags_that_do_not_fit_the_model_or_data_are_refused_before_any_work(
 
 
 def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
-    from minigan.models import DCGAN, GAN, SGAN
+    from minigan.models import DCGAN, GAN, LSGAN, SGAN, Model
 
-    assert DCGAN.default_epochs < GAN.default_epochs == 30  # a DCGAN epoch costs more
+    assert GAN.default_epochs == 20 < LSGAN.default_epochs == Model.default_epochs == 30
+    assert DCGAN.default_epochs < GAN.default_epochs  # a DCGAN epoch costs more
     assert SGAN.default_epochs < GAN.default_epochs  # so does SGAN's (a 5-layer D, 3 batches)
-    for model, cls in [("gan", GAN), ("dcgan", DCGAN), ("sgan", SGAN)]:
+    for model, cls in [("gan", GAN), ("lsgan", LSGAN), ("dcgan", DCGAN), ("sgan", SGAN)]:
         plan = example.plan_new_run(example.parse_args(["--model", model]))
         assert plan.epochs == cls.default_epochs
     plan = example.plan_new_run(example.parse_args(["--model", "dcgan", "--epochs", "2"]))
     assert plan.epochs == 2
     with pytest.raises(SystemExit):
         example.parse_args(["--help"])
-    expected = f"(default: 30; {DCGAN.default_epochs} for dcgan, {SGAN.default_epochs} for sgan)"
+    expected = (
+        f"(default: 30; 20 for gan, {DCGAN.default_epochs} for dcgan, "
+        f"{SGAN.default_epochs} for sgan)"
+    )
     assert expected in " ".join(capsys.readouterr().out.split())
     out = tmp_path / "run"
     flags = ["--model", "dcgan", "--base-channels", "4", "--batch-size", "50"]

@@ -51,14 +51,16 @@ Instances:
 
 Default configs (batch size, networks: hidden width and G's activation, optimizer):
     gan:     PRESETS["default"]: batch 100, hidden 512, leaky_relu, logits,
-             Adam lr 2e-4 betas (0.5, 0.999), real_label 0.9, d_steps 1,
-             sampled from the moving average of G's weights (ema 0.999)
+             Adam lr 4e-4 betas (0.5, 0.999), real_label 0.9, d_steps 1, D judging
+             pairs of images (pack 2), sampled from the moving average of G's
+             weights (ema 0.999); 20 epochs
     lsgan:   batch 100, hidden 512, leaky_relu, Adam lr 2e-4 betas (0.5, 0.999), d_steps 1
     wgan:    batch 64, hidden 512, leaky_relu, RMSprop lr 5e-5, clip 0.01, n_critic 5
     wgan-gp: batch 64, hidden 512, leaky_relu, Adam lr 1e-4 betas (0.5, 0.9),
              gp_weight (lambda) 10, n_critic 5
-    dcgan:   batch 64, z 100, convolutions 64 and 128 channels (28x28), BatchNorm,
-             Adam lr 2e-4 betas (0.5, 0.999), BCE on logits, one D update per G update
+    dcgan:   batch 64, z 100, convolutions 32 and 64 channels (28x28), BatchNorm,
+             Adam betas (0.5, 0.999), lr 2e-4 for D and 2e-3 for G, BCE on logits,
+             one D update per G update, sampled from the average of G (ema 0.999)
 
 The MLP models take images flattened, (batch, image_size); DCGAN takes them as
 (batch, channels, size, size): ``model.image_shape`` says which.

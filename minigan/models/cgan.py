@@ -42,7 +42,7 @@ y (a 50-unit layer); D's has as many as its hidden layer (it meets phi(x)).
 
 The rest is the vanilla GAN's: BCE on logits, Adam (2e-4, betas (0.5, 0.999)), one
 D step per G step, one-sided label smoothing (real_label 0.9) as in
-``PRESETS["default"]``.
+``PRESETS["label-smoothing"]``.
 
 Checkpoints saved before the projection D (whose configs do not name a
 ``discriminator``) hold a "concat" D: ``examples/mnist_gan.py`` builds them one

@@ -105,8 +105,8 @@ def choose_labelled(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 @dataclass
 class ConditionalConfig(MLPConfig):
-    """``MLPConfig``'s sizes, G's label vector (``embed_dim``) and the GAN's recipe,
-    as the project's GAN default (``PRESETS["default"]``): CGAN's and ACGAN's base."""
+    """``MLPConfig``'s sizes, G's label vector (``embed_dim``) and the GAN's recipe of
+    one-sided label smoothing (``PRESETS["label-smoothing"]``): CGAN's and ACGAN's base."""
 
     hidden: int = 512
     g_activation: str = "leaky_relu"

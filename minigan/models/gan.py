@@ -117,13 +117,18 @@ class GANConfig(MLPConfig):
 _LABEL_SMOOTHING = GANConfig(
     hidden=512, g_activation="leaky_relu", logits=True, betas=(0.5, 0.999), real_label=0.9
 )
+_EMA = dataclasses.replace(_LABEL_SMOOTHING, ema=0.999)
 PRESETS = {
     # The tutorial recipe, kept for comparison.
     "classic": GANConfig(),
     # The default: chosen by measurement; see README, "Choosing the default recipe".
-    # Samples come from the moving average of G's weights.
-    "default": dataclasses.replace(_LABEL_SMOOTHING, ema=0.999),
-    # The default before the average: the table's row above it.
+    # Samples come from the moving average of G's weights; D judges pairs of images
+    # (PacGAN), which balances the digits; both players learn twice as fast, so that
+    # 20 epochs (5 minutes) are enough.
+    "default": dataclasses.replace(_EMA, pack=2, lr=4e-4),
+    # The earlier defaults, rows of the README's tables: with the average of G ...
+    "ema": _EMA,
+    # ... and before it.
     "label-smoothing": _LABEL_SMOOTHING,
 }
 
@@ -138,6 +143,7 @@ class GAN(Model):
 
     summary = "the vanilla GAN: an MLP D trained by binary cross-entropy"
     name = "gan"
+    default_epochs = 20  # the default recipe's 5 minutes (README: "What the default run gives")
     config_class = GANConfig
     stats: ClassVar[dict[str, str]] = {
         "d_loss": "D loss: BCE, mean over real and fake",
