@@ -12,7 +12,9 @@ from minigan.gradcheck import numerical_gradient, relative_error
 from minigan.models import DCGAN, DCGANConfig
 from minigan.testing.pytorch import to_torch
 
-SMALL = DCGANConfig(latent_dim=8, base_channels=4, batch_size=4)
+# D scores one image at a time here (pack 1), as the layer indices below assume; the
+# default's pairs are tested on their own (test_a_packed_d_..., the parity test).
+SMALL = DCGANConfig(latent_dim=8, base_channels=4, batch_size=4, pack=1)
 
 
 def real_images(rng, config=SMALL, n=4, dtype=np.float64):
@@ -73,7 +75,9 @@ def test_three_dcgan_steps_match_pytorch(rng, pack):
                                 (64, 3, [(256, 128), (128, 64), (64, 32), (32, 3)])],
 )  # fmt: skip
 def test_architecture_has_one_up_sampling_block_per_doubling(rng, size, channels, g_convs):
-    config = DCGANConfig(image_size=size, channels=channels, base_channels=32, latent_dim=16)
+    config = DCGANConfig(
+        image_size=size, channels=channels, base_channels=32, latent_dim=16, pack=1
+    )  # one image per D score (packs: test_a_packed_d_takes_pack_times_the_channels)
     gan = DCGAN(config, seed=0)
     convts = [m for m in gan.generator if isinstance(m, nn.ConvTranspose2d)]
     assert [(m.in_channels, m.out_channels) for m in convts] == g_convs
@@ -151,7 +155,7 @@ def test_g_lr_gives_the_generator_its_own_step_size():
 
 
 def test_paper_initialisation(rng):
-    gan = DCGAN(DCGANConfig(base_channels=64), seed=0)  # 1,024 weights in D's first conv
+    gan = DCGAN(DCGANConfig(base_channels=64, pack=1), seed=0)  # 1,024 weights in D's 1st conv
     conv = gan.discriminator[0].weight.data
     assert abs(conv.std() - 0.02) < 0.002 and abs(conv.mean()) < 0.002
     gamma = gan.generator[2].weight.data

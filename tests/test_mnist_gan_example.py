@@ -418,7 +418,12 @@ def test_checkpoints_saved_before_a_new_config_field_load_with_the_value_they_tr
     assert example.main(["--resume", "--epochs", "2", "--out", str(out)]) == 0
     assert load_checkpoint(out / "checkpoint.npz")["config"]["discriminator"] == "concat"
     path = tmp_path / "c.npz"
-    legacy = [("acgan", "classifier", "paper"), ("dcgan", "g_lr", None), ("dcgan", "ema", 0.0)]
+    legacy = [
+        ("acgan", "classifier", "paper"),
+        ("dcgan", "g_lr", None),
+        ("dcgan", "ema", 0.0),
+        ("dcgan", "pack", 1),
+    ]
     for model, field, value in legacy:
         cls = example.MODELS[model]
         fields = cls.default_config().to_dict()
