@@ -226,7 +226,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"/proc/loadavg before: {load}{busy_warning(load)}\n")
 
     # No moving average of G: PyTorch's step keeps none, and the two must do the same work.
-    config = DCGANConfig(batch_size=args.batch, base_channels=args.base_channels, ema=0)
+    # One image per D score, as the paper's D and the figures in RESULTS.md (pack 1).
+    config = DCGANConfig(batch_size=args.batch, base_channels=args.base_channels, ema=0, pack=1)
     gan = DCGAN(config, seed=0)
     real = np.random.default_rng(0).uniform(-1, 1, (args.batch, *gan.config.image_shape))
     real = real.astype(np.float32)

@@ -78,11 +78,12 @@ MIB = 1024 * 1024
 
 
 def layer_sizes(config: GANConfig) -> tuple[list[int], list[int]]:
-    """The feature sizes along G and along D, e.g. [64, 256, 256, 784] and [784, 256, 256, 1]."""
+    """The feature sizes along G and along D, e.g. [64, 256, 256, 784] and [784, 256, 256, 1]
+    (D's first layer takes ``pack`` images side by side: [1568, 512, 512, 1] for pairs)."""
     h = config.hidden
     return (
         [config.latent_dim, h, h, config.image_size],
-        [config.image_size, h, h, 1],
+        [config.pack * config.image_size, h, h, 1],
     )
 
 
@@ -102,14 +103,16 @@ def matmul_flops(rows: int, sizes: list[int], skip_first: bool = False) -> int:
 def step_flops(config: GANConfig, batch: int) -> dict[str, int]:
     """The matrix-product FLOPs of one ``GAN.train_step`` (d_steps=1), item by item."""
     g, d = layer_sizes(config)
-    b = batch
+    b, p = batch, batch // config.pack  # D's rows: images, or packs of them
     return {
         "G forward (B rows)": matmul_flops(b, g),
-        "D step: D forward (2B rows)": matmul_flops(2 * b, d),
-        "D step: D weight gradients (2B rows)": matmul_flops(2 * b, d),
-        "D step: D input gradients but layer 1 (2B rows)": matmul_flops(2 * b, d, skip_first=True),
-        "G step: D forward (B rows)": matmul_flops(b, d),
-        "G step: D input gradients (B rows)": matmul_flops(b, d),
+        "D step: D forward (2B images)": matmul_flops(2 * p, d),
+        "D step: D weight gradients (2B images)": matmul_flops(2 * p, d),
+        "D step: D input gradients but layer 1 (2B images)": matmul_flops(
+            2 * p, d, skip_first=True
+        ),
+        "G step: D forward (B images)": matmul_flops(p, d),
+        "G step: D input gradients (B images)": matmul_flops(p, d),
         "G step: G weight gradients (B rows)": matmul_flops(b, g),
         "G step: G input gradients but layer 1 (B rows)": matmul_flops(b, g, skip_first=True),
     }
@@ -194,9 +197,9 @@ class TorchContender:
         self.loss = tnn.BCEWithLogitsLoss() if config.logits else tnn.BCELoss()
         self.logits = config.logits
         self.real = torch.from_numpy(real)
-        b = real.shape[0]
-        self.targets = torch.cat([torch.full((b, 1), config.real_label), torch.zeros(b, 1)])
-        self.ones = torch.ones(b, 1)
+        p = real.shape[0] // config.pack  # D's scores per half: one per image, or per pack
+        self.targets = torch.cat([torch.full((p, 1), config.real_label), torch.zeros(p, 1)])
+        self.ones = torch.ones(p, 1)
 
     def step(self, real: Any = None, z: Any = None) -> dict[str, Any]:
         torch = self.torch
@@ -212,7 +215,8 @@ class TorchContender:
         self.d_opt.step()
         with torch.no_grad():
             probs = torch.sigmoid(scores) if self.logits else scores
-            d_real, d_fake = probs[:b].mean(), probs[b:].mean()
+            half = probs.shape[0] // 2
+            d_real, d_fake = probs[:half].mean(), probs[half:].mean()
 
         self.D.requires_grad_(False)
         g_loss = self.loss(self.D(fake), self.ones)
