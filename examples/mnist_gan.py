@@ -209,7 +209,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=nonnegative_int,
         metavar="G",
         help="show D the spread of each group of G images (minibatch standard deviation, "
-        "against mode collapse), or of the largest group below G that divides --batch-size; "
+        "against mode collapse), or of the largest group below G that divides --batch-size "
+        "/ --pack; "
         "0 for none " + defaults("minibatch_std"),
     )
     add(

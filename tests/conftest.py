@@ -70,6 +70,25 @@ def assert_gradients_match(request):
     return check
 
 
+def d_gradient_errors_with_masks_held(gan, x, step: float = 1e-5) -> dict[str, float]:
+    """Relative errors of D's parameter gradients of BCE(D(x), 1) against central
+    differences, D's random layers (Dropout, noise) held fixed by reseeding the model's
+    noise stream before every pass, so that each pass draws the same masks."""
+    from minigan.gradcheck import numerical_gradient, relative_error
+
+    def d_loss():
+        gan.reseed_noise(7)  # the same masks at every call
+        return gan.loss.forward(gan.discriminator.forward(x), 1.0)
+
+    gan.discriminator.zero_grad()
+    d_loss()
+    gan.discriminator.backward(gan.loss.backward())
+    return {
+        name: relative_error(p.grad, numerical_gradient(d_loss, p.data, step))
+        for name, p in gan.discriminator.named_parameters()
+    }
+
+
 def pytest_terminal_summary(terminalreporter):
     if not _gradcheck_results:
         return

@@ -334,7 +334,7 @@ GAN_CONFIGS = {name: small(config) for name, config in PRESETS.items()} | {
     "default+d_steps=2": small(PRESETS["default"], d_steps=2),
     "default+ema+d_lr": small(PRESETS["default"], ema=0.9, d_lr=4e-4),
     "default+minibatch_std": small(PRESETS["default"], minibatch_std=5),
-    "default+pack": small(PRESETS["default"], pack=2),
+    "default+pack=5": small(PRESETS["default"], pack=5),
     "default+d_dropout": small(PRESETS["default"], d_dropout=0.3),
 }
 

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 from backend_agreement import assert_models_agree
+from conftest import d_gradient_errors_with_masks_held
 
 from minigan import nn
 from minigan.gan import GAN, PRESETS, GANConfig
@@ -136,8 +137,14 @@ def test_bad_config_and_bad_batch_are_reported(rng):
         GANConfig(generator_loss="wasserstein")
     with pytest.raises(ValueError, match="batch_size must be a positive integer, got 0"):
         GANConfig(batch_size=0)
-    with pytest.raises(ValueError, match=r"batch_size \(100\) must be a multiple of pack \(3\)"):
+    with pytest.raises(ValueError, match=r"batch size 100 is not a multiple of pack 3 \(D judges"):
         GANConfig(pack=3)
+    with pytest.raises(
+        ValueError,
+        match=r"GAN.train_step: a real batch of 3 images is not a multiple of pack 2 \(D judges "
+        r"packs of 2 images\); give a batch divisible by 2",
+    ):
+        tiny_gan(pack=2).train_step(real_batch(np.random.default_rng(0), n=3))
     with pytest.raises(ValueError, match=r"real_label must lie in \(0, 1\]"):
         GANConfig(real_label=1.5)
     gan = GAN(PRESETS["classic"], seed=0)
@@ -155,8 +162,8 @@ def test_bad_config_and_bad_batch_are_reported(rng):
 def test_full_gan_step_matches_pytorch(rng, d_option):
     """One whole step (D update then G update, Adam on both, label smoothing) vs PyTorch."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
-    config = dataclasses.replace(
-        PRESETS["default"], latent_dim=4, hidden=8, image_size=6, batch_size=4, **d_option
+    config = dataclasses.replace(  # "ema": the default but for its pairs (d_option's)
+        PRESETS["ema"], latent_dim=4, hidden=8, image_size=6, batch_size=4, **d_option
     )
     gan = GAN(config, seed=3, dtype=np.float64)
 
@@ -278,17 +285,4 @@ def test_d_with_dropout_backpropagates_through_each_layers_own_mask(rng, assert_
     gan = tiny_gan(d_dropout=0.5)
     drops = [m for m in gan.discriminator if isinstance(m, nn.Dropout)]
     assert len(drops) == 2 and drops[0] is not drops[1]
-    x = real_batch(rng)
-
-    def d_loss():
-        gan.reseed_noise(7)  # the same masks at every call
-        return gan.loss.forward(gan.discriminator.forward(x), 1.0)
-
-    gan.discriminator.zero_grad()
-    d_loss()
-    gan.discriminator.backward(gan.loss.backward())
-    errors = {
-        name: relative_error(p.grad, numerical_gradient(d_loss, p.data))
-        for name, p in gan.discriminator.named_parameters()
-    }
-    assert_gradients_match(errors)
+    assert_gradients_match(d_gradient_errors_with_masks_held(gan, real_batch(rng)))

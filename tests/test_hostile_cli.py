@@ -159,6 +159,9 @@ def test_bad_options_are_refused_before_any_work_and_leave_nothing(
         ("--beta1", "1", "must lie in [0, 1), got 1"),
         ("--lr", "0", "must be a positive number, got 0"),
         ("--lr", "nan", "must be a positive number, got nan"),
+        ("--d-noise", "-1", "must be a number >= 0, got -1"),
+        ("--d-dropout", "1", "must lie in [0, 1), got 1"),
+        ("--pack", "0", "must be a positive integer, got 0"),
     ],
 )
 def test_bad_numbers_are_refused_by_the_parser_naming_the_flag(

@@ -61,6 +61,24 @@ class MLPConfig:
         return dataclasses.asdict(self)
 
 
+def check_discriminator_options(config: Any) -> None:
+    """What GANConfig and DCGANConfig share: D's dropout and its packs must fit."""
+    if not 0 <= config.d_dropout < 1:
+        raise ValueError(f"d_dropout must lie in [0, 1) (0: none), got {config.d_dropout}")
+    if config.batch_size % config.pack:
+        raise ValueError(
+            f"batch size {config.batch_size} is not a multiple of pack {config.pack} (D judges "
+            f"the batch in packs of {config.pack} images): choose a batch size divisible by "
+            f"{config.pack}, or pack 1"
+        )
+
+
+def dropout_layers(p: float) -> list[nn.Module]:
+    """[Dropout(p)] to put after a hidden layer of D, or [] for p = 0: a new layer at
+    each call, since each keeps its own mask for backward."""
+    return [nn.Dropout(p)] if p else []
+
+
 def build_generator(config: MLPConfig, rng: np.random.Generator, dtype: Any) -> nn.Sequential:
     """z (batch, latent_dim) -> image (batch, image_size) in [-1, 1]."""
     h, act = config.hidden, ACTIVATIONS[config.g_activation]
@@ -95,14 +113,11 @@ def build_discriminator(
     h = config.hidden
     spread = [nn.MinibatchStdDev(minibatch_std)] if minibatch_std else []
     packing = [nn.Pack(pack)] if pack > 1 else []
-
-    def drop() -> list[nn.Module]:  # a new layer at each place: each keeps its own mask
-        return [nn.Dropout(dropout)] if dropout else []
-
+    d_in = pack * config.image_size  # D's input: one image, or a pack of them side by side
     layers = [
         *packing,
-        nn.Linear(pack * config.image_size, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2), *drop(),
-        nn.Linear(h, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2), *drop(),
+        nn.Linear(d_in, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2), *dropout_layers(dropout),
+        nn.Linear(h, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2), *dropout_layers(dropout),
         *spread, nn.Linear(h + len(spread), outputs, rng=rng, dtype=dtype),
     ]  # fmt: skip
     if sigmoid:
@@ -278,14 +293,17 @@ class Model:
 
     def check_real(self, real: Any) -> None:
         """A batch of real images on the model's backend, in its dtype and image shape."""
+        where = f"{type(self).__name__}.train_step"
         check_array(
-            f"{type(self).__name__}.train_step",
-            real,
-            xp=self.backend.xp,
-            dtype=self.dtype,
-            shape=("batch", *self.image_shape),
-            name="real batch",
-        )
+            where, real, xp=self.backend.xp, dtype=self.dtype,
+            shape=("batch", *self.image_shape), name="real batch",
+        )  # fmt: skip
+        pack = getattr(self.config, "pack", 1)  # D scores packs of this many images
+        if real.shape[0] % pack:
+            raise ValueError(
+                f"{where}: a real batch of {real.shape[0]} images is not a multiple of pack "
+                f"{pack} (D judges packs of {pack} images); give a batch divisible by {pack}"
+            )
 
     def update_discriminator(self, grad_scores: Any) -> None:
         """D's update from dL/d(scores) of its last forward pass (data: no input gradient)."""

@@ -37,7 +37,14 @@ import numpy as np
 from minigan import nn
 from minigan.backend import Backend, get_array_module
 from minigan.losses import BCELoss, BCEWithLogitsLoss
-from minigan.models.base import ACTIVATIONS, MLPConfig, Model, build_discriminator, build_generator
+from minigan.models.base import (
+    ACTIVATIONS,
+    MLPConfig,
+    Model,
+    build_discriminator,
+    build_generator,
+    check_discriminator_options,
+)
 from minigan.optim import Adam
 
 GENERATOR_LOSSES = ("non_saturating", "saturating")
@@ -66,8 +73,9 @@ class GANConfig(MLPConfig):
     average of G's weights with that decay, which draws every sample
     (``minigan/ema.py``; 0: none); ``minibatch_std`` = G > 0 shows D the spread of
     each group of G images (``nn.MinibatchStdDev``, against mode collapse; 0: none),
-    or of the largest group size below G that divides ``batch_size`` (batch 50, G 4:
-    groups of 2), so that no group mixes D's real and fake halves; ``pack`` = m > 1
+    or of the largest group size below G that divides D's rows per half,
+    ``batch_size / pack`` (batch 50, G 4: groups of 2), so that no group mixes D's real
+    and fake halves; ``pack`` = m > 1
     makes D judge every m images together (PacGAN: ``nn.Pack``, against mode
     collapse; 1: one at a time), so ``batch_size`` must be a multiple of m;
     ``d_dropout`` = p > 0 drops each of D's hidden units with probability p in
@@ -105,13 +113,7 @@ class GANConfig(MLPConfig):
             raise ValueError(
                 f"minibatch_std must be 0 (none) or a group size, got {self.minibatch_std}"
             )
-        if not 0 <= self.d_dropout < 1:
-            raise ValueError(f"d_dropout must lie in [0, 1) (0: none), got {self.d_dropout}")
-        if self.batch_size % self.pack:
-            raise ValueError(
-                f"batch_size ({self.batch_size}) must be a multiple of pack ({self.pack}): "
-                f"D judges the batch in packs of {self.pack} images"
-            )
+        check_discriminator_options(self)
 
 
 _LABEL_SMOOTHING = GANConfig(
@@ -138,7 +140,7 @@ class GAN(Model):
 
     Stats: ``d_loss`` (mean BCE over the real and fake halves), ``g_loss`` (from the
     latest generator update), ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z)),
-    as probabilities.
+    as probabilities (with ``pack`` > 1, means over D's scores of packs).
     """
 
     summary = "the vanilla GAN: an MLP D trained by binary cross-entropy"

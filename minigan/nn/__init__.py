@@ -1,10 +1,10 @@
 """Layers with hand-written forward and backward passes.
 
 Read in this order: ``module`` (the contract), ``linear``, ``activations``, then
-``conv`` (Conv2d, ConvTranspose2d), ``batchnorm`` and ``reshape`` (Flatten, Unflatten, and PacGAN's Pack); then the pieces for
-labels and semi-supervised learning: ``embedding``, ``concat``, ``noise`` (Dropout,
-GaussianNoise) and ``weight_norm``; and ``minibatch_std`` (a discriminator's view of
-a batch's variety, against mode collapse).
+``conv`` (Conv2d, ConvTranspose2d), ``batchnorm`` and ``reshape`` (Flatten, Unflatten,
+and PacGAN's Pack); then the pieces for labels and semi-supervised learning:
+``embedding``, ``concat``, ``noise`` (Dropout, GaussianNoise) and ``weight_norm``; and
+``minibatch_std`` (a discriminator's view of a batch's variety, against mode collapse).
 """
 
 from minigan.nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid
