@@ -6,6 +6,20 @@ import pytest
 from minigan import nn
 from minigan.gradcheck import check_module
 
+TOL = {"rtol": 1e-10, "atol": 1e-12}  # float64 parity: the two differ by rounding only
+
+
+def assert_forward_and_input_grad_match(torch, ours, theirs, x, g):
+    """Run ``ours`` and its PyTorch twin forward on x and backward from dL/dy = g (which
+    leaves the parameter gradients in both) and compare y and dL/dx."""
+    y = ours(x)
+    dx = ours.backward(g)
+    x_t = torch.from_numpy(x).requires_grad_(True)
+    y_t = theirs(x_t)
+    y_t.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(y, y_t.detach().numpy(), **TOL)
+    np.testing.assert_allclose(dx, x_t.grad.numpy(), **TOL)
+
 
 @pytest.mark.parametrize("batch", [1, 4])
 @pytest.mark.parametrize("n_in, n_out", [(1, 1), (5, 3), (8, 12)])
@@ -68,19 +82,12 @@ def test_weight_norm_linear_matches_pytorch_parametrization(rng):
         layer.weight_g.data *= rng.uniform(0.5, 2.0, layer.out_features)
     theirs = to_torch(ours)
     x, g = rng.standard_normal((4, 7)), rng.standard_normal((4, 3))
-    y = ours(x)
-    dx = ours.backward(g)
-    x_t = torch.from_numpy(x).requires_grad_(True)
-    y_t = theirs(x_t)
-    y_t.backward(torch.from_numpy(g))
-    tol = {"rtol": 1e-10, "atol": 1e-12}
-    np.testing.assert_allclose(y, y_t.detach().numpy(), **tol)
-    np.testing.assert_allclose(dx, x_t.grad.numpy(), **tol)
+    assert_forward_and_input_grad_match(torch, ours, theirs, x, g)
     for i in (0, 2):
         twin = theirs[i].parametrizations.weight
-        np.testing.assert_allclose(ours[i].weight_g.grad, twin.original0.grad.numpy()[:, 0], **tol)
-        np.testing.assert_allclose(ours[i].weight_v.grad, twin.original1.grad.numpy(), **tol)
-        np.testing.assert_allclose(ours[i].bias.grad, theirs[i].bias.grad.numpy(), **tol)
+        np.testing.assert_allclose(ours[i].weight_g.grad, twin.original0.grad.numpy()[:, 0], **TOL)
+        np.testing.assert_allclose(ours[i].weight_v.grad, twin.original1.grad.numpy(), **TOL)
+        np.testing.assert_allclose(ours[i].bias.grad, theirs[i].bias.grad.numpy(), **TOL)
 
 
 def test_data_dependent_init_standardises_every_layer_on_the_batch(rng):
@@ -139,17 +146,10 @@ def test_a_fixed_scale_matches_pytorch_with_g_frozen(rng):
     theirs = to_torch(ours)
     theirs.parametrizations.weight.original0.requires_grad_(False)
     x, g = rng.standard_normal((3, 6)), rng.standard_normal((3, 4))
-    y = ours(x)
-    dx = ours.backward(g)
-    x_t = torch.from_numpy(x).requires_grad_(True)
-    y_t = theirs(x_t)
-    y_t.backward(torch.from_numpy(g))
-    tol = {"rtol": 1e-10, "atol": 1e-12}
-    np.testing.assert_allclose(y, y_t.detach().numpy(), **tol)
-    np.testing.assert_allclose(dx, x_t.grad.numpy(), **tol)
+    assert_forward_and_input_grad_match(torch, ours, theirs, x, g)
     twin = theirs.parametrizations.weight
-    np.testing.assert_allclose(ours.weight_v.grad, twin.original1.grad.numpy(), **tol)
-    np.testing.assert_allclose(ours.bias.grad, theirs.bias.grad.numpy(), **tol)
+    np.testing.assert_allclose(ours.weight_v.grad, twin.original1.grad.numpy(), **TOL)
+    np.testing.assert_allclose(ours.bias.grad, theirs.bias.grad.numpy(), **TOL)
 
 
 def test_v_std_draws_the_directions_from_a_normal_and_is_checked():
