@@ -183,12 +183,17 @@ def test_check_samples_accepts_the_three_image_layouts_and_float_rounding():
 # --- with a trained classifier -----------------------------------------------------
 
 
-def mnist_or_skip(split):
+def data_or_skip(split, load=load_mnist, name="MNIST"):
+    """The dataset's split from disk, or skip the test saying where it was looked for."""
     try:
-        return load_mnist(split, download=False)
+        return load(split, download=False)
     except DataError as error:
         first_line = str(error).splitlines()[0]
-        pytest.skip(f"MNIST not found ({first_line}); set MINIGAN_DATA=../shared/data")
+        pytest.skip(f"{name} not found ({first_line}); set MINIGAN_DATA=../shared/data")
+
+
+def mnist_or_skip(split):
+    return data_or_skip(split)
 
 
 @pytest.fixture(scope="session")
@@ -504,11 +509,7 @@ def test_evaluate_script_as_a_process_has_help_and_no_traceback(tmp_path):
 
 
 def fashion_or_skip(split):
-    try:
-        return load_fashion_mnist(split, download=False)
-    except DataError as error:
-        first_line = str(error).splitlines()[0]
-        pytest.skip(f"Fashion-MNIST not found ({first_line}); set MINIGAN_DATA=../shared/data")
+    return data_or_skip(split, load_fashion_mnist, "Fashion-MNIST")
 
 
 @pytest.fixture(scope="session")
