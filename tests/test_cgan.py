@@ -70,8 +70,7 @@ def test_projection_matches_pytorch(rng):
 
     D = tiny().discriminator
     phi_t, psi_t = to_torch(D.features), to_torch(D.head)
-    embed_t = torch.nn.Embedding(10, 7).double()
-    embed_t.weight.data = torch.from_numpy(D.embed.weight.data.copy())
+    embed_t = to_torch(D.embed)
     x, R = rng.uniform(-1, 1, (6, 6)), rng.standard_normal((6, 1))
     x_t = torch.from_numpy(x).requires_grad_(True)
     f_t = phi_t(x_t)

@@ -107,8 +107,7 @@ def test_conditional_mlp_matches_pytorch_embedding_cat_mlp(rng):
 
     model = conditional_mlp(np.random.default_rng(0))
     net_t = to_torch(model.net)
-    embed_t = torch.nn.Embedding(10, 3).double()
-    embed_t.weight.data = torch.from_numpy(model.embed.weight.data.copy())
+    embed_t = to_torch(model.embed)
     x, labels = rng.standard_normal((6, 4)), np.array([7, 2, 7, 0, 7, 9])
     R = rng.standard_normal((6, 2))
     x_t = torch.from_numpy(x).requires_grad_(True)
