@@ -114,6 +114,22 @@ def test_transposed_convolution_is_the_convolutions_input_gradient_and_back(rng)
     np.testing.assert_allclose((conv(x) * g).sum(), (x * convt(g)).sum(), rtol=1e-12)
 
 
+@pytest.mark.parametrize("k, p", [(3, 1), (3, 0), (4, 2), (5, 2)])
+def test_a_stride_1_transposed_convolution_is_a_convolution_with_the_kernel_flipped(rng, k, p):
+    """ConvTranspose2d(C, O, k, 1, p) == Conv2d(C, O, k, 1, k - 1 - p), W'[o, c] = W[c, o]
+    rotated by 180 degrees: the identity DCGAN's G uses to draw its image cheaply."""
+    convt = nn.ConvTranspose2d(4, 2, k, 1, p, rng=rng, dtype=np.float64)
+    conv = nn.Conv2d(4, 2, k, 1, k - 1 - p, rng=rng, dtype=np.float64)
+    conv.weight.data[...] = convt.weight.data.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    conv.bias.data[...] = convt.bias.data
+    x = rng.standard_normal((3, 4, 7, 6))
+    np.testing.assert_allclose(convt(x), conv(x), rtol=1e-12, atol=1e-13)
+    g = rng.standard_normal(conv(x).shape)
+    np.testing.assert_allclose(convt.backward(g), conv.backward(g), rtol=1e-12, atol=1e-13)
+    flipped = convt.weight.grad.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1]
+    np.testing.assert_allclose(flipped, conv.weight.grad, rtol=1e-12, atol=1e-13)
+
+
 def test_shared_conv_functions_give_the_layers_numbers(rng):
     conv = nn.Conv2d(3, 2, 3, 2, 1, bias=False, rng=rng, dtype=np.float64)
     x = rng.standard_normal((2, 3, 5, 5))

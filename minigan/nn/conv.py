@@ -78,6 +78,14 @@ maps back to Hin. With stride > 1, several sizes map to the same Hin (the conv's
 division rounds down); output_padding (< stride) picks a larger one, adding rows at the
 bottom and columns at the right that only the bias reaches, as in PyTorch.
 
+**With stride 1 the transpose is a convolution again**: ConvTranspose2d(C, O, k, 1, p)
+computes y[n, o, h, w] = sum_{c, i, j} W[c, o, i, j] * x[n, c, h + p - i, w + p - j],
+which is Conv2d(C, O, k, 1, k - 1 - p) with the kernel flipped, W'[o, c, i, j] =
+W[c, o, k-1-i, k-1-j]. The two layers then draw the same maps at different costs:
+Conv2d's im2col copies C*k*k rows of columns, ConvTranspose2d's col2im adds O*k*k, so
+the transposed form is the cheaper one when the outputs are few (DCGAN's G draws its
+image with a 3x3 one: ``minigan/models/dcgan.py``).
+
 Initialisation is PyTorch's (kaiming_uniform with a = sqrt(5)): weight and bias from
 U(-1/sqrt(fan_in), 1/sqrt(fan_in)), where fan_in = weight.shape[1] * k * k: C_in*k*k for
 Conv2d, but out_channels*k*k for ConvTranspose2d, whose weight is (in, out, k, k).
