@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import functools
 import statistics
 from collections import defaultdict
@@ -202,6 +203,13 @@ def main(argv: list[str] | None = None) -> None:
         "examples/mnist_gan.py's default",
     )
     p.add_argument(
+        "--architecture",
+        choices=["paper", "default"],
+        default="paper",
+        help="paper: BatchNorm in D and G's last ConvT draws the image (RESULTS.md's "
+        "figures); default: DCGANConfig's networks (no BatchNorm in D, G's full-size block)",
+    )
+    p.add_argument(
         "--clock",
         choices=sorted(CLOCKS),
         default="wall",
@@ -226,8 +234,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"/proc/loadavg before: {load}{busy_warning(load)}\n")
 
     # No moving average of G: PyTorch's step keeps none, and the two must do the same work.
-    # One image per D score, as the paper's D and the figures in RESULTS.md (pack 1).
+    # One image per D score, as the paper's D and the figures in RESULTS.md (pack 1); the
+    # paper's networks (BatchNorm in D, G's last ConvT draws the image) unless asked.
     config = DCGANConfig(batch_size=args.batch, base_channels=args.base_channels, ema=0, pack=1)
+    if args.architecture == "paper":
+        config = dataclasses.replace(config, d_norm="batch", g_full_res_channels=0)
     gan = DCGAN(config, seed=0)
     real = np.random.default_rng(0).uniform(-1, 1, (args.batch, *gan.config.image_shape))
     real = real.astype(np.float32)

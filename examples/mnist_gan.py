@@ -54,6 +54,7 @@ from minigan.images import load_image_folder
 from minigan.models import MODELS, PRESETS
 from minigan.models.base import ACTIVATIONS, Model
 from minigan.models.conditional import check_labels
+from minigan.models.dcgan import D_NORMS
 from minigan.models.gan import GENERATOR_LOSSES
 from minigan.plotting import plot_history, save_image_grid
 
@@ -235,6 +236,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "real and fake (instance noise; it keeps D from winning outright on small folders); "
         "0 for none " + defaults("d_noise"),
     )
+    add(
+        "--d-norm",
+        choices=list(D_NORMS),
+        help="with --model dcgan: what follows each of D's inner convolutions, 'batch' "
+        "(BatchNorm, the paper's) or 'none' " + defaults("d_norm"),
+    )
     add("--beta1", type=fraction, help=f"Adam beta1 {defaults('betas', lambda c: c.betas[0])}")
     add("--latent-dim", type=positive_int, help=f"size of z {defaults('latent_dim')}")
     add("--hidden", type=positive_int, help=f"hidden layer width {defaults('hidden')}")
@@ -242,6 +249,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--base-channels",
         type=positive_int,
         help=f"channels of D's first and G's last convolution {defaults('base_channels')}",
+    )
+    add(
+        "--g-full-res-channels",
+        type=nonnegative_int,
+        metavar="N",
+        help="with --model dcgan: G up-samples once more, to N feature maps of the image's "
+        "size, and a 3x3 convolution draws the image from them; 0: G's last transposed "
+        "convolution draws it (the paper's G) " + defaults("g_full_res_channels"),
     )
     add(
         "--g-activation",
@@ -373,9 +388,11 @@ CONFIG_FLAGS: dict[str, tuple[str, Callable[[Any, Any], Any] | None]] = {
     "pack": ("pack", None),
     "d_dropout": ("d_dropout", None),
     "d_noise": ("d_noise", None),
+    "d_norm": ("d_norm", None),
     "latent_dim": ("latent_dim", None),
     "hidden": ("hidden", None),
     "base_channels": ("base_channels", None),
+    "g_full_res_channels": ("g_full_res_channels", None),
     "g_activation": ("g_activation", None),
     "generator_loss": ("generator_loss", None),
     "d_steps": ("d_steps", None),

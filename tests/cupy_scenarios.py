@@ -419,6 +419,7 @@ TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
     "dcgan+pack": (lambda backend: small_dcgan(backend, pack=2), image_data),
     "dcgan+d_dropout": (lambda backend: small_dcgan(backend, d_dropout=0.3), image_data),
     "dcgan+d_noise": (lambda backend: small_dcgan(backend, d_noise=0.2), image_data),
+    "dcgan+d_batchnorm": (lambda backend: small_dcgan(backend, d_norm="batch"), image_data),
     "sgan": (small_sgan, gan_data),
 }
 

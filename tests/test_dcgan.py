@@ -14,20 +14,25 @@ from minigan.testing.pytorch import to_torch
 
 # D scores one image at a time here (pack 1), as the layer indices below assume; the
 # default's pairs are tested on their own (test_a_packed_d_..., the parity test).
-SMALL = DCGANConfig(latent_dim=8, base_channels=4, batch_size=4, pack=1)
+SMALL = DCGANConfig(latent_dim=8, base_channels=4, batch_size=4, pack=1, g_full_res_channels=2)
+SMALL_BN = dataclasses.replace(SMALL, d_norm="batch")  # the paper's D, BatchNorm inside
 
 
 def real_images(rng, config=SMALL, n=4, dtype=np.float64):
     return rng.uniform(-1, 1, (n, *config.image_shape)).astype(dtype)
 
 
-@pytest.mark.parametrize("pack", [1, 2], ids=["", "pack"])
-def test_three_dcgan_steps_match_pytorch(rng, pack):
+@pytest.mark.parametrize(
+    "pack, d_norm", [(1, "none"), (2, "none"), (1, "batch"), (2, "batch")],
+    ids=["", "pack", "d_batchnorm", "pack-d_batchnorm"],
+)  # fmt: skip
+def test_three_dcgan_steps_match_pytorch(rng, pack, d_norm):
     """Three whole steps (two-pass D update, G update through D, Adam, BatchNorm running
     statistics) from the same weights and noise, against PyTorch's DCGAN example step
-    (with pack 2, D scoring pairs of images as 2-channel inputs, PacGAN's DCGAN)."""
+    (with pack 2, D scoring pairs of images as 2-channel inputs, PacGAN's DCGAN; with
+    d_norm "batch", the paper's D with BatchNorm after its inner convolutions)."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
-    gan = DCGAN(dataclasses.replace(SMALL, pack=pack), seed=3, dtype=np.float64)
+    gan = DCGAN(dataclasses.replace(SMALL, pack=pack, d_norm=d_norm), seed=3, dtype=np.float64)
     G, D = to_torch(gan.generator), to_torch(gan.discriminator)
     g_lr = SMALL.g_lr if SMALL.g_lr is not None else SMALL.lr  # G's own step size
     opt_g = torch.optim.Adam(G.parameters(), lr=g_lr, betas=SMALL.betas)
@@ -75,16 +80,24 @@ def test_three_dcgan_steps_match_pytorch(rng, pack):
                                 (64, 3, [(256, 128), (128, 64), (64, 32), (32, 3)])],
 )  # fmt: skip
 def test_architecture_has_one_up_sampling_block_per_doubling(rng, size, channels, g_convs):
+    # the paper's G; one image per D score (packs: test_a_packed_d_takes_pack_times_...)
+    paper_g = {"pack": 1, "g_full_res_channels": 0}
     config = DCGANConfig(
-        image_size=size, channels=channels, base_channels=32, latent_dim=16, pack=1
-    )  # one image per D score (packs: test_a_packed_d_takes_pack_times_the_channels)
+        image_size=size, channels=channels, base_channels=32, latent_dim=16, **paper_g
+    )
     gan = DCGAN(config, seed=0)
     convts = [m for m in gan.generator if isinstance(m, nn.ConvTranspose2d)]
     assert [(m.in_channels, m.out_channels) for m in convts] == g_convs
     convs = [m for m in gan.discriminator if isinstance(m, nn.Conv2d)]
     assert [(m.in_channels, m.out_channels) for m in convs] == [(o, i) for i, o in g_convs[::-1]]
-    # BatchNorm everywhere except G's output and D's input
-    assert not isinstance(gan.discriminator[1], nn.BatchNorm2d)
+    # BatchNorm after all of G's layers but the output; none in D unless asked for
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in gan.generator) == len(g_convs)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in gan.discriminator)
+    assert all(m.bias is not None for m in convs)
+    paper = DCGAN(dataclasses.replace(config, d_norm="batch"), seed=0).discriminator
+    norms = [i for i, m in enumerate(paper) if isinstance(m, nn.BatchNorm2d)]
+    assert len(norms) == len(convs) - 1 and 1 not in norms  # all but after D's input
+    assert all(isinstance(paper[i - 1], nn.Conv2d) and paper[i - 1].bias is None for i in norms)
     assert isinstance(gan.generator[-1], nn.Tanh) and isinstance(
         gan.generator[-2], nn.ConvTranspose2d
     )
@@ -92,6 +105,27 @@ def test_architecture_has_one_up_sampling_block_per_doubling(rng, size, channels
     assert images.shape == (3, channels, size, size) and images.dtype == np.float32
     assert np.abs(images).max() <= 1
     assert gan.discriminator(images.copy()).shape == (3, 1)
+
+
+@pytest.mark.parametrize("size, channels", [(28, 1), (32, 3), (64, 3)])
+def test_g_full_res_channels_adds_a_block_at_the_image_size_and_a_3x3_convolution(size, channels):
+    config = DCGANConfig(image_size=size, channels=channels, latent_dim=16, g_full_res_channels=8)
+    gan = DCGAN(config, seed=0)
+    *_, convt, norm, relu, conv, tanh = gan.generator
+    assert (convt.in_channels, convt.out_channels, convt.bias) == (32, 8, None)
+    assert isinstance(norm, nn.BatchNorm2d) and isinstance(relu, nn.ReLU)
+    assert isinstance(conv, nn.ConvTranspose2d)  # a 3x3 convolution, computed cheaply
+    assert (conv.in_channels, conv.out_channels, conv.kernel_size) == (8, channels, 3)
+    assert (conv.stride, conv.padding) == (1, 1)  # the image's size
+    assert abs(conv.weight.data.std() - 0.02) < 0.01  # the paper's initialisation
+    images = gan.generate(gan.sample_noise(2))
+    assert images.shape == (2, channels, size, size) and isinstance(tanh, nn.Tanh)
+    actual = sum(p.data.size for p in gan.generator.parameters() + gan.discriminator.parameters())
+    assert DCGAN.parameter_count(config) == actual
+    paper = DCGAN(dataclasses.replace(config, g_full_res_channels=0), seed=0)
+    assert isinstance(paper.generator[-2], nn.ConvTranspose2d)
+    assert paper.generator[-2].out_channels == channels
+    assert DCGAN.memory_bytes(config, 64) > DCGAN.memory_bytes(paper.config, 64)
 
 
 def test_a_packed_d_takes_pack_times_the_channels_and_counts_them(rng):
@@ -124,13 +158,20 @@ def test_d_noise_puts_instance_noise_first_in_d_for_real_and_fake_alike(rng):
     np.testing.assert_array_equal(gan.discriminator(x), gan.discriminator(x))
 
 
-def test_d_with_dropout_gradient_matches_finite_differences(rng, assert_gradients_match):
+@pytest.mark.parametrize("d_norm", ["none", "batch"])
+def test_d_with_dropout_gradient_matches_finite_differences(rng, assert_gradients_match, d_norm):
     """D's loss with the masks held fixed (the noise stream reseeded before every pass)."""
-    gan = DCGAN(dataclasses.replace(SMALL, d_dropout=0.3, pack=2), seed=0, dtype=np.float64)
-    # Step 1e-6: D's weights start at N(0, 0.02), so many pre-activations lie within
-    # 1e-5 of LeakyReLU's kink, where a wider step differences across it (measured on
-    # this D with uniform inputs: worst 5e-3 with the default 1e-5, 1e-9 with 1e-6).
-    errors = d_gradient_errors_with_masks_held(gan, real_images(rng), step=1e-6)
+    config = dataclasses.replace(SMALL, d_dropout=0.3, pack=2, d_norm=d_norm)
+    gan = DCGAN(config, seed=0, dtype=np.float64)
+    # D's weights start at N(0, 0.02) and its biases at 0, so many pre-activations lie
+    # within 1e-5 of LeakyReLU's kink, and a finite difference that crosses it is wrong
+    # (measured with the default 1e-5: worst 5e-3). Weights 10 times as large and
+    # N(0, 0.1) biases keep them clear: worst 1e-10 over seven input seeds, both D's.
+    for conv in (m for m in gan.discriminator.modules() if isinstance(m, nn.Conv2d)):
+        conv.weight.data *= 10
+        if conv.bias is not None:
+            conv.bias.data[...] = rng.normal(0, 0.1, conv.bias.shape)
+    errors = d_gradient_errors_with_masks_held(gan, real_images(rng), step=1e-5)
     assert_gradients_match(errors)
 
 
@@ -153,7 +194,7 @@ def test_paper_initialisation(rng):
 
 def test_d_step_uses_separate_batches_so_the_fakes_do_not_change_real_scores(rng):
     """The reason for two passes: with BatchNorm, a stacked pass mixes the statistics."""
-    gan = DCGAN(SMALL, seed=0, dtype=np.float64)
+    gan = DCGAN(SMALL_BN, seed=0, dtype=np.float64)
     real = real_images(rng)
     D = gan.discriminator
     alone = D.forward(real)
@@ -193,7 +234,7 @@ def test_same_seed_same_training_and_state_round_trip(rng):
 
 
 def test_load_state_dict_is_all_or_nothing(rng):
-    gan, other = DCGAN(SMALL, seed=1), DCGAN(SMALL, seed=2)
+    gan, other = DCGAN(SMALL_BN, seed=1), DCGAN(SMALL_BN, seed=2)
     other.train_step(real_images(rng, dtype=np.float32))
     before = gan.state_dict()
     bad = other.state_dict()
@@ -217,12 +258,18 @@ def test_bad_config_and_bad_batch_are_reported(rng):
         DCGANConfig(base_channels=0)
     with pytest.raises(ValueError, match=r"g_lr must be positive \(or None: lr\), got -0.001"):
         DCGANConfig(g_lr=-1e-3)
-    with pytest.raises(ValueError, match=r"batch size 64 is not a multiple of pack 3 \(D judges"):
+    with pytest.raises(ValueError, match=r"batch size 32 is not a multiple of pack 3 \(D judges"):
         DCGANConfig(pack=3)
     with pytest.raises(ValueError, match=r"d_dropout must lie in \[0, 1\) \(0: none\), got 1.5"):
         DCGANConfig(d_dropout=1.5)
     with pytest.raises(ValueError, match=r"d_noise must be a number >= 0 \(0: none\), got -0.1"):
         DCGANConfig(d_noise=-0.1)
+    with pytest.raises(
+        ValueError, match=r"g_full_res_channels must be an integer >= 0 \(0: none\), got -1"
+    ):
+        DCGANConfig(g_full_res_channels=-1)
+    with pytest.raises(ValueError, match=r"d_norm must be one of \('none', 'batch'\), got 'layer'"):
+        DCGANConfig(d_norm="layer")
     gan = DCGAN(SMALL, seed=0)
     with pytest.raises(
         ValueError,
