@@ -5,7 +5,8 @@
     python examples/mnist_gan.py --preset classic --out runs/classic  # for comparison
     python examples/mnist_gan.py --model wgan-gp --out runs/wgan-gp   # another of the family
     python examples/mnist_gan.py --model dcgan --dataset fashion --out runs/fashion
-    python examples/mnist_gan.py --model dcgan --dataset folder:my_pictures --out runs/mine
+    python examples/mnist_gan.py --model dcgan --dataset folder:my_pictures --d-noise 0.2 \\
+        --d-norm batch --g-full-res-channels 0 --out runs/mine  # the paper's networks
     python examples/mnist_gan.py --resume             # continue the run in --out
     python examples/mnist_gan.py --sample 10000 --checkpoint runs/mnist/checkpoint.npz \\
         --output samples.npy                          # draw samples from a trained model
@@ -248,15 +249,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--base-channels",
         type=positive_int,
-        help=f"channels of D's first and G's last convolution {defaults('base_channels')}",
+        help=f"channels of D's first convolution and of the input of G's last up-sampling "
+        f"block {defaults('base_channels')}",
     )
     add(
         "--g-full-res-channels",
         type=nonnegative_int,
         metavar="N",
-        help="with --model dcgan: G up-samples once more, to N feature maps of the image's "
-        "size, and a 3x3 convolution draws the image from them; 0: G's last transposed "
-        "convolution draws it (the paper's G) " + defaults("g_full_res_channels"),
+        help="with --model dcgan: G's last transposed convolution makes N feature maps of "
+        "the image's size, and a 3x3 convolution draws the image from them; 0: that last "
+        "transposed convolution draws the image (the paper's G) " + defaults("g_full_res_channels"),
     )
     add(
         "--g-activation",

@@ -23,16 +23,19 @@ def real_images(rng, config=SMALL, n=4, dtype=np.float64):
 
 
 @pytest.mark.parametrize(
-    "pack, d_norm", [(1, "none"), (2, "none"), (1, "batch"), (2, "batch")],
-    ids=["", "pack", "d_batchnorm", "pack-d_batchnorm"],
+    "pack, d_norm, full_res",
+    [(1, "none", 2), (2, "none", 2), (1, "batch", 2), (2, "batch", 2), (1, "batch", 0)],
+    ids=["", "pack", "d_batchnorm", "pack-d_batchnorm", "paper"],
 )  # fmt: skip
-def test_three_dcgan_steps_match_pytorch(rng, pack, d_norm):
+def test_three_dcgan_steps_match_pytorch(rng, pack, d_norm, full_res):
     """Three whole steps (two-pass D update, G update through D, Adam, BatchNorm running
     statistics) from the same weights and noise, against PyTorch's DCGAN example step
     (with pack 2, D scoring pairs of images as 2-channel inputs, PacGAN's DCGAN; with
-    d_norm "batch", the paper's D with BatchNorm after its inner convolutions)."""
+    d_norm "batch", the paper's D with BatchNorm after its inner convolutions; with
+    full_res 0, the paper's G, whose last transposed convolution draws the image)."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
-    gan = DCGAN(dataclasses.replace(SMALL, pack=pack, d_norm=d_norm), seed=3, dtype=np.float64)
+    config = dataclasses.replace(SMALL, pack=pack, d_norm=d_norm, g_full_res_channels=full_res)
+    gan = DCGAN(config, seed=3, dtype=np.float64)
     G, D = to_torch(gan.generator), to_torch(gan.discriminator)
     g_lr = SMALL.g_lr if SMALL.g_lr is not None else SMALL.lr  # G's own step size
     opt_g = torch.optim.Adam(G.parameters(), lr=g_lr, betas=SMALL.betas)
@@ -107,9 +110,14 @@ def test_architecture_has_one_up_sampling_block_per_doubling(rng, size, channels
     assert gan.discriminator(images.copy()).shape == (3, 1)
 
 
+@pytest.mark.parametrize("d_norm", ["none", "batch"])
 @pytest.mark.parametrize("size, channels", [(28, 1), (32, 3), (64, 3)])
-def test_g_full_res_channels_adds_a_block_at_the_image_size_and_a_3x3_convolution(size, channels):
-    config = DCGANConfig(image_size=size, channels=channels, latent_dim=16, g_full_res_channels=8)
+def test_g_full_res_channels_adds_a_block_at_the_image_size_and_a_3x3_convolution(
+    size, channels, d_norm
+):
+    config = DCGANConfig(
+        image_size=size, channels=channels, latent_dim=16, g_full_res_channels=8, d_norm=d_norm
+    )
     gan = DCGAN(config, seed=0)
     *_, convt, norm, relu, conv, tanh = gan.generator
     assert (convt.in_channels, convt.out_channels, convt.bias) == (32, 8, None)

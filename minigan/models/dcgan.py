@@ -61,8 +61,11 @@ tells apart, so the paper's recipe stays. Then, as for the MLP GAN's default:
 
 That recipe (10 epochs, 471 CPU seconds with an evaluation after every second epoch)
 still drew worse digits than the MLP GAN (Inception Score 7.7 against 8.5: wobbly
-strokes, broken loops). Two changes to the networks then, each measured on MNIST (seed
-0 unless said, 10 epochs, FID from 10,000 samples at epochs 5 and 10, one thread):
+strokes, broken loops). Two changes to the networks and one to the batch then, each
+measured on MNIST (seed 0 unless said, 10 epochs, batch 64 unless said, FID from 10,000
+samples at epochs 5 and 10, one thread). Runs that differ only in how G's last layer is
+written start from different random weights, so "seed 0" below is not one starting
+point:
 
 - **No BatchNorm in D** (``d_norm="none"``; the convolutions get their biases back):
   80.5 and 49.0, against 65-66 and 59.3 with it. Slower at first, better by epoch 10
@@ -71,20 +74,22 @@ strokes, broken loops). Two changes to the networks then, each measured on MNIST
   convolution makes 16 feature maps of the image's size (BatchNorm, ReLU), and a 3x3
   convolution draws the image from them, where the paper's last ConvT draws it
   directly, each pixel from the 2x2 positions of 32 maps that cover it. With BatchNorm in
-  D: 53.0 and 34.8; with both changes 63.9 and 32.4 (seed 1: 79.6 and 48.6: seeds
-  differ this much), Inception Score 8.0-8.1. What the block needs: 8 maps instead of
-  16 scored 88.4 and 57.7; a 1x1 convolution instead of the 3x3, 122.8 at epoch 5;
-  32 maps, 57.1 and 25.7, but a step costs 1.85 times as much (the block's transposed
-  convolution doubles), no better per CPU second than 16 maps trained longer (seed 0,
-  20 epochs: 80.5, 40.0, 30.3, 25.9 and 24.8 at epochs 4, 10, 14, 18 and 20).
-  A wider G instead (``base_channels`` 64 in G only) scored 65.1 and 56.0 at 1.8 times
-  the CPU time. ``g_full_res_channels=0`` is the paper's G.
-
+  D: 53.0 and 34.8. With both changes, three starting points: 63.9 and 32.4 (seed 0,
+  the 3x3 written as ``nn.Conv2d``), 79.6 and 48.6 (seed 1, the same), and 80.5 at
+  epoch 4, 40.0 at 10 (seed 0, written as below; then 30.3, 25.9 and 24.8 at epochs 14,
+  18 and 20): starting points differ this much. Inception Score 8.0-8.1 at epoch 10.
+  What the block needs: 8 maps instead of 16 scored 88.4 and 57.7; a 1x1 convolution
+  instead of the 3x3, 122.8 at epoch 5; 32 maps, 57.1 and 25.7, but a step costs 1.85
+  times as much (the block's transposed convolution doubles), no better per CPU second
+  than 16 maps trained longer. A wider G instead (``base_channels`` 64 in G only) scored
+  65.1 and 56.0 at 1.8 times the CPU time. ``g_full_res_channels=0`` is the paper's G.
 - **Batch 32** (the paper's is 128; 64 until then): an image costs the same CPU time
   in a batch of 32 as of 64 (measured, one thread: 1.17 and 1.13 ms; a step is
   elementwise passes and products that grow with the batch), so an epoch costs the same
-  and makes twice as many steps of each player. Seed 0 with 16 maps: 52.2 and 32.4 at
-  epochs 5 and 10, against 80.5 at epoch 4, 67.9 at 6 and 40.0 at 10 with batch 64.
+  and makes twice as many steps of each player. From the last starting point above:
+  52.2 and 32.4, against about 74 (80.5 at epoch 4, 67.9 at 6) and 40.0 with batch 64.
+  At epoch 10 that is within the spread of the three batch-64 runs (32.4-48.6); the gain
+  is clearest early, which is what 10 minutes (8 epochs) buy.
 
 Tried with both network changes, no better at epoch 10: D's rate 8e-4 (51.5 and 37.5,
 seed 0).
@@ -149,8 +154,8 @@ class DCGANConfig:
     """Everything that defines a DCGAN and how it is trained.
 
     ``image_size`` is the side of the square images (28, 32 or 64), ``channels`` 1 (grey)
-    or 3 (RGB); ``base_channels`` is the width of D's first and G's last hidden layer,
-    doubled at every further block. ``ema`` > 0 samples from a moving average of G's
+    or 3 (RGB); ``base_channels`` is the width of D's first layer and of the
+    input of G's last up-sampling block, doubled at every further block. ``ema`` > 0 samples from a moving average of G's
     weights (0: the live G); ``real_label`` is D's target for real images (< 1: one-sided
     label smoothing). ``lr`` is D's learning rate, and G's too unless
     ``g_lr`` gives G its own. ``pack`` = m > 1 makes D judge every m images together,
@@ -186,8 +191,9 @@ class DCGANConfig:
     d_norm: str = "none"
     g_full_res_channels: int = 16
 
-    # Checkpoints saved before g_lr, ema, pack and d_norm existed trained G at D's rate,
-    # sampled the live G, scored one image at a time and had BatchNorm in D (see cgan.py).
+    # Checkpoints saved before g_lr, ema, pack, d_norm and g_full_res_channels existed
+    # trained G at D's rate, sampled the live G, scored one image at a time, had BatchNorm
+    # in D and drew the image with G's last transposed convolution (see cgan.py).
     LEGACY_VALUES: ClassVar[dict[str, Any]] = {
         "g_lr": None, "ema": 0.0, "pack": 1, "d_norm": "batch", "g_full_res_channels": 0
     }  # fmt: skip
@@ -358,7 +364,7 @@ class DCGAN(GAN):
     def parameter_count(cls, config: DCGANConfig) -> int:
         """Weights of G and D, from the config alone (see the builders; 4x4 kernels)."""
         s, widths, c = START_SIZE[config.image_size], config.widths, config.channels
-        pairs = list(itertools.pairwise(widths))  # each inner block: a 4x4 conv, then BatchNorm
+        pairs = list(itertools.pairwise(widths))  # inner blocks: a 4x4 conv, BatchNorm or bias
         projection = (config.latent_dim + 1) * widths[-1] * s * s + 2 * widths[-1]  # + BN
         f = config.g_full_res_channels  # the last block: to f maps then a 3x3 conv, or to c
         image = widths[0] * f * 16 + 2 * f + f * c * 9 + c if f else widths[0] * c * 16 + c
@@ -416,7 +422,7 @@ class DCGAN(GAN):
         BatchNorm one stacked pass (``GAN.discriminator_step``) would give the same
         update, but measured it is slower here: stacking copies both halves out of the
         rows-form memory the convolutions hand along (``minigan/nn/conv.py``), 41 ms
-        against 46 ms a step (one thread). ``d_loss`` is reported as
+        (two passes) against 46 ms (one stacked pass) a step, one thread. ``d_loss`` is reported as
         ``GAN.discriminator_step`` reports it, the mean over both halves.
         """
         stats = self.discriminator_step_two_pass(real, fake)
