@@ -154,11 +154,11 @@ class DCGANConfig:
     """Everything that defines a DCGAN and how it is trained.
 
     ``image_size`` is the side of the square images (28, 32 or 64), ``channels`` 1 (grey)
-    or 3 (RGB); ``base_channels`` is the width of D's first layer and of the
-    input of G's last up-sampling block, doubled at every further block. ``ema`` > 0 samples from a moving average of G's
-    weights (0: the live G); ``real_label`` is D's target for real images (< 1: one-sided
-    label smoothing). ``lr`` is D's learning rate, and G's too unless
-    ``g_lr`` gives G its own. ``pack`` = m > 1 makes D judge every m images together,
+    or 3 (RGB); ``base_channels`` is the width of D's first layer and of the input of
+    G's last up-sampling block, doubled at every further block. ``ema`` > 0 samples
+    from a moving average of G's weights (0: the live G); ``real_label`` is D's target
+    for real images (< 1: one-sided label smoothing). ``lr`` is D's learning rate, and
+    G's too unless ``g_lr`` gives G its own. ``pack`` = m > 1 makes D judge every m images together,
     stacked as m*channels input channels (PacGAN: ``nn.Pack``; 1: one at a time);
     ``d_dropout`` = p > 0 drops each of D's feature-map values with probability p in
     training (``nn.Dropout`` after each LeakyReLU; 0: none); ``d_noise`` = s > 0 adds
@@ -422,8 +422,8 @@ class DCGAN(GAN):
         BatchNorm one stacked pass (``GAN.discriminator_step``) would give the same
         update, but measured it is slower here: stacking copies both halves out of the
         rows-form memory the convolutions hand along (``minigan/nn/conv.py``), 41 ms
-        (two passes) against 46 ms (one stacked pass) a step, one thread. ``d_loss`` is reported as
-        ``GAN.discriminator_step`` reports it, the mean over both halves.
+        (two passes) against 46 ms (one stacked pass) a step, one thread. ``d_loss``
+        is reported as ``GAN.discriminator_step`` reports it, the mean over both halves.
         """
         stats = self.discriminator_step_two_pass(real, fake)
         return {**stats, "d_loss": get_array_module(real).asarray(stats["d_loss"] / 2)}
