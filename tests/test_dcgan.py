@@ -14,7 +14,9 @@ from minigan.testing.pytorch import to_torch
 
 # D scores one image at a time here (pack 1), as the layer indices below assume; the
 # default's pairs are tested on their own (test_a_packed_d_..., the parity test).
-SMALL = DCGANConfig(latent_dim=8, base_channels=4, batch_size=4, pack=1, g_full_res_channels=2)
+SMALL = DCGANConfig(
+    latent_dim=8, base_channels=4, batch_size=4, pack=1, g_full_res_channels=2, d_fc_width=6
+)
 SMALL_BN = dataclasses.replace(SMALL, d_norm="batch")  # the paper's D, BatchNorm inside
 
 
@@ -23,18 +25,22 @@ def real_images(rng, config=SMALL, n=4, dtype=np.float64):
 
 
 @pytest.mark.parametrize(
-    "pack, d_norm, full_res",
-    [(1, "none", 2), (2, "none", 2), (1, "batch", 2), (2, "batch", 2), (1, "batch", 0)],
-    ids=["", "pack", "d_batchnorm", "pack-d_batchnorm", "paper"],
+    "pack, d_norm, full_res, fc",
+    [(1, "none", 2, 6), (2, "none", 2, 6), (1, "batch", 2, 6), (2, "batch", 2, 6),
+     (1, "none", 2, 0), (1, "batch", 0, 0)],
+    ids=["", "pack", "d_batchnorm", "pack-d_batchnorm", "no_fc", "paper"],
 )  # fmt: skip
-def test_three_dcgan_steps_match_pytorch(rng, pack, d_norm, full_res):
+def test_three_dcgan_steps_match_pytorch(rng, pack, d_norm, full_res, fc):
     """Three whole steps (two-pass D update, G update through D, Adam, BatchNorm running
     statistics) from the same weights and noise, against PyTorch's DCGAN example step
     (with pack 2, D scoring pairs of images as 2-channel inputs, PacGAN's DCGAN; with
-    d_norm "batch", the paper's D with BatchNorm after its inner convolutions; with
-    full_res 0, the paper's G, whose last transposed convolution draws the image)."""
+    d_norm "batch", the paper's D with BatchNorm after its inner convolutions; with fc
+    0, no fully connected hidden layer in D; with full_res 0, the paper's G, whose last
+    transposed convolution draws the image)."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
-    config = dataclasses.replace(SMALL, pack=pack, d_norm=d_norm, g_full_res_channels=full_res)
+    config = dataclasses.replace(
+        SMALL, pack=pack, d_norm=d_norm, g_full_res_channels=full_res, d_fc_width=fc
+    )
     gan = DCGAN(config, seed=3, dtype=np.float64)
     G, D = to_torch(gan.generator), to_torch(gan.discriminator)
     g_lr = SMALL.g_lr if SMALL.g_lr is not None else SMALL.lr  # G's own step size
@@ -84,7 +90,7 @@ def test_three_dcgan_steps_match_pytorch(rng, pack, d_norm, full_res):
 )  # fmt: skip
 def test_architecture_has_one_up_sampling_block_per_doubling(rng, size, channels, g_convs):
     # the paper's G; one image per D score (packs: test_a_packed_d_takes_pack_times_...)
-    paper_g = {"pack": 1, "g_full_res_channels": 0}
+    paper_g = {"pack": 1, "g_full_res_channels": 0, "d_fc_width": 0}
     config = DCGANConfig(
         image_size=size, channels=channels, base_channels=32, latent_dim=16, **paper_g
     )
@@ -136,6 +142,30 @@ def test_g_full_res_channels_adds_a_block_at_the_image_size_and_a_3x3_convolutio
     # the 8 full-size maps of 64 images, counted like every feature map (3 x 3 x 4 bytes)
     maps = 64 * 8 * size * size
     assert DCGAN.memory_bytes(config, 64) - DCGAN.memory_bytes(paper.config, 64) >= 36 * maps
+
+
+@pytest.mark.parametrize("d_norm", ["none", "batch"])
+@pytest.mark.parametrize("size, width", [(28, 64 * 7 * 7), (32, 128 * 4 * 4), (64, 256 * 4 * 4)])
+def test_d_fc_width_puts_a_fully_connected_hidden_layer_before_d_s_logit(size, width, d_norm):
+    config = DCGANConfig(image_size=size, channels=3, d_norm=d_norm, d_fc_width=5, d_dropout=0.1)
+    *_, flatten, hidden, leaky_relu, dropout, logit = DCGAN(config, seed=0).discriminator
+    assert isinstance(flatten, nn.Flatten) and isinstance(leaky_relu, nn.LeakyReLU)
+    assert isinstance(dropout, nn.Dropout) and dropout.p == 0.1  # as after every LeakyReLU
+    assert (hidden.in_features, hidden.out_features) == (width, 5)
+    assert (logit.in_features, logit.out_features) == (5, 1)
+    assert DCGAN(config, seed=0).discriminator(np.zeros((4, 3, size, size), np.float32)).shape == (
+        2,
+        1,
+    )
+    for fc_width in (0, 5, 128):  # 128: the default
+        changed = dataclasses.replace(config, d_fc_width=fc_width)
+        gan = DCGAN(changed, seed=0)
+        actual = sum(
+            p.data.size for p in gan.generator.parameters() + gan.discriminator.parameters()
+        )
+        assert DCGAN.parameter_count(changed) == actual
+    plain = DCGAN(dataclasses.replace(config, d_fc_width=0), seed=0).discriminator
+    assert isinstance(plain[-2], nn.Flatten) and plain[-1].in_features == width
 
 
 def test_a_packed_d_takes_pack_times_the_channels_and_counts_them(rng):
@@ -278,6 +308,8 @@ def test_bad_config_and_bad_batch_are_reported(rng):
         ValueError, match=r"g_full_res_channels must be an integer >= 0 \(0: none\), got -1"
     ):
         DCGANConfig(g_full_res_channels=-1)
+    with pytest.raises(ValueError, match=r"d_fc_width must be an integer >= 0 \(0: none\), got -2"):
+        DCGANConfig(d_fc_width=-2)
     with pytest.raises(ValueError, match=r"d_norm must be one of \('none', 'batch'\), got 'layer'"):
         DCGANConfig(d_norm="layer")
     gan = DCGAN(SMALL, seed=0)
