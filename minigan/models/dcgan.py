@@ -13,7 +13,8 @@ stable enough to scale to real images:
   -> ConvT to 1x28x28 for MNIST (``base_channels`` 32: see below; and by default here
   ConvT to 16x28x28, then a 3x3 convolution to 1x28x28: ``g_full_res_channels``);
 - D down-samples with strided convolutions: 1x28x28 -> 32x14x14 -> 64x7x7 -> one logit
-  (by default here through a fully connected hidden layer: ``d_fc_width``, below);
+  (by default here through a fully connected hidden layer, against the rule above:
+  ``d_fc_width``, below);
 - BatchNorm in both networks, except at G's output and D's input (there it made the
   samples oscillate, the paper reports); by default here none in D (``d_norm``, below);
 - ReLU in G with Tanh at the output (images in [-1, 1]); LeakyReLU(0.2) throughout D;
@@ -99,31 +100,36 @@ scored 60.3 after 10 epochs.
 
 Then D got stronger. All along its game with G had been close to even (at epoch 9, D
 gave real images 0.53 and fakes 0.47 on average), and G learns only what D's gradient
-tells it: two convolutions of 32 and 64 channels, 35,000 weights, tell little. Measured
-(batch 32, FID from 10,000 samples at epochs 4 and 8, one thread, two runs at a time;
-seed 0 unless said), against 59.8 and 38.3 for the recipe above:
+tells it: two convolutions of 32 and 64 channels, 37,000 parameters, tell little.
+Measured (batch 32, FID from 10,000 samples at epochs 4 and 8, one thread, two runs at
+a time; seed 0 unless said), against 59.8 and 38.3 for the recipe above:
 
 - **A fully connected hidden layer in D** (``d_fc_width`` 128): D's last feature maps,
   64x7x7, pass through Linear(3136 -> 128) and LeakyReLU(0.2) before the logit, as in
-  InfoGAN's MNIST D (1024 units there, with BatchNorm). 20.7 and 23.7 (epochs 2 and
-  6: 54.8, 19.9); seed 1: 25.4 and 17.3 (epoch 6: 16.8). 256 units: 22.6 and 16.1 (epoch 6: 20.9),
-  seed 1: 28.8 and 23.1, no better than 128 but dearer: a step with 128 units costs
-  36.8 ms, with 256 50.0, without the layer 30.2 (both cores, batch 32, idle). Those
-  weights (400,000 for 128 units) are few FLOPs but many bytes: Adam's update (2.5 ms
-  for 128 units, 4.3 for 256, one thread) and the gradient sums pass over all of them
-  every step. 512 units: 26.1 and 20.1.
+  InfoGAN's MNIST D (1024 units there, with BatchNorm), against the paper's rule of no
+  fully connected hidden layers. 20.7 and 23.7 (epochs 2 and 6: 54.8 and 19.9); seed 1:
+  25.4 and 17.3 (epoch 6: 16.8). Most of the gain comes by epoch 4; from epoch 6 to 8
+  neither seed improved. 256 units: 22.6 and 16.1 (epoch 6: 20.9), seed 1: 28.8 and
+  23.1, no better than 128 but dearer: a step with 128 units costs 36.8 ms, with 256
+  50.0, without the layer 30.2 (both cores, batch 32, idle). Those weights (400,000 for
+  128 units) are few FLOPs but many bytes: Adam's update (2.5 ms for 128 units, 4.3 for
+  256, one thread) and the gradient sums pass over all of them every step. 512 units:
+  26.1 and 20.1.
 - Wider convolutions in D instead (48 or 64 channels in its first layer, twice that in
   its second): 52.4 and 35.6, 48.7 and 26.7, at 1.14 and 1.54 times the step.
 - Tried with 256 hidden units, worse: both rates doubled (G 4e-3, D 8e-4: 33.5 and
-  27.2; without the layer, 53.9 and 33.2), G's rate halved (1e-3: 28.9 and 27.7). Without
-  it: both rates decayed linearly to 0 over the 8 epochs, 70.0 and 53.1 (the network is
-  still learning fast at epoch 8; a smaller step slows it).
+  27.2; without the hidden layer, 53.9 and 33.2), G's rate halved (1e-3: 28.9 and
+  27.7). Without the hidden layer, both rates decayed linearly to 0 over the 8 epochs:
+  70.0 and 53.1 (that network was still learning fast at epoch 8, and smaller steps
+  slowed it).
 
 ``examples/mnist_gan.py --model dcgan`` trains 8 epochs (``default_epochs``): on this
 2-core machine, idle, 10 minutes of training with the hidden layer still completed 8
-epochs (about 65 s each, both cores): FID 23.7 and Inception Score 8.53 from 10,000
+epochs (about 70 s each, both cores): FID 23.7 and Inception Score 8.53 from 10,000
 samples (README, "Convolutions, Fashion-MNIST and your own pictures"), against 33.4
-and 8.10 without it.
+and 8.10 without it. (That run and the one-thread seed-0 run above both scored 23.7
+after 8 epochs, 23.70 and 23.68: two runs, whose sums differ in order with 1 and 2
+BLAS threads.)
 
 What differs from ``GAN`` in the code, and why:
 
@@ -275,7 +281,7 @@ class DCGANConfig:
 
     @property
     def logits(self) -> bool:
-        """D always gives logits (trained with BCEWithLogitsLoss), as in ``GANConfig(logits=True)``."""
+        """D always gives logits (trained with BCEWithLogitsLoss), as ``GANConfig(logits=True)``."""
         return True
 
     def to_dict(self) -> dict[str, Any]:
