@@ -207,8 +207,8 @@ def main(argv: list[str] | None = None) -> None:
         choices=["paper", "default"],
         default="paper",
         help="paper: BatchNorm in D, G's last ConvT draws the image, no fully connected "
-        "layer in D (RESULTS.md's figures); default: DCGANConfig's networks (no BatchNorm "
-        "in D, G's full-size block, D's fully connected hidden layer)",
+        "hidden layers (RESULTS.md's figures); default: DCGANConfig's networks (no "
+        "BatchNorm in D, G's full-size block, fully connected hidden layers in D and G)",
     )
     p.add_argument(
         "--clock",
@@ -237,10 +237,11 @@ def main(argv: list[str] | None = None) -> None:
     # No moving average of G: PyTorch's step keeps none, and the two must do the same work.
     # One image per D score, as the paper's D and the figures in RESULTS.md (pack 1); the
     # paper's networks (BatchNorm in D, G's last ConvT draws the image, no fully connected
-    # layer in D) unless asked.
+    # hidden layers) unless asked.
     config = DCGANConfig(batch_size=args.batch, base_channels=args.base_channels, ema=0, pack=1)
     if args.architecture == "paper":
-        config = dataclasses.replace(config, d_norm="batch", g_full_res_channels=0, d_fc_width=0)
+        paper = {"d_norm": "batch", "g_full_res_channels": 0, "d_fc_width": 0, "g_fc_width": 0}
+        config = dataclasses.replace(config, **paper)
     gan = DCGAN(config, seed=0)
     real = np.random.default_rng(0).uniform(-1, 1, (args.batch, *gan.config.image_shape))
     real = real.astype(np.float32)

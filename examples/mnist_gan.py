@@ -6,7 +6,8 @@
     python examples/mnist_gan.py --model wgan-gp --out runs/wgan-gp   # another of the family
     python examples/mnist_gan.py --model dcgan --dataset fashion --out runs/fashion
     python examples/mnist_gan.py --model dcgan --dataset folder:my_pictures --d-noise 0.2 \\
-        --d-norm batch --g-full-res-channels 0 --d-fc-width 0 --out runs/mine  # paper's networks
+        --d-norm batch --g-full-res-channels 0 --d-fc-width 0 --g-fc-width 0 \\
+        --out runs/mine                               # the paper's networks
     python examples/mnist_gan.py --resume             # continue the run in --out
     python examples/mnist_gan.py --sample 10000 --checkpoint runs/mnist/checkpoint.npz \\
         --output samples.npy                          # draw samples from a trained model
@@ -250,6 +251,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with --model dcgan: a fully connected hidden layer of N units before D's "
         "output (InfoGAN's D); 0 for none, the paper's D " + defaults("d_fc_width"),
     )
+    add(
+        "--g-fc-width",
+        type=nonnegative_int,
+        metavar="N",
+        help="with --model dcgan: a fully connected hidden layer of N units (BatchNorm, "
+        "ReLU) first in G, before z's projection (InfoGAN's G); 0 for none, the paper's G "
+        + defaults("g_fc_width"),
+    )
     add("--beta1", type=fraction, help=f"Adam beta1 {defaults('betas', lambda c: c.betas[0])}")
     add("--latent-dim", type=positive_int, help=f"size of z {defaults('latent_dim')}")
     add("--hidden", type=positive_int, help=f"hidden layer width {defaults('hidden')}")
@@ -399,6 +408,7 @@ CONFIG_FLAGS: dict[str, tuple[str, Callable[[Any, Any], Any] | None]] = {
     "d_noise": ("d_noise", None),
     "d_norm": ("d_norm", None),
     "d_fc_width": ("d_fc_width", None),
+    "g_fc_width": ("g_fc_width", None),
     "latent_dim": ("latent_dim", None),
     "hidden": ("hidden", None),
     "base_channels": ("base_channels", None),

@@ -421,7 +421,7 @@ TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
     "dcgan+d_noise": (lambda backend: small_dcgan(backend, d_noise=0.2), image_data),
     "dcgan+d_batchnorm": (lambda backend: small_dcgan(backend, d_norm="batch"), image_data),
     "dcgan+paper_g": (lambda backend: small_dcgan(backend, g_full_res_channels=0), image_data),
-    "dcgan+no_d_fc": (lambda backend: small_dcgan(backend, d_fc_width=0), image_data),
+    "dcgan+no_fc": (lambda backend: small_dcgan(backend, d_fc_width=0, g_fc_width=0), image_data),
     "sgan": (small_sgan, gan_data),
 }
 

@@ -15,7 +15,13 @@ from minigan.testing.pytorch import to_torch
 # D scores one image at a time here (pack 1), as the layer indices below assume; the
 # default's pairs are tested on their own (test_a_packed_d_..., the parity test).
 SMALL = DCGANConfig(
-    latent_dim=8, base_channels=4, batch_size=4, pack=1, g_full_res_channels=2, d_fc_width=6
+    latent_dim=8,
+    base_channels=4,
+    batch_size=4,
+    pack=1,
+    g_full_res_channels=2,
+    d_fc_width=6,
+    g_fc_width=5,
 )
 SMALL_BN = dataclasses.replace(SMALL, d_norm="batch")  # the paper's D, BatchNorm inside
 
@@ -35,11 +41,16 @@ def test_three_dcgan_steps_match_pytorch(rng, pack, d_norm, full_res, fc):
     statistics) from the same weights and noise, against PyTorch's DCGAN example step
     (with pack 2, D scoring pairs of images as 2-channel inputs, PacGAN's DCGAN; with
     d_norm "batch", the paper's D with BatchNorm after its inner convolutions; with fc
-    0, no fully connected hidden layer in D; with full_res 0, the paper's G, whose last
-    transposed convolution draws the image)."""
+    0, no fully connected hidden layer in D or G; with full_res 0, the paper's G, whose
+    last transposed convolution draws the image)."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
     config = dataclasses.replace(
-        SMALL, pack=pack, d_norm=d_norm, g_full_res_channels=full_res, d_fc_width=fc
+        SMALL,
+        pack=pack,
+        d_norm=d_norm,
+        g_full_res_channels=full_res,
+        d_fc_width=fc,
+        g_fc_width=5 if fc else 0,
     )
     gan = DCGAN(config, seed=3, dtype=np.float64)
     G, D = to_torch(gan.generator), to_torch(gan.discriminator)
@@ -91,7 +102,7 @@ def test_three_dcgan_steps_match_pytorch(rng, pack, d_norm, full_res, fc):
 )  # fmt: skip
 def test_architecture_has_one_up_sampling_block_per_doubling(rng, size, channels, g_convs):
     # the paper's G; one image per D score (packs: test_a_packed_d_takes_pack_times_...)
-    paper_g = {"pack": 1, "g_full_res_channels": 0, "d_fc_width": 0}
+    paper_g = {"pack": 1, "g_full_res_channels": 0, "d_fc_width": 0, "g_fc_width": 0}
     config = DCGANConfig(
         image_size=size, channels=channels, base_channels=32, latent_dim=16, **paper_g
     )
@@ -176,6 +187,28 @@ def test_d_fc_width_puts_a_fully_connected_hidden_layer_before_d_s_logit(size, w
     assert isinstance(plain[-2], nn.Flatten) and plain[-1].in_features == width
 
 
+@pytest.mark.parametrize("size", [28, 32, 64])
+def test_g_fc_width_puts_a_fully_connected_hidden_layer_first_in_g(size):
+    config = DCGANConfig(image_size=size, channels=3, latent_dim=16, g_fc_width=7)
+    hidden, norm, relu, projection, unflatten, *_ = DCGAN(config, seed=0).generator
+    assert (hidden.in_features, hidden.out_features) == (16, 7)
+    assert isinstance(norm, nn.BatchNorm1d) and norm.num_features == 7
+    assert isinstance(relu, nn.ReLU) and isinstance(unflatten, nn.Unflatten)
+    side = size // 2 ** len(config.widths)  # G's first feature maps: 7x7, 4x4, 4x4
+    assert (projection.in_features, projection.out_features) == (7, config.widths[-1] * side**2)
+    for fc_width in (0, 7, 256):  # 256: the default
+        changed = dataclasses.replace(config, g_fc_width=fc_width)
+        gan = DCGAN(changed, seed=0)
+        actual = sum(
+            p.data.size for p in gan.generator.parameters() + gan.discriminator.parameters()
+        )
+        assert DCGAN.parameter_count(changed) == actual
+        images = gan.generate(gan.sample_noise(3))
+        assert images.shape == (3, 3, size, size)
+    plain = DCGAN(dataclasses.replace(config, g_fc_width=0), seed=0).generator
+    assert plain[0].in_features == 16 and isinstance(plain[1], nn.Unflatten)
+
+
 def test_a_packed_d_takes_pack_times_the_channels_and_counts_them(rng):
     config = DCGANConfig(base_channels=8, latent_dim=16, pack=2)
     gan = DCGAN(config, seed=0)
@@ -236,9 +269,13 @@ def test_paper_initialisation(rng):
     gan = DCGAN(DCGANConfig(base_channels=64, pack=1), seed=0)  # 1,024 weights in D's 1st conv
     conv = gan.discriminator[0].weight.data
     assert abs(conv.std() - 0.02) < 0.002 and abs(conv.mean()) < 0.002
-    gamma = gan.generator[2].weight.data
-    assert abs(gamma.mean() - 1) < 0.01 and 0.01 < gamma.std() < 0.03
-    assert not gan.generator[2].bias.data.any()
+    hidden_norm = gan.generator[1]  # G's fully connected hidden layer's BatchNorm1d(256)
+    assert isinstance(hidden_norm, nn.BatchNorm1d) and hidden_norm.num_features == 256
+    paper_g = DCGAN(DCGANConfig(base_channels=64, pack=1, g_fc_width=0), seed=0).generator
+    for norm in (hidden_norm, paper_g[2]):  # and the paper's G's first BatchNorm2d(128)
+        gamma = norm.weight.data
+        assert abs(gamma.mean() - 1) < 0.01 and 0.01 < gamma.std() < 0.03
+        assert not norm.bias.data.any()
 
 
 def test_d_step_uses_separate_batches_so_the_fakes_do_not_change_real_scores(rng):
@@ -317,6 +354,8 @@ def test_bad_config_and_bad_batch_are_reported(rng):
         ValueError, match=r"g_full_res_channels must be an integer >= 0 \(0: none\), got -1"
     ):
         DCGANConfig(g_full_res_channels=-1)
+    with pytest.raises(ValueError, match=r"g_fc_width must be an integer >= 0 \(0: none\), got -3"):
+        DCGANConfig(g_fc_width=-3)
     with pytest.raises(ValueError, match=r"d_fc_width must be an integer >= 0 \(0: none\), got -2"):
         DCGANConfig(d_fc_width=-2)
     with pytest.raises(ValueError, match=r"d_norm must be one of \('none', 'batch'\), got 'layer'"):

@@ -279,6 +279,7 @@ def test_eval_every_on_fashion_scores_through_the_fashion_classifier(tmp_path, m
         (["--d-noise", "0.2"], r"--d-noise does not apply to --model gan; its settings are "),
         (["--d-norm", "batch"], r"--d-norm does not apply to --model gan; its settings are "),
         (["--d-fc-width", "9"], r"--d-fc-width does not apply to --model gan; its settings "),
+        (["--g-fc-width", "9"], r"--g-fc-width does not apply to --model gan; its settings "),
         (["--pack", "3"], r"batch size 100 is not a multiple of pack 3 .*or pack 1"),
         (["--model", "wgan-gp", "--clip", "0.1"], r"--clip does not apply to --model wgan-gp"),
         (["--model", "dcgan", "--hidden", "64"], r"--hidden does not apply to --model dcgan"),
@@ -430,6 +431,7 @@ def test_checkpoints_saved_before_a_new_config_field_load_with_the_value_they_tr
         ("dcgan", "d_norm", "batch"),  # D had BatchNorm before d_norm existed
         ("dcgan", "g_full_res_channels", 0),  # and G drew the image with a ConvTranspose2d
         ("dcgan", "d_fc_width", 0),  # and D had no fully connected hidden layer
+        ("dcgan", "g_fc_width", 0),  # nor G
         ("gan", "pack", 1),  # the default is pack 2 now; runs from before judged one image
         ("gan", "d_dropout", 0.0),
     ]

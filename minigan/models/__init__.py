@@ -60,10 +60,10 @@ Default configs (batch size, networks: hidden width and G's activation, optimize
              gp_weight (lambda) 10, n_critic 5
     dcgan:   batch 32, z 100, convolutions 32 and 64 channels (28x28), BatchNorm in G
              only, G's last block 16 maps of the image's size and a 3x3 convolution,
-             a fully connected hidden layer of 128 units in D, Adam betas
-             (0.5, 0.999), lr 4e-4 for D and 2e-3 for G, BCE on logits,
+             fully connected hidden layers of 128 units in D and 256 in G,
+             Adam betas (0.5, 0.999), lr 4e-4 for D and 2e-3 for G, BCE on logits,
              one D update per G update, D judging pairs of images (pack 2),
-             sampled from the average of G (ema 0.999); 8 epochs
+             sampled from the average of G (ema 0.999); 6 epochs
 
 The MLP models take images flattened, (batch, image_size); DCGAN takes them as
 (batch, channels, size, size): ``model.image_shape`` says which.
