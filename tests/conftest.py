@@ -70,6 +70,11 @@ def assert_gradients_match(request):
     return check
 
 
+def weight_count(gan) -> int:
+    """Entries in G's and D's parameters: what ``parameter_count(config)`` must equal."""
+    return sum(p.data.size for p in gan.generator.parameters() + gan.discriminator.parameters())
+
+
 def d_gradient_errors_with_masks_held(gan, x, step: float = 1e-5) -> dict[str, float]:
     """Relative errors of D's parameter gradients of BCE(D(x), 1) against central
     differences, D's random layers (Dropout, noise) held fixed by reseeding the model's

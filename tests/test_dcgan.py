@@ -6,7 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 from backend_agreement import assert_models_agree
-from conftest import d_gradient_errors_with_masks_held
+from conftest import d_gradient_errors_with_masks_held, weight_count
 
 from minigan import nn
 from minigan.models import DCGAN, DCGANConfig
@@ -146,18 +146,13 @@ def test_g_full_res_channels_adds_a_block_at_the_image_size_and_a_3x3_convolutio
     assert abs(conv.weight.data.std() - 0.02) < 0.01  # the paper's initialisation
     images = gan.generate(gan.sample_noise(2))
     assert images.shape == (2, channels, size, size) and isinstance(tanh, nn.Tanh)
-    actual = sum(p.data.size for p in gan.generator.parameters() + gan.discriminator.parameters())
-    assert DCGAN.parameter_count(config) == actual
+    assert DCGAN.parameter_count(config) == weight_count(gan)
     paper = DCGAN(dataclasses.replace(config, g_full_res_channels=0), seed=0)
     assert isinstance(paper.generator[-2], nn.ConvTranspose2d)
     assert paper.generator[-2].out_channels == channels
     # the 8 full-size maps of 64 images, counted like every feature map (3 x 3 x 4 bytes)
     maps = 64 * 8 * size * size
     assert DCGAN.memory_bytes(config, 64) - DCGAN.memory_bytes(paper.config, 64) >= 36 * maps
-
-
-def replace_fc(config, width):
-    return dataclasses.replace(config, d_fc_width=width)
 
 
 @pytest.mark.parametrize("d_norm", ["none", "batch"])
@@ -173,17 +168,12 @@ def test_d_fc_width_puts_a_fully_connected_hidden_layer_before_d_s_logit(size, w
     assert D(np.zeros((4, 3, size, size), np.float32)).shape == (2, 1)  # pairs: 2 scores
     for fc_width in (0, 5, 128):  # 128: the default
         changed = dataclasses.replace(config, d_fc_width=fc_width)
-        gan = DCGAN(changed, seed=0)
-        actual = sum(
-            p.data.size for p in gan.generator.parameters() + gan.discriminator.parameters()
-        )
-        assert DCGAN.parameter_count(changed) == actual
+        assert DCGAN.parameter_count(changed) == weight_count(DCGAN(changed, seed=0))
     # memory_bytes counts each parameter's 4 arrays (weight, grad, Adam's m and v)
-    more = DCGAN.parameter_count(config) - DCGAN.parameter_count(replace_fc(config, 0))
-    assert (
-        DCGAN.memory_bytes(config, 64) - DCGAN.memory_bytes(replace_fc(config, 0), 64) >= 16 * more
-    )
-    plain = DCGAN(dataclasses.replace(config, d_fc_width=0), seed=0).discriminator
+    plain_config = dataclasses.replace(config, d_fc_width=0)
+    more = DCGAN.parameter_count(config) - DCGAN.parameter_count(plain_config)
+    assert DCGAN.memory_bytes(config, 64) - DCGAN.memory_bytes(plain_config, 64) >= 16 * more
+    plain = DCGAN(plain_config, seed=0).discriminator
     assert isinstance(plain[-2], nn.Flatten) and plain[-1].in_features == width
 
 
@@ -199,10 +189,7 @@ def test_g_fc_width_puts_a_fully_connected_hidden_layer_first_in_g(size):
     for fc_width in (0, 7, 256):  # 256: the default
         changed = dataclasses.replace(config, g_fc_width=fc_width)
         gan = DCGAN(changed, seed=0)
-        actual = sum(
-            p.data.size for p in gan.generator.parameters() + gan.discriminator.parameters()
-        )
-        assert DCGAN.parameter_count(changed) == actual
+        assert DCGAN.parameter_count(changed) == weight_count(gan)
         images = gan.generate(gan.sample_noise(3))
         assert images.shape == (3, 3, size, size)
     plain = DCGAN(dataclasses.replace(config, g_fc_width=0), seed=0).generator
@@ -213,8 +200,7 @@ def test_a_packed_d_takes_pack_times_the_channels_and_counts_them(rng):
     config = DCGANConfig(base_channels=8, latent_dim=16, pack=2)
     gan = DCGAN(config, seed=0)
     assert isinstance(gan.discriminator[0], nn.Pack) and gan.discriminator[1].in_channels == 2
-    actual = sum(p.data.size for p in gan.generator.parameters() + gan.discriminator.parameters())
-    assert DCGAN.parameter_count(config) == actual
+    assert DCGAN.parameter_count(config) == weight_count(gan)
     assert gan.discriminator(gan.generate(gan.sample_noise(6))).shape == (3, 1)
 
 

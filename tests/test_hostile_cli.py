@@ -16,6 +16,7 @@ import pytest
 
 # The example module, its small-run flags and its data set-up (an autouse fixture, which
 # applies here because it is imported here).
+from conftest import weight_count
 from test_mnist_gan_example import SMALL, example, mnist_or_synthetic, run  # noqa: F401
 
 from minigan import data
@@ -301,9 +302,7 @@ def test_the_memory_estimate_counts_adam_and_evaluation(tmp_path, monkeypatch, c
         (DCGAN, DCGAN.default_config()),
     ]:
         params = cls.parameter_count(config)
-        assert params == sum(p.data.size for p in cls(config).generator.parameters()) + sum(
-            p.data.size for p in cls(config).discriminator.parameters()
-        )
+        assert params == weight_count(cls(config))
         assert cls.memory_bytes(config, 100) > 4 * 4 * params  # weights, grads, Adam's m, v
 
 

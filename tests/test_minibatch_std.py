@@ -4,6 +4,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import weight_count
 
 from minigan import nn
 from minigan.gradcheck import check_module
@@ -88,8 +89,7 @@ def test_the_gan_puts_it_before_ds_last_layer_and_counts_its_weight(rng):
     layers = gan.discriminator.layers
     assert isinstance(layers[-2], nn.MinibatchStdDev) and layers[-2].group_size == 4
     assert layers[-1].weight.shape == (1, 9)  # 8 features + the spread
-    actual = sum(p.data.size for p in gan.generator.parameters() + gan.discriminator.parameters())
-    assert GAN.parameter_count(config) == actual
+    assert GAN.parameter_count(config) == weight_count(gan)
     stats = gan.train_step(rng.uniform(-1, 1, (100, 784)).astype(np.float32))
     assert np.isfinite(float(stats["d_loss"]))
 
