@@ -27,10 +27,15 @@ import argparse
 import copy
 import dataclasses
 import functools
+import os
 import statistics
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
+
+# Before NumPy loads: OpenBLAS's idle threads then sleep instead of spinning on the
+# cores minigan's elementwise threads use (minigan/backend.py, "threads").
+os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
 import numpy as np
 from benchkit import (  # benchmarks/benchkit.py
@@ -45,6 +50,7 @@ from benchkit import (  # benchmarks/benchkit.py
 )
 
 from minigan import nn
+from minigan.backend import set_num_threads
 from minigan.models import DCGAN, DCGANConfig
 from minigan.nn import batchnorm, conv
 from minigan.optim import Adam
@@ -221,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    set_num_threads(args.threads)  # minigan's elementwise passes
     load = loadavg()
     threads, source = blas_threads()
     print(

@@ -45,10 +45,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+if __name__ == "__main__":
+    # Read by OpenBLAS when NumPy loads, just below: its idle threads then sleep at
+    # once instead of spinning for ~0.1 s on the cores minigan's threads use
+    # (minigan/backend.py, "threads"). A value set in the shell wins.
+    os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
 import numpy as np
 from tqdm import tqdm
 
-from minigan.backend import BackendUnavailableError, get_backend, to_host
+from minigan.backend import (
+    BackendUnavailableError,
+    blas_threads_from_environment,
+    get_backend,
+    set_num_threads,
+    to_host,
+)
 from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from minigan.data import BatchIterator, DataError, load_fashion_mnist, load_mnist, to_gan_range
 from minigan.files import atomic_write
@@ -1179,4 +1191,5 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     os.environ.setdefault("MPLBACKEND", "Agg")
+    set_num_threads(blas_threads_from_environment())  # as many as BLAS: all cores, or fewer
     sys.exit(main())

@@ -3,7 +3,9 @@
 minigan never keeps a global "current device". Layer code asks the data which
 library it belongs to (``xp = get_array_module(x)``), in the style of Chainer and
 CuPy, so a NumPy model and a CuPy model can live side by side in one process.
-Moving arrays between host and device happens here and nowhere else.
+Moving arrays between host and device happens here and nowhere else, and so does
+splitting NumPy's elementwise passes over the CPU's cores (``set_num_threads``,
+``parallel_slices``: the end of this file).
 
     >>> from minigan.backend import get_backend, to_host
     >>> be = get_backend("numpy")
@@ -14,7 +16,10 @@ Moving arrays between host and device happens here and nowhere else.
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from types import ModuleType
 from typing import Any
 
@@ -139,3 +144,107 @@ def to_host(array: Any) -> np.ndarray:
 def backend_of(array: Any) -> Backend:
     """The backend an array lives on."""
     return get_backend("numpy" if get_array_module(array) is np else "cupy")
+
+
+# --- threads for NumPy's elementwise passes -------------------------------------------
+#
+# NumPy runs its matrix products on all cores (through BLAS) but every elementwise
+# pass (a copy, an add, a comparison) on one. In a convolutional GAN those passes
+# (im2col, col2im, the activations, Adam) take about half of a training step, so on
+# a 2-core CPU one core idles for that half. NumPy releases the GIL inside its loops
+# over large arrays, so plain Python threads, each given one slice of the work, run
+# them on separate cores. Each slice computes exactly what the whole pass would
+# compute for its elements: the results are bit-identical for any number of threads.
+#
+# The catch: after each matrix product, OpenBLAS's worker threads keep spinning for
+# about 0.1 s (2^28 cycles), waiting for the next one, on the very cores these
+# threads need; then both crawl, and the step gets slower than with no threads.
+# Started with OPENBLAS_THREAD_TIMEOUT=4 in the environment (read when NumPy loads),
+# they go to sleep at once instead. So the default is one thread (no gain, no risk),
+# and ``set_num_threads`` opts in; ``examples/mnist_gan.py`` does both.
+
+# Below this many elements a pass takes ~50 microseconds or less, and handing slices
+# to the threads costs about as much as it saves.
+PARALLEL_MIN_ELEMENTS = 1 << 17
+
+_threads = 1  # set_num_threads's value
+_pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (made in process, threads, pool)
+
+
+def blas_threads_from_environment() -> int:
+    """The threads NumPy's BLAS starts with: ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS``
+    when set (how one limits them), else every core this process may use."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) >= 1:
+            return int(value)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def get_num_threads() -> int:
+    """How many threads ``parallel_slices`` uses (1, the default: all on the calling thread)."""
+    return _threads
+
+
+def set_num_threads(threads: int) -> None:
+    """Split large elementwise passes over ``threads`` threads (as ``torch.set_num_threads``).
+
+    Use as many as NumPy's BLAS has (``OPENBLAS_NUM_THREADS``, else every core), and
+    start Python with ``OPENBLAS_THREAD_TIMEOUT=4`` (see above), or the threads
+    slow training down.
+    """
+    global _threads
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ValueError(f"set_num_threads: threads must be an integer >= 1, got {threads!r}")
+    _threads = threads
+
+
+def parallel_slices(work: Callable[[slice], Any], length: int, elements: int, xp: Any) -> None:
+    """Call ``work(part)`` for slices ``part`` that together cover ``range(length)``.
+
+    ``work`` must touch only the entries its slice owns (e.g. its channels), so the
+    slices can run at the same time. With NumPy, more than one thread and a pass over
+    at least ``PARALLEL_MIN_ELEMENTS`` array elements (``elements``), the slices run in
+    threads, one each; otherwise ``work(slice(0, length))`` runs here, once. CuPy: once,
+    as the GPU already spreads each operation over its thousands of cores.
+    """
+    global _pool
+    threads = min(get_num_threads(), length)
+    if xp is not np or threads < 2 or elements < PARALLEL_MIN_ELEMENTS:
+        work(slice(0, length))
+        return
+    if _pool is None or _pool[:2] != (os.getpid(), threads):
+        # (a child process inherits no running threads: it makes its own pool)
+        _pool = (os.getpid(), threads, ThreadPoolExecutor(threads - 1, "minigan"))
+    parts = [slice(length * t // threads, length * (t + 1) // threads) for t in range(threads)]
+    # The calling thread does the first slice itself while the pool does the others.
+    # Every slice finishes before this returns (or re-raises a slice's exception),
+    # so no thread still writes into the arrays afterwards.
+    others = [_pool[2].submit(work, part) for part in parts[1:]]
+    try:
+        work(parts[0])
+    finally:
+        wait(others)
+    for other in others:
+        other.result()
+
+
+def parallel_elementwise(work: Callable[..., Any], *arrays: Any) -> None:
+    """Call ``work(*pieces)`` on matching pieces of ``arrays`` (all of one shape), in threads.
+
+    For elementwise passes that write their results into arrays given to them
+    (``out=``): each piece is the same slice of every array, along the axis that is
+    outermost in the first array's memory, so each thread walks its own contiguous
+    block. See ``parallel_slices`` for when threads are used.
+    """
+    first = arrays[0]
+    if get_array_module(first) is not np or first.ndim == 0:
+        work(*arrays)  # (CuPy: one call, see parallel_slices)
+        return
+    axis = max(range(first.ndim), key=lambda a: abs(first.strides[a]))
+
+    def piece(part: slice) -> None:
+        index = (slice(None),) * axis + (part,)
+        work(*(a[index] for a in arrays))
+
+    parallel_slices(piece, first.shape[axis], first.size, np)

@@ -42,7 +42,7 @@ import copy
 import numbers
 from typing import Any
 
-from minigan.backend import get_array_module
+from minigan.backend import get_array_module, parallel_elementwise
 from minigan.nn.module import Module
 
 
@@ -76,12 +76,15 @@ class EMA:
         """a_t = a_{t-1} + w_t (theta_t - a_{t-1}), w_t = (1 - beta) / (1 - beta^t); buffers copied."""
         self.updates += 1
         weight = (1 - self.decay) / (1 - self.decay**self.updates)  # a host float: no sync
+
+        def move(live: Any, average: Any, scratch: Any) -> None:
+            get_array_module(live).subtract(live, average, out=scratch)  # theta_t - a_{t-1}
+            scratch *= weight
+            average += scratch
+
         pairs = zip(self.averaged.parameters(), self.module.parameters(), self._scratch)
         for average, live, scratch in pairs:
-            xp = get_array_module(live.data)
-            xp.subtract(live.data, average.data, out=scratch)  # theta_t - a_{t-1}
-            scratch *= weight
-            average.data += scratch
+            parallel_elementwise(move, live.data, average.data, scratch)  # large ones threaded
         for (_, average), (_, live) in zip(
             self.averaged.named_buffers(), self.module.named_buffers()
         ):

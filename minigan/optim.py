@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import get_array_module, to_host
+from minigan.backend import get_array_module, parallel_slices, to_host
 from minigan.nn.module import Parameter
 
 
@@ -281,20 +281,26 @@ class Adam(Optimizer):
 
     def in_place_step(self) -> None:
         """Fast path: ``formula_step`` line for line, in place (``out=``) in one scratch
-        buffer, so no (n,)-sized temporary is allocated; bit-identical results."""
+        buffer, so no (n,)-sized temporary is allocated; bit-identical results. Each
+        parameter's update is its own, so slices of them run on separate cores."""
         xp = get_array_module(self.data)
         b1, b2 = self.betas
-        g, m, v, tmp = self.grad, self.m, self.v, self._scratch
         self.t += 1
-        m *= b1
-        m += xp.multiply(g, 1 - b1, out=tmp)
-        v *= b2
-        v += xp.multiply(xp.multiply(g, g, out=tmp), 1 - b2, out=tmp)
         step_size = self.lr / (1 - b1**self.t)
-        denom = xp.sqrt(v, out=tmp)
-        denom /= math.sqrt(1 - b2**self.t)
-        denom += self.eps
-        self.data -= xp.multiply(xp.divide(m, denom, out=tmp), step_size, out=tmp)
+        bias_correction2_sqrt = math.sqrt(1 - b2**self.t)
+
+        def update(part: slice) -> None:
+            g, m, v, tmp = self.grad[part], self.m[part], self.v[part], self._scratch[part]
+            m *= b1
+            m += xp.multiply(g, 1 - b1, out=tmp)
+            v *= b2
+            v += xp.multiply(xp.multiply(g, g, out=tmp), 1 - b2, out=tmp)
+            denom = xp.sqrt(v, out=tmp)
+            denom /= bias_correction2_sqrt
+            denom += self.eps
+            self.data[part] -= xp.multiply(xp.divide(m, denom, out=tmp), step_size, out=tmp)
+
+        parallel_slices(update, self.data.size, self.data.size, xp)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -465,7 +465,7 @@ def _device_function(name: str, numpy_function: Any):
 DEVICE_FUNCTIONS = (
     "abs", "absolute", "add", "subtract", "multiply", "divide", "true_divide", "negative",
     "power", "square", "sqrt", "exp", "log", "log1p", "expm1", "tanh", "maximum", "minimum",
-    "isfinite", "isnan", "clip", "where", "concatenate", "stack", "matmul", "dot", "sum",
+    "greater", "isfinite", "isnan", "clip", "where", "concatenate", "stack", "matmul", "dot", "sum",
     "mean", "zeros_like", "ones_like", "empty_like", "full_like", "zeros", "ones", "empty",
     "full", "arange", "linspace", "eye",
 )  # fmt: skip

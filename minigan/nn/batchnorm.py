@@ -54,7 +54,9 @@ elementwise passes instead of a dozen.
 a reduction along contiguous memory and every per-channel number broadcasts as a
 (C, 1) column. The output is handed back as a view in the input's shape. For a
 convolution's output, whose memory already is in rows form, the round trip costs
-nothing; any other input is copied once.
+nothing; any other input is copied once. The channels never mix, so groups of rows
+can be worked through on separate cores at once (``parallel_slices``,
+``minigan/backend.py``).
 
 **Evaluation mode** (``.eval()``) normalises with the running statistics instead, so an
 example's output no longer depends on the rest of its batch; then xhat is an affine
@@ -80,7 +82,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import get_array_module
+from minigan.backend import get_array_module, parallel_slices
 from minigan.nn.checks import check_array
 from minigan.nn.conv import from_rows, to_rows
 from minigan.nn.module import Module, Parameter
@@ -149,28 +151,35 @@ class _BatchNorm(Module):
         )
         xp = get_array_module(x)
         x_rows = self.to_channel_rows(x)
-        m = x_rows.shape[1]  # values per channel
+        (c, m), dtype = x_rows.shape, x_rows.dtype  # channels, values per channel
+        if self.training and m < 2:
+            raise ValueError(
+                f"{self!r}: expected more than 1 value per channel when training, got "
+                f"input {tuple(x.shape)}; use a batch of 2 or more, or call .eval() to "
+                f"normalise with the running statistics"
+            )
+        mu, var, inv = (xp.empty((c, 1), dtype) for _ in range(3))
+        xhat = xp.empty_like(x_rows)
+        y = xhat if self.weight is None else xp.empty_like(x_rows)
+
+        def normalise(ch: slice) -> None:  # channels ch: each channel's numbers are its own
+            if self.training:
+                mu[ch] = x_rows[ch].mean(axis=1, keepdims=True)  # 1.
+                xc = xp.subtract(x_rows[ch], mu[ch], out=xhat[ch])  # 2.
+                var[ch] = row_dots(xc, xc) / m  # 3. mean(xc**2)
+                inv[ch] = 1 / xp.sqrt(var[ch] + self.eps)  # 4. and 5.
+                xc *= inv[ch]  # 6., in place: xhat
+            else:
+                inv[ch] = 1 / xp.sqrt(self.running_var[ch, None] + self.eps)
+                xp.subtract(x_rows[ch], self.running_mean[ch, None], out=xhat[ch])
+                xhat[ch] *= inv[ch]
+            if self.weight is not None:  # 7.
+                xp.multiply(xhat[ch], self.weight.data[ch, None], out=y[ch])
+                y[ch] += self.bias.data[ch, None]
+
+        parallel_slices(normalise, c, x_rows.size, xp)  # channel groups on separate cores
         if self.training:
-            if m < 2:
-                raise ValueError(
-                    f"{self!r}: expected more than 1 value per channel when training, got "
-                    f"input {tuple(x.shape)}; use a batch of 2 or more, or call .eval() to "
-                    f"normalise with the running statistics"
-                )
-            mu = x_rows.mean(axis=1, keepdims=True)  # 1.
-            xc = x_rows - mu  # 2.
-            var = row_dots(xc, xc) / m  # 3. mean(xc**2)
-            inv = 1 / xp.sqrt(var + self.eps)  # 4. and 5.
-            xhat = xc
-            xhat *= inv  # 6., in place: xc is not needed again
             self._update_running_stats(mu.ravel(), var.ravel(), m)
-        else:
-            inv = 1 / xp.sqrt(self.running_var[:, None] + self.eps)
-            xhat = (x_rows - self.running_mean[:, None]) * inv
-        y = xhat
-        if self.weight is not None:  # 7.
-            y = xhat * self.weight.data[:, None]
-            y += self.bias.data[:, None]
         # Backward needs xhat and inv (not x): both forms of dx are written in them.
         self.save_for_backward(xhat, inv, self.training, output_shape=x.shape)
         return self.from_channel_rows(y, x.shape)
@@ -186,26 +195,33 @@ class _BatchNorm(Module):
 
     def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
         (xhat, inv, training), gamma, beta = self.saved(grad_out), self.weight, self.bias
+        xp = get_array_module(xhat)
         g = self.to_channel_rows(grad_out)
-        m = g.shape[1]
-        sum_g = g.sum(axis=1, keepdims=True)  # dbeta
-        sum_g_xhat = row_dots(g, xhat)  # dgamma
+        (c, m), dtype = g.shape, g.dtype
+        sum_g, sum_g_xhat = xp.empty((c, 1), dtype), xp.empty((c, 1), dtype)
+        scale = inv if gamma is None else gamma.data[:, None] * inv  # gamma * inv
+        dx = xp.empty_like(g) if input_grad else None
+
+        def backward(ch: slice) -> None:  # channels ch: each channel's sums are its own
+            sum_g[ch] = g[ch].sum(axis=1, keepdims=True)  # dbeta
+            sum_g_xhat[ch] = row_dots(g[ch], xhat[ch])  # dgamma
+            if dx is None:
+                return
+            if not training:  # xhat = (x - running_mean) * inv: an affine map of x
+                xp.multiply(g[ch], scale[ch], out=dx[ch])
+                return
+            # dx = gamma * inv / m * (m * g - sum(g) - xhat * sum(g * xhat))
+            d = xp.multiply(xhat[ch], sum_g_xhat[ch] / -m, out=dx[ch])
+            d += g[ch]
+            d -= sum_g[ch] / m
+            d *= scale[ch]
+
+        parallel_slices(backward, c, g.size, xp)  # channel groups on separate cores
         if beta is not None and beta.requires_grad:
             beta.grad += sum_g.ravel()
         if gamma is not None and gamma.requires_grad:
             gamma.grad += sum_g_xhat.ravel()
-        if not input_grad:
-            return None
-        scale = inv if gamma is None else gamma.data[:, None] * inv  # gamma * inv
-        if not training:
-            dx = g * scale  # xhat = (x - running_mean) * inv: an affine map of x
-        else:
-            # dx = gamma * inv / m * (m * g - sum(g) - xhat * sum(g * xhat))
-            dx = xhat * (sum_g_xhat / -m)
-            dx += g
-            dx -= sum_g / m
-            dx *= scale
-        return self.from_channel_rows(dx, grad_out.shape)
+        return None if dx is None else self.from_channel_rows(dx, grad_out.shape)
 
 
 class BatchNorm1d(_BatchNorm):

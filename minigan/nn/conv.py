@@ -38,7 +38,9 @@ slice ``x[:, i - p : i - p + s*Ho : s]`` of the image in rows form (C, H, W, N)
 layer, never a loop over pixels or examples. Where that slice runs into the padding
 (s*a + i - p < 0 or >= H), the entries are the padding's zeros: ``cols`` starts as
 zeros and each offset copies only the outputs that read real pixels (``kept``
-computes which), so no padded copy of the image is ever made.
+computes which), so no padded copy of the image is ever made. The channels never
+mix here, so groups of them can be copied on separate cores at once
+(``parallel_slices`` in ``minigan/backend.py``; col2im likewise).
 
 **Backward.** With g = dL/dy in the same rows form (O, Ho*Wo*N), the product rule for
 ``y_rows = W_rows @ cols`` gives (as for ``Linear``)
@@ -98,7 +100,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import get_array_module
+from minigan.backend import get_array_module, parallel_slices
 from minigan.nn.checks import check_array
 from minigan.nn.module import Module, Parameter
 
@@ -155,12 +157,17 @@ def im2col(x: Any, k: int, stride: int, padding: int) -> Any:
     s, p = stride, padding
     ho, wo = output_size(h, k, s, p), output_size(w, k, s, p)
     xr = x.transpose(1, 2, 3, 0)  # (C, H, W, N) view: each slice below is (C, rows, cols, N)
-    cols = xp.zeros((c, k, k, ho, wo, n), dtype=x.dtype)
-    for i in range(k):
-        out_rows, rows = kept(i, h, ho, s, p)
-        for j in range(k):
-            out_cols, columns = kept(j, w, wo, s, p)
-            cols[:, i, j, out_rows, out_cols] = xr[:, rows, columns]
+    cols = xp.empty((c, k, k, ho, wo, n), dtype=x.dtype)
+
+    def copy_patches(ch: slice) -> None:  # channels ch, all offsets
+        cols[ch] = 0  # the entries that read the padding keep these zeros
+        for i in range(k):
+            out_rows, rows = kept(i, h, ho, s, p)
+            for j in range(k):
+                out_cols, columns = kept(j, w, wo, s, p)
+                cols[ch, i, j, out_rows, out_cols] = xr[ch, rows, columns]
+
+    parallel_slices(copy_patches, c, cols.size, xp)  # channel groups on separate cores
     return cols.reshape(c * k * k, ho * wo * n)
 
 
@@ -180,12 +187,17 @@ def col2im(cols: Any, shape: tuple[int, ...], k: int, stride: int, padding: int)
     s, p = stride, padding
     ho, wo = output_size(h, k, s, p), output_size(w, k, s, p)
     cols = cols.reshape(c, k, k, ho, wo, n)
-    x = xp.zeros((c, h, w, n), dtype=cols.dtype)
-    for i in range(k):
-        out_rows, rows = kept(i, h, ho, s, p)
-        for j in range(k):
-            out_cols, columns = kept(j, w, wo, s, p)
-            x[:, rows, columns] += cols[:, i, j, out_rows, out_cols]
+    x = xp.empty((c, h, w, n), dtype=cols.dtype)
+
+    def add_patches(ch: slice) -> None:  # channels ch, all offsets
+        x[ch] = 0
+        for i in range(k):
+            out_rows, rows = kept(i, h, ho, s, p)
+            for j in range(k):
+                out_cols, columns = kept(j, w, wo, s, p)
+                x[ch, rows, columns] += cols[ch, i, j, out_rows, out_cols]
+
+    parallel_slices(add_patches, c, cols.size, xp)  # channel groups on separate cores
     return x.transpose(3, 0, 1, 2)  # NCHW view, no copy
 
 
