@@ -14,11 +14,13 @@ machine slows both alike. Prints:
     python benchmarks/bench_dcgan.py            # ~1 minute on 2 cores
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_dcgan.py --threads 1 --clock cpu
 
-``--threads`` sets PyTorch's threads; numpy's BLAS takes its count from the environment
+``--threads`` sets PyTorch's threads and minigan's (``set_num_threads``: its
+elementwise passes); numpy's BLAS takes its count from the environment
 (``OPENBLAS_NUM_THREADS``) when Python starts, so set both alike (the header says if
-they differ). On a machine shared with other work, ``--clock cpu`` with one thread
-measures each side's own CPU time, which the other work inflates far less than the
-wall clock.
+they differ). The script starts OpenBLAS with ``OPENBLAS_THREAD_TIMEOUT=4``, so that its
+idle threads leave the cores to minigan's (``minigan/backend.py``). On a machine
+shared with other work, ``--clock cpu`` with one thread measures each side's own CPU
+time, which the other work inflates far less than the wall clock.
 """
 
 from __future__ import annotations

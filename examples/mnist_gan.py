@@ -56,9 +56,10 @@ from tqdm import tqdm
 
 from minigan.backend import (
     BackendUnavailableError,
-    blas_threads_from_environment,
     get_backend,
+    get_num_threads,
     set_num_threads,
+    threads_worth_using,
     to_host,
 )
 from minigan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
@@ -186,6 +187,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"{FOLDER_IMAGE_SIZE}; --model dcgan takes 32 or 64)",
     )
     add("--backend", default="numpy", help="'numpy' (CPU, the default) or 'cupy' (GPU)")
+    add(
+        "--threads",
+        type=positive_int,
+        help="threads for NumPy's elementwise passes (default: as many as OpenBLAS has, when "
+        "NumPy runs on OpenBLAS, which this script starts with OPENBLAS_THREAD_TIMEOUT=4 so "
+        "that its idle threads sleep; else 1: see minigan/backend.py)",
+    )
     add(
         "--epochs",
         type=positive_int,
@@ -789,7 +797,15 @@ def sample(args: argparse.Namespace) -> str:
 def resume_command(args: argparse.Namespace, out: Path) -> str:
     """The command that continues this run, with the flags a checkpoint does not keep."""
     words = ["python", os.path.relpath(__file__), "--resume", "--out", str(out)]
-    for flag in ("epochs", "backend", "data_dir", "log_every", "eval_every", "eval_samples"):
+    for flag in (
+        "epochs",
+        "backend",
+        "threads",
+        "data_dir",
+        "log_every",
+        "eval_every",
+        "eval_samples",
+    ):
         value = getattr(args, flag)
         if value is not None and value != PARSER_DEFAULTS.get(flag):
             words += [f"--{flag.replace('_', '-')}", str(value)]
@@ -1168,6 +1184,8 @@ PARSER_DEFAULTS = vars(parse_args([]))
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    threads_before = get_num_threads()  # a process-wide setting: restored on the way out
+    set_num_threads(args.threads or threads_worth_using())
     try:
         print(sample(args) if args.sample is not None else train(args))
     except (
@@ -1186,10 +1204,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # while the options were being checked
         print("interrupted before anything was written", file=sys.stderr)
         return 130
+    finally:
+        set_num_threads(threads_before)
     return 0
 
 
 if __name__ == "__main__":
     os.environ.setdefault("MPLBACKEND", "Agg")
-    set_num_threads(blas_threads_from_environment())  # as many as BLAS: all cores, or fewer
     sys.exit(main())

@@ -16,8 +16,10 @@ splitting NumPy's elementwise passes over the CPU's cores (``set_num_threads``,
 
 from __future__ import annotations
 
+import numbers
 import os
 import sys
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from types import ModuleType
@@ -150,18 +152,22 @@ def backend_of(array: Any) -> Backend:
 #
 # NumPy runs its matrix products on all cores (through BLAS) but every elementwise
 # pass (a copy, an add, a comparison) on one. In a convolutional GAN those passes
-# (im2col, col2im, the activations, Adam) take about half of a training step, so on
-# a 2-core CPU one core idles for that half. NumPy releases the GIL inside its loops
-# over large arrays, so plain Python threads, each given one slice of the work, run
-# them on separate cores. Each slice computes exactly what the whole pass would
-# compute for its elements: the results are bit-identical for any number of threads.
+# (im2col, col2im, BatchNorm, the activations, Adam) take about half of a training
+# step, so on a 2-core CPU one core idles for that half. NumPy releases the GIL inside
+# its loops over large arrays, so plain Python threads, each given one slice of the
+# work, run them on separate cores. Each slice computes exactly what the whole pass
+# would compute for its elements, so the results are bit-identical for any number of
+# threads. (Elementwise passes are; a sum along rows is too, as long as the rows are
+# contiguous: NumPy orders a sum over strided rows by how many rows it is given, so
+# callers split those only when they are contiguous, as BatchNorm does.)
 #
 # The catch: after each matrix product, OpenBLAS's worker threads keep spinning for
 # about 0.1 s (2^28 cycles), waiting for the next one, on the very cores these
 # threads need; then both crawl, and the step gets slower than with no threads.
 # Started with OPENBLAS_THREAD_TIMEOUT=4 in the environment (read when NumPy loads),
-# they go to sleep at once instead. So the default is one thread (no gain, no risk),
-# and ``set_num_threads`` opts in; ``examples/mnist_gan.py`` does both.
+# they go to sleep at once instead. So the default is one thread (no gain, no risk);
+# ``set_num_threads`` opts in, and ``threads_worth_using`` says when it pays.
+# ``examples/mnist_gan.py`` sets the variable before it imports NumPy, then opts in.
 
 # Below this many elements a pass takes ~50 microseconds or less, and handing slices
 # to the threads costs about as much as it saves.
@@ -169,16 +175,37 @@ PARALLEL_MIN_ELEMENTS = 1 << 17
 
 _threads = 1  # set_num_threads's value
 _pool: tuple[int, int, ThreadPoolExecutor] | None = None  # (made in process, threads, pool)
+_this_thread = threading.local()  # .in_slice: running a slice now, so never wait for the pool
 
 
 def blas_threads_from_environment() -> int:
-    """The threads NumPy's BLAS starts with: ``OPENBLAS_NUM_THREADS`` or ``OMP_NUM_THREADS``
-    when set (how one limits them), else every core this process may use."""
-    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+    """The threads OpenBLAS starts with: ``OPENBLAS_NUM_THREADS``, ``GOTO_NUM_THREADS`` or
+    ``OMP_NUM_THREADS`` when set (how one limits them), else every core this process
+    may use."""
+    for name in ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS"):
         value = os.environ.get(name, "").strip()
         if value.isdigit() and int(value) >= 1:
             return int(value)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def numpy_uses_openblas() -> bool:
+    """Whether NumPy's BLAS is OpenBLAS (the pip wheels' on Linux and Windows); False
+    when NumPy cannot say (before 1.26)."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+    except (TypeError, KeyError):
+        return False
+    return "openblas" in str(blas).lower()
+
+
+def threads_worth_using() -> int:
+    """The thread count that speeds this process up: as many as OpenBLAS has when NumPy
+    runs on OpenBLAS and ``OPENBLAS_THREAD_TIMEOUT`` is set (its idle threads then
+    sleep: see above; the variable must be set before NumPy loads), else 1."""
+    if not os.environ.get("OPENBLAS_THREAD_TIMEOUT") or not numpy_uses_openblas():
+        return 1
+    return blas_threads_from_environment()
 
 
 def get_num_threads() -> int:
@@ -189,14 +216,21 @@ def get_num_threads() -> int:
 def set_num_threads(threads: int) -> None:
     """Split large elementwise passes over ``threads`` threads (as ``torch.set_num_threads``).
 
-    Use as many as NumPy's BLAS has (``OPENBLAS_NUM_THREADS``, else every core), and
-    start Python with ``OPENBLAS_THREAD_TIMEOUT=4`` (see above), or the threads
-    slow training down.
+    Pays only as ``threads_worth_using`` says: as many as OpenBLAS has, started with
+    ``OPENBLAS_THREAD_TIMEOUT=4``; otherwise the threads slow training down.
     """
     global _threads
-    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
         raise ValueError(f"set_num_threads: threads must be an integer >= 1, got {threads!r}")
-    _threads = threads
+    _threads = int(threads)
+
+
+def _run_slice(work: Callable[[slice], Any], part: slice) -> None:
+    _this_thread.in_slice = True
+    try:
+        work(part)
+    finally:
+        _this_thread.in_slice = False
 
 
 def parallel_slices(work: Callable[[slice], Any], length: int, elements: int, xp: Any) -> None:
@@ -206,23 +240,30 @@ def parallel_slices(work: Callable[[slice], Any], length: int, elements: int, xp
     slices can run at the same time. With NumPy, more than one thread and a pass over
     at least ``PARALLEL_MIN_ELEMENTS`` array elements (``elements``), the slices run in
     threads, one each; otherwise ``work(slice(0, length))`` runs here, once. CuPy: once,
-    as the GPU already spreads each operation over its thousands of cores.
+    as the GPU already spreads each operation over its thousands of cores. Called from
+    inside a slice, it runs once too (a slice waiting for the pool it occupies would
+    wait forever).
     """
     global _pool
     threads = min(get_num_threads(), length)
-    if xp is not np or threads < 2 or elements < PARALLEL_MIN_ELEMENTS:
+    if (
+        xp is not np
+        or threads < 2
+        or elements < PARALLEL_MIN_ELEMENTS
+        or getattr(_this_thread, "in_slice", False)
+    ):
         work(slice(0, length))
         return
-    if _pool is None or _pool[:2] != (os.getpid(), threads):
+    if _pool is None or _pool[:2] != (os.getpid(), get_num_threads()):
         # (a child process inherits no running threads: it makes its own pool)
-        _pool = (os.getpid(), threads, ThreadPoolExecutor(threads - 1, "minigan"))
+        _pool = (os.getpid(), get_num_threads(), ThreadPoolExecutor(get_num_threads() - 1))
     parts = [slice(length * t // threads, length * (t + 1) // threads) for t in range(threads)]
     # The calling thread does the first slice itself while the pool does the others.
     # Every slice finishes before this returns (or re-raises a slice's exception),
     # so no thread still writes into the arrays afterwards.
-    others = [_pool[2].submit(work, part) for part in parts[1:]]
+    others = [_pool[2].submit(_run_slice, work, part) for part in parts[1:]]
     try:
-        work(parts[0])
+        _run_slice(work, parts[0])
     finally:
         wait(others)
     for other in others:
@@ -234,17 +275,31 @@ def parallel_elementwise(work: Callable[..., Any], *arrays: Any) -> None:
 
     For elementwise passes that write their results into arrays given to them
     (``out=``): each piece is the same slice of every array, along the axis that is
-    outermost in the first array's memory, so each thread walks its own contiguous
-    block. See ``parallel_slices`` for when threads are used.
+    outermost in the first array's memory (of those longer than 1), so each thread
+    walks its own contiguous block. See ``parallel_slices`` for when threads are used.
     """
     first = arrays[0]
-    if get_array_module(first) is not np or first.ndim == 0:
-        work(*arrays)  # (CuPy: one call, see parallel_slices)
+    axes = (
+        []
+        if get_array_module(first) is not np
+        else [a for a in range(first.ndim) if first.shape[a] > 1]
+    )
+    if not axes:
+        work(*arrays)  # CuPy (one call: see parallel_slices), or nothing to split
         return
-    axis = max(range(first.ndim), key=lambda a: abs(first.strides[a]))
+    axis = max(axes, key=lambda a: abs(first.strides[a]))
 
     def piece(part: slice) -> None:
         index = (slice(None),) * axis + (part,)
         work(*(a[index] for a in arrays))
 
     parallel_slices(piece, first.shape[axis], first.size, np)
+
+
+def parallel_multiply(a: Any, b: Any) -> Any:
+    """``a * b`` (same shape), as a new array laid out like ``a``, through
+    ``parallel_elementwise``."""
+    xp = get_array_module(a)
+    product = xp.empty_like(a)
+    parallel_elementwise(lambda a, b, out: xp.multiply(a, b, out=out), a, b, product)
+    return product

@@ -282,7 +282,7 @@ class Adam(Optimizer):
     def in_place_step(self) -> None:
         """Fast path: ``formula_step`` line for line, in place (``out=``) in one scratch
         buffer, so no (n,)-sized temporary is allocated; bit-identical results. Each
-        parameter's update is its own, so slices of them run on separate cores."""
+        entry's update is its own, so slices of the buffer run on separate cores."""
         xp = get_array_module(self.data)
         b1, b2 = self.betas
         self.t += 1

@@ -184,6 +184,7 @@ class ndarray:  # CuPy's name
     ndim = property(lambda self: (_note("ndarray.ndim", called=False), self._a.ndim)[1])
     itemsize = property(lambda self: (_note("ndarray.itemsize", called=False), self._a.itemsize)[1])
     nbytes = property(lambda self: (_note("ndarray.nbytes", called=False), self._a.nbytes)[1])
+    flags = property(lambda self: (_note("ndarray.flags", called=False), self._a.flags)[1])
     T = property(lambda self: (_note("ndarray.T", called=False), ndarray._of(self._a.T))[1])
 
     def __len__(self) -> int:

@@ -26,17 +26,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from minigan.backend import get_array_module, parallel_elementwise
+from minigan.backend import get_array_module, parallel_elementwise, parallel_multiply
 from minigan.nn.checks import check_array
 from minigan.nn.module import Module
-
-
-def times(a: Any, b: Any) -> Any:
-    """``a * b``, elementwise, split over the cores for large arrays (one pass)."""
-    xp = get_array_module(a)
-    product = xp.empty_like(a)
-    parallel_elementwise(lambda a, b, out: xp.multiply(a, b, out=out), a, b, product)
-    return product
 
 
 class ReLU(Module):
@@ -64,7 +56,7 @@ class ReLU(Module):
 
     def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
         positive = self.saved(grad_out)
-        return times(grad_out, positive)
+        return parallel_multiply(grad_out, positive)
 
     def double_backward(self, grad_grad_in: Any) -> tuple[Any, None]:
         positive = self.saved(grad_grad_in, "grad_grad_in")
@@ -106,7 +98,7 @@ class LeakyReLU(Module):
 
     def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
         slope = self.saved(grad_out)
-        return times(grad_out, slope)
+        return parallel_multiply(grad_out, slope)
 
     def double_backward(self, grad_grad_in: Any) -> tuple[Any, None]:
         slope = self.saved(grad_grad_in, "grad_grad_in")

@@ -97,6 +97,14 @@ def row_dots(a: Any, b: Any) -> Any:
     return get_array_module(a).matmul(a[:, None, :], b[:, :, None])[:, :, 0]
 
 
+def splittable(rows: Any) -> int:
+    """``parallel_slices``'s element count for work on (C, m) channel rows: 0 (never
+    split) unless the rows are contiguous. BatchNorm1d's rows are a transposed view,
+    and NumPy orders a sum over strided rows by how many of them it is given: split,
+    the sums would change in their last bits."""
+    return rows.size if rows.flags.c_contiguous else 0
+
+
 class _BatchNorm(Module):
     """The shared code; subclasses say how each channel's values become one row (C, m)."""
 
@@ -163,21 +171,22 @@ class _BatchNorm(Module):
         y = xhat if self.weight is None else xp.empty_like(x_rows)
 
         def normalise(ch: slice) -> None:  # channels ch: each channel's numbers are its own
+            x, x_hat, out = x_rows[ch], xhat[ch], y[ch]
             if self.training:
-                mu[ch] = x_rows[ch].mean(axis=1, keepdims=True)  # 1.
-                xc = xp.subtract(x_rows[ch], mu[ch], out=xhat[ch])  # 2.
+                mu[ch] = x.mean(axis=1, keepdims=True)  # 1.
+                xc = xp.subtract(x, mu[ch], out=x_hat)  # 2. (x_hat's memory serves)
                 var[ch] = row_dots(xc, xc) / m  # 3. mean(xc**2)
                 inv[ch] = 1 / xp.sqrt(var[ch] + self.eps)  # 4. and 5.
-                xc *= inv[ch]  # 6., in place: xhat
+                xc *= inv[ch]  # 6., in place: now x_hat
             else:
                 inv[ch] = 1 / xp.sqrt(self.running_var[ch, None] + self.eps)
-                xp.subtract(x_rows[ch], self.running_mean[ch, None], out=xhat[ch])
-                xhat[ch] *= inv[ch]
+                xp.subtract(x, self.running_mean[ch, None], out=x_hat)
+                x_hat *= inv[ch]
             if self.weight is not None:  # 7.
-                xp.multiply(xhat[ch], self.weight.data[ch, None], out=y[ch])
-                y[ch] += self.bias.data[ch, None]
+                xp.multiply(x_hat, self.weight.data[ch, None], out=out)
+                out += self.bias.data[ch, None]
 
-        parallel_slices(normalise, c, x_rows.size, xp)  # channel groups on separate cores
+        parallel_slices(normalise, c, splittable(x_rows), xp)  # channel groups, one per core
         if self.training:
             self._update_running_stats(mu.ravel(), var.ravel(), m)
         # Backward needs xhat and inv (not x): both forms of dx are written in them.
@@ -200,23 +209,24 @@ class _BatchNorm(Module):
         (c, m), dtype = g.shape, g.dtype
         sum_g, sum_g_xhat = xp.empty((c, 1), dtype), xp.empty((c, 1), dtype)
         scale = inv if gamma is None else gamma.data[:, None] * inv  # gamma * inv
-        dx = xp.empty_like(g) if input_grad else None
+        dx = xp.empty_like(xhat) if input_grad else None
 
-        def backward(ch: slice) -> None:  # channels ch: each channel's sums are its own
-            sum_g[ch] = g[ch].sum(axis=1, keepdims=True)  # dbeta
-            sum_g_xhat[ch] = row_dots(g[ch], xhat[ch])  # dgamma
+        def channel_grads(ch: slice) -> None:  # channels ch: each channel's sums are its own
+            g_ch, x_hat = g[ch], xhat[ch]
+            sum_g[ch] = g_ch.sum(axis=1, keepdims=True)  # dbeta
+            sum_g_xhat[ch] = row_dots(g_ch, x_hat)  # dgamma
             if dx is None:
                 return
             if not training:  # xhat = (x - running_mean) * inv: an affine map of x
-                xp.multiply(g[ch], scale[ch], out=dx[ch])
+                xp.multiply(g_ch, scale[ch], out=dx[ch])
                 return
             # dx = gamma * inv / m * (m * g - sum(g) - xhat * sum(g * xhat))
-            d = xp.multiply(xhat[ch], sum_g_xhat[ch] / -m, out=dx[ch])
-            d += g[ch]
+            d = xp.multiply(x_hat, sum_g_xhat[ch] / -m, out=dx[ch])
+            d += g_ch
             d -= sum_g[ch] / m
             d *= scale[ch]
 
-        parallel_slices(backward, c, g.size, xp)  # channel groups on separate cores
+        parallel_slices(channel_grads, c, splittable(g), xp)  # channel groups, one per core
         if beta is not None and beta.requires_grad:
             beta.grad += sum_g.ravel()
         if gamma is not None and gamma.requires_grad:
