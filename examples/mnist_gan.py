@@ -259,6 +259,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "0 for none " + defaults("d_noise"),
     )
     add(
+        "--d-augment",
+        metavar="STEPS",
+        help="with --model dcgan: DiffAugment every image D sees in training, real and fake: "
+        "any of color,translation,cutout, comma-separated (for folders of a few hundred "
+        "pictures); '' for none " + defaults("d_augment"),
+    )
+    add(
         "--d-norm",
         choices=list(D_NORMS),
         help="with --model dcgan: what follows each of D's inner convolutions, 'batch' "
@@ -426,6 +433,7 @@ CONFIG_FLAGS: dict[str, tuple[str, Callable[[Any, Any], Any] | None]] = {
     "pack": ("pack", None),
     "d_dropout": ("d_dropout", None),
     "d_noise": ("d_noise", None),
+    "d_augment": ("d_augment", None),
     "d_norm": ("d_norm", None),
     "d_fc_width": ("d_fc_width", None),
     "g_fc_width": ("g_fc_width", None),

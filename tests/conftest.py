@@ -5,6 +5,8 @@ import sys
 import numpy as np
 import pytest
 
+from minigan import nn
+
 
 def _gpu_unavailable_reason() -> str | None:
     try:
@@ -68,6 +70,28 @@ def assert_gradients_match(request):
         assert not bad, f"relative errors above {tolerance:g}: {bad} (all: {errors})"
 
     return check
+
+
+# With its random draw fixed, a noise or augmentation layer is affine in x (y = x * m,
+# y = x + std n, DiffAugment's steps), so central differences carry no truncation
+# error, only rounding ~1e-16 |f| / h: the largest step is the most accurate. h = 1
+# leaves ~1e-15.
+AFFINE_STEP = 1.0
+
+
+class SameDraw(nn.Module):
+    """A random layer whose generator is reseeded before every forward: the same draw
+    (mask, noise, augmentation) each time, which is what a finite-difference check needs."""
+
+    def __init__(self, layer, seed=3):
+        self.layer, self.seed = layer, seed
+
+    def forward(self, x):
+        self.layer.rng = np.random.default_rng(self.seed)
+        return self.layer(x)
+
+    def backward(self, grad_out, input_grad=True):
+        return self.layer.backward(grad_out, input_grad)
 
 
 def weight_count(gan) -> int:

@@ -123,6 +123,7 @@ LAYER_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], tuple[nn.Module,
     nn.Concat: lambda rng, dtype: (nn.Concat(), (3, 6)),
     nn.Dropout: lambda rng, dtype: (nn.Dropout(0.3), (3, 6)),  # its rng: see RANDOM_SEED below
     nn.GaussianNoise: lambda rng, dtype: (nn.GaussianNoise(0.5), (3, 6)),
+    nn.DiffAugment: lambda rng, dtype: (nn.DiffAugment(), (3, 3, 8, 7)),
     nn.WeightNormLinear: lambda rng, dtype: (
         nn.WeightNormLinear(6, 4, rng=rng, dtype=dtype),
         (3, 6),
@@ -419,6 +420,10 @@ TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
     "dcgan+pack": (lambda backend: small_dcgan(backend, pack=2), image_data),
     "dcgan+d_dropout": (lambda backend: small_dcgan(backend, d_dropout=0.3), image_data),
     "dcgan+d_noise": (lambda backend: small_dcgan(backend, d_noise=0.2), image_data),
+    "dcgan+d_augment": (
+        lambda backend: small_dcgan(backend, d_augment="color,translation,cutout"),
+        image_data,
+    ),
     "dcgan+d_batchnorm": (lambda backend: small_dcgan(backend, d_norm="batch"), image_data),
     "dcgan+paper_g": (lambda backend: small_dcgan(backend, g_full_res_channels=0), image_data),
     "dcgan+no_fc": (lambda backend: small_dcgan(backend, d_fc_width=0, g_fc_width=0), image_data),

@@ -465,7 +465,7 @@ def _device_function(name: str, numpy_function: Any):
 # device arrays. Each exists in CuPy; the API-surface test checks every one used.
 DEVICE_FUNCTIONS = (
     "abs", "absolute", "add", "subtract", "multiply", "divide", "true_divide", "negative",
-    "power", "square", "sqrt", "exp", "log", "log1p", "expm1", "tanh", "maximum", "minimum",
+    "power", "square", "sqrt", "exp", "log", "log1p", "expm1", "tanh", "maximum", "minimum", "floor",
     "greater", "isfinite", "isnan", "clip", "where", "concatenate", "stack", "matmul", "dot", "sum",
     "mean", "zeros_like", "ones_like", "empty_like", "full_like", "zeros", "ones", "empty",
     "full", "arange", "linspace", "eye",

@@ -225,6 +225,25 @@ def test_d_noise_puts_instance_noise_first_in_d_for_real_and_fake_alike(rng):
     np.testing.assert_array_equal(gan.discriminator(x), gan.discriminator(x))
 
 
+def test_d_augment_puts_diffaugment_first_in_d_drawing_from_the_noise_stream(rng):
+    config = dataclasses.replace(SMALL, d_augment="cutout,color", d_noise=0.1, pack=2)
+    gan = DCGAN(config, seed=0)
+    augment, noise = gan.discriminator[0], gan.discriminator[1]
+    assert isinstance(augment, nn.DiffAugment) and augment.policy == ("color", "cutout")
+    assert isinstance(noise, nn.GaussianNoise) and augment.rng is gan.noise_rng
+    x = real_images(rng, dtype=np.float32)
+    assert not np.array_equal(gan.discriminator(x), gan.discriminator(x))  # augmented
+    gan.discriminator.eval()
+    np.testing.assert_array_equal(gan.discriminator(x), gan.discriminator(x))
+    # two models of one seed train alike: every draw comes from the seeded stream
+    twins = [DCGAN(config, seed=4) for _ in range(2)]
+    for gan in twins:
+        gan.reseed_noise(11)
+        gan.train_step(real_images(np.random.default_rng(2), n=4, dtype=np.float32))
+    for a, b in zip(twins[0].discriminator.parameters(), twins[1].discriminator.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+
+
 @pytest.mark.parametrize("d_norm", ["none", "batch"])
 def test_d_with_dropout_gradient_matches_finite_differences(rng, assert_gradients_match, d_norm):
     """D's loss with the masks held fixed (the noise stream reseeded before every pass)."""
@@ -336,6 +355,10 @@ def test_bad_config_and_bad_batch_are_reported(rng):
         DCGANConfig(d_dropout=1.5)
     with pytest.raises(ValueError, match=r"d_noise must be a number >= 0 \(0: none\), got -0.1"):
         DCGANConfig(d_noise=-0.1)
+    with pytest.raises(
+        ValueError, match=r"d_augment must name DiffAugment steps, .* got 'color,blur'"
+    ):
+        DCGANConfig(d_augment="color,blur")
     with pytest.raises(
         ValueError, match=r"g_full_res_channels must be an integer >= 0 \(0: none\), got -1"
     ):

@@ -277,6 +277,8 @@ def test_eval_every_on_fashion_scores_through_the_fashion_classifier(tmp_path, m
     [
         (["--n-critic", "3"], r"--n-critic does not apply to --model gan; its settings are "),
         (["--d-noise", "0.2"], r"--d-noise does not apply to --model gan; its settings are "),
+        (["--d-augment", "color"], r"--d-augment does not apply to --model gan; its settings "),
+        (["--model", "dcgan", "--d-augment", "colour"], r"d_augment must name DiffAugment steps"),
         (["--d-norm", "batch"], r"--d-norm does not apply to --model gan; its settings are "),
         (["--d-fc-width", "9"], r"--d-fc-width does not apply to --model gan; its settings "),
         (["--g-fc-width", "9"], r"--g-fc-width does not apply to --model gan; its settings "),

@@ -2,29 +2,10 @@
 
 import numpy as np
 import pytest
+from conftest import AFFINE_STEP, SameDraw
 
 from minigan import nn
 from minigan.gradcheck import check_module
-
-# With its random draw fixed, each layer is affine in x (y = x * m, y = x + std n),
-# so central differences carry no truncation error, only rounding ~1e-16 |f| / h:
-# the largest step is the most accurate. h = 1 leaves ~1e-15.
-AFFINE_STEP = 1.0
-
-
-class SameDraw(nn.Module):
-    """A noise layer whose generator is reseeded before every forward: the same mask
-    (or noise) each time, which is what a finite-difference check needs."""
-
-    def __init__(self, layer, seed=3):
-        self.layer, self.seed = layer, seed
-
-    def forward(self, x):
-        self.layer.rng = np.random.default_rng(self.seed)
-        return self.layer(x)
-
-    def backward(self, grad_out, input_grad=True):
-        return self.layer.backward(grad_out, input_grad)
 
 
 @pytest.mark.parametrize("p", [0.0, 0.2, 0.5, 0.9, 1.0])

@@ -243,13 +243,13 @@ class Model:
     def reseed_noise(self, seed: int) -> None:
         """Restart the noise stream (the training loop does this every epoch).
 
-        The model's random layers (D's Dropout and GaussianNoise) draw from it too, so
+        The model's random layers (D's Dropout, GaussianNoise, DiffAugment) draw from it, so
         one seed fixes every random number of a step, and a run resumed at an epoch
         boundary draws exactly what the uninterrupted run drew.
         """
         self.noise_rng = self.backend.default_rng(seed)
         for layer in self.discriminator.modules():
-            if isinstance(layer, (nn.Dropout, nn.GaussianNoise)):
+            if isinstance(layer, (nn.Dropout, nn.GaussianNoise, nn.DiffAugment)):
                 layer.rng = self.noise_rng
 
     def sample_noise(self, n: int) -> Any:

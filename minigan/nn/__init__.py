@@ -3,11 +3,13 @@
 Read in this order: ``module`` (the contract), ``linear``, ``activations``, then
 ``conv`` (Conv2d, ConvTranspose2d), ``batchnorm`` and ``reshape`` (Flatten, Unflatten,
 and PacGAN's Pack); then the pieces for labels and semi-supervised learning:
-``embedding``, ``concat``, ``noise`` (Dropout, GaussianNoise) and ``weight_norm``; and
-``minibatch_std`` (a discriminator's view of a batch's variety, against mode collapse).
+``embedding``, ``concat``, ``noise`` (Dropout, GaussianNoise) and ``weight_norm``;
+``minibatch_std`` (a discriminator's view of a batch's variety, against mode collapse);
+and ``augment`` (DiffAugment: augmenting what D sees, for small datasets).
 """
 
 from minigan.nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid
+from minigan.nn.augment import DiffAugment
 from minigan.nn.batchnorm import BatchNorm1d, BatchNorm2d
 from minigan.nn.concat import Concat
 from minigan.nn.conv import Conv2d, ConvTranspose2d
@@ -25,6 +27,7 @@ __all__ = [
     "Concat",
     "Conv2d",
     "ConvTranspose2d",
+    "DiffAugment",
     "Dropout",
     "Embedding",
     "Flatten",
