@@ -263,7 +263,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="STEPS",
         help="with --model dcgan: DiffAugment every image D sees in training, real and fake: "
         "any of color,translation,cutout, comma-separated (for folders of a few hundred "
-        "pictures); '' for none " + defaults("d_augment"),
+        "pictures); '' for none " + defaults("d_augment", lambda c: c.d_augment or "none"),
     )
     add(
         "--d-norm",

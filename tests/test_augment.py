@@ -43,6 +43,47 @@ def test_translate_moves_pixels_and_fills_with_zeros():
     np.testing.assert_array_equal(y[1, 0, :, :2], 0)
 
 
+def reference(x, draws):
+    """Zhao et al.'s DiffAugment_pytorch.py (rand_brightness, rand_saturation, rand_contrast,
+    rand_translation, rand_cutout), ported line by line to NumPy, with our draws."""
+    n, _, h, w = x.shape
+    x = x + draws["brightness"]
+    x_mean = x.mean(axis=1, keepdims=True)
+    x = (x - x_mean) * draws["saturation"] + x_mean
+    x_mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    x = (x - x_mean) * draws["contrast"] + x_mean
+    ti, tj = (t[:, None, None] for t in draws["shift"])
+    grid_n, grid_i, grid_j = np.meshgrid(np.arange(n), np.arange(h), np.arange(w), indexing="ij")
+    grid_i = np.clip(grid_i + ti + 1, 0, h + 1)
+    grid_j = np.clip(grid_j + tj + 1, 0, w + 1)
+    x_pad = np.pad(x, [(0, 0), (0, 0), (1, 1), (1, 1)])
+    x = x_pad.transpose(0, 2, 3, 1)[grid_n, grid_i, grid_j].transpose(0, 3, 1, 2)
+    return x * draws["mask"]
+
+
+@pytest.mark.parametrize("shape", [(6, 3, 8, 8), (5, 1, 7, 9)])
+def test_augment_matches_the_authors_code(rng, shape):
+    layer = nn.DiffAugment(rng=np.random.default_rng(3))
+    x = rng.standard_normal(shape)
+    draws = layer.draw(x)
+    np.testing.assert_allclose(augment(x, draws), reference(x, draws), rtol=1e-12, atol=1e-12)
+
+
+def test_cutout_squares_reach_both_far_corners():
+    """Centres run over [0, H - ch % 2], as in the authors' code: clipped 4x4 squares in
+    the top-left and the bottom-right corners of a 16x16 picture (side 8)."""
+    layer = nn.DiffAugment(("cutout",), rng=np.random.default_rng(0))
+    zeros = layer(np.ones((2000, 1, 16, 16)))[:, 0] == 0
+    corner = np.zeros((16, 16), bool)
+    corner[:4, :4] = True
+    assert (zeros == corner).all(axis=(1, 2)).any()
+    assert (zeros == corner[::-1, ::-1]).all(axis=(1, 2)).any()
+
+
+def test_a_policy_may_be_one_comma_separated_string():
+    assert nn.DiffAugment("translation, color").policy == ("color", "translation")
+
+
 def test_cutout_zeroes_one_square_of_half_the_side_at_most():
     layer = nn.DiffAugment(("cutout",), rng=np.random.default_rng(0))
     x = np.ones((500, 2, 16, 16))

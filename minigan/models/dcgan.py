@@ -283,8 +283,7 @@ class DCGANConfig:
             raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
         if not (math.isfinite(self.d_noise) and self.d_noise >= 0):
             raise ValueError(f"d_noise must be a number >= 0 (0: none), got {self.d_noise}")
-        steps = [s for s in str(self.d_augment).split(",") if s]
-        if any(step not in nn.augment.POLICIES for step in steps):
+        if any(step not in nn.augment.POLICIES for step in self.d_augment_steps):
             raise ValueError(
                 f"d_augment must name DiffAugment steps, comma-separated, from "
                 f"{', '.join(nn.augment.POLICIES)} ('': none), got {self.d_augment!r}"
@@ -302,6 +301,11 @@ class DCGANConfig:
                     f"{name} must be an integer >= 0 (0: none), got {getattr(self, name)}"
                 )
         check_discriminator_options(self)
+
+    @property
+    def d_augment_steps(self) -> list[str]:
+        """``d_augment`` as a list of step names ("color,cutout" -> ["color", "cutout"])."""
+        return [step.strip() for step in str(self.d_augment).split(",") if step.strip()]
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -369,7 +373,7 @@ def build_discriminator(config: DCGANConfig, rng: np.random.Generator, dtype: An
     pack of ``config.pack`` images, (batch / pack, 1)."""
     s, widths, m = START_SIZE[config.image_size], config.widths, config.pack  # [32, 64]
     layers = [
-        *([nn.DiffAugment(config.d_augment.split(","))] if config.d_augment else []),
+        *([nn.DiffAugment(config.d_augment_steps)] if config.d_augment_steps else []),
         *([nn.GaussianNoise(config.d_noise)] if config.d_noise else []),  # instance noise
         *([nn.Pack(m)] if m > 1 else []),  # m images as m*channels channels (PacGAN)
         nn.Conv2d(m * config.channels, widths[0], 4, 2, 1, rng=rng, dtype=dtype),  # no BatchNorm

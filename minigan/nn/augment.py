@@ -12,13 +12,14 @@ so G's gradient flows back through them. Their policy, which this layer follows
     color        y = x + b                        brightness, b ~ U[-0.5, 0.5)
                  y = s (y - mean_c y) + mean_c y  saturation, s ~ U[0, 2)
                  y = k (y - mean y) + mean y      contrast,   k ~ U[0.5, 1.5)
-    translation  y[i, j] = x[i + di, j + dj], 0 outside the picture; di, dj integers
-                 in [-r H, r H] (r = 1/8)
-    cutout       y = x * mask; the mask zeroes one square of half the picture's side,
-                 centred anywhere in it
+    translation  y[i, j] = x[i + di, j + dj], 0 outside the picture; di an integer in
+                 [-round(H/8), round(H/8)], dj likewise for the width
+    cutout       y = x * mask; the mask zeroes a square of half the picture's side,
+                 centred anywhere in it and clipped at its edges (so on average less
+                 than a quarter of the picture is cut)
 
-each drawn anew for every picture (mean_c: over the channels of each pixel; mean:
-over all of a picture's values).
+each drawn anew for every picture (mean_c: over the channels of each pixel, so
+saturation does nothing to a grey picture; mean: over all of a picture's values).
 
 **Backward.** For fixed draws every step is affine in x, y = A x + c, so
 dL/dx = A^T dL/dy, and each A^T is easy:
@@ -27,7 +28,8 @@ dL/dx = A^T dL/dy, and each A^T is easy:
 - saturation and contrast are y = s x + (1 - s) P x, with P the averaging over the
   channels (or the whole picture) broadcast back; P is symmetric (every entry of the
   average gets weight 1/n, and hands it back with 1/n), so A^T = A: the backward pass
-  is the forward map applied to dL/dy.
+  is the forward map applied to g = dL/dy, dL/dx = s g + (1 - s) P g =
+  ``mix(g, mean g, s)``.
 - translation by d (zero fill) moves each pixel at most once: A is a partial
   permutation and A^T moves back, by -d, with zero fill. Row i of y reads row i + d
   of x; so row k of x receives from row k - d of y, when that row exists.
@@ -85,8 +87,9 @@ class DiffAugment(_NoiseLayer):
     and G's gradient passes back through it.
 
     Args:
-        policy: which of ``POLICIES`` to apply ("color", "translation", "cutout"), in
-            that order whatever the order given.
+        policy: which of ``POLICIES`` to apply ("color", "translation", "cutout"), as
+            names or one comma-separated string, applied in that order whatever the
+            order given.
         translation: the largest shift, as a fraction of the side (1/8).
         cutout: the square's side, as a fraction of the picture's side (1/2).
         rng: the generator for the draws (see ``minigan.nn.noise``).
@@ -100,6 +103,8 @@ class DiffAugment(_NoiseLayer):
         *,
         rng: Any = None,
     ) -> None:
+        if isinstance(policy, str):  # "color,translation,cutout", as Zhao et al. write it
+            policy = [step.strip() for step in policy.split(",") if step.strip()]
         unknown = sorted(set(policy) - set(POLICIES))
         if unknown or not policy:
             raise ValueError(
@@ -114,7 +119,10 @@ class DiffAugment(_NoiseLayer):
         self.translation, self.cutout = float(translation), float(cutout)
 
     def __repr__(self) -> str:
-        return f"DiffAugment(policy={','.join(self.policy)!r})"
+        return (
+            f"DiffAugment(policy={','.join(self.policy)!r}, translation={self.translation}, "
+            f"cutout={self.cutout})"
+        )
 
     def draw(self, x: Any) -> dict[str, Any]:
         """One set of random draws for the batch x: arrays on x's device."""
@@ -124,7 +132,9 @@ class DiffAugment(_NoiseLayer):
         def uniform(low: float, high: float) -> Any:  # (N, 1, 1, 1) in [low, high)
             return low + (high - low) * rng.random((n, 1, 1, 1), dtype=x.dtype)
 
-        def integers(low: int, high: int) -> Any:  # (N,) in [low, high], drawn as floats
+        # Integers from uniform floats: the layer uses only the generator methods NumPy's
+        # and CuPy's share with every other random layer here (random, standard_normal).
+        def integers(low: int, high: int) -> Any:  # (N,) in [low, high]
             u = rng.random(n, dtype=x.dtype).astype(xp.float64)
             return (low + xp.floor(u * (high - low + 1))).astype(xp.int64).clip(low, high)
 
