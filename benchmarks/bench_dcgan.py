@@ -202,7 +202,12 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, default=64, help="images per step")
     p.add_argument("--rounds", type=int, default=10, help="timed A/B rounds (after 2 warm-ups)")
-    p.add_argument("--threads", type=int, default=2, help="PyTorch threads (match numpy's BLAS)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="PyTorch's and minigan's threads (match numpy's BLAS)",
+    )
     p.add_argument(
         "--base-channels",
         type=int,

@@ -5,9 +5,9 @@
     python examples/mnist_gan.py --preset classic --out runs/classic  # for comparison
     python examples/mnist_gan.py --model wgan-gp --out runs/wgan-gp   # another of the family
     python examples/mnist_gan.py --model dcgan --dataset fashion --out runs/fashion
-    python examples/mnist_gan.py --model dcgan --dataset folder:my_pictures --d-noise 0.2 \\
-        --d-norm batch --g-full-res-channels 0 --d-fc-width 0 --g-fc-width 0 \\
-        --out runs/mine                               # the paper's networks
+    python examples/mnist_gan.py --model dcgan --dataset folder:my_pictures \\
+        --d-augment color,translation,cutout --d-norm batch --g-full-res-channels 0 \\
+        --d-fc-width 0 --g-fc-width 0 --out runs/mine  # the paper's networks, DiffAugment
     python examples/mnist_gan.py --resume             # continue the run in --out
     python examples/mnist_gan.py --sample 10000 --checkpoint runs/mnist/checkpoint.npz \\
         --output samples.npy                          # draw samples from a trained model
