@@ -245,7 +245,8 @@ def parallel_slices(work: Callable[[slice], Any], length: int, elements: int, xp
     wait forever).
     """
     global _pool
-    threads = min(get_num_threads(), length)
+    count = get_num_threads()
+    threads = min(count, length)
     if (
         xp is not np
         or threads < 2
@@ -254,9 +255,9 @@ def parallel_slices(work: Callable[[slice], Any], length: int, elements: int, xp
     ):
         work(slice(0, length))
         return
-    if _pool is None or _pool[:2] != (os.getpid(), get_num_threads()):
+    if _pool is None or _pool[:2] != (os.getpid(), count):
         # (a child process inherits no running threads: it makes its own pool)
-        _pool = (os.getpid(), get_num_threads(), ThreadPoolExecutor(get_num_threads() - 1))
+        _pool = (os.getpid(), count, ThreadPoolExecutor(count - 1))
     parts = [slice(length * t // threads, length * (t + 1) // threads) for t in range(threads)]
     # The calling thread does the first slice itself while the pool does the others.
     # Every slice finishes before this returns (or re-raises a slice's exception),

@@ -1,12 +1,12 @@
 """DiffAugment: random, differentiable changes to every image a discriminator sees.
 
-With few training pictures (a few hundred), D soon learns them by heart: it tells
-them from G's pictures by details no generator can copy, its verdicts stop carrying
-information, and G collapses. Augmenting only the real pictures does not help: D then
-learns that augmented pictures are real. Zhao et al. (2020, "Differentiable
-Augmentation for Data-Efficient GAN Training") augment *every* picture D sees, real and
-fake, in D's step and in G's, with transformations simple enough to differentiate,
-so G's gradient flows back through them. Their policy, which this layer follows
+With few training pictures (a few hundred), D soon tells them from G's by details G
+cannot draw yet, its verdicts stop carrying information, and G collapses (on the
+README's synthetic pictures, within 1,000-2,000 steps). Augmenting only the real
+pictures is no answer: Zhao et al. show that G then learns to draw augmented pictures.
+They (2020, "Differentiable Augmentation for Data-Efficient GAN Training") augment
+*every* picture D sees, real and fake, in D's step and in G's, with transformations
+simple enough to differentiate, so G's gradient flows back through them. Their policy, which this layer follows
 (``DiffAugment_pytorch.py`` of their code), in this order:
 
     color        y = x + b                        brightness, b ~ U[-0.5, 0.5)
