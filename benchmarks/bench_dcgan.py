@@ -52,11 +52,11 @@ from benchkit import (  # benchmarks/benchkit.py
 )
 
 from minigan import nn
-from minigan.backend import set_num_threads
 from minigan.models import DCGAN, DCGANConfig
 from minigan.nn import batchnorm, conv
 from minigan.optim import Adam
 from minigan.testing.pytorch import to_torch
+from minigan.threads import set_num_threads
 
 
 def gemm_flops(

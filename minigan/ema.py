@@ -42,7 +42,6 @@ import copy
 import numbers
 from typing import Any
 
-from minigan.backend import get_array_module, parallel_elementwise
 from minigan.nn.module import Module
 
 
@@ -69,22 +68,13 @@ class EMA:
         for param in self.averaged.parameters():
             param.optimizer = None  # a copy, packed by no optimizer: only update() changes it
             param.requires_grad = False
-        # One work buffer per parameter, so an update allocates nothing.
-        self._scratch = [get_array_module(p.data).empty_like(p.data) for p in module.parameters()]
 
     def update(self) -> None:
         """a_t = a_{t-1} + w_t (theta_t - a_{t-1}), w_t = (1 - beta) / (1 - beta^t); buffers copied."""
         self.updates += 1
         weight = (1 - self.decay) / (1 - self.decay**self.updates)  # a host float: no sync
-
-        def move(live: Any, average: Any, scratch: Any) -> None:
-            get_array_module(live).subtract(live, average, out=scratch)  # theta_t - a_{t-1}
-            scratch *= weight
-            average += scratch
-
-        pairs = zip(self.averaged.parameters(), self.module.parameters(), self._scratch)
-        for average, live, scratch in pairs:
-            parallel_elementwise(move, live.data, average.data, scratch)  # large ones threaded
+        for average, live in zip(self.averaged.parameters(), self.module.parameters()):
+            average.data += weight * (live.data - average.data)  # in place: a_t in a_{t-1}'s array
         for (_, average), (_, live) in zip(
             self.averaged.named_buffers(), self.module.named_buffers()
         ):

@@ -1,4 +1,4 @@
-"""Optimizers: SGD (with momentum), Adam, RMSprop and their in-place fast paths, as in PyTorch.
+"""Optimizers: SGD (with momentum), Adam and RMSprop, as in PyTorch.
 
 An optimizer packs all its parameters into one flat array (and their gradients
 into another): each ``Parameter.data`` and ``.grad`` becomes a reshaped view into
@@ -12,12 +12,11 @@ model. Consequences worth knowing:
   ``p.data = v`` or ``p.grad = g``, which would cut the parameter loose from the buffer.
 
 Each of these mistakes would leave the weights unchanged forever without a word, so
-``step()`` checks that every parameter still views the buffers and raises otherwise.
-
-Each update is written twice, side by side: ``formula_step`` reads exactly like the
-math in the class docstring; ``in_place_step`` is the same arithmetic in the same
-order, done in preallocated buffers (no temporaries), and gives bit-identical
-results (tested). ``step()`` runs the fast path unless ``in_place=False``.
+``step()`` checks that every parameter still views the buffers and raises otherwise,
+then runs ``update()``: the math of the class docstring, line for line. Adam's
+update is the module-level function ``adam_update``, marked ``fast_kernel``
+(``minigan/backend.py``), for which ``minigan.threads`` has an in-place, threaded
+twin that computes the same numbers bit for bit.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import get_array_module, parallel_slices, to_host
+from minigan.backend import fast_kernel, get_array_module, to_host
 from minigan.nn.module import Parameter
 
 
@@ -59,9 +58,12 @@ def flatten_parameters(params: list[Parameter], owner: Any) -> tuple[Any, Any]:
 
 
 class Optimizer:
-    """Holds the parameters, their flat buffers and ``zero_grad``."""
+    """Holds the parameters, their flat buffers, ``zero_grad`` and ``step``.
 
-    def __init__(self, params: Iterable[Parameter], lr: float, in_place: bool = True):
+    A subclass writes ``update()``: one step of its rule on the flat arrays.
+    """
+
+    def __init__(self, params: Iterable[Parameter], lr: float):
         params = list(params)
         name = type(self).__name__
         if not params:
@@ -83,7 +85,6 @@ class Optimizer:
             raise ValueError(f"{name}: learning rate must be >= 0, got {lr}")
         self.params = params
         self.lr = float(lr)
-        self.in_place = bool(in_place)
         self.data, self.grad = flatten_parameters(params, self)
         # The views handed out above; step() checks that each parameter still holds them.
         self.views = [(p.data, p.grad) for p in params]
@@ -92,21 +93,18 @@ class Optimizer:
         self.grad[...] = 0
 
     def step(self) -> None:
-        """One update of every parameter: the fast path, or the formula as written."""
+        """One update of every parameter, once they are checked to view the buffers."""
         self.check_attached()
-        self.in_place_step() if self.in_place else self.formula_step()
+        self.update()
 
-    def formula_step(self) -> None:
-        raise NotImplementedError
-
-    def in_place_step(self) -> None:
+    def update(self) -> None:
         raise NotImplementedError
 
     def check_attached(self) -> None:
         """Raise if a parameter no longer views this optimizer's buffers.
 
-        An identity check per parameter: a few microseconds, and it turns "the
-        weights silently never change" into an error that names the fix.
+        An identity check per parameter: cheap, and it turns "the weights
+        silently never change" into an error that names the fix.
         """
         name = type(self).__name__
         for index, (p, (data, grad)) in enumerate(zip(self.params, self.views)):
@@ -195,26 +193,18 @@ class SGD(Optimizer):
         params: Iterable[Parameter],
         lr: float,
         momentum: float = 0.0,
-        in_place: bool = True,
     ):
-        super().__init__(params, lr, in_place)
+        super().__init__(params, lr)
         if not 0 <= momentum < 1:
             raise ValueError(f"SGD: momentum must lie in [0, 1), got {momentum}")
         self.momentum = float(momentum)
         self.buf = get_array_module(self.data).zeros_like(self.data)
 
-    def formula_step(self) -> None:
+    def update(self) -> None:
+        """The update as the docstring writes it."""
         g = self.grad
         if self.momentum:
             self.buf[...] = self.momentum * self.buf + g
-            g = self.buf
-        self.data -= self.lr * g
-
-    def in_place_step(self) -> None:  # fast path: the same arithmetic, fewer temporaries
-        g = self.grad
-        if self.momentum:
-            self.buf *= self.momentum
-            self.buf += g
             g = self.buf
         self.data -= self.lr * g
 
@@ -249,9 +239,8 @@ class Adam(Optimizer):
         lr: float = 2e-4,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
-        in_place: bool = True,
     ):
-        super().__init__(params, lr, in_place)
+        super().__init__(params, lr)
         b1, b2 = betas
         if not (0 <= b1 < 1 and 0 <= b2 < 1):
             raise ValueError(f"Adam: betas must lie in [0, 1), got {betas}")
@@ -263,44 +252,10 @@ class Adam(Optimizer):
         xp = get_array_module(self.data)
         self.m = xp.zeros_like(self.data)
         self.v = xp.zeros_like(self.data)
-        self._scratch = xp.empty_like(self.data)  # the fast path's one work buffer
 
-    def formula_step(self) -> None:
-        """The update as the docstring writes it, with PyTorch's names."""
-        xp = get_array_module(self.data)
-        b1, b2 = self.betas
-        g, m, v = self.grad, self.m, self.v
+    def update(self) -> None:
         self.t += 1
-        m[...] = b1 * m + (1 - b1) * g
-        v[...] = b2 * v + (1 - b2) * (g * g)
-        bias_correction1 = 1 - b1**self.t
-        bias_correction2 = 1 - b2**self.t
-        step_size = self.lr / bias_correction1
-        denom = xp.sqrt(v) / math.sqrt(bias_correction2) + self.eps
-        self.data -= step_size * (m / denom)
-
-    def in_place_step(self) -> None:
-        """Fast path: ``formula_step`` line for line, in place (``out=``) in one scratch
-        buffer, so no (n,)-sized temporary is allocated; bit-identical results. Each
-        entry's update is its own, so slices of the buffer run on separate cores."""
-        xp = get_array_module(self.data)
-        b1, b2 = self.betas
-        self.t += 1
-        step_size = self.lr / (1 - b1**self.t)
-        bias_correction2_sqrt = math.sqrt(1 - b2**self.t)
-
-        def update(part: slice) -> None:
-            g, m, v, tmp = self.grad[part], self.m[part], self.v[part], self._scratch[part]
-            m *= b1
-            m += xp.multiply(g, 1 - b1, out=tmp)
-            v *= b2
-            v += xp.multiply(xp.multiply(g, g, out=tmp), 1 - b2, out=tmp)
-            denom = xp.sqrt(v, out=tmp)
-            denom /= bias_correction2_sqrt
-            denom += self.eps
-            self.data[part] -= xp.multiply(xp.divide(m, denom, out=tmp), step_size, out=tmp)
-
-        parallel_slices(update, self.data.size, self.data.size, xp)
+        adam_update(self.data, self.grad, self.m, self.v, self.t, self.lr, self.betas, self.eps)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -320,6 +275,27 @@ class Adam(Optimizer):
             raise ValueError(f"Adam.load_state_dict: 'betas' must be two numbers, got {betas}")
         self._copy_buffers(values, buffers)
         self.lr, self.eps, self.t, self.betas = lr, eps, int(t), betas
+
+
+@fast_kernel
+def adam_update(
+    p: Any, g: Any, m: Any, v: Any, t: int, lr: float, betas: tuple[float, float], eps: float
+) -> None:
+    """Adam's step t on flat arrays, in place: ``Adam``'s docstring, with PyTorch's names.
+
+    Args:
+        p, g: the parameters and their gradients; m, v: the running means of g and
+            g^2 (all four one shape); t: the step count, from 1; lr, betas, eps: Adam's.
+    """
+    xp = get_array_module(p)
+    b1, b2 = betas
+    m[...] = b1 * m + (1 - b1) * g
+    v[...] = b2 * v + (1 - b2) * (g * g)
+    bias_correction1 = 1 - b1**t
+    bias_correction2 = 1 - b2**t
+    step_size = lr / bias_correction1
+    denom = xp.sqrt(v) / math.sqrt(bias_correction2) + eps
+    p -= step_size * (m / denom)
 
 
 class RMSprop(Optimizer):
@@ -345,9 +321,8 @@ class RMSprop(Optimizer):
         alpha: float = 0.99,
         eps: float = 1e-8,
         momentum: float = 0.0,
-        in_place: bool = True,
     ):
-        super().__init__(params, lr, in_place)
+        super().__init__(params, lr)
         if not 0 <= alpha <= 1:
             raise ValueError(f"RMSprop: alpha must lie in [0, 1], got {alpha}")
         if not eps >= 0:
@@ -358,9 +333,8 @@ class RMSprop(Optimizer):
         xp = get_array_module(self.data)
         self.v = xp.zeros_like(self.data)  # PyTorch's square_avg
         self.buf = xp.zeros_like(self.data)  # PyTorch's momentum_buffer
-        self._scratch = xp.empty_like(self.data)  # the fast path's one work buffer
 
-    def formula_step(self) -> None:
+    def update(self) -> None:
         """The update as the docstring writes it."""
         xp = get_array_module(self.data)
         g, v, alpha = self.grad, self.v, self.alpha
@@ -371,21 +345,6 @@ class RMSprop(Optimizer):
             self.data -= self.lr * self.buf
         else:
             self.data -= self.lr * (g / denom)
-
-    def in_place_step(self) -> None:
-        """Fast path: ``formula_step`` line for line, in one scratch buffer; bit-identical."""
-        xp = get_array_module(self.data)
-        g, v, tmp = self.grad, self.v, self._scratch
-        v *= self.alpha
-        v += xp.multiply(xp.multiply(g, g, out=tmp), 1 - self.alpha, out=tmp)
-        denom = xp.sqrt(v, out=tmp)
-        denom += self.eps
-        if self.momentum:
-            self.buf *= self.momentum
-            self.buf += xp.divide(g, denom, out=tmp)
-            self.data -= xp.multiply(self.buf, self.lr, out=tmp)
-        else:
-            self.data -= xp.multiply(xp.divide(g, denom, out=tmp), self.lr, out=tmp)
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -7,9 +7,10 @@ stand-in and compares the two bit for bit; tests/test_cupy_api_surface.py runs t
 all through the stand-in to record every CuPy name and keyword minigan uses.
 
 Coverage grows by itself where minigan keeps a registry: every layer exported by
-``minigan.nn``, every loss class in ``minigan.losses``, every optimizer in
-``minigan.optim`` (each needs an entry in the tables below, or the scenario fails
-saying so) and every preset in ``minigan.gan.PRESETS``.
+``minigan.nn``, every loss class in ``minigan.losses`` (and SGAN's, in
+``minigan.models.sgan_losses``), every optimizer in ``minigan.optim`` (each needs an
+entry in the tables below, or the scenario fails saying so) and every preset in
+``minigan.gan.PRESETS``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from minigan.data import BatchIterator, load_mnist, to_gan_range
 from minigan.gan import GAN, PRESETS
 from minigan.metrics import Evaluator
 from minigan.metrics.classifier import classify, train_classifier, unit_range
-from minigan.models import DCGAN, MODELS, SGAN, DCGANConfig
+from minigan.models import DCGAN, MODELS, SGAN, DCGANConfig, sgan_losses
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_gan.py"
 
@@ -239,8 +240,8 @@ LOSS_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], list[tuple[Any, A
     losses.MSELoss: _score_inputs,
     losses.WassersteinLoss: _critic_inputs,
     losses.GradientPenalty: _gradient_inputs,
-    losses.SGANUnsupervisedLoss: _sgan_inputs,
-    losses.FeatureMatchingLoss: _feature_inputs,
+    sgan_losses.SGANUnsupervisedLoss: _sgan_inputs,
+    sgan_losses.FeatureMatchingLoss: _feature_inputs,
 }
 
 
@@ -248,7 +249,7 @@ LOSS_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], list[tuple[Any, A
 def all_losses(backend: str, tmp_path: Path) -> dict[str, Any]:
     """Forward and backward of every loss, with number, array and label targets."""
     be = get_backend(backend)
-    classes = public_subclasses(losses, losses.Loss)
+    classes = public_subclasses(losses, losses.Loss) + public_subclasses(sgan_losses, losses.Loss)
     needs_example("losses", classes, LOSS_EXAMPLES)
     results = {}
     for cls in classes:
@@ -266,7 +267,8 @@ def all_losses(backend: str, tmp_path: Path) -> dict[str, Any]:
         results[f"log_softmax/{np.dtype(dtype).name}"] = host(
             losses.log_softmax(be.asarray(logits))
         )
-        results[f"logsumexp/{np.dtype(dtype).name}"] = host(losses.logsumexp(be.asarray(logits)))
+        lse = sgan_losses.logsumexp(be.asarray(logits))
+        results[f"logsumexp/{np.dtype(dtype).name}"] = host(lse)
     return results
 
 

@@ -320,3 +320,23 @@ def test_pack_of_one_is_the_identity_and_bad_packs_are_refused(rng):
         nn.Pack(2)(x)
     with pytest.raises(ValueError, match="Pack: m must be a positive number of examples, got 0"):
         nn.Pack(0)
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: nn.Pack(2), (4, 3, 2, 2)),
+        (nn.Flatten, (4, 3, 2)),
+        (lambda: nn.Unflatten(1, (3, 1)), (4, 3)),
+    ],
+    ids=["Pack", "Flatten", "Unflatten"],
+)
+def test_the_reshapes_keep_only_the_input_shape_and_still_check_the_gradient(make, shape, rng):
+    layer = make()
+    y = layer(rng.standard_normal(shape))
+    assert layer._saved == (shape,)  # not the input array
+    assert layer.backward(np.ones_like(y)).shape == shape
+    with pytest.raises(TypeError, match=r"grad_out has dtype float32 but the layer computes"):
+        layer.backward(y.astype(np.float32))
+    with pytest.raises(ValueError, match=r"expected grad_out \("):
+        layer.backward(np.ones((len(y), 1)))

@@ -8,6 +8,7 @@ rounding ~ 1e-16 |S| / h ~ 1e-11 both sit far below the 1e-7 tolerance. For
 """
 
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -157,3 +158,75 @@ def test_float32_double_backward_stays_float32(rng):
     grad_dy, grad_x = model.double_backward(np.ones((3, 5), np.float32))
     assert grad_dy.dtype == grad_x.dtype == np.float32
     assert all(p.grad.dtype == np.float32 for p in model.parameters())
+
+
+# --- one backward signature; layers without a double backward refuse create_graph --------
+
+# Every layer and the forward input it takes (float64, small), for layers that have no
+# double backward.
+FIRST_ORDER_LAYERS = {
+    "Conv2d": (lambda: nn.Conv2d(2, 3, 3, padding=1, dtype=np.float64), (2, 2, 5, 5)),
+    "ConvTranspose2d": (lambda: nn.ConvTranspose2d(2, 3, 4, 2, 1, dtype=np.float64), (2, 2, 3, 3)),
+    "BatchNorm1d": (lambda: nn.BatchNorm1d(3, dtype=np.float64), (4, 3)),
+    "BatchNorm2d": (lambda: nn.BatchNorm2d(2, dtype=np.float64), (2, 2, 3, 3)),
+    "Flatten": (nn.Flatten, (2, 3, 4)),
+    "Unflatten": (lambda: nn.Unflatten(1, (2, 3)), (2, 6)),
+    "Pack": (lambda: nn.Pack(2), (4, 3)),
+    "Dropout": (lambda: nn.Dropout(0.5, rng=np.random.default_rng(0)), (4, 3)),
+    "GaussianNoise": (lambda: nn.GaussianNoise(0.1, rng=np.random.default_rng(0)), (4, 3)),
+    "DiffAugment": (lambda: nn.DiffAugment(rng=np.random.default_rng(0)), (2, 1, 8, 8)),
+    "MinibatchStdDev": (lambda: nn.MinibatchStdDev(2), (4, 3)),
+    "WeightNormLinear": (lambda: nn.WeightNormLinear(3, 2, dtype=np.float64), (4, 3)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FIRST_ORDER_LAYERS))
+def test_a_layer_without_double_backward_refuses_create_graph_by_name(name, rng):
+    make, shape = FIRST_ORDER_LAYERS[name]
+    layer = make()
+    y = layer.forward(rng.standard_normal(shape))
+    dx = layer.backward(np.ones_like(y), input_grad=True, create_graph=False)  # the one shape
+    assert dx.shape == shape
+    message = (
+        rf"^{re.escape(repr(layer))}: backward\(create_graph=True\) is not supported: "
+        r"it has no double_backward$"
+    )
+    with pytest.raises(NotImplementedError, match=message):
+        layer.backward(np.ones_like(y), create_graph=True)
+
+
+def test_embedding_and_concat_take_the_one_backward_shape_too(rng):
+    embed, concat = nn.Embedding(3, 2, dtype=np.float64), nn.Concat()
+    e = embed.forward(np.array([0, 2]))
+    assert embed.backward(np.ones_like(e), input_grad=False, create_graph=False) is None
+    with pytest.raises(NotImplementedError, match=r"Embedding\(3, 2\): backward\(create_graph"):
+        embed.backward(np.ones_like(e), create_graph=True)
+    y = concat.forward([np.ones((2, 1)), e])
+    assert [g.shape for g in concat.backward(np.ones_like(y), True, False)] == [(2, 1), (2, 2)]
+    with pytest.raises(NotImplementedError, match=r"Concat\(\): backward\(create_graph=True\)"):
+        concat.backward(np.ones_like(y), create_graph=True)
+
+
+def test_sequential_hands_create_graph_to_every_layer(rng):
+    """No compatibility branch: the flag reaches each layer, set or not, and a layer with
+    no double backward stops a create_graph pass with its own name."""
+    seen = []
+
+    class Spy(nn.Module):
+        def forward(self, x):
+            self.save_for_backward(x)
+            return x
+
+        def backward(self, grad_out, input_grad=True, create_graph=False):
+            seen.append(create_graph)
+            return grad_out
+
+    model = nn.Sequential(Spy(), nn.Linear(3, 2, rng=rng, dtype=np.float64), Spy())
+    model.forward(rng.standard_normal((4, 3)))
+    model.backward(np.ones((4, 2)))
+    model.backward(np.ones((4, 2)), create_graph=True)
+    assert seen == [False, False, True, True]
+    conv = nn.Sequential(nn.Conv2d(1, 1, 3, dtype=np.float64), nn.Flatten())
+    conv.forward(rng.standard_normal((2, 1, 4, 4)))
+    with pytest.raises(NotImplementedError, match=r"^Flatten\(start_dim=1, end_dim=-1\): "):
+        conv.backward(np.ones((2, 4)), create_graph=True)

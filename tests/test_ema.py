@@ -42,6 +42,24 @@ def test_after_k_updates_the_average_equals_the_closed_form(rng):
         np.testing.assert_allclose(p.data, closed_form(seen[name], 0.8), rtol=1e-13, atol=1e-14)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_update_rounds_as_its_three_in_place_steps(rng, dtype):
+    """a += w (theta - a), one line, gives bit for bit what the earlier in-place form gave
+    (d = theta - a; d *= w; a += d): the same two roundings per entry."""
+    layer = nn.Linear(40, 30, rng=rng, dtype=dtype)
+    ema = EMA(layer, decay=0.9)
+    expected = {name: p.data.copy() for name, p in ema.averaged.named_parameters()}
+    for t in range(1, 5):
+        for name, p in layer.named_parameters():
+            p.data[...] = rng.standard_normal(p.shape)
+            d = np.subtract(p.data, expected[name])
+            d *= (1 - 0.9) / (1 - 0.9**t)
+            expected[name] += d
+        ema.update()
+    for name, p in ema.averaged.named_parameters():
+        assert p.data.dtype == dtype and p.data.tobytes() == expected[name].tobytes(), name
+
+
 def test_the_first_update_takes_the_weights_and_the_module_is_never_changed(rng):
     layer = nn.Linear(4, 3, rng=rng, dtype=np.float64)
     ema = EMA(layer, decay=0.999)

@@ -188,7 +188,7 @@ def test_conditional_generator_gradient_reaches_z_and_the_embedding(rng, assert_
         def forward(self, z):
             return self.mlp(self.concat([z, self.embed(self.labels)]))
 
-        def backward(self, g, input_grad=True):
+        def backward(self, g, input_grad=True, create_graph=False):
             dz, de = self.concat.backward(self.mlp.backward(g))
             self.embed.backward(de)
             return dz

@@ -11,7 +11,7 @@ from minigan.losses import BCELoss
 class TanhWithWrongBackward(nn.Tanh):
     """A classic slip: dL/dx = dL/dy * (1 - y) instead of (1 - y**2)."""
 
-    def backward(self, grad_out, input_grad=True):
+    def backward(self, grad_out, input_grad=True, create_graph=False):
         return grad_out * (1 - self.saved(grad_out))
 
 
@@ -55,7 +55,7 @@ class LinearThatAssignsGrads(nn.Linear):
     """The slip of writing ``p.grad[...] = g`` for ``p.grad += g``: right after a
     zero_grad it gives the right numbers, so finite differences alone never see it."""
 
-    def backward(self, grad_out, input_grad=True):
+    def backward(self, grad_out, input_grad=True, create_graph=False):
         self.weight.grad[...] = grad_out.T @ self.saved(grad_out)
         self.bias.grad[...] = grad_out.sum(axis=0)
         return grad_out @ self.weight.data
@@ -89,7 +89,7 @@ class ScaleInPlace(nn.Module):
         x *= 2
         return x
 
-    def backward(self, grad_out, input_grad=True):
+    def backward(self, grad_out, input_grad=True, create_graph=False):
         return 2 * grad_out
 
 

@@ -87,7 +87,7 @@ class GeneratorThroughDiscriminator(nn.Module):
     def forward(self, z):
         return self.discriminator.forward(self.generator.forward(z))
 
-    def backward(self, grad_logits):
+    def backward(self, grad_logits, input_grad=True, create_graph=False):
         grad_images = self.discriminator.backward(grad_logits)
         return self.generator.backward(grad_images)
 
@@ -150,6 +150,27 @@ def test_layers_compute_in_the_dtype_of_their_inputs(rng, dtype):
     dx = model.backward(np.ones_like(y))
     assert y.dtype == dtype and dx.dtype == dtype
     assert all(p.grad.dtype == dtype for p in model.parameters())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("slope", [None, 0.2, 0.01])  # None: ReLU
+def test_relu_formulas_round_as_their_earlier_in_place_forms(rng, dtype, slope):
+    """The mask product and the slope a + (1 - a) [x > 0] give, bit for bit (signed zeros
+    included), what the in-place passes before them gave (greater into a float array,
+    then *= (1 - a), += a, multiply)."""
+    x = rng.standard_normal((6, 7)).astype(dtype)
+    x[0, :3] = [0.0, -0.0, np.inf]
+    g = rng.standard_normal(x.shape).astype(dtype)
+    layer = nn.ReLU() if slope is None else nn.LeakyReLU(slope)
+    f_prime = np.empty_like(x)
+    np.greater(x, 0, out=f_prime)
+    if slope is not None:
+        f_prime *= 1 - slope
+        f_prime += slope
+    y, dx = layer.forward(x), layer.backward(g)
+    assert y.dtype == dx.dtype == dtype
+    assert y.tobytes() == np.multiply(x, f_prime).tobytes()
+    assert dx.tobytes() == np.multiply(g, f_prime).tobytes()
 
 
 def test_relu_and_leaky_relu_at_exactly_zero_follow_pytorch():

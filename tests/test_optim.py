@@ -134,37 +134,6 @@ def test_load_state_dict_from_another_model_is_refused_untouched():
     assert not opt.m.any() and opt.t == 0
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize(
-    "make",
-    [
-        lambda params, fast: Adam(params, lr=0.01, betas=(0.5, 0.999), in_place=fast),
-        lambda params, fast: SGD(params, lr=0.1, in_place=fast),
-        lambda params, fast: SGD(params, lr=0.1, momentum=0.9, in_place=fast),
-        lambda params, fast: RMSprop(params, lr=0.01, alpha=0.9, in_place=fast),
-        lambda params, fast: RMSprop(params, lr=0.01, momentum=0.5, eps=1e-3, in_place=fast),
-    ],
-    ids=["adam", "sgd", "sgd-momentum", "rmsprop", "rmsprop-momentum"],
-)
-def test_in_place_fast_path_equals_the_formula_bit_for_bit(make, dtype):
-    """The fast path is the formula's arithmetic in the formula's order: equal, not close."""
-    r = np.random.default_rng(3)
-    models = [
-        nn.Sequential(nn.Linear(5, 7, rng=np.random.default_rng(0), dtype=dtype), nn.Tanh())
-        for _ in range(2)
-    ]
-    formula, fast = (make(m.parameters(), in_place) for m, in_place in zip(models, (False, True)))
-    for _ in range(6):
-        grads = [r.standard_normal(p.shape).astype(dtype) for p in models[0].parameters()]
-        for model in models:
-            for p, g in zip(model.parameters(), grads):
-                p.grad[...] = g
-        formula.step()
-        fast.step()
-    np.testing.assert_array_equal(formula.data, fast.data)
-    assert formula.data.dtype == dtype
-
-
 def test_an_optimizer_made_before_model_to_refuses_to_step(rng):
     model = nn.Sequential(nn.Linear(2, 2, rng=rng))
     opt = Adam(model.parameters())

@@ -1,38 +1,347 @@
-"""Threads for NumPy's elementwise passes (minigan.backend: parallel_slices and friends).
+"""The workshop's threads and fast twins (minigan.threads) and the hook they enter by.
 
-The promise: any number of threads gives bit-identical results, every slice of the
-work runs exactly once, a failing slice's error reaches the caller after every slice
-has stopped, and one thread (the default) or CuPy means one plain call.
+The promise: importing minigan installs no twin (every layer runs its formula); each
+twin gives its formula's numbers bit for bit, with any number of threads, for both
+dtypes and odd shapes; CuPy arrays always run the formula; every slice of split work
+runs exactly once, a failing slice's error reaches the caller after every slice has
+stopped, and one thread means one plain call.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
+import subprocess
+import sys
 import threading
 
 import numpy as np
 import pytest
 
 from minigan import backend, nn
-from minigan.backend import (
+from minigan import threads as workshop
+from minigan.backend import fast_kernel, install_fast_kernel, remove_fast_kernels
+from minigan.models import DCGAN, GAN, DCGANConfig, GANConfig
+from minigan.nn import batchnorm, conv
+from minigan.optim import Adam, adam_update
+from minigan.threads import (
+    TWINS,
     blas_threads_from_environment,
     get_num_threads,
-    parallel_elementwise,
-    parallel_multiply,
     parallel_slices,
     set_num_threads,
     threads_worth_using,
+    use_formulas,
 )
-from minigan.models import DCGAN, GAN, DCGANConfig, GANConfig
+
+DTYPES = [np.float32, np.float64]
+THREADS = [1, 2, 3]
 
 
 @pytest.fixture
 def threads(monkeypatch):
-    """Set the thread count for one test (restored after), and split even tiny passes."""
-    monkeypatch.setattr(backend, "_threads", backend._threads)
-    monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 1)
-    return set_num_threads
+    """``set_num_threads`` for one test, splitting even tiny passes; formulas again after."""
+    monkeypatch.setattr(workshop, "PARALLEL_MIN_ELEMENTS", 1)
+    yield set_num_threads
+    use_formulas()
+
+
+def assert_same_bits(got, expected, where=""):
+    """Equal bit for bit (so -0.0 differs from 0.0), same dtype, shape and memory layout."""
+    if expected is None:
+        assert got is None, where
+        return
+    assert (got.dtype, got.shape) == (expected.dtype, expected.shape), where
+    assert layout(got) == layout(expected), where
+    if got.tobytes(order="A") != expected.tobytes(order="A"):
+        np.testing.assert_array_equal(got, expected, err_msg=where)
+        raise AssertionError(f"{where}: equal values, different bits (a signed zero?)")
+
+
+def layout(a):
+    """The strides of the axes longer than 1: the order of the memory (NumPy keeps it
+    through elementwise operations, and it decides how later sums are ordered)."""
+    return [stride for size, stride in zip(a.shape, a.strides) if size > 1]
+
+
+# --- the hook -----------------------------------------------------------------------------
+
+
+def test_importing_minigan_installs_no_twin_and_never_imports_the_workshop():
+    code = (
+        "import sys\n"
+        "import minigan.nn, minigan.optim, minigan.ema, minigan.losses, minigan.gradcheck\n"
+        "import minigan.models\n"
+        "from minigan import backend\n"
+        "assert not backend._twins, backend._twins\n"
+        "assert 'minigan.threads' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_hook_sends_numpy_arrays_to_the_twin_and_back_to_the_formula_after():
+    @fast_kernel
+    def double(x):
+        """2x, as a formula."""
+        return 2 * x
+
+    assert double.formula(np.ones(2)).tolist() == [2, 2] and double.__doc__ == "2x, as a formula."
+    calls = []
+    install_fast_kernel(double, lambda x: calls.append(x) or 3 * x)
+    try:
+        assert double(np.ones(2)).tolist() == [3, 3] and len(calls) == 1
+    finally:
+        remove_fast_kernels()
+    assert double(np.ones(2)).tolist() == [2, 2] and len(calls) == 1
+
+
+def test_only_marked_formulas_take_a_twin():
+    with pytest.raises(TypeError, match="is not marked with @fast_kernel"):
+        install_fast_kernel(np.add, np.subtract)
+
+
+def test_set_num_threads_installs_every_twin_and_use_formulas_removes_them(threads):
+    assert not backend._twins and get_num_threads() == 1
+    threads(2)
+    assert get_num_threads() == 2
+    assert backend._twins == {kernel.formula: twin for kernel, twin in TWINS.items()}
+    assert set(TWINS) == {
+        conv.im2col,
+        conv.col2im,
+        batchnorm.normalise,
+        batchnorm.channel_gradients,
+        adam_update,
+    }
+    use_formulas()
+    assert not backend._twins and get_num_threads() == 1
+
+
+def test_using_restores_the_formulas_or_the_twins_it_found(threads):
+    with workshop.using(3):
+        assert get_num_threads() == 3 and len(backend._twins) == len(TWINS)
+    assert get_num_threads() == 1 and not backend._twins  # the formulas, as before
+    threads(2)
+    with pytest.raises(RuntimeError, match="inside"), workshop.using(1):
+        assert get_num_threads() == 1
+        raise RuntimeError("inside")
+    assert get_num_threads() == 2 and len(backend._twins) == len(TWINS)
+
+
+def test_cupy_arrays_always_run_the_formulas(threads, fake_cupy):
+    """With every twin replaced by one that fails, a CuPy stand-in model still trains."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a twin got a CuPy array")
+
+    threads(2)
+    for kernel in TWINS:
+        install_fast_kernel(kernel, refuse)
+    gpu = backend.get_backend("cupy")
+    gan = DCGAN(dataclasses.replace(DCGAN_SMALL, d_norm="batch"), seed=1, backend=gpu)
+    batch = np.random.default_rng(0).uniform(-1, 1, (16, *DCGAN_SMALL.image_shape))
+    gan.train_step(gpu.asarray(batch.astype(np.float32)))
+    with pytest.raises(AssertionError, match="a twin got a CuPy array"):
+        conv.im2col(np.ones((1, 1, 3, 3), np.float32), 3, 1, 1)  # NumPy: the twin
+
+
+# --- each twin against its formula, bit for bit ----------------------------------------------
+
+# (N, C, H, W, k, stride, padding): odd sizes, one channel, padding wider than a stride,
+# a kernel as large as the padded image, more channels than threads and fewer.
+CONV_CASES = [
+    (3, 5, 7, 6, 3, 1, 1),
+    (2, 3, 9, 9, 4, 2, 1),
+    (1, 1, 5, 5, 5, 1, 0),
+    (4, 7, 6, 5, 2, 3, 2),
+    (5, 2, 4, 4, 3, 2, 2),
+]
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("count", THREADS)
+def test_im2col_and_col2im_twins_equal_their_formulas(threads, case, dtype, count):
+    n, c, h, w, k, s, p = case
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    rows = conv.from_rows(conv.to_rows(x).copy(), n, h, w)  # the layout the layers hand on
+    threads(count)
+    for image in (x, rows):
+        assert_same_bits(conv.im2col(image, k, s, p), conv.im2col.formula(image, k, s, p))
+    cols = rng.standard_normal(conv.im2col.formula(x, k, s, p).shape).astype(dtype)
+    assert_same_bits(
+        conv.col2im(cols, x.shape, k, s, p), conv.col2im.formula(cols, x.shape, k, s, p)
+    )
+
+
+def channel_rows(shape, dtype, rng):
+    """Rows (C, m) as the layers make them: BatchNorm2d's contiguous rows of a
+    convolution's output, or BatchNorm1d's strided rows (a transposed view)."""
+    x = rng.standard_normal(shape).astype(dtype)
+    return conv.to_rows(x) if x.ndim == 4 else x.T
+
+
+# BatchNorm1d's strided rows, long ones (NumPy's summation order over strided rows
+# depends on how many rows it gets: the twin must never split them), and BatchNorm2d's.
+ROW_SHAPES = [(64, 3), (1000, 4), (16, 256), (8, 5, 6, 6), (3, 7, 5, 3), (2, 1, 4, 4)]
+
+
+@pytest.mark.parametrize("shape", ROW_SHAPES, ids=str)
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("count", THREADS)
+def test_batchnorm_twins_equal_their_formulas(threads, shape, training, affine, dtype, count):
+    rng = np.random.default_rng(1)
+    x_rows, g = channel_rows(shape, dtype, rng), channel_rows(shape, dtype, rng)
+    c = x_rows.shape[0]
+    gamma, beta = (rng.standard_normal(c).astype(dtype) for _ in range(2))
+    gamma, beta = (gamma, beta) if affine else (None, None)
+    running = None if training else (rng.standard_normal(c).astype(dtype), np.full(c, 1.5, dtype))
+    expected = batchnorm.normalise.formula(x_rows, 1e-5, gamma, beta, running)
+    threads(count)
+    got = batchnorm.normalise(x_rows, 1e-5, gamma, beta, running)
+    for name, a, b in zip(("y", "xhat", "inv", "mu", "var"), got, expected):
+        assert_same_bits(a, b, name)
+    _, xhat, inv, _, _ = expected
+    for input_grad in (True, False):
+        args = (g, xhat, inv, gamma, training, input_grad)
+        got = batchnorm.channel_gradients(*args)
+        for name, a, b in zip(
+            ("dx", "dbeta", "dgamma"), got, batchnorm.channel_gradients.formula(*args)
+        ):
+            assert_same_bits(a, b, name)
+
+
+@pytest.mark.parametrize("size", [1, 7, 1001, (1 << 17) + 3])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("count", THREADS)
+def test_adam_twin_equals_its_formula(threads, size, dtype, count):
+    rng = np.random.default_rng(2)
+    arrays = [rng.standard_normal(size).astype(dtype) for _ in range(2)] + [
+        np.zeros(size, dtype) for _ in range(2)
+    ]
+    formula, fast = [a.copy() for a in arrays], [a.copy() for a in arrays]
+    threads(count)
+    for t in range(1, 7):
+        g = rng.standard_normal(size).astype(dtype)
+        formula[1][...] = fast[1][...] = g
+        adam_update.formula(*formula, t, 0.01, (0.5, 0.999), 1e-8)
+        adam_update(*fast, t, 0.01, (0.5, 0.999), 1e-8)
+    for name, a, b in zip(("p", "g", "m", "v"), fast, formula):
+        assert_same_bits(a, b, name)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_adam_with_its_twin_equals_adam_as_written(threads, dtype):
+    """The fast path is the formula's arithmetic in the formula's order: equal, not close."""
+    r = np.random.default_rng(3)
+    models = [
+        nn.Sequential(nn.Linear(5, 7, rng=np.random.default_rng(0), dtype=dtype), nn.Tanh())
+        for _ in range(2)
+    ]
+    formula, fast = (Adam(m.parameters(), lr=0.01, betas=(0.5, 0.999)) for m in models)
+    for _ in range(6):
+        grads = [r.standard_normal(p.shape).astype(dtype) for p in models[0].parameters()]
+        for model in models:
+            for p, g in zip(model.parameters(), grads):
+                p.grad[...] = g
+        use_formulas()
+        formula.step()
+        threads(1)
+        fast.step()
+    np.testing.assert_array_equal(formula.data, fast.data)
+    assert formula.data.dtype == dtype
+
+
+def test_the_adam_twin_reuses_one_work_buffer_per_array():
+    p = np.zeros(5)
+    assert workshop.scratch_like(p) is workshop.scratch_like(p)
+    key = id(p)
+    del p
+    assert key not in workshop._scratch  # dropped with its array
+
+
+# --- whole models: formulas against twins at 1, 2 and 3 threads -------------------------------
+
+
+def _trained_weights(make, batches):
+    gan, _ = make()
+    for batch in batches:
+        gan.train_step(batch)
+    return {name: np.array(array) for name, array in flat_state(gan.state_dict())}
+
+
+def flat_state(state, prefix=""):
+    """(dotted name, array) for every array in a nested state_dict."""
+    for key, value in state.items():
+        if isinstance(value, dict):
+            yield from flat_state(value, f"{prefix}{key}.")
+        elif isinstance(value, np.ndarray):
+            yield prefix + key, value
+
+
+# Batches of 16: BatchNorm1d's rows (16 values each, strided) are long enough for NumPy's
+# summation order to depend on how they are split (as it did, until they were kept whole).
+DCGAN_SMALL = DCGANConfig(batch_size=16, base_channels=8, d_fc_width=16, g_fc_width=16, ema=0.9)
+DCGAN_PAPER = dataclasses.replace(
+    DCGAN_SMALL, d_norm="batch", g_full_res_channels=0, d_fc_width=0, g_fc_width=0
+)
+MODELS = {  # (model, the shape of one image)
+    "dcgan": lambda dtype: (DCGAN(DCGAN_SMALL, seed=1, dtype=dtype), DCGAN_SMALL.image_shape),
+    "dcgan_paper": lambda dtype: (DCGAN(DCGAN_PAPER, seed=1, dtype=dtype), DCGAN_PAPER.image_shape),
+    "gan": lambda dtype: (GAN(GANConfig(batch_size=16, hidden=32), seed=1, dtype=dtype), (784,)),
+}
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_threads_give_bit_identical_training(threads, model, dtype):
+    """Every weight, moment and running statistic after two steps: the formulas, then the
+    twins with 1, 2 and 3 threads splitting every pass (im2col, col2im, BatchNorm, Adam)."""
+    make = lambda: MODELS[model](dtype)
+    shape = make()[1]
+    batches = np.random.default_rng(0).uniform(-1, 1, (2, 16, *shape)).astype(dtype)
+    use_formulas()
+    expected = _trained_weights(make, batches)
+    assert len(expected) > 10
+    for count in THREADS:
+        threads(count)
+        got = _trained_weights(make, batches)
+        assert got.keys() == expected.keys()
+        for name in expected:
+            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+
+@pytest.mark.parametrize(
+    "layer, shape",
+    [
+        (nn.BatchNorm1d, (64, 3)),  # strided rows (a transposed view), long ones
+        (nn.BatchNorm1d, (1000, 4)),
+        (nn.BatchNorm2d, (8, 5, 6, 6)),
+    ],
+)
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batchnorm_is_bit_identical_with_threads(threads, layer, shape, training, dtype):
+    rng = np.random.default_rng(0)
+    x, g = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    running_mean = rng.standard_normal(shape[1])
+    results = []
+    for count in [None, *THREADS]:  # None: the formulas
+        use_formulas() if count is None else threads(count)
+        bn = layer(shape[1], dtype=dtype)
+        bn.running_mean[:], bn.running_var[:] = running_mean, 1.5
+        bn.weight.data[:], bn.bias.data[:] = 0.5, 0.25
+        bn.train(training)
+        y, dx = bn.forward(x), bn.backward(g)
+        results.append([y, dx, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var])
+    for got in results[1:]:
+        for a, b in zip(got, results[0]):
+            assert_same_bits(a, b)
+
+
+# --- the pool --------------------------------------------------------------------------------
 
 
 def test_one_thread_is_the_default_and_runs_inline():
@@ -59,12 +368,12 @@ def test_the_slices_cover_every_item_once(threads, count, length):
     assert (length // min(count, length), threading.get_ident()) in parts  # one is the caller's
 
 
-def test_small_passes_and_other_backends_run_as_one_call(threads, monkeypatch):
+def test_small_passes_and_other_backends_run_as_one_call(threads, monkeypatch, fake_cupy):
     threads(2)
-    monkeypatch.setattr(backend, "PARALLEL_MIN_ELEMENTS", 100)
+    monkeypatch.setattr(workshop, "PARALLEL_MIN_ELEMENTS", 100)
     calls = []
     parallel_slices(calls.append, 8, elements=99, xp=np)  # too small to be worth threads
-    parallel_slices(calls.append, 8, elements=10**6, xp=object())  # e.g. cupy
+    parallel_slices(calls.append, 8, elements=10**6, xp=fake_cupy)  # the CuPy stand-in
     assert calls == [slice(0, 8), slice(0, 8)]
 
 
@@ -98,51 +407,11 @@ def test_a_slice_that_splits_work_again_runs_it_in_one_call(threads):
     assert inner == [slice(0, 4), slice(0, 4)]
 
 
-def test_elementwise_pieces_follow_the_outermost_memory_axis(threads):
-    threads(2)
-    x = np.arange(2 * 3 * 4, dtype=np.float32).reshape(3, 4, 2).transpose(2, 0, 1)  # axis 1 outer
-    y = np.empty_like(x)
-    shapes = []
-
-    def double(x, y):
-        shapes.append(x.shape)
-        np.multiply(x, 2, out=y)
-
-    parallel_elementwise(double, x, y)
-    np.testing.assert_array_equal(y, 2 * x)
-    assert sorted(shapes) == [(2, 1, 4), (2, 2, 4)]  # the 3 rows of axis 1, split 1 + 2
-
-
-def test_elementwise_skips_axes_of_length_one(threads):
-    threads(2)
-    x = np.ones((1, 6, 1), np.float32)  # the longest stride is the length-1 axis 0
-    shapes = []
-    parallel_elementwise(lambda a: shapes.append(a.shape), x)
-    assert sorted(shapes) == [(1, 3, 1), (1, 3, 1)]
-
-
-def test_multiply_of_differently_laid_out_arrays(threads):
-    threads(2)
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((4, 3, 5, 6))  # C order
-    b = np.ascontiguousarray(rng.standard_normal((3, 5, 6, 4))).transpose(3, 0, 1, 2)  # rows
-    np.testing.assert_array_equal(parallel_multiply(a, b), a * b)
-    np.testing.assert_array_equal(parallel_multiply(b, a), b * a)
-    assert parallel_multiply(b, a).strides == b.strides  # laid out like its first operand
-
-
-def test_cupy_arrays_take_one_call(threads, fake_cupy):
-    threads(2)
-    x = fake_cupy.ones((64, 64, 64), dtype=fake_cupy.float32)
-    calls = []
-    parallel_elementwise(lambda a: calls.append(a.shape), x)
-    assert calls == [(64, 64, 64)]
-
-
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_set_num_threads_refuses_anything_but_a_positive_integer(threads, bad):
     with pytest.raises(ValueError, match=r"threads must be an integer >= 1, got"):
         set_num_threads(bad)
+    assert not backend._twins  # nothing installed
 
 
 def test_set_num_threads_takes_numpy_integers(threads):
@@ -167,94 +436,20 @@ def test_threads_pay_only_when_openblas_threads_sleep(monkeypatch):
     monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
     assert threads_worth_using() == 1  # its idle threads spin on the cores we would use
     monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "4")
-    monkeypatch.setattr(backend, "numpy_uses_openblas", lambda: True)
+    monkeypatch.setattr(workshop, "numpy_uses_openblas", lambda: True)
     assert threads_worth_using() == 3
-    monkeypatch.setattr(backend, "numpy_uses_openblas", lambda: False)  # e.g. MKL: no say
+    monkeypatch.setattr(workshop, "numpy_uses_openblas", lambda: False)  # e.g. MKL: no say
     assert threads_worth_using() == 1
 
 
 def test_numpy_uses_openblas_reads_numpy_s_build():
     blas = str(np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"])
-    assert backend.numpy_uses_openblas() == ("openblas" in blas.lower())
-
-
-def _trained_weights(make, batches):
-    gan, _ = make()
-    for batch in batches:
-        gan.train_step(batch)
-    return {name: np.array(array) for name, array in flat_state(gan.state_dict())}
-
-
-def flat_state(state, prefix=""):
-    """(dotted name, array) for every array in a nested state_dict."""
-    for key, value in state.items():
-        if isinstance(value, dict):
-            yield from flat_state(value, f"{prefix}{key}.")
-        elif isinstance(value, np.ndarray):
-            yield prefix + key, value
-
-
-# Batches of 16: BatchNorm1d's rows (16 values each, strided) are long enough for NumPy's
-# summation order to depend on how they are split (as it did, until they were kept whole).
-DCGAN_SMALL = DCGANConfig(batch_size=16, base_channels=8, d_fc_width=16, g_fc_width=16, ema=0.9)
-DCGAN_PAPER = dataclasses.replace(
-    DCGAN_SMALL, d_norm="batch", g_full_res_channels=0, d_fc_width=0, g_fc_width=0
-)
-MODELS = {  # (model, the shape of one image)
-    "dcgan": lambda dtype: (DCGAN(DCGAN_SMALL, seed=1, dtype=dtype), DCGAN_SMALL.image_shape),
-    "dcgan_paper": lambda dtype: (DCGAN(DCGAN_PAPER, seed=1, dtype=dtype), DCGAN_PAPER.image_shape),
-    "gan": lambda dtype: (GAN(GANConfig(batch_size=16, hidden=32), seed=1, dtype=dtype), (784,)),
-}
-
-
-@pytest.mark.parametrize("model", sorted(MODELS))
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_threads_give_bit_identical_training(threads, model, dtype):
-    """Every weight, moment and running statistic after two steps, with 1, 2 and 3 threads
-    splitting every pass (im2col, col2im, BatchNorm, the activations, Adam)."""
-    make = lambda: MODELS[model](dtype)
-    shape = make()[1]
-    batches = np.random.default_rng(0).uniform(-1, 1, (2, 16, *shape)).astype(dtype)
-    threads(1)
-    expected = _trained_weights(make, batches)
-    assert len(expected) > 10
-    for count in (2, 3):
-        threads(count)
-        got = _trained_weights(make, batches)
-        assert got.keys() == expected.keys()
-        for name in expected:
-            np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
-
-
-@pytest.mark.parametrize(
-    "layer, shape",
-    [
-        (nn.BatchNorm1d, (64, 3)),  # strided rows (a transposed view), long ones
-        (nn.BatchNorm1d, (1000, 4)),
-        (nn.BatchNorm2d, (8, 5, 6, 6)),
-    ],
-)
-@pytest.mark.parametrize("training", [True, False])
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_batchnorm_is_bit_identical_with_threads(threads, layer, shape, training, dtype):
-    rng = np.random.default_rng(0)
-    x, g = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
-    running_mean = rng.standard_normal(shape[1])
-    results = []
-    for count in (1, 2, 3):
-        threads(count)
-        bn = layer(shape[1], dtype=dtype)
-        bn.running_mean[:], bn.running_var[:] = running_mean, 1.5
-        bn.weight.data[:], bn.bias.data[:] = 0.5, 0.25
-        bn.train(training)
-        y, dx = bn.forward(x), bn.backward(g)
-        results.append([y, dx, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var])
-    for got in results[1:]:
-        for a, b in zip(got, results[0]):
-            np.testing.assert_array_equal(a, b)
+    assert workshop.numpy_uses_openblas() == ("openblas" in blas.lower())
 
 
 def test_the_example_sets_its_threads_and_restores_them(threads, monkeypatch):
+    """--threads N installs the twins on N threads for the run (default 1: in place, one
+    thread, which shares a machine best); the count is restored on the way out."""
     import importlib.util
     from pathlib import Path
 
@@ -263,10 +458,14 @@ def test_the_example_sets_its_threads_and_restores_them(threads, monkeypatch):
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
     seen = []
-    monkeypatch.setattr(example, "train", lambda args: seen.append(get_num_threads()) or "")
-    monkeypatch.setattr(example, "threads_worth_using", lambda: 2)
+
+    def train(args):
+        seen.append((get_num_threads(), len(backend._twins)))
+        return ""
+
+    monkeypatch.setattr(example, "train", train)
     assert example.main(["--threads", "3"]) == 0
-    assert example.main([]) == 0  # the default: threads_worth_using()
-    assert seen == [3, 2] and get_num_threads() == 1
+    assert example.main([]) == 0  # the default: one thread
+    assert seen == [(3, len(TWINS)), (1, len(TWINS))] and get_num_threads() == 1
     with pytest.raises(SystemExit):
         example.parse_args(["--threads", "0"])

@@ -6,6 +6,13 @@ and PacGAN's Pack); then the pieces for labels and semi-supervised learning:
 ``embedding``, ``concat``, ``noise`` (Dropout, GaussianNoise) and ``weight_norm``;
 ``minibatch_std`` (a discriminator's view of a batch's variety, against mode collapse);
 and ``augment`` (DiffAugment: augmenting what D sees, for small datasets).
+
+Every forward and backward here is its formula, on NumPy or CuPy arrays alike. Four
+of those formulas are module-level functions marked ``fast_kernel``
+(``minigan/backend.py``): ``conv.im2col``, ``conv.col2im``, ``batchnorm.normalise`` and
+``batchnorm.channel_gradients``. The workshop module ``minigan.threads`` may install an
+in-place, threaded twin for each (``set_num_threads``), tested to give the same numbers
+bit for bit; no layer imports it.
 """
 
 from minigan.nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid

@@ -1,13 +1,14 @@
 """DiffAugment: random, differentiable changes to every image a discriminator sees.
 
 With few training pictures (a few hundred), D soon tells them from G's by details G
-cannot draw yet, its verdicts stop carrying information, and G collapses (on the
-README's synthetic pictures, within 1,000-2,000 steps). Augmenting only the real
-pictures is no answer: Zhao et al. show that G then learns to draw augmented pictures.
-They (2020, "Differentiable Augmentation for Data-Efficient GAN Training") augment
-*every* picture D sees, real and fake, in D's step and in G's, with transformations
-simple enough to differentiate, so G's gradient flows back through them. Their policy, which this layer follows
-(``DiffAugment_pytorch.py`` of their code), in this order:
+cannot draw yet, its verdicts stop carrying information, and G collapses (measured:
+benchmarks/RESULTS.md, "DCGAN, Fashion-MNIST and a folder of pictures"). Augmenting
+only the real pictures is no answer: Zhao et al. show that G then learns to draw
+augmented pictures. They (2020, "Differentiable Augmentation for Data-Efficient GAN
+Training") augment *every* picture D sees, real and fake, in D's step and in G's, with
+transformations simple enough to differentiate, so G's gradient flows back through
+them. Their policy, which this layer follows (``DiffAugment_pytorch.py`` of their code),
+in this order:
 
     color        y = x + b                        brightness, b ~ U[-0.5, 0.5)
                  y = s (y - mean_c y) + mean_c y  saturation, s ~ U[0, 2)
@@ -166,7 +167,8 @@ class DiffAugment(_NoiseLayer):
         self.save_for_backward(x, draws)  # x only to check dL/dy against
         return x if draws is None else augment(x, draws)
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
         _, draws = self.saved(grad_out)
         if not input_grad:
             return None

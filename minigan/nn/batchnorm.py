@@ -46,17 +46,18 @@ and gamma * sum(g * xhat): exactly dbeta and dgamma. So
 
     dx = gamma * inv / m * (m * g - dbeta - xhat * dgamma)
 
-``backward`` uses this: two sums serve all three gradients, and dx takes four
-elementwise passes instead of a dozen.
+``channel_gradients`` (what ``backward`` calls) uses this: two sums serve all three
+gradients, and dx takes four elementwise passes instead of a dozen.
 
 **Layout.** The layer works on each channel's values as one row of a (C, m) array
 (``to_rows`` for BatchNorm2d, the transpose for BatchNorm1d), so every sum above is
 a reduction along contiguous memory and every per-channel number broadcasts as a
 (C, 1) column. The output is handed back as a view in the input's shape. For a
 convolution's output, whose memory already is in rows form, the round trip costs
-nothing; any other input is copied once. The channels never mix, so groups of rows
-can be worked through on separate cores at once (``parallel_slices``,
-``minigan/backend.py``).
+nothing; any other input is copied once. Both passes are module-level functions on
+these rows, ``normalise`` (steps 1-7) and ``channel_gradients`` (the compact backward),
+marked ``fast_kernel`` (``minigan/backend.py``): the channels never mix, so
+``minigan.threads`` may run groups of rows on separate cores, the same numbers.
 
 **Evaluation mode** (``.eval()``) normalises with the running statistics instead, so an
 example's output no longer depends on the rest of its batch; then xhat is an affine
@@ -82,7 +83,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import get_array_module, parallel_slices
+from minigan.backend import fast_kernel, get_array_module
 from minigan.nn.checks import check_array
 from minigan.nn.conv import from_rows, to_rows
 from minigan.nn.module import Module, Parameter
@@ -97,12 +98,64 @@ def row_dots(a: Any, b: Any) -> Any:
     return get_array_module(a).matmul(a[:, None, :], b[:, :, None])[:, :, 0]
 
 
-def splittable(rows: Any) -> int:
-    """``parallel_slices``'s element count for work on (C, m) channel rows: 0 (never
-    split) unless the rows are contiguous. BatchNorm1d's rows are a transposed view,
-    and NumPy orders a sum over strided rows by how many of them it is given: split,
-    the sums would change in their last bits."""
-    return rows.size if rows.flags.c_contiguous else 0
+@fast_kernel
+def normalise(
+    x_rows: Any, eps: float, gamma: Any = None, beta: Any = None, running: Any = None
+) -> tuple[Any, Any, Any, Any, Any]:
+    """Steps 1-7 of the module docstring on channel rows: (y, xhat, inv, mu, var).
+
+    Args:
+        x_rows: (C, m), each channel's m values in one row.
+        eps: added to the variance.
+        gamma, beta: (C,) scale and shift, or None (no step 7: y is xhat).
+        running: None to normalise with the batch's statistics (training), or the
+            pair (running_mean, running_var), (C,) each (evaluation; mu, var: None).
+
+    Returns:
+        y and xhat (C, m); inv, mu, var (C, 1): what backward and the running
+        statistics need.
+    """
+    xp = get_array_module(x_rows)
+    if running is None:
+        mu = x_rows.mean(axis=1, keepdims=True)  # 1.
+        xc = x_rows - mu  # 2.
+        var = row_dots(xc, xc) / x_rows.shape[1]  # 3. mean(xc**2)
+        inv = 1 / xp.sqrt(var + eps)  # 4. and 5.
+        xhat = xc * inv  # 6.
+    else:
+        mu = var = None
+        running_mean, running_var = running
+        inv = 1 / xp.sqrt(running_var[:, None] + eps)
+        xhat = (x_rows - running_mean[:, None]) * inv
+    y = xhat if gamma is None else xhat * gamma[:, None] + beta[:, None]  # 7.
+    return y, xhat, inv, mu, var
+
+
+@fast_kernel
+def channel_gradients(
+    g: Any, xhat: Any, inv: Any, gamma: Any, training: bool, input_grad: bool
+) -> tuple[Any, Any, Any]:
+    """The compact backward on channel rows: (dx or None, dbeta, dgamma).
+
+    Args:
+        g: dL/dy as rows (C, m); xhat, inv: what ``normalise`` returned.
+        gamma: (C,), or None (no scale); training: whether xhat came from the batch's
+            statistics; input_grad: False to skip dx.
+
+    Returns:
+        dx (C, m) (None unless ``input_grad``), sum(g) and sum(g * xhat) per row, (C, 1).
+    """
+    m = g.shape[1]
+    sum_g = g.sum(axis=1, keepdims=True)  # dbeta
+    sum_g_xhat = row_dots(g, xhat)  # dgamma
+    if not input_grad:
+        return None, sum_g, sum_g_xhat
+    scale = inv if gamma is None else gamma[:, None] * inv  # gamma * inv
+    if not training:  # xhat = (x - running_mean) * inv: an affine map of x
+        return g * scale, sum_g, sum_g_xhat
+    # dx = gamma * inv / m * (m * g - sum(g) - xhat * sum(g * xhat))
+    dx = (g - xhat * (sum_g_xhat / m) - sum_g / m) * scale
+    return dx, sum_g, sum_g_xhat
 
 
 class _BatchNorm(Module):
@@ -157,36 +210,17 @@ class _BatchNorm(Module):
         check_array(
             self, x, like=self.running_mean, shape=("batch", self.num_features, *self.dims[2:])
         )
-        xp = get_array_module(x)
         x_rows = self.to_channel_rows(x)
-        (c, m), dtype = x_rows.shape, x_rows.dtype  # channels, values per channel
+        m = x_rows.shape[1]  # values per channel
         if self.training and m < 2:
             raise ValueError(
                 f"{self!r}: expected more than 1 value per channel when training, got "
                 f"input {tuple(x.shape)}; use a batch of 2 or more, or call .eval() to "
                 f"normalise with the running statistics"
             )
-        mu, var, inv = (xp.empty((c, 1), dtype) for _ in range(3))
-        xhat = xp.empty_like(x_rows)
-        y = xhat if self.weight is None else xp.empty_like(x_rows)
-
-        def normalise(ch: slice) -> None:  # channels ch: each channel's numbers are its own
-            x, x_hat, out = x_rows[ch], xhat[ch], y[ch]
-            if self.training:
-                mu[ch] = x.mean(axis=1, keepdims=True)  # 1.
-                xc = xp.subtract(x, mu[ch], out=x_hat)  # 2. (x_hat's memory serves)
-                var[ch] = row_dots(xc, xc) / m  # 3. mean(xc**2)
-                inv[ch] = 1 / xp.sqrt(var[ch] + self.eps)  # 4. and 5.
-                xc *= inv[ch]  # 6., in place: now x_hat
-            else:
-                inv[ch] = 1 / xp.sqrt(self.running_var[ch, None] + self.eps)
-                xp.subtract(x, self.running_mean[ch, None], out=x_hat)
-                x_hat *= inv[ch]
-            if self.weight is not None:  # 7.
-                xp.multiply(x_hat, self.weight.data[ch, None], out=out)
-                out += self.bias.data[ch, None]
-
-        parallel_slices(normalise, c, splittable(x_rows), xp)  # channel groups, one per core
+        gamma, beta = (None, None) if self.weight is None else (self.weight.data, self.bias.data)
+        running = None if self.training else (self.running_mean, self.running_var)
+        y, xhat, inv, mu, var = normalise(x_rows, self.eps, gamma, beta, running)
         if self.training:
             self._update_running_stats(mu.ravel(), var.ravel(), m)
         # Backward needs xhat and inv (not x): both forms of dx are written in them.
@@ -202,35 +236,16 @@ class _BatchNorm(Module):
         self.running_var += (a * m / (m - 1)) * var
         self.num_batches_tracked += 1
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
         (xhat, inv, training), gamma, beta = self.saved(grad_out), self.weight, self.bias
-        xp = get_array_module(xhat)
         g = self.to_channel_rows(grad_out)
-        (c, m), dtype = g.shape, g.dtype
-        sum_g, sum_g_xhat = xp.empty((c, 1), dtype), xp.empty((c, 1), dtype)
-        scale = inv if gamma is None else gamma.data[:, None] * inv  # gamma * inv
-        dx = xp.empty_like(xhat) if input_grad else None
-
-        def channel_grads(ch: slice) -> None:  # channels ch: each channel's sums are its own
-            g_ch, x_hat = g[ch], xhat[ch]
-            sum_g[ch] = g_ch.sum(axis=1, keepdims=True)  # dbeta
-            sum_g_xhat[ch] = row_dots(g_ch, x_hat)  # dgamma
-            if dx is None:
-                return
-            if not training:  # xhat = (x - running_mean) * inv: an affine map of x
-                xp.multiply(g_ch, scale[ch], out=dx[ch])
-                return
-            # dx = gamma * inv / m * (m * g - sum(g) - xhat * sum(g * xhat))
-            d = xp.multiply(x_hat, sum_g_xhat[ch] / -m, out=dx[ch])
-            d += g_ch
-            d -= sum_g[ch] / m
-            d *= scale[ch]
-
-        parallel_slices(channel_grads, c, splittable(g), xp)  # channel groups, one per core
+        weight = None if gamma is None else gamma.data
+        dx, sum_g, sum_g_xhat = channel_gradients(g, xhat, inv, weight, training, input_grad)
         if beta is not None and beta.requires_grad:
-            beta.grad += sum_g.ravel()
+            beta.grad += sum_g.ravel()  # dbeta
         if gamma is not None and gamma.requires_grad:
-            gamma.grad += sum_g_xhat.ravel()
+            gamma.grad += sum_g_xhat.ravel()  # dgamma
         return None if dx is None else self.from_channel_rows(dx, grad_out.shape)
 
 

@@ -71,7 +71,10 @@ class Concat(Module):
         self.save_for_backward(first, offsets, output_shape=y.shape)
         return y
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> tuple[Any, ...]:
+    def backward(
+        self, grad_out: Any, input_grad: bool = True, create_graph: bool = False
+    ) -> tuple[Any, ...]:
+        self.first_order_only(create_graph)
         _, offsets = self.saved(grad_out)
         g = grad_out
         return tuple(g[:, a:b] for a, b in pairwise(offsets))  # split at o_i

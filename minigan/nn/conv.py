@@ -39,8 +39,9 @@ layer, never a loop over pixels or examples. Where that slice runs into the padd
 (s*a + i - p < 0 or >= H), the entries are the padding's zeros: ``cols`` starts as
 zeros and each offset copies only the outputs that read real pixels (``kept``
 computes which), so no padded copy of the image is ever made. The channels never
-mix here, so groups of them can be copied on separate cores at once
-(``parallel_slices`` in ``minigan/backend.py``; col2im likewise).
+mix here, which ``minigan.threads`` uses: its twin of ``im2col`` (a ``fast_kernel``,
+see ``minigan/backend.py``) copies groups of channels on separate cores, the same
+numbers; col2im likewise.
 
 **Backward.** With g = dL/dy in the same rows form (O, Ho*Wo*N), the product rule for
 ``y_rows = W_rows @ cols`` gives (as for ``Linear``)
@@ -100,7 +101,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import get_array_module, parallel_slices
+from minigan.backend import fast_kernel, get_array_module
 from minigan.nn.checks import check_array
 from minigan.nn.module import Module, Parameter
 
@@ -146,6 +147,7 @@ def kept(i: int, size: int, out_size: int, stride: int, padding: int) -> tuple[s
     return slice(first, end), slice(row, row + s * (end - first), s)
 
 
+@fast_kernel
 def im2col(x: Any, k: int, stride: int, padding: int) -> Any:
     """(N, C, H, W) -> cols (C*k*k, Ho*Wo*N): each column one output pixel's patches.
 
@@ -157,20 +159,16 @@ def im2col(x: Any, k: int, stride: int, padding: int) -> Any:
     s, p = stride, padding
     ho, wo = output_size(h, k, s, p), output_size(w, k, s, p)
     xr = x.transpose(1, 2, 3, 0)  # (C, H, W, N) view: each slice below is (C, rows, cols, N)
-    cols = xp.empty((c, k, k, ho, wo, n), dtype=x.dtype)
-
-    def copy_patches(ch: slice) -> None:  # channels ch, all offsets
-        cols[ch] = 0  # the entries that read the padding keep these zeros
-        for i in range(k):
-            out_rows, rows = kept(i, h, ho, s, p)
-            for j in range(k):
-                out_cols, columns = kept(j, w, wo, s, p)
-                cols[ch, i, j, out_rows, out_cols] = xr[ch, rows, columns]
-
-    parallel_slices(copy_patches, c, cols.size, xp)  # channel groups on separate cores
+    cols = xp.zeros((c, k, k, ho, wo, n), dtype=x.dtype)  # the padding's zeros stay
+    for i in range(k):
+        out_rows, rows = kept(i, h, ho, s, p)
+        for j in range(k):
+            out_cols, columns = kept(j, w, wo, s, p)
+            cols[:, i, j, out_rows, out_cols] = xr[:, rows, columns]
     return cols.reshape(c * k * k, ho * wo * n)
 
 
+@fast_kernel
 def col2im(cols: Any, shape: tuple[int, ...], k: int, stride: int, padding: int) -> Any:
     """im2col's adjoint: add each column entry back onto the pixel it was copied from.
 
@@ -187,17 +185,12 @@ def col2im(cols: Any, shape: tuple[int, ...], k: int, stride: int, padding: int)
     s, p = stride, padding
     ho, wo = output_size(h, k, s, p), output_size(w, k, s, p)
     cols = cols.reshape(c, k, k, ho, wo, n)
-    x = xp.empty((c, h, w, n), dtype=cols.dtype)
-
-    def add_patches(ch: slice) -> None:  # channels ch, all offsets
-        x[ch] = 0
-        for i in range(k):
-            out_rows, rows = kept(i, h, ho, s, p)
-            for j in range(k):
-                out_cols, columns = kept(j, w, wo, s, p)
-                x[ch, rows, columns] += cols[ch, i, j, out_rows, out_cols]
-
-    parallel_slices(add_patches, c, cols.size, xp)  # channel groups on separate cores
+    x = xp.zeros((c, h, w, n), dtype=cols.dtype)
+    for i in range(k):
+        out_rows, rows = kept(i, h, ho, s, p)
+        for j in range(k):
+            out_cols, columns = kept(j, w, wo, s, p)
+            x[:, rows, columns] += cols[:, i, j, out_rows, out_cols]
     return x.transpose(3, 0, 1, 2)  # NCHW view, no copy
 
 
@@ -333,7 +326,8 @@ class Conv2d(_ConvBase):
         self.save_for_backward(cols, x.shape, output_shape=y.shape)
         return y
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
         (cols, x_shape), W, b = self.saved(grad_out), self.weight, self.bias
         g_rows = to_rows(grad_out)
         if W.requires_grad:
@@ -424,7 +418,8 @@ class ConvTranspose2d(_ConvBase):
         self.save_for_backward(x_rows, x.shape, output_shape=shape)
         return y
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
         (x_rows, x_shape), W, b = self.saved(grad_out), self.weight, self.bias
         s, p = self.stride, self.padding
         if input_grad:

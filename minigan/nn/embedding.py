@@ -102,7 +102,8 @@ class Embedding(Module):
         self.save_for_backward(X, output_shape=y.shape)
         return y
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> None:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> None:
+        self.first_order_only(create_graph)
         X, W, g = self.saved(grad_out), self.weight, grad_out
         if W.requires_grad:
             W.grad += X.T @ g.reshape(-1, self.embedding_dim)  # dL/dW = X^T g: a scatter-add

@@ -88,7 +88,8 @@ class MinibatchStdDev(Module):
         self.save_for_backward(d, sig, output_shape=y.shape)
         return y
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
         d, sig = self.saved(grad_out)
         M, G = d.shape[0], self.group_size
         channels = d.shape[2]

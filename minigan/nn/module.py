@@ -24,6 +24,10 @@ Every layer in minigan follows one contract, the same one PyTorch users know:
   itself (see "Double backward" below); it needs the backward it differentiates
   to have run with ``create_graph=True``.
 
+Every layer's backward has one signature, ``backward(grad_out, input_grad=True,
+create_graph=False)``; a layer without a double backward says so when
+``create_graph`` is set (``first_order_only``) instead of failing later.
+
 Backward reads what forward saved, so the forward input must not change in place
 between the two (``x *= 2`` after ``y = m(x)`` would give a wrong dL/dW): make a
 new array instead.
@@ -58,8 +62,8 @@ backward pass was handed, which the terms above multiply by. Keeping every
 layer's dy would cost memory on every ordinary training step, for nothing; so a
 backward pass keeps it only when asked, with ``backward(dy, create_graph=True)``
 (PyTorch's name for "this backward will itself be differentiated"). Layers that
-do not need dy (ReLU, LeakyReLU) accept the flag and keep nothing. A new
-forward clears what the last backward kept.
+do not need dy (ReLU, LeakyReLU) accept the flag and keep nothing; layers with no
+``double_backward`` refuse it. A new forward clears what the last backward kept.
 """
 
 from __future__ import annotations
@@ -111,13 +115,13 @@ class Module:
     names, in the order they were set (``weight`` before ``bias``).
 
     ``forward`` ends with ``self.save_for_backward(...)``; ``backward`` starts with
-    ``self.saved(grad_out)``, which returns those arrays after checking that
-    forward ran and that ``grad_out`` fits them (backend, dtype, shape). The
-    backward body is then the derivative and nothing else.
+    ``self.saved(grad_out)``, which returns what was saved after checking that
+    forward ran and that ``grad_out`` fits the forward output (backend, dtype,
+    shape). The backward body is then the derivative and nothing else.
     """
 
     _saved: tuple[Any, ...] | None = None  # what forward kept for backward
-    _grad_shape: tuple[int, ...] | None = None  # the shape dL/d(output) must have
+    _grad_like: tuple[Any, Any, tuple[int, ...]] | None = None  # dL/d(output)'s xp, dtype, shape
     training: bool = True  # set by train() / eval(); modules start in training mode
     buffer_names: tuple[str, ...] = ()  # attributes holding non-trainable state arrays
     _saved_grad_out: Any = None  # backward's dy, kept by backward(..., create_graph=True)
@@ -135,15 +139,32 @@ class Module:
         """Differentiate the last backward pass: ``(dL/d(dy), dL/dx or None)``; see the module doc."""
         raise NotImplementedError(f"{type(self).__name__} has no double_backward")
 
-    def save_for_backward(self, *arrays: Any, output_shape: tuple[int, ...] | None = None) -> None:
-        """Keep ``arrays`` for the backward pass (PyTorch's ``ctx.save_for_backward``).
+    def first_order_only(self, create_graph: bool) -> None:
+        """Refuse ``backward(..., create_graph=True)`` in a layer with no double backward.
 
-        ``output_shape`` is the shape of the forward output, which the incoming
-        gradient must have; it defaults to the first array's shape (right for
-        elementwise layers, whose output has the input's shape).
+        Called first in such a layer's backward, so that asking for a second-order
+        pass fails there, naming the layer, rather than in a later ``double_backward``.
         """
-        self._saved = arrays
-        self._grad_shape = tuple(arrays[0].shape) if output_shape is None else output_shape
+        if create_graph:
+            raise NotImplementedError(
+                f"{self!r}: backward(create_graph=True) is not supported: it has no double_backward"
+            )
+
+    def save_for_backward(
+        self, *saved: Any, output_shape: tuple[int, ...] | None = None, like: Any = None
+    ) -> None:
+        """Keep ``saved`` for the backward pass (PyTorch's ``ctx.save_for_backward``).
+
+        The incoming gradient dL/d(output) must have the forward output's shape,
+        ``output_shape``, and the backend and dtype of the array ``like``. Both
+        default to the first saved array's (right for elementwise layers, whose
+        output has the input's shape). ``like`` is read here, not kept: a layer
+        that needs only a shape saves the shape and passes its input as ``like``.
+        """
+        like = saved[0] if like is None else like
+        shape = tuple(like.shape) if output_shape is None else tuple(output_shape)
+        self._saved = saved
+        self._grad_like = (get_array_module(like), like.dtype, shape)
         self._saved_grad_out = None  # a new forward: the last backward's dy is stale
 
     def save_for_double_backward(
@@ -174,15 +195,16 @@ class Module:
         return dy
 
     def saved(self, grad_out: Any, name: str = "grad_out") -> Any:
-        """What forward saved (one array, or a tuple), once ``grad_out`` is checked.
+        """What forward saved (one item, or a tuple), once ``grad_out`` is checked.
 
         Raises RuntimeError if forward has not run, and TypeError / ValueError if
-        ``grad_out`` is not an array of the saved arrays' backend, dtype and the
-        forward output's shape. ``name`` is what messages call it (an elementwise
-        layer's double backward checks its ``grad_grad_in`` here: same shape).
+        ``grad_out`` is not an array of the forward output's backend, dtype and
+        shape. ``name`` is what messages call it (an elementwise layer's double
+        backward checks its ``grad_grad_in`` here: same shape).
         """
         saved = require_forward(self, self._saved)
-        check_array(self, grad_out, like=saved[0], shape=self._grad_shape, name=name)
+        xp, dtype, shape = self._grad_like
+        check_array(self, grad_out, xp=xp, dtype=dtype, shape=shape, name=name)
         return saved[0] if len(saved) == 1 else saved
 
     def named_parameters(self) -> Iterator[tuple[str, Parameter]]:
@@ -338,17 +360,18 @@ class Sequential(Module):
 
         dL/dx = J_1^T (J_2^T ( ... (J_n^T dL/dy)))
 
-    Double backward undoes that backward pass, so it runs left to right (forward
-    order): the backward pass ended at layer 1, whose output there was dx, so
-    layer 1 is the first to receive dL/d(dx); its gg_out is dL/d(the dy layer 1
-    was handed), which is layer 2's dx; and so on to layer n. Along the way
-    every layer adds its parameter terms and may return gx_i = dL/d(x_i), a
-    gradient with respect to its *forward* input x_i (the f'' terms). Those are
-    gradients like any other: one ordinary backward pass, right to left, carries
-    them down, adding gx_i in as it reaches layer i's input, so each x_i's effect
-    on L through the layers before it (x_i = f_{i-1}(...)) reaches the
-    parameters of those layers. When every gx_i is None (Linear and (Leaky)ReLU
-    layers only), that pass is skipped: it would carry zeros.
+    Double backward differentiates that backward pass. The backward pass is a chain
+    of maps too, whose last link was layer 1's backward (it produced dx), so the
+    chain rule through it starts at layer 1 and runs left to right (forward
+    order): layer 1 receives dL/d(dx); its gg_out is dL/d(the dy layer 1 was
+    handed), which is layer 2's dx; and so on to layer n. Along the way every
+    layer adds its parameter terms and may return gx_i = dL/d(x_i), a gradient
+    with respect to its *forward* input x_i (the f'' terms). Those are gradients
+    like any other: one ordinary backward pass, right to left, carries them down,
+    adding gx_i in as it reaches layer i's input, so each x_i's effect on L
+    through the layers before it (x_i = f_{i-1}(...)) reaches the parameters of
+    those layers. When every gx_i is None (Linear and (Leaky)ReLU layers only),
+    that pass is skipped: it would carry zeros.
     """
 
     def __init__(self, *layers: Module):
@@ -365,13 +388,10 @@ class Sequential(Module):
         return x
 
     def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
-        # The flag is passed on only when set, so a layer written before double
-        # backward existed (backward(grad_out, input_grad)) still works here.
-        keep = {"create_graph": True} if create_graph else {}
         first, *rest = self.layers
         for layer in reversed(rest):
-            grad_out = layer.backward(grad_out, **keep)
-        return first.backward(grad_out, input_grad=input_grad, **keep)
+            grad_out = layer.backward(grad_out, create_graph=create_graph)
+        return first.backward(grad_out, input_grad=input_grad, create_graph=create_graph)
 
     def double_backward(self, grad_grad_in: Any, input_grad: bool = True) -> tuple[Any, Any]:
         """Differentiate the last ``backward(dy, create_graph=True)``; see the class doc.
@@ -385,7 +405,7 @@ class Sequential(Module):
             Parameter gradients are added into ``.grad``.
         """
         grad_grad, direct = grad_grad_in, []
-        for layer in self.layers:  # forward order: undo the backward pass
+        for layer in self.layers:  # forward order: the backward pass's chain, from its end
             grad_grad, grad_x = layer.double_backward(grad_grad)
             direct.append(grad_x)
         if all(grad_x is None for grad_x in direct):

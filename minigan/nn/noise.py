@@ -97,7 +97,8 @@ class Dropout(_NoiseLayer):
         self.save_for_backward(x, mask)
         return x * mask
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
         _, mask = self.saved(grad_out)
         return grad_out if mask is None else grad_out * mask  # dL/dx = dL/dy * m
 
@@ -142,6 +143,7 @@ class GaussianNoise(_NoiseLayer):
         noise = self.generator(x).standard_normal(x.shape, dtype=x.dtype)
         return x + self.std * noise
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
         self.saved(grad_out)
         return grad_out  # dL/dx = dL/dy: the noise does not depend on x

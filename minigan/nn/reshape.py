@@ -39,12 +39,13 @@ class Flatten(Module):
             )
         shape = x.shape[:start] + (math.prod(x.shape[start : end + 1]),) + x.shape[end + 1 :]
         y = x.reshape(shape)
-        self.save_for_backward(x, output_shape=y.shape)  # only x's shape is needed
+        self.save_for_backward(x.shape, output_shape=y.shape, like=x)  # the shape only
         return y
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
-        x = self.saved(grad_out)
-        return grad_out.reshape(x.shape)
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
+        x_shape = self.saved(grad_out)
+        return grad_out.reshape(x_shape)
 
 
 class Unflatten(Module):
@@ -74,12 +75,13 @@ class Unflatten(Module):
                 f"{tuple(x.shape)}"
             )
         y = x.reshape(x.shape[:dim] + self.unflattened_size + x.shape[dim + 1 :])
-        self.save_for_backward(x, output_shape=y.shape)  # only x's shape is needed
+        self.save_for_backward(x.shape, output_shape=y.shape, like=x)  # the shape only
         return y
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
-        x = self.saved(grad_out)
-        return grad_out.reshape(x.shape)
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
+        x_shape = self.saved(grad_out)
+        return grad_out.reshape(x_shape)
 
 
 class Pack(Module):
@@ -100,7 +102,7 @@ class Pack(Module):
     multiply-adds.
 
     Backward: a reshape moves values without changing them, so dL/dx is dL/dy
-    reshaped back, (N/m, m*d) -> (N, d).
+    reshaped back, (N/m, m*d) -> (N, d): all it keeps from forward is x's shape.
     """
 
     def __init__(self, m: int):
@@ -119,9 +121,10 @@ class Pack(Module):
                 f"{self.m}, got shape {tuple(x.shape)}; choose a batch size divisible by {self.m}"
             )
         y = x.reshape((x.shape[0] // self.m, self.m * x.shape[1]) + x.shape[2:])
-        self.save_for_backward(x, output_shape=y.shape)  # only x's shape is needed
+        self.save_for_backward(x.shape, output_shape=y.shape, like=x)  # the shape only
         return y
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
-        x = self.saved(grad_out)
-        return grad_out.reshape(x.shape)
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
+        x_shape = self.saved(grad_out)
+        return grad_out.reshape(x_shape)

@@ -118,7 +118,8 @@ class WeightNormLinear(Module):
         self.save_for_backward(x, W, v_hat, norm, output_shape=y.shape)
         return y
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
         x, W, v_hat, norm = self.saved(grad_out)
         v, b, dy = self.weight_v, self.bias, grad_out
         train_g = self.train_scale and self.weight_g.requires_grad
