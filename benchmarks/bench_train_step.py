@@ -141,7 +141,7 @@ class MiniganContender:
 class TextbookContender(MiniganContender):
     """The "before": the same layers and optimizers, driven as tutorials write the step.
 
-    Two discriminator passes (real, then fake: ``GAN.discriminator_step_two_pass``)
+    Two discriminator passes (real, then fake: the textbook ``GAN.discriminator_step``)
     instead of one stacked pass; a second generator forward for the G step; D's weight
     gradients computed in the G step and thrown away. Same math, more work: the gap to
     ``GAN.train_step`` is what those three choices in ``minigan/gan.py`` buy.
@@ -153,7 +153,8 @@ class TextbookContender(MiniganContender):
         D, G, loss = gan.discriminator, gan.generator, gan.loss
         n = real.shape[0]
         fake = G.forward(gan.sample_noise(n))
-        stats = gan.discriminator_step_two_pass(real, fake)  # two D passes
+        gan.stacked_d_step = False  # this GAN takes the textbook step: two D passes
+        stats = gan.discriminator_step(real, fake)
         fake = G.forward(gan.sample_noise(n))
         gan.g_optimizer.zero_grad()
         g_loss = loss.forward(D.forward(fake), 1.0)

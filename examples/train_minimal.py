@@ -1,6 +1,6 @@
 """A GAN on MNIST in one page: the whole training loop written out, nothing hidden.
 
-    python examples/train_minimal.py                 # 15 epochs on the CPU, a few minutes
+    python examples/train_minimal.py                 # 15 epochs on the CPU
     python examples/train_minimal.py --backend cupy  # the same on a GPU
 
 Writes runs/train_minimal.png (64 samples). For checkpoints, resume, metrics and every
@@ -17,6 +17,7 @@ from minigan import nn
 from minigan.backend import get_backend, to_host
 from minigan.data import BatchIterator, load_mnist, to_gan_range
 from minigan.losses import BCEWithLogitsLoss
+from minigan.models.base import frozen
 from minigan.optim import Adam
 from minigan.plotting import save_image_grid
 
@@ -61,11 +62,11 @@ for epoch in range(args.epochs):
         opt_D.step()
 
         # G step: the loss sits at D's output; its gradient crosses the frozen D into G.
+        # D(fake) is scored by the D just updated above (Goodfellow et al.'s Algorithm 1).
         opt_G.zero_grad()
         g_loss = bce(D(fake), 1.0)  # G wants D to call its images real
-        D.requires_grad_(False)  # D is only the messenger here
-        grad_fake = D.backward(bce.backward())  # dL/d(image)
-        D.requires_grad_(True)
+        with frozen(D):  # D is only the messenger here: its weights learn nothing
+            grad_fake = D.backward(bce.backward())  # dL/d(image)
         G.backward(grad_fake)  # dL/d(G's weights), into G's .grad
         opt_G.step()
     # float() reads a value back from the device: once per epoch, not every step.

@@ -90,8 +90,15 @@ class SameDraw(nn.Module):
         self.layer.rng = np.random.default_rng(self.seed)
         return self.layer(x)
 
-    def backward(self, grad_out, input_grad=True):
-        return self.layer.backward(grad_out, input_grad)
+    def backward(self, grad_out, input_grad=True, create_graph=False):
+        return self.layer.backward(grad_out, input_grad, create_graph)
+
+
+def hold_weights(model):
+    """``model`` with both learning rates 0 (a config takes only positive ones): its steps
+    compute every gradient and move no weight, as a finite-difference check needs."""
+    model.g_optimizer.lr = model.d_optimizer.lr = 0.0
+    return model
 
 
 def weight_count(gan) -> int:

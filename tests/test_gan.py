@@ -5,7 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 from backend_agreement import assert_models_agree
-from conftest import d_gradient_errors_with_masks_held, weight_count
+from conftest import d_gradient_errors_with_masks_held, hold_weights, weight_count
 
 from minigan import nn
 from minigan.gan import GAN, PRESETS, GANConfig
@@ -35,7 +35,7 @@ def test_generator_step_gradient_matches_finite_differences(
     """The heart of GAN backprop, through the real training code: dL/dθ_G crosses D
     (with minibatch_std, also through the spread of each group of fakes; with pack,
     through D's packs of two fakes)."""
-    gan = tiny_gan(lr=0.0, logits=logits, generator_loss=generator_loss, **d_option)  # keep θ
+    gan = hold_weights(tiny_gan(logits=logits, generator_loss=generator_loss, **d_option))  # keep θ
     z = rng.standard_normal((4, 3))
     d_before = gan.discriminator.state_dict()
     gan.generator_step(gan.generate(z))
@@ -54,15 +54,34 @@ def test_generator_step_gradient_matches_finite_differences(
         np.testing.assert_array_equal(value, d_before[name])
 
 
+def textbook_step(gan):
+    """The textbook D step of ``gan`` (two passes), which a GAN replaces by the stacked one."""
+    gan.stacked_d_step = False  # on this instance only
+    return gan.discriminator_step
+
+
+def test_the_gan_takes_the_stacked_d_step_and_dcgan_the_textbook_one(rng):
+    from minigan.models import DCGAN
+
+    assert GAN.stacked_d_step and not DCGAN.stacked_d_step
+    real, z = real_batch(rng), rng.standard_normal((4, 3))
+    a, b = tiny_gan(seed=3), tiny_gan(seed=3)
+    stats_a = a.discriminator_step(real, a.generate(z))  # what train_step calls
+    stats_b = b.discriminator_step_stacked(real, b.generate(z))
+    assert float(stats_a["d_loss"]) == float(stats_b["d_loss"])
+    for (name, p), q in zip(a.discriminator.named_parameters(), b.discriminator.parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=name)
+
+
 @D_OPTIONS
 def test_discriminator_stacked_pass_equals_two_separate_passes(rng, d_option):
     # Groups (minibatch_std) or packs of 2 divide each half of 4: none mixes real and fake.
-    gan = tiny_gan(lr=0.0, logits=True, **d_option)
+    gan = hold_weights(tiny_gan(logits=True, **d_option))
     real, fake = real_batch(rng), gan.generate(rng.standard_normal((4, 3)))
-    stats = gan.discriminator_step(real, fake)
+    stats = gan.discriminator_step_stacked(real, fake)
     stacked = {name: p.grad.copy() for name, p in gan.discriminator.named_parameters()}
 
-    two_pass = gan.discriminator_step_two_pass(real, fake)  # the textbook reference
+    two_pass = textbook_step(gan)(real, fake)  # the textbook reference
     assert float(stats["d_loss"]) == pytest.approx(float(two_pass["d_loss"]) / 2, rel=1e-12)
     for name, p in gan.discriminator.named_parameters():  # the mean over 2n halves each gradient
         np.testing.assert_allclose(stacked[name], p.grad / 2, rtol=1e-10, atol=1e-15)
@@ -79,12 +98,10 @@ def test_stacked_d_update_equals_the_two_pass_update_with_eps_doubled(rng):
             step(gan)(real, gan.generate(z))
         return np.concatenate([v.ravel() for v in gan.discriminator.state_dict().values()])
 
-    stacked = d_weights(lambda gan: gan.discriminator_step, 1e-3)
-    np.testing.assert_allclose(
-        d_weights(lambda gan: gan.discriminator_step_two_pass, 2e-3), stacked, rtol=1e-12
-    )
+    stacked = d_weights(lambda gan: gan.discriminator_step_stacked, 1e-3)
+    np.testing.assert_allclose(d_weights(textbook_step, 2e-3), stacked, rtol=1e-12)
     # eps matters at this size, so the comparison above can fail: same eps, other weights
-    same_eps = d_weights(lambda gan: gan.discriminator_step_two_pass, 1e-3)
+    same_eps = d_weights(textbook_step, 1e-3)
     assert np.abs(same_eps - stacked).max() > 1e-6
 
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from minigan.gradcheck import check_loss
-from minigan.losses import CrossEntropyLoss, FeatureMatchingLoss, SGANUnsupervisedLoss, logsumexp
+from minigan.losses import CrossEntropyLoss
+from minigan.models.sgan_losses import FeatureMatchingLoss, SGANUnsupervisedLoss, logsumexp
 
 TOL = {"rtol": 1e-10, "atol": 1e-12}
 

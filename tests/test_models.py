@@ -8,10 +8,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 from backend_agreement import assert_models_agree
+from conftest import hold_weights
 
 from minigan import data, nn
 from minigan.gradcheck import numerical_gradient, relative_error
-from minigan.models import DCGAN, GAN, LSGAN, MODELS, WGAN, WGANGP, WGANConfig, WGANGPConfig
+from minigan.models import (
+    DCGAN,
+    GAN,
+    LSGAN,
+    MODELS,
+    WGAN,
+    WGANGP,
+    DCGANConfig,
+    GANConfig,
+    WGANConfig,
+    WGANGPConfig,
+)
 from minigan.testing.pytorch import to_torch
 
 TINY = {"latent_dim": 3, "hidden": 5, "image_size": 6, "batch_size": 4}
@@ -70,6 +82,52 @@ def test_registry_names_and_the_interface_every_model_offers(rng):
         assert model.generate(model.sample_noise(3)).shape == (3, *model.image_shape)
 
 
+# The fields with a command-line flag of their own (examples/mnist_gan.py builds them):
+# those that had one before the flags were generated, and the labelled models' choices.
+FLAGGED = {
+    "batch_size", "lr", "g_lr", "d_lr", "ema", "minibatch_std", "pack", "d_dropout", "d_noise",
+    "d_augment", "d_norm", "d_fc_width", "g_fc_width", "latent_dim", "hidden", "base_channels",
+    "g_full_res_channels", "g_activation", "generator_loss", "d_steps", "n_critic", "clip",
+    "gp_weight", "labels", "discriminator", "classifier", "twin_weight",
+}  # fmt: skip
+
+
+def test_every_config_field_carries_its_help_and_says_whether_it_is_a_flag():
+    from minigan.models import acgan, cgan, dcgan, gan, mlp
+
+    choices = {
+        "g_activation": tuple(mlp.ACTIVATIONS), "generator_loss": gan.GENERATOR_LOSSES,
+        "d_norm": dcgan.D_NORMS, "discriminator": cgan.DISCRIMINATORS,
+        "classifier": acgan.CLASSIFIERS,
+    }  # fmt: skip
+    flagged = set()
+    for cls in MODELS.values():
+        fields = dataclasses.fields(cls.config_class)
+        for field in fields:
+            help_text = field.metadata.get("help", "")
+            assert help_text and "\n" not in help_text, (cls.name, field.name)
+            assert field.metadata.get("choices") == choices.get(field.name), field.name
+            if field.metadata.get("flag", True):
+                flagged.add(field.name)
+        assert cls.config_class.__doc__.count("\n") <= 1, cls.config_class  # one line
+    assert flagged == FLAGGED
+
+
+def test_frozen_holds_the_parameters_gradients_and_switches_them_back(rng):
+    from minigan.models.base import frozen
+
+    D = nn.Sequential(nn.Linear(3, 2, rng=rng, dtype=np.float64), nn.Tanh())
+    y = D(rng.standard_normal((4, 3)))
+    with frozen(D):
+        assert not any(p.requires_grad for p in D.parameters())
+        dx = D.backward(np.ones_like(y))  # the gradient crosses D
+    assert dx.shape == (4, 3) and not any(p.grad.any() for p in D.parameters())
+    assert all(p.requires_grad for p in D.parameters())
+    with pytest.raises(RuntimeError), frozen(D):
+        raise RuntimeError("a failed backward")
+    assert all(p.requires_grad for p in D.parameters())
+
+
 def test_paper_defaults():
     wgan, gp = MODELS["wgan"].default_config(), MODELS["wgan-gp"].default_config()
     assert (wgan.lr, wgan.clip, wgan.n_critic, wgan.batch_size) == (5e-5, 0.01, 5, 64)
@@ -94,8 +152,18 @@ def test_bad_configs_are_refused_with_a_message():
         WGANConfig(clip=0)
     with pytest.raises(ValueError, match="n_critic must be a positive integer, got 0"):
         WGANGPConfig(n_critic=0)
-    with pytest.raises(ValueError, match="gp_weight must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="gp_weight must be > 0, got -1"):
         WGANGPConfig(gp_weight=-1)
+    for bad in (0.0, float("inf"), float("nan")):  # the flags were refused so, before they
+        with pytest.raises(ValueError, match="gp_weight must be > 0"):  # came from the configs
+            WGANGPConfig(gp_weight=bad)
+        if bad:
+            with pytest.raises(ValueError, match="clip must be > 0"):
+                WGANConfig(clip=bad)
+        with pytest.raises(ValueError, match=r"d_lr must be a positive number \(or None: lr\)"):
+            GANConfig(d_lr=bad)
+        with pytest.raises(ValueError, match=r"g_lr must be positive \(or None: lr\)"):
+            DCGANConfig(g_lr=bad)
     with pytest.raises(ValueError, match="g_activation must be one of"):
         WGANConfig(g_activation="gelu")
     with pytest.raises(TypeError, match="WGANGP needs a WGANGPConfig, got a WGANConfig"):
@@ -106,7 +174,7 @@ def test_bad_configs_are_refused_with_a_message():
 
 
 def test_lsgan_losses_are_the_papers(rng):
-    model = tiny(LSGAN, lr=0.0)
+    model = hold_weights(tiny(LSGAN))
     real, z = real_batch(rng), rng.standard_normal((4, 3))
     model.noise_rng = FixedNoise(z=z)
     fake = model.generate(z)
@@ -120,7 +188,7 @@ def test_lsgan_losses_are_the_papers(rng):
 @pytest.mark.parametrize("cls", [LSGAN, WGAN])
 def test_generator_gradient_matches_finite_differences(rng, assert_gradients_match, cls):
     """G's loss differentiated through the frozen critic, via the real training code."""
-    model = tiny(cls, lr=0.0)
+    model = hold_weights(tiny(cls))
     z = rng.standard_normal((4, 3))
     model.generator_step(model.generate(z))
 
@@ -331,12 +399,23 @@ def test_a_state_of_one_model_is_refused_by_another_untouched():
                 np.testing.assert_array_equal(value, before["discriminator"][key])
 
 
-def test_a_gan_state_from_before_the_family_loads_as_a_gan():
+def test_a_state_without_a_model_name_is_refused_and_upgrade_makes_it_a_gan():
+    """Checkpoints saved before minigan.models hold no model name: the model refuses them
+    (it carries no history), ``minigan.checkpoint.upgrade`` names them GANs."""
+    from minigan.checkpoint import upgrade
+
     old = tiny(GAN, seed=1).state_dict()
     del old["model"]  # what checkpoints saved before minigan.models hold
-    tiny(GAN, seed=2).load_state_dict(old)
+    model = tiny(GAN, seed=2)
+    before = model.state_dict()
+    with pytest.raises(KeyError, match=r"GAN.load_state_dict: the state has no \['model'\]"):
+        model.load_state_dict(old)
+    for key, value in model.state_dict()["generator"].items():  # nothing changed
+        np.testing.assert_array_equal(value, before["generator"][key])
+    upgraded = upgrade({"gan": old})["gan"]
+    model.load_state_dict(upgraded)
     with pytest.raises(ValueError, match="saved by a 'gan' model, not 'wgan-gp'"):
-        tiny(WGANGP, seed=2).load_state_dict(old)
+        tiny(WGANGP, seed=2).load_state_dict(upgraded)
 
 
 # --- learning on real MNIST -----------------------------------------------------------

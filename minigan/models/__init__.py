@@ -1,10 +1,12 @@
 """The GAN family: one file per model, each reading like its paper's algorithm box.
 
-Read ``base.py`` first (what they share), then ``gan.py`` (the vanilla GAN),
-``lsgan.py``, ``wgan.py`` and ``wgan_gp.py`` (the double backward at work), and
-``dcgan.py`` (the vanilla GAN with convolutions and BatchNorm). The labelled models
-share ``conditional.py``: ``cgan.py`` and ``acgan.py`` (G told the digit), ``sgan.py``
-(a classifier from 100 labels).
+Read ``base.py`` first (the step every model shares: noise, ``train_step``, D's update,
+G's update through the frozen D, the state), then ``mlp.py`` (the MLPs most models are
+built from), ``gan.py`` (the vanilla GAN), ``lsgan.py``, ``wgan.py`` and ``wgan_gp.py``
+(the double backward at work), and ``dcgan.py`` (the vanilla GAN with convolutions and
+BatchNorm). The labelled models share ``conditional.py``: ``cgan.py`` and ``acgan.py``
+(G told the digit), ``sgan.py`` (a classifier from 100 labels; its losses in
+``sgan_losses.py``).
 
 ``MODELS`` maps each name to its class; a training loop drives any of them
 through this interface, and nothing model-specific:
@@ -20,19 +22,26 @@ through this interface, and nothing model-specific:
 
 Class attributes:
     ``name``: the registry key (``"gan"``, ``"lsgan"``, ``"wgan"``, ``"wgan-gp"``, ``"dcgan"``,
-        ``"cgan"``, ``"acgan"``, ``"sgan"``),
-        also stored in ``state_dict()["model"]``.
+        ``"cgan"``, ``"acgan"``, ``"sgan"``), also stored in ``state_dict()["model"]``.
     ``summary``: what the model is, in one line.
-    ``config_class``: the config dataclass; ``config.to_dict()`` gives its fields
-        and ``config_class(**fields)`` rebuilds it (checking every value).
+    ``config_class``: the config dataclass. Each field is declared with ``base.option``:
+        its default (the paper's, or the project's where the model file says why) and a
+        one-line help in its metadata, from which the command line's flags are built;
+        ``config.to_dict()`` gives the fields and ``config_class(**fields)`` rebuilds it
+        (checking every value: a ValueError naming the field).
     ``stats``: ``{stat name: what it means}``, in the order a plot should show them:
         exactly the keys ``train_step`` returns.
-    ``default_config()``: the documented defaults, a fresh copy.
+    ``default_epochs``: how many epochs a training script runs when not told.
+    ``default_config()``: the documented defaults, a fresh copy (the GAN's:
+        ``PRESETS["default"]``, one of the named bundles of field values in ``gan.py``).
     ``config_for_images(config, (channels, height, width))``: the config sized for a
         dataset's images (the MLPs take C*H*W inputs; DCGAN its channels and side).
     ``parameter_count(config)``, ``memory_bytes(config, rows)``: sizes from the
-        config alone, so a training script can refuse what cannot fit before
-        allocating anything.
+        config alone (``mlp.py``, ``dcgan.py``: beside the builders they count), so a
+        training script can refuse what cannot fit before allocating anything.
+    ``stacked_d_step`` (gan, dcgan): whether D's step is the textbook two passes
+        (``GAN.discriminator_step``) or the same update in one stacked pass
+        (``GAN.discriminator_step_stacked``, the GAN's; DCGAN's BatchNorm needs two).
 
 Instances:
     ``train_step(real) -> dict``: one discriminator/critic update, and every k-th
@@ -44,26 +53,11 @@ Instances:
         MLPs, (channels, size, size) for DCGAN.
     ``steps``: how many ``train_step`` calls so far (restored by loading a state).
     ``state_dict()`` / ``load_state_dict(state)``: model name, weights, optimizer
-        states and ``steps``; loading is all or nothing, and a state saved by
-        another model is refused with a ValueError naming both.
+        states and ``steps``; loading is all or nothing, a state with no model name
+        is refused with a KeyError, and one saved by another model with a ValueError
+        naming both (older checkpoints: ``minigan.checkpoint.upgrade`` first).
     ``config``, ``backend``, ``dtype``, ``generator``, ``discriminator``,
     ``g_optimizer``, ``d_optimizer``: the parts, for readers and tests.
-
-Default configs (batch size, networks: hidden width and G's activation, optimizer):
-    gan:     PRESETS["default"]: batch 100, hidden 512, leaky_relu, logits,
-             Adam lr 4e-4 betas (0.5, 0.999), real_label 0.9, d_steps 1, D judging
-             pairs of images (pack 2), sampled from the moving average of G's
-             weights (ema 0.999); 20 epochs
-    lsgan:   batch 100, hidden 512, leaky_relu, Adam lr 2e-4 betas (0.5, 0.999), d_steps 1
-    wgan:    batch 64, hidden 512, leaky_relu, RMSprop lr 5e-5, clip 0.01, n_critic 5
-    wgan-gp: batch 64, hidden 512, leaky_relu, Adam lr 1e-4 betas (0.5, 0.9),
-             gp_weight (lambda) 10, n_critic 5
-    dcgan:   batch 32, z 100, convolutions 32 and 64 channels (28x28), BatchNorm in G
-             only, G's last block 16 maps of the image's size and a 3x3 convolution,
-             fully connected hidden layers of 128 units in D and 256 in G,
-             Adam betas (0.5, 0.999), lr 4e-4 for D and 2e-3 for G, BCE on logits,
-             one D update per G update, D judging pairs of images (pack 2),
-             sampled from the average of G (ema 0.999); 6 epochs
 
 The MLP models take images flattened, (batch, image_size); DCGAN takes them as
 (batch, channels, size, size): ``model.image_shape`` says which.
@@ -90,24 +84,16 @@ Labelled models (two more class attributes, False on ``Model``):
         ``error_rate(images, labels) -> float``: the test error (one read).
     ``minigan.metrics.label_accuracy(evaluator, samples, labels)``: per-digit label
     accuracy of a conditional model's samples.
-
-    cgan:    batch 100, z 64, hidden 512, leaky_relu, G's label vectors of 50, a projection
-             D (label vectors of 512), Adam lr 2e-4 betas (0.5, 0.999), real_label 0.9
-    acgan:   the same G and recipe; D with no label input and 21 outputs (real/fake,
-             10 classes learnt on real digits, 10 twin classes learnt on G's, the
-             twin's CE weighted 0.5 in G's loss)
-    sgan:    batch 100, z 100, G hidden 500 relu; D 784-1000-500-250-250-250-10 with
-             weight norm, Gaussian noise 0.3 (input) and 0.5 (hidden); 100 labels;
-             Adam lr 3e-3 betas (0.5, 0.999)
 """
 
 from minigan.models.acgan import ACGAN, ACGANConfig
-from minigan.models.base import MLPConfig, Model
+from minigan.models.base import Model
 from minigan.models.cgan import CGAN, CGANConfig
 from minigan.models.conditional import check_labels, choose_labelled
 from minigan.models.dcgan import DCGAN, DCGANConfig
 from minigan.models.gan import GAN, PRESETS, GANConfig
 from minigan.models.lsgan import LSGAN, LSGANConfig
+from minigan.models.mlp import MLPConfig, MLPModel
 from minigan.models.sgan import SGAN, SGANConfig
 from minigan.models.wgan import WGAN, WGANConfig
 from minigan.models.wgan_gp import WGANGP, WGANGPConfig
@@ -133,6 +119,7 @@ __all__ = [
     "GANConfig",
     "LSGANConfig",
     "MLPConfig",
+    "MLPModel",
     "Model",
     "SGANConfig",
     "WGANConfig",

@@ -29,19 +29,13 @@ What differs from ``cgan.py``, and why:
 Why not the paper's recipe: it trains c on G's images too, labelled with the digit
 G was asked for. Then D gains by reading whatever G writes into its images for
 "6", whether or not it looks like a 6, and G gains by writing it: the two agree on
-a code. Measured (MNIST, seed 0, 20 epochs): D's class head named 97% of the real
-digits right, yet G's "6" row was all nines and its "4"s were scribbles, and the
-project's own classifier called 0%, 11.5% and 37% of the sixes, fours and twos it
-drew the asked digit (FID 206).
+a code, and G's rows need not be their digits.
 
 Training c on real digits only (``classifier="real"``) removes the code: c is
 then an honest digit classifier and G must satisfy it. But G's class term alone,
 E[-log c(y' | G(z, y'))], is the divergence of G's label posterior from the data's
 PLUS the entropy of G's label posterior (Gong et al., section 3): minimising it also
-pushes every sample to where c is most certain. Measured (seed 0, 10 epochs), label accuracy
-then jumped from epoch to epoch (the eights at 0.2% after epoch 4, 88% after epoch
-6; the fours at 17% after epoch 10), and with dropout in D as well, each row of the
-grid collapsed to one image repeated, speckled with salt noise.
+pushes every sample to where c is most certain, towards a few typical images per digit.
 
 The twin c_mi cancels that entropy term: trained on G's images, it estimates G's
 own label posterior, so -E[-log c_mi(y' | G(z, y'))] in G's loss is minus that
@@ -49,28 +43,19 @@ entropy, and what remains for G is to match its label posterior to the real one.
 (``cgan.py``'s D reads the label by projection for a kindred reason: D must not be
 free to ignore the digit, nor, here, to learn G's private code for it.)
 
-Why lambda = 0.5, not 1: measured (seed 0, the default run of 30 epochs), with
-lambda = 1 the rows were their digits and FID fell to 126 (the paper's recipe:
-206 after 20 epochs), but the nines drifted into sevens (62% of them nines to the
-project's classifier, 89.6% of the sevens): minus c_mi's CE rewards G for making
-its digits hard to tell apart, and the pairs that look alike (9 and 7, 4 and 9)
-are where that pays. With lambda = 0.5 the same run reached FID 57.6 and every
-digit at 97.1% or more. (One seed each: the share per digit moves by ten points
-or more from epoch to epoch in both; after epoch 14 of the 0.5 run the fours were
-at 76%.)
+Why lambda = 0.5, not 1: minus c_mi's CE rewards G for making its digits hard to
+tell apart, and the pairs that look alike (9 and 7, 4 and 9) are where that pays;
+half the weight keeps most of the correction and less of that pull. What each
+recipe drew: benchmarks/RESULTS.md, "The GAN family on MNIST".
 
 Mechanics: one linear head of 21 outputs (11 for the paper's), split: column 0 is s,
 columns 1-10 are c, 11-20 are c_mi. Backward joins the heads' gradients side by
 side into one (2n, 21) array, each term's in its own rows and columns, zeros
 elsewhere, and one backward pass through D carries them all. Both halves (real,
-fake) go through D stacked in one pass, as in ``gan.py``: D's loss is the mean
-over the 2n rows, which is half of the sums above (each CE is over n rows).
+fake) go through D stacked in one pass (as ``GAN.discriminator_step_stacked``): D's
+loss is the mean over the 2n rows, half of the sums above (each CE is over n rows).
 BCE on logits, Adam (2e-4, (0.5, 0.999)), real_label 0.9 (one-sided smoothing, as
 the project's GAN default).
-
-Checkpoints saved before the twin (whose configs name no ``classifier``) hold the
-paper's 11-output D; loading one into a twin ACGAN is refused with a message saying
-so (build it with ``classifier="paper"``).
 """
 
 from __future__ import annotations
@@ -83,7 +68,7 @@ import numpy as np
 from minigan import nn
 from minigan.backend import get_array_module
 from minigan.losses import BCEWithLogitsLoss, CrossEntropyLoss
-from minigan.models.base import build_discriminator
+from minigan.models.base import option
 from minigan.models.conditional import (
     NUM_CLASSES,
     ConditionalConfig,
@@ -92,6 +77,7 @@ from minigan.models.conditional import (
     accuracy,
     conditional_generator,
 )
+from minigan.models.mlp import build_discriminator
 from minigan.optim import Adam
 
 CLASSIFIERS = ("twin", "real", "paper")
@@ -101,20 +87,18 @@ SOURCE, CLASSES, TWIN = slice(0, 1), slice(1, 1 + NUM_CLASSES), slice(1 + NUM_CL
 
 @dataclass
 class ACGANConfig(ConditionalConfig):
-    """The conditional models' sizes and recipe (``embed_dim`` is G's alone: D has no
-    embedding), and how D's classifier learns.
+    """An ACGAN: the conditional models' recipe, and how D's classifier learns."""
 
-    classifier: ``"twin"`` (default: c on real digits, a twin c_mi on G's; Gong et
-    al. 2019), ``"real"`` (c on real digits only, no twin) or ``"paper"`` (c on
-    real and G's digits alike; Odena et al. 2017).
-    twin_weight: lambda, the weight of minus c_mi's CE in G's loss (the twin's only).
-    """
-
-    classifier: str = "twin"
-    twin_weight: float = 0.5
-
-    # Checkpoints saved before these fields existed trained the paper's ACGAN (see cgan.py).
-    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"classifier": "paper"}
+    classifier: str = option(
+        "twin",
+        "how D's classifier learns: 'twin' (c on real digits, a twin c_mi on G's: Gong et "
+        "al. 2019), 'real' (c on real digits only) or 'paper' (c on real and G's digits "
+        "alike: Odena et al. 2017)",
+        choices=CLASSIFIERS,
+    )
+    twin_weight: float = option(
+        0.5, "lambda, the weight of minus the twin's CE in G's loss (classifier 'twin')"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -226,8 +210,7 @@ class ACGAN(ConditionalModel):
                 kinds = "'twin'" if width == 1 + 2 * NUM_CLASSES else "'paper' or 'real'"
                 raise ValueError(
                     f"{type(self).__name__}.load_state_dict: this state's D has {width} "
-                    f"outputs (classifier {kinds}; ACGANs saved before the twin classifier "
-                    f"hold the paper's 11), this ACGAN's {wanted} (classifier "
+                    f"outputs (classifier {kinds}), this ACGAN's {wanted} (classifier "
                     f"{self.config.classifier!r}); build it with a matching classifier"
                 )
         super().load_state_dict(state)

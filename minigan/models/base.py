@@ -1,24 +1,27 @@
-"""What every model of the GAN family shares: its networks, noise, step skeleton and state.
+"""What every model of the GAN family shares: its config fields, the step skeleton and state.
 
-Each model file (``gan.py``, ``lsgan.py``, ``wgan.py``, ``wgan_gp.py``) adds only its own
-math: a config, its losses, ``discriminator_step`` and ``generator_step``. Everything
-here is the same for all of them:
+Each model file adds only its own math: a config, its networks, its losses,
+``discriminator_step`` and ``generator_step``. Everything here is the same for all:
 
-- the MLPs: a generator z -> image in [-1, 1], and a discriminator (or critic)
-  image -> one score, built from one seeded generator of initial weights;
+- ``option``: a config field declared with its one-line help (the command line's
+  flags are built from these), and the checks the configs share;
 - the noise z ~ N(0, I), drawn on the model's device from its own stream;
 - the step skeleton (Goodfellow et al.'s Algorithm 1, which every later paper
   keeps): k updates of D, each on a fresh batch, then one of G;
 - the generator's update: the gradient of G's loss, computed at D's output,
-  crosses D (frozen) and then G;
+  crosses D (``frozen``: it only passes the gradient on) and then G;
 - the checkpoint state, loaded all or nothing, and refused when it belongs to
   another model.
+
+The MLPs most models are built from, and their sizes, are in ``mlp.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from dataclasses import dataclass
+import math
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,37 +31,44 @@ from minigan.backend import Backend, get_backend
 from minigan.ema import EMA
 from minigan.nn.checks import check_array
 
-ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2)}
 
+def option(default: Any, help: str, **extra: Any) -> Any:
+    """A config field with its help text: ``lr: float = option(2e-4, "learning rate")``.
 
-@dataclass
-class MLPConfig:
-    """The architecture and batch size every model shares (each model's config adds its own).
-
-    latent_dim: size of z; hidden: width of the two hidden layers of G and D;
-    image_size: pixels per image (784 for MNIST); g_activation: G's hidden
-    activation, ``"relu"`` or ``"leaky_relu"`` (D always uses LeakyReLU(0.2)).
+    ``extra`` goes into the field's metadata beside ``help``: ``choices`` (the allowed
+    values), ``metavar`` (the value's name in ``--help``), ``flag=False`` (no
+    command-line flag of its own). The range of a value is checked in the config's
+    ``__post_init__``, which names the field in its ValueError.
     """
+    return dataclasses.field(default=default, metadata={"help": help, **extra})
 
-    latent_dim: int = 64
-    hidden: int = 256
-    image_size: int = 784
-    g_activation: str = "relu"
-    batch_size: int = 100
 
-    POSITIVE: ClassVar[tuple[str, ...]] = ("latent_dim", "hidden", "image_size", "batch_size")
+def option_of(config_class: type, name: str, default: Any) -> Any:
+    """``config_class``'s field ``name`` with another default, its help kept:
+    ``hidden: int = option_of(MLPConfig, "hidden", 512)`` in a config deriving from it."""
+    field = {f.name: f for f in dataclasses.fields(config_class)}[name]
+    return dataclasses.field(default=default, metadata=field.metadata)
 
-    def __post_init__(self) -> None:
-        if self.g_activation not in ACTIVATIONS:
-            raise ValueError(
-                f"g_activation must be one of {tuple(ACTIVATIONS)}, got {self.g_activation!r}"
-            )
-        for name in self.POSITIVE:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+def check_positive(config: Any, *names: str) -> None:
+    """Each named field is an integer >= 1: else a ValueError naming the field."""
+    for name in names:
+        if int(getattr(config, name)) < 1:
+            raise ValueError(f"{name} must be a positive integer, got {getattr(config, name)}")
+
+
+def check_adam(config: Any) -> None:
+    """``lr`` a positive number, and each of ``betas`` in [0, 1)."""
+    check_rate(config, "lr")
+    if len(config.betas) != 2 or not all(0 <= beta < 1 for beta in config.betas):
+        raise ValueError(f"betas must be two numbers in [0, 1), got {config.betas}")
+
+
+def check_rate(config: Any, name: str) -> None:
+    """A learning rate: a finite number > 0, else a ValueError naming the field."""
+    value = getattr(config, name)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value}")
 
 
 def check_discriminator_options(config: Any) -> None:
@@ -73,64 +83,25 @@ def check_discriminator_options(config: Any) -> None:
         )
 
 
-def dropout_layers(p: float) -> list[nn.Module]:
-    """[Dropout(p)] to put after a hidden layer of D, or [] for p = 0: a new layer at
-    each call, since each keeps its own mask for backward."""
-    return [nn.Dropout(p)] if p else []
-
-
-def build_generator(config: MLPConfig, rng: np.random.Generator, dtype: Any) -> nn.Sequential:
-    """z (batch, latent_dim) -> image (batch, image_size) in [-1, 1]."""
-    h, act = config.hidden, ACTIVATIONS[config.g_activation]
-    return nn.Sequential(
-        nn.Linear(config.latent_dim, h, rng=rng, dtype=dtype), act(),
-        nn.Linear(h, h, rng=rng, dtype=dtype), act(),
-        nn.Linear(h, config.image_size, rng=rng, dtype=dtype), nn.Tanh(),
-    )  # fmt: skip
-
-
-def build_discriminator(
-    config: MLPConfig,
-    rng: np.random.Generator,
-    dtype: Any,
-    sigmoid: bool = False,
-    outputs: int = 1,
-    minibatch_std: int = 0,
-    pack: int = 1,
-    dropout: float = 0.0,
-) -> nn.Sequential:
-    """image (batch, image_size) -> one score per image: a real number, or (sigmoid) a probability.
-
-    ``outputs`` > 1 gives several scores per image (ACGAN: real/fake and 10 classes).
-    ``minibatch_std`` = G > 0 appends, before the last layer, the spread of each group
-    of G images (``nn.MinibatchStdDev``), where Karras et al. put it: D's last layer
-    then judges each image together with how alike its group is. ``pack`` = m > 1
-    starts D with ``nn.Pack(m)``: it scores every m consecutive images together, one
-    score per pack (PacGAN), so (batch, image_size) -> (batch / m, outputs).
-    ``dropout`` = p > 0 adds ``nn.Dropout(p)`` after each hidden layer, as the original
-    GAN's MNIST D had (its masks come from the model's noise stream: ``reseed_noise``).
-    """
-    h = config.hidden
-    spread = [nn.MinibatchStdDev(minibatch_std)] if minibatch_std else []
-    packing = [nn.Pack(pack)] if pack > 1 else []
-    d_in = pack * config.image_size  # D's input: one image, or a pack of them side by side
-    layers = [
-        *packing,
-        nn.Linear(d_in, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2), *dropout_layers(dropout),
-        nn.Linear(h, h, rng=rng, dtype=dtype), nn.LeakyReLU(0.2), *dropout_layers(dropout),
-        *spread, nn.Linear(h + len(spread), outputs, rng=rng, dtype=dtype),
-    ]  # fmt: skip
-    if sigmoid:
-        layers.append(nn.Sigmoid())
-    return nn.Sequential(*layers)
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[nn.Module]:
+    """``with frozen(D): grad_fake = D.backward(grad_scores)``: the gradient crosses D,
+    and D's parameters learn nothing from it (``requires_grad_(False)`` inside the
+    block; switched back on when the block ends, however it ends)."""
+    module.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        module.requires_grad_(True)
 
 
 class Model:
     """A generator, a discriminator (or critic), their optimizers, and the step skeleton.
 
-    Subclasses set ``name``, ``config_class``, ``stats`` and implement
-    ``make_optimizer``, ``d_steps_per_g_step``, ``discriminator_step`` and
-    ``generator_step`` (see ``minigan.models`` for the whole interface).
+    Subclasses set ``name``, ``summary``, ``config_class``, ``stats`` and write
+    ``build_networks``, ``make_optimizer``, ``d_steps_per_g_step``,
+    ``discriminator_step`` and ``generator_step`` (``mlp.MLPModel`` writes the
+    networks for the MLP models; see ``minigan.models`` for the whole interface).
 
     Args:
         config: an instance of the model's ``config_class``.
@@ -141,16 +112,15 @@ class Model:
 
     name: ClassVar[str]
     summary: ClassVar[str]  # one line for --help
-    config_class: ClassVar[type[MLPConfig]]
+    config_class: ClassVar[type]
     stats: ClassVar[dict[str, str]]  # what train_step reports: name -> what it means
-    discriminator_sigmoid: ClassVar[bool] = False  # only the vanilla GAN's D may end in one
     labelled: ClassVar[bool] = False  # trained with digit labels (cgan, acgan, sgan)
     conditional: ClassVar[bool] = False  # G and D take labels: train_step(real, labels)
     default_epochs: ClassVar[int] = 30  # examples/mnist_gan.py's --epochs when not given
 
     def __init__(
         self,
-        config: MLPConfig,
+        config: Any,
         backend: str | Backend = "numpy",
         seed: int = 0,
         dtype: Any = np.float32,
@@ -176,51 +146,22 @@ class Model:
         self._g_loss = None  # the latest generator loss, reported until the next G update
 
     @classmethod
-    def default_config(cls) -> MLPConfig:
+    def default_config(cls) -> Any:
         """The documented defaults (the paper's hyperparameters): a fresh copy."""
         return cls.config_class()
 
-    @classmethod
-    def config_for_images(cls, config: MLPConfig, shape: tuple[int, int, int]) -> MLPConfig:
-        """``config`` sized for images of ``shape`` (channels, height, width): the MLPs
-        see each image flattened, so their input is C*H*W numbers."""
-        channels, height, width = shape
-        return dataclasses.replace(config, image_size=channels * height * width)
-
-    @classmethod
-    def parameter_count(cls, config: MLPConfig) -> int:
-        """Weights and biases of G and D, from the config alone (nothing is built)."""
-        z, h, d = config.latent_dim, config.hidden, config.image_size
-        generator = (z * h + h) + (h * h + h) + (h * d + d)
-        discriminator = (d * h + h) + (h * h + h) + (h + 1)
-        return generator + discriminator
-
-    @classmethod
-    def memory_bytes(cls, config: MLPConfig, rows: int) -> int:
-        """About how much memory training needs, in bytes, before any is allocated.
-
-        Each parameter with its gradient and the optimizer's two moments (4 float32
-        arrays), plus the activations of ``rows`` examples through G and D (kept for
-        backward, and as much again in temporaries), D seeing twice as many. Used to
-        refuse sizes that cannot fit before spending minutes on them.
-        """
-        z, h, d = config.latent_dim, config.hidden, config.image_size
-        activations = rows * (z + 4 * h + 2 * d) + 2 * rows * (d + 4 * h + 2)
-        return 4 * (4 * cls.parameter_count(config) + 2 * activations)
+    # --- the model's own parts (each model file writes these) -----------------------
 
     def build_networks(
         self, config: Any, rng: np.random.Generator, dtype: Any
-    ) -> tuple[nn.Sequential, nn.Sequential]:
-        """(G, D), with initial weights drawn from ``rng``: the MLPs (DCGAN: convolutions)."""
-        G = build_generator(config, rng, dtype)
-        return G, build_discriminator(config, rng, dtype, self.discriminator_sigmoid)
+    ) -> tuple[nn.Module, nn.Module]:
+        """(G, D), with initial weights drawn from ``rng``."""
+        raise NotImplementedError
 
     @property
     def image_shape(self) -> tuple[int, ...]:
-        """The shape of one image as the networks see it: (image_size,) for the MLPs."""
-        return (self.config.image_size,)
-
-    # --- the model's own parts (each model file writes these) -----------------------
+        """The shape of one image as the networks see it."""
+        raise NotImplementedError
 
     def make_optimizer(self, params: list[nn.Parameter]) -> Any:
         raise NotImplementedError
@@ -322,11 +263,8 @@ class Model:
         at an inner layer (SGAN's feature matching: D's lower layers); default all of D.
         """
         D, G = through if through is not None else self.discriminator, self.generator
-        D.requires_grad_(False)  # D must not learn from G's loss
-        try:
+        with frozen(D):  # D must not learn from G's loss
             grad_fake = D.backward(grad_scores)  # dL/d(fake images): straight through D
-        finally:
-            D.requires_grad_(True)
         self.g_optimizer.zero_grad()
         G.backward(grad_fake, input_grad=False)  # dL/d(G's parameters), into .grad
         self.g_optimizer.step()  # only G moves
@@ -355,14 +293,15 @@ class Model:
 
         A state saved by another model is refused first, by name: a WGAN-GP and a
         GAN have the same networks and optimizers, so nothing else would notice.
-        States saved before the GAN family existed carry no name; they are GANs'.
         Each part then checks its own entries before changing anything; should a
         later part fail, the parts already loaded are put back as they were.
         """
         where = f"{type(self).__name__}.load_state_dict"
         if not isinstance(state, dict):
             raise TypeError(f"{where}: expected a dict, got {type(state).__name__}")
-        saved = state.get("model", "gan")
+        if "model" not in state:
+            raise KeyError(f"{where}: the state has no ['model']")
+        saved = state["model"]
         if saved != self.name:
             raise ValueError(
                 f"{where}: this state was saved by a {saved!r} model, not {self.name!r}; "

@@ -23,13 +23,10 @@ What differs from ``gan.py``, and why:
   and the label's term is the inner product of a learned vector per digit with
   phi(x). The paper's way, ``discriminator="concat"``, joins embed(y) to the image
   at D's input instead, [x | embed(y)]; D can then learn to judge the 784 pixels
-  and all but ignore the 50 label numbers beside them, and measured here it did
-  for some digits: after 20 epochs (seed 0) only 52% of the fives it drew were
-  fives to the project's classifier, 89.5% of the threes, FID 97.3. A projection
-  D cannot ignore the label, whose term is made of the very features that judge
-  the image; after 8 epochs it was at FID 54.6, every digit but the twos (74%)
-  at 91% or more, and after the default run (30 epochs, 9.8 CPU minutes) at FID
-  12.2, every digit at 97.6% or more (10,000 samples).
+  and all but ignore the 50 label numbers beside them, and G to draw some digits
+  whatever it is asked for. A projection D cannot ignore the label, whose term is
+  made of the very features that judge the image (measured: benchmarks/RESULTS.md,
+  "The GAN family on MNIST").
 - **D's backward has two branches**, the image's and the label's. In D's step
   the label's branch trains D's embedding (dL/de = g phi(x)); in G's step only
   dL/d(fake image) goes on, into G: y' is an integer, and D (frozen) does not
@@ -43,11 +40,6 @@ y (a 50-unit layer); D's has as many as its hidden layer (it meets phi(x)).
 The rest is the vanilla GAN's: BCE on logits, Adam (2e-4, betas (0.5, 0.999)), one
 D step per G step, one-sided label smoothing (real_label 0.9) as in
 ``PRESETS["label-smoothing"]``.
-
-Checkpoints saved before the projection D (whose configs do not name a
-``discriminator``) hold a "concat" D: ``examples/mnist_gan.py`` builds them one
-(``CGANConfig.LEGACY_VALUES``), and loading one into a projection CGAN by hand is
-refused with a message saying so (build it with ``discriminator="concat"``).
 """
 
 from __future__ import annotations
@@ -60,6 +52,7 @@ import numpy as np
 from minigan import nn
 from minigan.backend import get_array_module
 from minigan.losses import BCEWithLogitsLoss
+from minigan.models.base import option
 from minigan.models.conditional import (
     ConditionalConfig,
     ConditionalMLP,
@@ -76,17 +69,14 @@ DISCRIMINATORS = ("projection", "concat")
 
 @dataclass
 class CGANConfig(ConditionalConfig):
-    """The conditional models' sizes and recipe, and how D is told the label.
+    """A CGAN: the conditional models' sizes and recipe, and how D is told the label."""
 
-    discriminator: ``"projection"`` (default: psi(phi(x)) + embed(y) . phi(x)) or
-    ``"concat"`` (the 2014 paper's: D's input is [x | embed(y)], ``embed_dim`` long).
-    """
-
-    discriminator: str = "projection"
-
-    # What checkpoints saved before this field existed were trained with (their config
-    # lacks it): examples/mnist_gan.py fills it in, so they load, sample and resume as before.
-    LEGACY_VALUES: ClassVar[dict[str, Any]] = {"discriminator": "concat"}
+    discriminator: str = option(
+        "projection",
+        "how D is told the label: 'projection' (psi(phi(x)) + embed(y) . phi(x)) or "
+        "'concat' (the 2014 paper's: D's input is [x | embed(y)])",
+        choices=DISCRIMINATORS,
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -135,7 +125,7 @@ class CGAN(ConditionalModel):
     ) -> dict[str, Any]:
         """Teach D to accept (x, y) (target real_label) and reject (G(z, y'), y') (target 0).
 
-        One pass over both halves stacked, as ``GAN.discriminator_step`` (no layer
+        One pass over both halves stacked, as ``GAN.discriminator_step_stacked`` (no layer
         mixes examples): the mean over 2n scores is half of L_real + L_fake.
         """
         xp = get_array_module(real)
@@ -171,8 +161,7 @@ class CGAN(ConditionalModel):
             if kind != self.config.discriminator:
                 raise ValueError(
                     f"{type(self).__name__}.load_state_dict: this state holds a {kind!r} "
-                    f"discriminator (CGANs saved before the projection discriminator hold a "
-                    f"'concat' one), this CGAN a {self.config.discriminator!r} one; build it "
+                    f"discriminator, this CGAN a {self.config.discriminator!r} one; build it "
                     f"with discriminator={kind!r} to load the state"
                 )
         super().load_state_dict(state)

@@ -32,7 +32,8 @@ import numpy as np
 
 from minigan import nn
 from minigan.backend import get_array_module
-from minigan.models.base import MLPConfig, Model, build_discriminator, build_generator
+from minigan.models.base import check_adam, option, option_of
+from minigan.models.mlp import MLPConfig, MLPModel, build_discriminator, build_generator
 from minigan.nn.checks import check_array, check_label_range
 
 NUM_CLASSES = 10  # the digits 0-9 (MNIST, Fashion-MNIST's ten kinds of clothes)
@@ -105,21 +106,23 @@ def choose_labelled(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 @dataclass
 class ConditionalConfig(MLPConfig):
-    """``MLPConfig``'s sizes, G's label vector (``embed_dim``) and the GAN's recipe of
-    one-sided label smoothing (``PRESETS["label-smoothing"]``): CGAN's and ACGAN's base."""
+    """CGAN's and ACGAN's base: the MLP sizes, G's label vector, the label-smoothing recipe."""
 
-    hidden: int = 512
-    g_activation: str = "leaky_relu"
-    embed_dim: int = 50
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    real_label: float = 0.9
+    hidden: int = option_of(MLPConfig, "hidden", 512)
+    g_activation: str = option_of(MLPConfig, "g_activation", "leaky_relu")
+    embed_dim: int = option(50, "length of G's learned vector for each digit", flag=False)
+    lr: float = option(2e-4, "learning rate of both players")
+    betas: tuple[float, float] = option((0.5, 0.999), "Adam's (beta1, beta2)", flag=False)
+    real_label: float = option(
+        0.9, "D's target for real images (< 1: one-sided label smoothing)", flag=False
+    )
 
     POSITIVE = (*MLPConfig.POSITIVE, "embed_dim")
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
         super().__post_init__()
+        check_adam(self)
         if not 0 < self.real_label <= 1:
             raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
 
@@ -167,7 +170,8 @@ class ConditionalMLP(nn.Module):
         h = self.concat.forward([x, self.embed.forward(labels)])
         return self.net.forward(h)
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
         dh = self.net.backward(grad_out)  # dL/dh, needed for the embedding's part
         dx, de = self.concat.backward(dh)  # split at the offset
         self.embed.backward(de)  # dL/dW_embed, a scatter-add
@@ -178,7 +182,7 @@ class ConditionalMLP(nn.Module):
 
 
 def conditional_generator(config: Any, rng: np.random.Generator, dtype: Any) -> ConditionalMLP:
-    """G(z, y) -> image: ``base.build_generator``'s MLP fed [z | embed(y)].
+    """G(z, y) -> image: ``mlp.build_generator``'s MLP fed [z | embed(y)].
 
     ``config`` is an ``MLPConfig`` with an ``embed_dim`` (the label vector's length).
     """
@@ -189,7 +193,7 @@ def conditional_generator(config: Any, rng: np.random.Generator, dtype: Any) -> 
 
 
 def conditional_discriminator(config: Any, rng: np.random.Generator, dtype: Any) -> ConditionalMLP:
-    """D(x, y) -> one logit: ``base.build_discriminator``'s MLP fed [x | embed(y)]."""
+    """D(x, y) -> one logit: ``mlp.build_discriminator``'s MLP fed [x | embed(y)]."""
     e = config.embed_dim
     wide = dataclasses.replace(config, image_size=config.image_size + e)
     embed = nn.Embedding(NUM_CLASSES, e, rng=rng, dtype=dtype, check_range=False)
@@ -244,7 +248,8 @@ class ProjectionDiscriminator(nn.Module):
         self.save_for_backward(f, e, output_shape=s.shape)
         return s
 
-    def backward(self, grad_out: Any, input_grad: bool = True) -> Any:
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
         f, e = self.saved(grad_out)
         g = grad_out
         df = self.head.backward(g) + g * e  # dL/df = g w^T + g e
@@ -264,7 +269,7 @@ def projection_discriminator(
     return ProjectionDiscriminator(features, net[4], embed)
 
 
-class ConditionalModel(Model):
+class ConditionalModel(MLPModel):
     """A GAN whose generator is told the label: G(z, y). The step skeleton of CGAN and ACGAN.
 
     One D update, then one G update, per call (both papers' schedule):

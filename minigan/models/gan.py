@@ -29,6 +29,7 @@ The rest of the family changes exactly this file's two losses and what D is:
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -37,13 +38,14 @@ import numpy as np
 from minigan import nn
 from minigan.backend import Backend, get_array_module
 from minigan.losses import BCELoss, BCEWithLogitsLoss
-from minigan.models.base import (
+from minigan.models.base import check_adam, check_discriminator_options, option
+from minigan.models.mlp import (
     ACTIVATIONS,
     MLPConfig,
-    Model,
+    MLPModel,
     build_discriminator,
     build_generator,
-    check_discriminator_options,
+    count_parameters,
 )
 from minigan.optim import Adam
 
@@ -62,37 +64,55 @@ __all__ = [
 
 @dataclass
 class GANConfig(MLPConfig):
-    """Everything that defines an MLP GAN and how it is trained (with ``MLPConfig``'s sizes).
+    """An MLP GAN and how it is trained: ``MLPConfig``'s sizes and the vanilla GAN's recipe."""
 
-    ``logits=True`` means D ends without a Sigmoid and the loss is
-    BCEWithLogitsLoss (stable); ``False`` means D ends in Sigmoid and BCELoss.
-    Adam (``lr``, ``betas``) for both players, except that ``d_lr``, when set, is
-    D's own learning rate (two time-scales, TTUR: Heusel et al., 2017, prove
-    convergence when D's steps are the larger); ``d_steps`` D updates per G update;
-    ``real_label`` < 1 is one-sided label smoothing; ``ema`` > 0 keeps a moving
-    average of G's weights with that decay, which draws every sample
-    (``minigan/ema.py``; 0: none); ``minibatch_std`` = G > 0 shows D the spread of
-    each group of G images (``nn.MinibatchStdDev``, against mode collapse; 0: none),
-    or of the largest group size below G that divides D's rows per half,
-    ``batch_size / pack`` (batch 50, G 4: groups of 2), so that no group mixes D's real
-    and fake halves; ``pack`` = m > 1
-    makes D judge every m images together (PacGAN: ``nn.Pack``, against mode
-    collapse; 1: one at a time), so ``batch_size`` must be a multiple of m;
-    ``d_dropout`` = p > 0 drops each of D's hidden units with probability p in
-    training (``nn.Dropout``; Goodfellow et al.'s MNIST D had it; 0: none).
-    """
-
-    logits: bool = False
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    generator_loss: str = "non_saturating"
-    d_steps: int = 1
-    real_label: float = 1.0
-    d_lr: float | None = None
-    ema: float = 0.0
-    minibatch_std: int = 0
-    pack: int = 1
-    d_dropout: float = 0.0
+    logits: bool = option(
+        False,
+        "D gives logits and trains with BCEWithLogitsLoss (stable); False: D ends in a "
+        "Sigmoid and trains with BCELoss",
+        flag=False,
+    )
+    lr: float = option(2e-4, "learning rate (G's, and D's unless d_lr is set)")
+    betas: tuple[float, float] = option((0.9, 0.999), "Adam's (beta1, beta2)", flag=False)
+    generator_loss: str = option(
+        "non_saturating",
+        "'non_saturating': minimise -log D(G(z)); 'saturating': minimise log(1 - D(G(z)))",
+        choices=GENERATOR_LOSSES,
+    )
+    d_steps: int = option(1, "discriminator updates per generator update")
+    real_label: float = option(
+        1.0, "D's target for real images (< 1: one-sided label smoothing)", flag=False
+    )
+    d_lr: float | None = option(
+        None,
+        "the discriminator's own learning rate, lr staying G's (two time-scales, TTUR: "
+        "Heusel et al. 2017); None: lr",
+    )
+    ema: float = option(
+        0.0,
+        "sample from a moving average of G's weights with decay BETA (0.999: about the "
+        "last 1000 updates), saved in the checkpoint; 0 for none",
+        metavar="BETA",
+    )
+    minibatch_std: int = option(
+        0,
+        "show D the spread of each group of G images (minibatch standard deviation, "
+        "against mode collapse), or of the largest group below G that divides "
+        "batch_size / pack, so that no group mixes real and fake; 0 for none",
+        metavar="G",
+    )
+    pack: int = option(
+        1,
+        "D judges M images at once, one score per pack (PacGAN, against mode collapse); "
+        "the batch size must be a multiple of M; 1 for one at a time",
+        metavar="M",
+    )
+    d_dropout: float = option(
+        0.0,
+        "drop each of D's hidden units with probability P in training (Dropout, as "
+        "Goodfellow et al.'s MNIST D); 0 for none",
+        metavar="P",
+    )
 
     POSITIVE = (*MLPConfig.POSITIVE, "d_steps", "pack")
 
@@ -103,9 +123,10 @@ class GANConfig(MLPConfig):
                 f"generator_loss must be one of {GENERATOR_LOSSES}, got {self.generator_loss!r}"
             )
         super().__post_init__()
+        check_adam(self)
         if not 0 < self.real_label <= 1:
             raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
-        if self.d_lr is not None and not self.d_lr > 0:
+        if self.d_lr is not None and not (math.isfinite(self.d_lr) and self.d_lr > 0):
             raise ValueError(f"d_lr must be a positive number (or None: lr), got {self.d_lr}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
@@ -116,26 +137,26 @@ class GANConfig(MLPConfig):
         check_discriminator_options(self)
 
 
+# Named bundles of field values (``--preset NAME``). Why the default is what it is, and
+# what each scored: benchmarks/RESULTS.md, "Choosing the default recipe".
 _LABEL_SMOOTHING = GANConfig(
     hidden=512, g_activation="leaky_relu", logits=True, betas=(0.5, 0.999), real_label=0.9
 )
 _EMA = dataclasses.replace(_LABEL_SMOOTHING, ema=0.999)
-PRESETS = {
-    # The tutorial recipe, kept for comparison.
+PRESETS: dict[str, GANConfig] = {
+    # The tutorial recipe.
     "classic": GANConfig(),
-    # The default: chosen by measurement; see README, "Choosing the default recipe".
-    # Samples come from the moving average of G's weights; D judges pairs of images
-    # (PacGAN), which balances the digits; both players learn twice as fast, so that
-    # 20 epochs (5 minutes) are enough.
+    # The default: samples from the moving average of G's weights; D judges pairs of
+    # images (PacGAN); both players learn at twice the label-smoothing recipe's rate.
     "default": dataclasses.replace(_EMA, pack=2, lr=4e-4),
-    # The earlier defaults, rows of the README's tables: with the average of G ...
+    # The default without pairs ...
     "ema": _EMA,
-    # ... and before it.
+    # ... and without the average of G either.
     "label-smoothing": _LABEL_SMOOTHING,
 }
 
 
-class GAN(Model):
+class GAN(MLPModel):
     """The vanilla GAN: D classifies real against fake; both players train with Adam.
 
     Stats: ``d_loss`` (mean BCE over the real and fake halves), ``g_loss`` (from the
@@ -145,7 +166,7 @@ class GAN(Model):
 
     summary = "the vanilla GAN: an MLP D trained by binary cross-entropy"
     name = "gan"
-    default_epochs = 20  # the default recipe's 5 minutes (README: "What the default run gives")
+    default_epochs = 20  # the default recipe's (benchmarks/RESULTS.md)
     config_class = GANConfig
     stats: ClassVar[dict[str, str]] = {
         "d_loss": "D loss: BCE, mean over real and fake",
@@ -153,6 +174,9 @@ class GAN(Model):
         "d_real": "mean D(x), a probability",
         "d_fake": "mean D(G(z)), a probability",
     }
+    # D's step as one pass over real and fake stacked (``discriminator_step_stacked``):
+    # the textbook step's update, but for Adam's eps (see there). DCGAN: two passes.
+    stacked_d_step: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -174,9 +198,7 @@ class GAN(Model):
 
     @classmethod
     def parameter_count(cls, config: GANConfig) -> int:
-        extra = 1 if config.minibatch_std else 0  # the last layer's weight for the spread
-        packed = (config.pack - 1) * config.image_size * config.hidden  # D's wider first layer
-        return super().parameter_count(config) + extra + packed
+        return count_parameters(config, pack=config.pack, minibatch_std=config.minibatch_std)
 
     def build_networks(
         self, config: Any, rng: np.random.Generator, dtype: Any
@@ -209,13 +231,45 @@ class GAN(Model):
     def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
         """Teach D to tell ``real`` (target: real_label) from ``fake`` (target: 0).
 
-        One forward pass over the two halves stacked together: D treats every
-        image on its own (no layer mixes examples), so this is exactly the sum of
-        two passes, with half the matrix products' overhead. The mean over 2n
-        scores is (L_real + L_fake) / 2: half the loss, and half the gradient, of
-        the usual L_real + L_fake. Adam divides each step by the gradient's own
+        As the loss is written, L = BCE(D(x), real_label) + BCE(D(G(z)), 0): one
+        forward and backward pass per half, each adding its gradient into D's
+        ``.grad``, then one optimizer step on the sum. ``d_loss`` is L, the sum.
+
+        A model with ``stacked_d_step`` (the GAN) takes the same step in one pass,
+        ``discriminator_step_stacked``.
+        """
+        if self.stacked_d_step:
+            return self.discriminator_step_stacked(real, fake)
+        D, loss = self.discriminator, self.loss
+        self.d_optimizer.zero_grad()
+        real_scores = D.forward(real)
+        d_loss_real = loss.forward(real_scores, self.config.real_label)
+        D.backward(loss.backward(), input_grad=False)  # the data needs no gradient
+        fake_scores = D.forward(fake)
+        d_loss_fake = loss.forward(fake_scores, 0.0)
+        D.backward(loss.backward(), input_grad=False)  # nor does G, in D's step
+        self.d_optimizer.step()
+        return {
+            "d_loss": d_loss_real + d_loss_fake,
+            "d_real": self.mean_probability(real_scores),
+            "d_fake": self.mean_probability(fake_scores),
+        }
+
+    def discriminator_step_stacked(self, real: Any, fake: Any) -> dict[str, Any]:
+        """``discriminator_step`` in one forward pass over [real; fake]: an optimisation.
+
+        D treats every image on its own (no layer mixes examples), so one pass
+        over the two halves stacked together computes exactly the two passes,
+        with half the matrix products' overhead. The mean over 2n scores is
+        (L_real + L_fake) / 2: half the loss, and half the gradient, of the
+        textbook L_real + L_fake. Adam divides each step by the gradient's own
         running scale, so halving the gradient changes its update only through
-        eps: it is exactly the sum's update with eps doubled (2e-8 for 1e-8).
+        eps: with m and v the moments of the gradient g,
+
+            (m/2) / (sqrt(v/4) + eps) = m / (sqrt(v) + 2 eps)
+
+        so this is exactly the textbook update with eps doubled (2e-8 for 1e-8).
+        ``d_loss`` is reported as that mean.
 
         With ``pack`` = m, D scores n/m packs of real images, then n/m of fake ones
         (no pack mixes the halves: n is a multiple of m).
@@ -239,30 +293,6 @@ class GAN(Model):
         """D's mean probability of "real" over ``scores`` (logits or probabilities), 0-d."""
         probs = nn.sigmoid(scores) if self.config.logits else scores
         return get_array_module(scores).asarray(probs.mean())
-
-    def discriminator_step_two_pass(self, real: Any, fake: Any) -> dict[str, Any]:
-        """The textbook D step, kept as the reference ``discriminator_step`` is tested against.
-
-        Two passes, as the loss is written: L = BCE(D(x), real_label) + BCE(D(G(z)), 0),
-        each half's gradient added into D's ``.grad`` by its own backward pass. Its
-        update equals ``discriminator_step``'s with D's Adam eps doubled (see there),
-        to rounding; it costs a second pass's overhead. It is DCGAN's D step, whose
-        BatchNorm must see each half on its own.
-        """
-        D, loss = self.discriminator, self.loss
-        self.d_optimizer.zero_grad()
-        real_scores = D.forward(real)
-        d_loss_real = loss.forward(real_scores, self.config.real_label)
-        D.backward(loss.backward(), input_grad=False)
-        fake_scores = D.forward(fake)
-        d_loss_fake = loss.forward(fake_scores, 0.0)
-        D.backward(loss.backward(), input_grad=False)
-        self.d_optimizer.step()
-        return {
-            "d_loss": d_loss_real + d_loss_fake,
-            "d_real": self.mean_probability(real_scores),
-            "d_fake": self.mean_probability(fake_scores),
-        }
 
     def generator_step(self, fake: Any) -> Any:
         """Change G so that D takes ``fake`` (= G(z), just computed) for real."""

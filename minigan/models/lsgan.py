@@ -29,29 +29,30 @@ from typing import Any, ClassVar
 from minigan import nn
 from minigan.backend import get_array_module
 from minigan.losses import MSELoss
-from minigan.models.base import MLPConfig, Model
+from minigan.models.base import check_adam, option, option_of
+from minigan.models.mlp import MLPConfig, MLPModel
 from minigan.optim import Adam
 
 
 @dataclass
 class LSGANConfig(MLPConfig):
-    """Defaults: the vanilla GAN's default networks (hidden 512, LeakyReLU in G) and Adam
-    with beta1 0.5 and lr 2e-4 as in the LSGAN paper, so only the loss differs."""
+    """An LSGAN: the vanilla GAN's default networks and the LSGAN paper's Adam."""
 
-    hidden: int = 512
-    g_activation: str = "leaky_relu"
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.5, 0.999)
-    d_steps: int = 1
+    hidden: int = option_of(MLPConfig, "hidden", 512)
+    g_activation: str = option_of(MLPConfig, "g_activation", "leaky_relu")
+    lr: float = option(2e-4, "learning rate of both players")
+    betas: tuple[float, float] = option((0.5, 0.999), "Adam's (beta1, beta2)", flag=False)
+    d_steps: int = option(1, "discriminator updates per generator update")
 
     POSITIVE = (*MLPConfig.POSITIVE, "d_steps")
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
         super().__post_init__()
+        check_adam(self)
 
 
-class LSGAN(Model):
+class LSGAN(MLPModel):
     """Least-squares GAN. Stats: ``d_loss``, ``g_loss`` (the two objectives above),
     ``d_real`` = mean D(x) and ``d_fake`` = mean D(G(z)), raw scores (targets 1 and 0)."""
 
@@ -76,10 +77,11 @@ class LSGAN(Model):
         return self.config.d_steps
 
     def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
-        """Fit D's scores to 1 on ``real`` and 0 on ``fake``, one stacked pass.
+        """Fit D's scores to 1 on ``real`` and 0 on ``fake``, in one stacked pass.
 
         The mean of (D - target)^2 over the 2n stacked scores is
-        (mean_real + mean_fake) / 2: exactly the objective's 1/2 + 1/2.
+        (mean_real + mean_fake) / 2: exactly the objective's 1/2 + 1/2, so the one
+        pass is the objective as written (no layer of D mixes examples).
         """
         xp = get_array_module(real)
         n = real.shape[0]

@@ -2,7 +2,7 @@
 
 D is a digit classifier with K = 10 logits l(x), read as a classifier over K + 1
 classes whose extra class, "fake", has its logit pinned at 0 (see
-``losses.SGANUnsupervisedLoss``). Then p(real | x) = Z / (Z + 1), Z = sum_k exp(l_k),
+``sgan_losses.SGANUnsupervisedLoss``). Then p(real | x) = Z / (Z + 1), Z = sum_k exp(l_k),
 and D is trained on three batches at once:
 
     L_sup   = CE(l(x_lab), y)                       the few labelled images (100 of 60000)
@@ -13,8 +13,8 @@ and D is trained on three batches at once:
 
 f is D's last hidden layer. The unlabelled images and the fakes teach D what
 digits look like (their features must separate real from generated), which the
-100 labels alone cannot: a classifier trained on them alone misses 20-25% of the
-test set; Salimans et al. report 0.93% with this scheme.
+100 labels alone cannot teach (measured: benchmarks/RESULTS.md, "The GAN family on
+MNIST").
 
 What differs from ``gan.py``, and why:
 
@@ -47,7 +47,7 @@ What differs from ``gan.py``, and why:
   a memory of about 1000 steps), not the latest weights: D's weights jump from
   step to step with lr 0.003, and the average of the recent ones classifies
   better and more steadily. Their code averages too (Polyak averaging, rate
-  0.0001 from zero over 300 epochs; ours is sized for a run of minutes).
+  0.0001 from zero over 300 epochs; ours is sized for a run of a few epochs).
 - **Labels are a fixed subset.** ``set_labelled(images, labels)`` gives the model
   the training set; it keeps ``config.labels`` of them (10 of each digit, chosen
   by the seed: ``choose_labelled``), and only those labels are ever read. Their
@@ -64,18 +64,13 @@ One pass of D over [labelled | unlabelled | fake] stacked: no layer of D mixes
 examples, so that is the three passes' sum, in one set of matrix products.
 Adam (lr 3e-3 as the paper, betas (0.5, 0.999)) for both players.
 
-Where this still differs from their code (``train_mnist_feature_matching.py``), not
-tried here and each expected to matter little: z ~ N(0, I) (theirs uniform on
+Where this still differs from their code (``train_mnist_feature_matching.py``), each
+difference expected to matter little: z ~ N(0, I) (theirs uniform on
 [0, 1)); G's hidden activation ReLU (theirs softplus) and its batch norm with a
 scale (theirs a shift only); Adam's eps 1e-8 outside the square root (theirs
 inside: about 1e-4 outside); G's step reuses the D step's real batch and z (theirs
 draws fresh ones); the feature-matching loss sums over features (theirs averages:
 a constant factor).
-
-Measured (``python examples/mnist_gan.py --model sgan``, 100 labels, seed 0, one
-BLAS thread): test error 15.8% after epoch 1, 4.1% after epoch 6 (502 CPU s), 2.7%
-after epoch 10 (840 CPU s). The recipe before the init, G's batch norm and the
-average: 43% after epoch 1, 7.4% after 15 CPU minutes.
 """
 
 from __future__ import annotations
@@ -88,46 +83,50 @@ import numpy as np
 
 from minigan import nn
 from minigan.backend import Backend, get_array_module, to_host
-from minigan.losses import CrossEntropyLoss, FeatureMatchingLoss, SGANUnsupervisedLoss, logsumexp
-from minigan.models.base import MLPConfig, Model
+from minigan.losses import CrossEntropyLoss
+from minigan.models.base import check_adam, option, option_of
 from minigan.models.conditional import NUM_CLASSES, accuracy, check_labels, choose_labelled
+from minigan.models.mlp import MLPConfig, MLPModel
+from minigan.models.sgan_losses import FeatureMatchingLoss, SGANUnsupervisedLoss, logsumexp
 from minigan.nn.checks import check_array
 from minigan.nn.weight_norm import data_dependent_init
 from minigan.optim import Adam
 
-# Version 2: D starts from a data-dependent init, G has batch norm, D's weights are
-# averaged (see the module docstring); version 1's states do not fit.
+# Which networks and training an SGAN state holds (``state_dict()["recipe"]``): 2 is
+# D's data-dependent init, G's batch norm and the average of D's weights (see the
+# module docstring). A state of another recipe does not fit.
 RECIPE = 2
 
 
 @dataclass
 class SGANConfig(MLPConfig):
-    """G's sizes (``MLPConfig``), D's widths and noise, the labelled count, Adam's recipe.
+    """An SGAN: G's sizes (``MLPConfig``), D's widths and noise, the labels, Adam's recipe."""
 
-    ``labels``: how many labelled training images (a multiple of 10: the same count
-    of each digit); ``d_hidden``: D's hidden widths; ``input_noise``,
-    ``hidden_noise``: the std of the Gaussian noise on D's input and after its
-    hidden layers; ``init_batch``: images for D's data-dependent init (0: none, the
-    layers' own init); ``g_batch_norm``: G with batch norm (False: the base MLP
-    generator); ``v_std``: D's weight directions start at N(0, v_std^2) (None: as
-    ``Linear``); ``train_hidden_scale``: train g in D's hidden layers too;
-    ``average``: the decay of the weight average ``classify`` uses (0: none, the
-    latest weights).
-    """
-
-    latent_dim: int = 100
-    hidden: int = 500
-    labels: int = 100
-    d_hidden: tuple[int, ...] = (1000, 500, 250, 250, 250)
-    input_noise: float = 0.6
-    hidden_noise: float = 0.5
-    lr: float = 3e-3
-    betas: tuple[float, float] = (0.5, 0.999)
-    init_batch: int = 500
-    g_batch_norm: bool = True
-    v_std: float | None = 0.1
-    train_hidden_scale: bool = False
-    average: float = 0.999
+    latent_dim: int = option_of(MLPConfig, "latent_dim", 100)
+    hidden: int = option(500, "width of G's hidden layers (D's: d_hidden)")
+    labels: int = option(100, "how many labelled training images, 10 per digit, chosen by the seed")
+    d_hidden: tuple[int, ...] = option((1000, 500, 250, 250, 250), "D's hidden widths", flag=False)
+    input_noise: float = option(0.6, "std of the Gaussian noise on D's input", flag=False)
+    hidden_noise: float = option(
+        0.5, "std of the Gaussian noise after each of D's hidden layers", flag=False
+    )
+    lr: float = option(3e-3, "learning rate of both players")
+    betas: tuple[float, float] = option((0.5, 0.999), "Adam's (beta1, beta2)", flag=False)
+    init_batch: int = option(
+        500, "images for D's data-dependent init (0: none, the layers' own init)", flag=False
+    )
+    g_batch_norm: bool = option(
+        True, "G with batch norm (False: the MLP generator of mlp.py)", flag=False
+    )
+    v_std: float | None = option(
+        0.1, "D's weight directions start at N(0, v_std^2) (None: as Linear)", flag=False
+    )
+    train_hidden_scale: bool = option(False, "train g in D's hidden layers too", flag=False)
+    average: float = option(
+        0.999,
+        "decay of the average of D's weights that classify uses (0: none, the latest weights)",
+        flag=False,
+    )
 
     POSITIVE = (*MLPConfig.POSITIVE, "labels")
 
@@ -135,6 +134,7 @@ class SGANConfig(MLPConfig):
         self.betas = tuple(self.betas)
         self.d_hidden = tuple(int(w) for w in self.d_hidden)
         super().__post_init__()
+        check_adam(self)
         if self.labels % NUM_CLASSES:
             raise ValueError(
                 f"labels must be a multiple of {NUM_CLASSES} (the same count of each "
@@ -195,7 +195,7 @@ def build_generator(config: SGANConfig, rng: np.random.Generator, dtype: Any) ->
     )  # fmt: skip
 
 
-class SGAN(Model):
+class SGAN(MLPModel):
     """A K+1-class discriminator trained on few labels, a generator trained by feature matching.
 
     Before training: ``set_labelled(train_images, train_labels)``. Then
@@ -211,8 +211,7 @@ class SGAN(Model):
     name = "sgan"
     config_class = SGANConfig
     labelled: ClassVar[bool] = True
-    # 15 minutes of one CPU core: measured 840 s for 10 epochs, test error 2.68% (4.08% after 6)
-    default_epochs: ClassVar[int] = 10
+    default_epochs: ClassVar[int] = 10  # benchmarks/RESULTS.md, "The GAN family on MNIST"
     stats: ClassVar[dict[str, str]] = {
         "d_loss": "D loss: CE on the labelled + (real + fake) / 2",
         "g_loss": "G loss: feature matching",
@@ -464,12 +463,12 @@ class SGAN(Model):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """``Model``'s loading (all or nothing), the average and the labelled subset."""
         where = f"{type(self).__name__}.load_state_dict"
-        if isinstance(state, dict) and state.get("model", self.name) == self.name:
-            if state.get("recipe") != RECIPE:
+        if isinstance(state, dict) and state.get("model") == self.name:
+            if state.get("recipe") != RECIPE:  # a state with no number holds recipe 1
                 raise ValueError(
-                    f"{where}: this SGAN state was saved by an older minigan, whose networks "
-                    f"and training recipe differ (recipe {state.get('recipe', 1)}, now "
-                    f"{RECIPE}); it cannot be loaded: train a new run"
+                    f"{where}: this state holds an SGAN of recipe {state.get('recipe', 1)}, "
+                    f"this SGAN is recipe {RECIPE}: other networks and training; it cannot "
+                    f"be loaded: train a new run"
                 )
             for key in ("labelled_indices", "d_average"):
                 if key not in state:

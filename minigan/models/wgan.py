@@ -34,36 +34,36 @@ during the first 25 G iterations); the paper's algorithm box does not have them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from minigan import nn
 from minigan.backend import get_array_module
 from minigan.losses import WassersteinLoss
-from minigan.models.base import MLPConfig, Model
+from minigan.models.base import check_rate, option, option_of
+from minigan.models.mlp import MLPConfig, MLPModel
 from minigan.optim import RMSprop, clip_weights
 
 
 @dataclass
 class WGANConfig(MLPConfig):
-    """Defaults: the paper's (RMSprop lr 5e-5, clip 0.01, n_critic 5, batch 64), on the
-    vanilla GAN's default networks (hidden 512, LeakyReLU in G)."""
+    """A WGAN: the paper's recipe on the vanilla GAN's default networks."""
 
-    hidden: int = 512
-    g_activation: str = "leaky_relu"
-    batch_size: int = 64
-    lr: float = 5e-5
-    n_critic: int = 5
-    clip: float = 0.01
+    hidden: int = option_of(MLPConfig, "hidden", 512)
+    g_activation: str = option_of(MLPConfig, "g_activation", "leaky_relu")
+    batch_size: int = option_of(MLPConfig, "batch_size", 64)
+    lr: float = option(5e-5, "RMSprop's learning rate, for both players")
+    n_critic: int = option(5, "critic updates per generator update")
+    clip: float = option(0.01, "WGAN's weight clipping bound c: weights in [-c, c]")
 
     POSITIVE = (*MLPConfig.POSITIVE, "n_critic")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not self.clip > 0:
+        if not (math.isfinite(self.clip) and self.clip > 0):
             raise ValueError(f"clip must be > 0, got {self.clip}")
-        if not self.lr >= 0:
-            raise ValueError(f"lr must be >= 0, got {self.lr}")
+        check_rate(self, "lr")
 
 
 def critic_stats(scores: Any, n: int, d_loss: Any) -> dict[str, Any]:
@@ -75,7 +75,7 @@ def critic_stats(scores: Any, n: int, d_loss: Any) -> dict[str, Any]:
     }
 
 
-class WGAN(Model):
+class WGAN(MLPModel):
     """Wasserstein GAN with weight clipping. Stats: ``d_loss`` = mean D(G(z)) - mean D(x),
     ``g_loss`` = -mean D(G(z)), ``wasserstein`` = mean D(x) - mean D(G(z)) (the critic's
     estimate of K times the Wasserstein distance; it should fall as G improves)."""

@@ -40,8 +40,8 @@ so g = (((1 W3) * S2) W2 * S1) W1. The penalty and its gradient in g
 
     P = lambda/n sum_n (r_n - 1)^2          V = dP/dg = (2 lambda/n) (r_n - 1)/r_n g_n   (n, d)
 
-Double backward, ``D.double_backward(V)``: the backward pass undone in forward
-order, each Linear adding dy^T V_k to its weight (Linear: dx = dy W, so
+Double backward, ``D.double_backward(V)``: the backward pass differentiated, layer
+by layer in forward order, each Linear adding dy^T V_k to its weight (Linear: dx = dy W, so
 dL/dW += dy^T gg and dL/d(dy) = gg W^T), each LeakyReLU multiplying by its
 slopes (dx = dy * S, so dL/d(dy) = gg * S; S is constant: f'' = 0):
 
@@ -72,37 +72,39 @@ penalty's (the forward, backward and double backward over x^).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from minigan import nn
 from minigan.backend import get_array_module
 from minigan.losses import GradientPenalty
-from minigan.models.base import MLPConfig
+from minigan.models.base import check_adam, frozen, option, option_of
+from minigan.models.mlp import MLPConfig
 from minigan.models.wgan import WGAN, critic_stats
 from minigan.optim import Adam
 
 
 @dataclass
 class WGANGPConfig(MLPConfig):
-    """Defaults: the paper's (Adam lr 1e-4, betas (0.5, 0.9), lambda 10, n_critic 5,
-    batch 64), on the vanilla GAN's default networks (hidden 512, LeakyReLU in G)."""
+    """A WGAN-GP: the paper's recipe on the vanilla GAN's default networks."""
 
-    hidden: int = 512
-    g_activation: str = "leaky_relu"
-    batch_size: int = 64
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.5, 0.9)
-    n_critic: int = 5
-    gp_weight: float = 10.0  # lambda
+    hidden: int = option_of(MLPConfig, "hidden", 512)
+    g_activation: str = option_of(MLPConfig, "g_activation", "leaky_relu")
+    batch_size: int = option_of(MLPConfig, "batch_size", 64)
+    lr: float = option(1e-4, "learning rate of both players")
+    betas: tuple[float, float] = option((0.5, 0.9), "Adam's (beta1, beta2)", flag=False)
+    n_critic: int = option(5, "critic updates per generator update")
+    gp_weight: float = option(10.0, "WGAN-GP's penalty weight lambda")
 
     POSITIVE = (*MLPConfig.POSITIVE, "n_critic")
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
         super().__post_init__()
-        if not self.gp_weight >= 0:
-            raise ValueError(f"gp_weight must be >= 0, got {self.gp_weight}")
+        check_adam(self)
+        if not (math.isfinite(self.gp_weight) and self.gp_weight > 0):
+            raise ValueError(f"gp_weight must be > 0, got {self.gp_weight}")
 
 
 class WGANGP(WGAN):
@@ -139,11 +141,8 @@ class WGANGP(WGAN):
         """
         D, xp = self.discriminator, get_array_module(x_hat)
         scores = D.forward(x_hat)
-        D.requires_grad_(False)  # this backward computes g = grad D(x^) only: no dL/dw
-        try:
+        with frozen(D):  # this backward computes g = grad D(x^) only: no dL/dw
             g = D.backward(xp.ones_like(scores), create_graph=True)  # keep each dy
-        finally:
-            D.requires_grad_(True)
         lam = self.config.gp_weight
         penalty = xp.asarray(lam * self.penalty.forward(g, 1.0))
         grad_g = self.penalty.backward() * lam  # V = dP/dg
