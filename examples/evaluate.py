@@ -1,6 +1,7 @@
 """Score generated MNIST digits: FID, Inception Score and class coverage, as one JSON line.
 
-    python examples/mnist_gan.py --sample 10000 --output samples.npy
+    python examples/sample.py --checkpoint runs/mnist/checkpoint.npz --sample 10000 \\
+        --output samples.npy      # or: examples/mnist_gan.py --sample 10000 --checkpoint ...
     python examples/evaluate.py samples.npy
     python examples/evaluate.py --dataset fashion fashion_samples.npy   # Fashion-MNIST
 
@@ -52,7 +53,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         metavar="FILE.npy",
         help="a .npy array of float images (N, 28, 28) in [0, 1], as written by "
-        "mnist_gan.py --sample N --output FILE.npy",
+        "sample.py (or mnist_gan.py --sample N) --output FILE.npy",
     )
     parser.add_argument(
         "--dataset",

@@ -4,6 +4,10 @@ A training state is a tree (``{"gan": {"generator": {"0.weight": array, ...}, ..
 "epoch": 3, ...}``). It is stored flat: every array under its path
 (``"gan/generator/0.weight"``), and everything else (numbers, strings, RNG states,
 the config) as one JSON document. No pickle, so loading a file cannot run code.
+
+``upgrade(state)`` turns a run's checkpoint written by an older minigan into today's
+layout: the history of the layout lives there, and nowhere else (models and configs
+know only today's).
 """
 
 from __future__ import annotations
@@ -133,3 +137,61 @@ def _damaged(path: str | os.PathLike, error: Exception) -> CheckpointError:
         f"{path} is not a readable minigan checkpoint ({type(error).__name__}: {error}); "
         f"the file is truncated or damaged: delete it, or point to an earlier one"
     )
+
+
+# --- older checkpoints ---------------------------------------------------------------------
+
+# Config fields added after runs had been saved with that model, and the value those runs
+# trained with (the code before the field existed did just that):
+ADDED_FIELDS: dict[str, dict[str, Any]] = {
+    # Before TTUR, the average of G, minibatch spread, PacGAN and dropout: one learning
+    # rate, samples from the live G, each image judged alone, no dropout.
+    "gan": {"d_lr": None, "ema": 0.0, "minibatch_std": 0, "pack": 1, "d_dropout": 0.0},
+    # G at D's learning rate, the live G, no label smoothing, one image at a time, no
+    # dropout, noise or DiffAugment, BatchNorm in D (the paper's), G's last transposed
+    # convolution drawing the image, no fully connected hidden layer in D or G.
+    "dcgan": {
+        "g_lr": None,
+        "ema": 0.0,
+        "real_label": 1.0,
+        "pack": 1,
+        "d_dropout": 0.0,
+        "d_noise": 0.0,
+        "d_norm": "batch",
+        "g_full_res_channels": 0,
+        "d_fc_width": 0,
+        "g_fc_width": 0,
+        "d_augment": "",
+    },
+    # Before the projection discriminator: labels concatenated to D's input.
+    "cgan": {"discriminator": "concat"},
+    # Before the twin classifier, the paper's ACGAN; the first twin runs (before
+    # twin_weight) subtracted the twin's whole cross-entropy in G's loss.
+    "acgan": {"classifier": "paper", "twin_weight": 1.0},
+}
+MNIST_SHAPE = [1, 28, 28]  # one image, (channels, height, width): runs before --dataset
+
+
+def upgrade(state: dict[str, Any]) -> dict[str, Any]:
+    """A run's checkpoint (as ``load_checkpoint`` returns it) in today's layout.
+
+    - ``state["gan"]["model"]``: states saved before the GAN family existed carry no
+      model name; they are GANs';
+    - ``"dataset"`` and ``"image_shape"``: runs from before ``--dataset`` trained on
+      MNIST's 28x28 grey digits;
+    - ``"config"``: a field added after the checkpoint was saved gets the value that
+      checkpoint trained with (``ADDED_FIELDS``).
+
+    Only what is there is upgraded (a part a state lacks stays missing), and the input is
+    left unchanged: the result is a new dict sharing its arrays.
+    """
+    state = dict(state)
+    if isinstance(state.get("gan"), dict):
+        state["gan"] = {"model": "gan", **state["gan"]}
+        model = state["gan"]["model"]
+        if isinstance(state.get("config"), dict):
+            state["config"] = {**ADDED_FIELDS.get(model, {}), **state["config"]}
+    if "gan" in state and "config" in state:  # a run of examples/mnist_gan.py
+        state.setdefault("dataset", "mnist")
+        state.setdefault("image_shape", list(MNIST_SHAPE))
+    return state

@@ -1,4 +1,5 @@
-"""Folders of pictures as a GAN dataset, and a generator of synthetic pictures for tests.
+"""Pictures in and out: folders of pictures as a GAN dataset, a model's samples as image
+arrays and files, and a generator of synthetic pictures for tests.
 
 ``load_image_folder(path, image_size)`` reads every PNG and JPEG file under ``path``
 (sub-folders included) with Pillow, which matplotlib already installs:
@@ -13,6 +14,10 @@
 5. scale to [-1, 1] (``x / 127.5 - 1``, as for MNIST), as NCHW float32.
 
 Files with other extensions are ignored (and counted in the same warning line).
+
+Out: ``generate_unit_images(model, z)`` draws a model's images onto the host as float32
+in [0, 1], laid out as image files are (``unit_images``); ``write_samples`` writes any
+number of them to one ``.npy`` file, a chunk at a time.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from minigan.backend import to_host
 from minigan.data import to_gan_range
 from minigan.files import atomic_write
 
@@ -178,3 +184,95 @@ def write_shape_images(
             image.save(f, format="JPEG" if kind == 2 else "PNG")
         written.append(path)
     return written
+
+
+# --- a model's images out -------------------------------------------------------------------
+
+MNIST_SHAPE = (1, 28, 28)  # one image: (channels, height, width)
+SAMPLE_CHUNK = 1000  # write_samples generates and writes this many images at a time
+
+
+def unit_images(images: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) in [-1, 1] -> float32 in [0, 1], laid out as image files are:
+    (N, H, W) for grey images, (N, H, W, 3) for colour."""
+    unit = images.astype(np.float32)  # one copy, then in place: little memory per chunk
+    unit += 1
+    unit /= 2
+    np.clip(unit, 0, 1, out=unit)
+    return unit[:, 0] if unit.shape[1] == 1 else unit.transpose(0, 2, 3, 1)
+
+
+def file_layout(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """One image's shape as ``unit_images`` lays it out: (H, W), or (H, W, 3) in colour."""
+    channels, height, width = shape
+    return (height, width) if channels == 1 else (height, width, channels)
+
+
+def generate_unit_images(
+    gan: Any,
+    z: Any,
+    shape: tuple[int, ...] = MNIST_SHAPE,
+    chunk: int = 1000,
+    labels: Any = None,
+) -> np.ndarray:
+    """G(z) -> host float32 images in [0, 1] (see ``unit_images``), ``chunk`` at a time;
+    ``shape`` is one image's (channels, height, width); a conditional model draws the
+    digits ``labels`` (on the device). One read from the device per chunk."""
+
+    def images(i: int) -> Any:
+        if labels is None:
+            return gan.generate(z[i : i + chunk])
+        return gan.generate(z[i : i + chunk], labels[i : i + chunk])
+
+    batches = [to_host(images(i)) for i in range(0, len(z), chunk)]
+    return unit_images(np.concatenate(batches).reshape(-1, *shape))
+
+
+def digit_labels(backend: Any, n: int, label: int | None = None) -> Any:
+    """The labels a conditional model is asked for: all ``label``, or 0-9 in turn."""
+    labels = np.full(n, label) if label is not None else np.arange(n) % 10
+    return backend.asarray(labels.astype(np.int64))
+
+
+def by_digit(images: np.ndarray, per_digit: int = 8) -> np.ndarray:
+    """The first ``per_digit`` images of each digit, when image i shows digit i % 10:
+    reordered so that a grid of ``per_digit`` columns has one row per digit."""
+    count = min(len(images), 10 * per_digit)
+    order = np.argsort(np.arange(count) % 10, kind="stable")
+    return images[order]
+
+
+def write_samples(
+    gan: Any,
+    n: int,
+    path: str | os.PathLike,
+    shape: tuple[int, ...] = MNIST_SHAPE,
+    chunk: int = SAMPLE_CHUNK,
+    label: int | None = None,
+) -> np.ndarray:
+    """Write G's images for ``n`` fresh noise vectors to the .npy file ``path``.
+
+    The file is float32 in [0, 1], (n, H, W) or (n, H, W, 3) (see ``unit_images``),
+    written ``chunk`` images at a time after its .npy header, so any ``n`` needs the
+    memory of one chunk; the noise is drawn chunk by chunk from one stream, which
+    gives the same numbers as one draw. A conditional model draws digit ``label``,
+    or sample i shows digit i % 10. Returns the first 64 images (80 for a conditional
+    model: 8 of each digit), for a grid.
+    """
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+              "fortran_order": False, "shape": (n, *file_layout(shape))}  # fmt: skip
+    first = None
+    with atomic_write(path) as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        for start in range(0, n, chunk):
+            noise = gan.sample_noise(min(chunk, n - start))
+            labels = None
+            if gan.conditional:  # digit i % 10 (or label) for sample i, whatever the chunk
+                labels = digit_labels(gan.backend, len(noise), label)
+                if label is None:
+                    labels = (labels + start) % 10
+            images = generate_unit_images(gan, noise, shape, chunk, labels)
+            f.write(np.ascontiguousarray(images).tobytes())
+            grid = 80 if gan.conditional else 64  # 8 of each digit, or 64 samples
+            first = images[:grid] if first is None else first
+    return first

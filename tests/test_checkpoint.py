@@ -5,7 +5,13 @@ import pickle
 import numpy as np
 import pytest
 
-from minigan.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from minigan.checkpoint import (
+    FORMAT,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+    upgrade,
+)
 from minigan.files import atomic_write
 from minigan.plotting import history_figure, image_grid
 
@@ -129,3 +135,117 @@ def test_history_of_a_single_log_line_draws_markers():
             assert line.get_marker() not in (None, "None", ""), line.get_label()
     two = history_figure([row, {**row, "epoch": 2.0}])
     assert two.axes[0].get_lines()[0].get_marker() in (None, "None", "")  # lines stay lines
+
+
+# --- older checkpoints: upgrade() ------------------------------------------------------------
+# Each layout a run's checkpoint had, rebuilt from a model trained with the settings of its
+# time, is upgraded and then loads into today's model, unchanged.
+
+
+def run_state(model: str, **config_changes) -> tuple[dict, object]:
+    """A run's checkpoint as today's code writes it, of a ``model`` built with
+    ``config_changes``, and the model itself."""
+    import dataclasses
+
+    from minigan.models import MODELS
+
+    cls = MODELS[model]
+    config = dataclasses.replace(cls.default_config(), **config_changes)
+    if model not in ("dcgan",):
+        config = dataclasses.replace(config, hidden=16)
+    gan = cls(config, seed=0)
+    state = {"gan": gan.state_dict(), "loader": {"rng": {}, "num_examples": 300},
+             "history": [{"epoch": 1.0}], "epoch": 1, "config": config.to_dict(), "seed": 0,
+             "dataset": "mnist", "image_shape": [1, 28, 28]}  # fmt: skip
+    return state, gan
+
+
+def as_saved_then(state: dict, added: list[str], tmp_path) -> dict:
+    """``state`` as an older minigan wrote it, whose config had no fields ``added``,
+    through a file and back."""
+    state["config"] = {k: v for k, v in state["config"].items() if k not in added}
+    save_checkpoint(tmp_path / "old.npz", state)
+    return load_checkpoint(tmp_path / "old.npz")
+
+
+def load_upgraded(state: dict, expected_gan) -> None:
+    """``state`` upgraded builds today's model with the old one's config and weights."""
+    from minigan.models import MODELS
+
+    new = upgrade(state)
+    cls = MODELS[new["gan"]["model"]]
+    config = cls.config_class(**new["config"])
+    assert config == expected_gan.config
+    gan = cls(config, seed=1)
+    gan.load_state_dict(new["gan"])
+    for name, value in expected_gan.generator.state_dict().items():
+        np.testing.assert_array_equal(gan.generator.state_dict()[name], value, err_msg=name)
+
+
+def test_a_gan_state_from_before_the_family_is_a_gan(tmp_path):
+    """Before the GAN family, a GAN's state named no model, and its config had no d_lr,
+    ema, minibatch_std, pack or d_dropout: one learning rate, the live G, no spread, one
+    image at a time, no dropout."""
+    added = ["d_lr", "ema", "minibatch_std", "pack", "d_dropout"]
+    from minigan.models import PRESETS
+
+    classic = {f: getattr(PRESETS["classic"], f) for f in ("logits", "lr", "betas", "latent_dim")}
+    state, gan = run_state("gan", ema=0.0, pack=1, d_lr=None, minibatch_std=0, d_dropout=0.0,
+                           real_label=1.0, **classic)  # fmt: skip
+    del state["gan"]["model"], state["dataset"], state["image_shape"]
+    old = as_saved_then(state, added, tmp_path)
+    new = upgrade(old)
+    assert new["gan"]["model"] == "gan" and "model" not in old["gan"]  # the input untouched
+    assert new["dataset"] == "mnist" and list(new["image_shape"]) == [1, 28, 28]
+    load_upgraded(old, gan)
+
+
+def test_a_run_from_before_datasets_trained_on_mnist():
+    state, _ = run_state("lsgan")
+    del state["dataset"], state["image_shape"]
+    new = upgrade(state)
+    assert new["dataset"] == "mnist" and new["image_shape"] == [1, 28, 28]
+
+
+@pytest.mark.parametrize(
+    "model, added, trained_with",
+    [
+        ("dcgan", ["g_lr"], {"g_lr": None}),
+        ("dcgan", ["ema"], {"ema": 0.0}),
+        ("dcgan", ["real_label"], {"real_label": 1.0}),
+        ("dcgan", ["pack"], {"pack": 1}),
+        ("dcgan", ["d_dropout", "d_noise"], {"d_dropout": 0.0, "d_noise": 0.0}),
+        ("dcgan", ["d_norm", "g_full_res_channels"], {"d_norm": "batch", "g_full_res_channels": 0}),
+        ("dcgan", ["d_fc_width"], {"d_fc_width": 0}),  # D had no fully connected hidden layer
+        ("dcgan", ["g_fc_width"], {"g_fc_width": 0}),  # nor G
+        ("dcgan", ["d_augment"], {"d_augment": ""}),
+        ("cgan", ["discriminator"], {"discriminator": "concat"}),  # before the projection D
+        ("acgan", ["classifier", "twin_weight"], {"classifier": "paper", "twin_weight": 1.0}),
+        ("acgan", ["twin_weight"], {"classifier": "twin", "twin_weight": 1.0}),  # first twins
+        ("gan", ["pack"], {"pack": 1}),  # the default is pack 2 now; runs before judged one
+        ("gan", ["d_dropout"], {"d_dropout": 0.0}),
+        ("gan", ["ema", "d_lr", "minibatch_std"], {"ema": 0.0, "d_lr": None, "minibatch_std": 0}),
+    ],
+)
+def test_config_fields_added_later_get_the_values_old_runs_trained_with(
+    tmp_path, model, added, trained_with
+):
+    changes = dict(trained_with)
+    if model == "dcgan" and changes.get("ema") == 0.0:
+        changes["base_channels"] = 8  # small
+    state, gan = run_state(model, **changes)
+    load_upgraded(as_saved_then(state, added, tmp_path), gan)
+
+
+def test_a_checkpoint_of_today_is_upgraded_to_itself(tmp_path):
+    for model in ("gan", "dcgan", "cgan", "acgan", "sgan"):
+        state, _ = run_state(model)
+        new = upgrade(state)
+        assert new.keys() == state.keys() and new["config"] == state["config"]
+        assert new["gan"] == state["gan"] and new["dataset"] == "mnist"
+
+
+def test_upgrade_leaves_what_is_not_a_run_alone():
+    classifier = {"format_version": 1, "classifier": {"0.weight": np.zeros(2)}}
+    assert upgrade(classifier) == classifier
+    assert upgrade({"gan": {}}) == {"gan": {"model": "gan"}}  # no config: nothing else added

@@ -19,8 +19,9 @@ import pytest
 from conftest import weight_count
 from test_mnist_gan_example import SMALL, example, mnist_or_synthetic, run  # noqa: F401
 
-from minigan import data
+from minigan import data, runs
 from minigan.checkpoint import load_checkpoint, save_checkpoint
+from minigan.images import generate_unit_images, write_samples
 from minigan.models import DCGAN, GAN, PRESETS, GANConfig
 
 
@@ -160,9 +161,11 @@ def test_bad_options_are_refused_before_any_work_and_leave_nothing(
         ("--beta1", "1", "must lie in [0, 1), got 1"),
         ("--lr", "0", "must be a positive number, got 0"),
         ("--lr", "nan", "must be a positive number, got nan"),
-        ("--d-noise", "-1", "must be a number >= 0, got -1"),
-        ("--d-dropout", "1", "must lie in [0, 1), got 1"),
+        ("--d-noise", "-1", "must be a number >= 0 (0: none), got -1"),
+        ("--d-dropout", "1", "must lie in [0, 1) (0: none), got 1"),
         ("--pack", "0", "must be a positive integer, got 0"),
+        ("--d-augment", "colour", "must name DiffAugment steps, comma-separated, from color"),
+        ("--labels", "15", "must be a multiple of 10 (the same count of each digit), got 15"),
     ],
 )
 def test_bad_numbers_are_refused_by_the_parser_naming_the_flag(
@@ -279,7 +282,7 @@ def test_a_file_that_is_not_a_checkpoint_is_one_clear_line(
 
 
 def test_a_model_too_big_for_memory_is_refused_up_front(tmp_path, monkeypatch, capsys):
-    if example.available_memory() is None:
+    if runs.available_memory() is None:
         pytest.skip("this system does not say how much memory is available (/proc/meminfo)")
     no_data_loading(monkeypatch)
     assert run("--out", str(tmp_path / "run"), "--hidden", "10000000") == 1
@@ -291,7 +294,7 @@ def test_a_model_too_big_for_memory_is_refused_up_front(tmp_path, monkeypatch, c
 
 
 def test_the_memory_estimate_counts_adam_and_evaluation(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(example, "available_memory", lambda: 50_000_000)  # 50 MB free
+    monkeypatch.setattr(runs, "available_memory", lambda: 50_000_000)  # 50 MB free
     no_data_loading(monkeypatch)
     # 300 images and a small model fit; 20000 evaluation samples (2 x 63 MB) do not.
     args = ["--out", str(tmp_path / "run"), "--eval-every", "1", "--eval-samples", "20000"]
@@ -322,7 +325,7 @@ def test_samples_are_written_in_chunks_with_little_memory(trained, tmp_path):
     gan.load_state_dict(state["gan"])
     n = 20_000  # 63 MB of images
     tracemalloc.start()
-    first = example.write_samples(gan, n, tmp_path / "s.npy", chunk=1000)
+    first = write_samples(gan, n, tmp_path / "s.npy", chunk=1000)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 20e6, peak  # one chunk of 1000 images is 3 MB; all of them 63 MB
@@ -331,9 +334,9 @@ def test_samples_are_written_in_chunks_with_little_memory(trained, tmp_path):
     np.testing.assert_array_equal(first, images[:64])
     # The same images as drawing all the noise at once: chunking changes nothing.
     gan.reseed_noise(3)
-    whole = example.generate_unit_images(gan, gan.sample_noise(2500))
+    whole = generate_unit_images(gan, gan.sample_noise(2500))
     gan.reseed_noise(3)
-    example.write_samples(gan, 2500, tmp_path / "t.npy", chunk=700)
+    write_samples(gan, 2500, tmp_path / "t.npy", chunk=700)
     np.testing.assert_array_equal(np.load(tmp_path / "t.npy"), whole)
 
 

@@ -4,7 +4,7 @@ its cache, the scores on real and degraded MNIST, bad input, and examples/evalua
 The tests that need a classifier share one small one (2 epochs on 10,000 images, a few
 seconds), trained once per session into a temporary cache folder. It reaches about 93%
 test accuracy instead of the full recipe's 98.5%, so bounds on its scores are looser
-than the figures in the README, and each says why.
+than the figures in benchmarks/RESULTS.md, and each says why.
 """
 
 import importlib.util

@@ -1,0 +1,297 @@
+"""Command-line flags generated from the model configs, never restated by hand.
+
+Each config field declares itself once (``option`` in ``minigan.models.base``): its
+type annotation, and in its metadata a one-line ``help``, optionally ``choices``,
+``metavar``, and ``"flag": False`` for a field with no flag of its own. From that,
+
+- ``add_config_flags`` gives every field of every model's config a flag,
+  ``--field-name``: typed from its annotation (the type only parses: the config checks
+  the value), its help followed by each model's default; plus three flags derived from
+  fields (``DERIVED``: --beta1, --d-output, --label-smoothing);
+- ``check_flag_values`` refuses, as argparse refuses a word that is no number, a value
+  the config's ``__post_init__`` refuses, naming the flag;
+- ``requested_config`` reads the flags a command line gave as config fields of the
+  chosen model, and refuses a flag that model has no field for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import types
+import typing
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+# No NumPy here, nor anything that loads it (the models load lazily, in family_configs and
+# family_flags): examples/mnist_gan.py reads --threads through this module before NumPy
+# loads, since OpenBLAS takes its thread count from the environment then.
+
+
+class FlagError(ValueError):
+    """A flag refused, for its value or for the chosen model; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A command-line flag that sets one config field.
+
+    ``convert(value, base)`` turns the flag's value into the field's, ``base`` being the
+    config it changes (None: the value is the field's); ``describe(config)`` is the
+    default --help shows (None: the field's value).
+    """
+
+    dest: str  # argparse's name for it: "d_lr" for --d-lr
+    field: str
+    parse: Callable[[str], Any]
+    help: str
+    choices: tuple[Any, ...] | None = None
+    metavar: str | None = None
+    convert: Callable[[Any, Any], Any] | None = None
+    describe: Callable[[Any], Any] | None = None
+
+    @property
+    def name(self) -> str:
+        return "--" + self.dest.replace("_", "-")
+
+
+def threads_from_argv(argv: list[str]) -> int:
+    """--threads N (or --threads=N) as ``argv`` gives it, read before NumPy loads: 1 when
+    absent or not a positive integer (argparse refuses that afterwards)."""
+    value = "1"
+    for word, following in zip(argv, [*argv[1:], ""]):
+        if word == "--threads":
+            value = following
+        elif word.startswith("--threads="):
+            value = word.removeprefix("--threads=")
+    return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def dataset_spec(text: str) -> str:
+    """'mnist', 'fashion' or 'folder:PATH'."""
+    if text in ("mnist", "fashion") or (text.startswith("folder:") and text != "folder:"):
+        return text
+    raise argparse.ArgumentTypeError(f"expected mnist, fashion or folder:PATH, got {text!r}")
+
+
+def add_sample_flags(parser: Any, required: bool = False) -> None:
+    """Sampling from a run's checkpoint: examples/mnist_gan.py's --sample mode and
+    examples/sample.py take the same flags (``parser``: a parser or a group of one)."""
+    add = parser.add_argument
+    add(
+        "--sample",
+        type=positive_int,
+        metavar="N",
+        required=required,
+        help="write N samples from --checkpoint to --output",
+    )
+    add("--checkpoint", required=required, help="the run's checkpoint.npz to sample from")
+    add(
+        "--output",
+        required=required,
+        metavar="FILE.npy",
+        help="where the samples go: "
+        "float32 images in [0, 1], (N, H, W) grey or (N, H, W, 3) colour ((N, 28, 28) for MNIST)",
+    )
+    add("--grid", metavar="FILE.png", help="also save the first 64 samples as this picture")
+    add("--label", type=int, choices=range(10), metavar="K", help="with a conditional model "
+        "(cgan, acgan): draw only digit K (default: the digits 0-9 in turn, so the grid has "
+        "one row per digit)")  # fmt: skip
+
+
+def fraction(text: str) -> float:
+    """A number in [0, 1): a derived flag's range, in the flag's own terms."""
+    value = float(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {text}")
+    return value
+
+
+# Flags that set a field through a formula: the field itself (a pair, a flag, a target)
+# is not what a person wants to type.
+DERIVED = (
+    Flag(
+        "beta1", "betas", fraction, "Adam's beta1, the decay of its running mean of gradients",
+        convert=lambda value, base: (value, base.betas[1]), describe=lambda c: c.betas[0],
+    ),
+    Flag(
+        "d_output", "logits", str, "D ends in Sigmoid and trains with BCELoss, or gives "
+        "logits and trains with BCEWithLogitsLoss", choices=("sigmoid", "logits"),
+        convert=lambda value, base: value == "logits",
+        describe=lambda c: "logits" if c.logits else "sigmoid",
+    ),
+    Flag(
+        "label_smoothing", "real_label", fraction, "one-sided label smoothing: train D "
+        "towards 1 - S on real images; 0 for none", metavar="S",
+        convert=lambda value, base: 1.0 - value, describe=lambda c: round(1 - c.real_label, 6),
+    ),
+)  # fmt: skip
+
+
+def parser_for(annotation: Any, where: str) -> Callable[[str], Any]:
+    """How the command line's text becomes a value of ``annotation``: int, float, str, or
+    one of them or None (``float | None``: a number, or 'none'). It only parses: the
+    config's ``__post_init__`` judges the value."""
+    if annotation in (int, float, str):
+        return annotation
+    options = typing.get_args(annotation)
+    is_union = typing.get_origin(annotation) in (typing.Union, types.UnionType)
+    if is_union and len(options) == 2 and type(None) in options:
+        parse = parser_for(next(t for t in options if t is not type(None)), where)
+
+        def optional(text: str) -> Any:
+            return None if text.lower() == "none" else parse(text)
+
+        optional.__name__ = f"{parse.__name__} or 'none'"  # argparse's "invalid ... value"
+        return optional
+    raise TypeError(f"{where}: a {annotation} cannot come from the command line; "
+                    f"declare the field with 'flag': False")  # fmt: skip
+
+
+def config_flags(config_classes: Iterable[type]) -> dict[str, Flag]:
+    """The flag of every field of ``config_classes`` that takes one, in the order the
+    fields first appear (a field several configs share is one flag), then ``DERIVED``."""
+    flags: dict[str, Flag] = {}
+    for cls in config_classes:
+        hints = typing.get_type_hints(cls)
+        for field in dataclasses.fields(cls):
+            meta = field.metadata
+            if field.name in flags or not meta.get("flag", True):
+                continue
+            parse = parser_for(hints[field.name], f"{cls.__name__}.{field.name}")
+            choices = tuple(meta["choices"]) if "choices" in meta else None
+            flags[field.name] = Flag(
+                field.name, field.name, parse, meta.get("help", ""), choices, meta.get("metavar")
+            )
+    return flags | {flag.dest: flag for flag in DERIVED}
+
+
+def field_names(config: Any) -> set[str]:
+    return {field.name for field in dataclasses.fields(config)}
+
+
+def shown(value: Any) -> str:
+    """A default as --help shows it."""
+    return "none" if value is None else "''" if value == "" else str(value)
+
+
+def defaults(flag: Flag, configs: dict[str, Any]) -> str:
+    """Each model's default, models with the same one together: "(default: 512 for gan,
+    lsgan; 500 for sgan)"; models without the field are left out (they refuse the flag)."""
+    groups: dict[str, list[str]] = {}
+    for label, config in configs.items():
+        if flag.field in field_names(config):
+            value = flag.describe(config) if flag.describe else getattr(config, flag.field)
+            groups.setdefault(shown(value), []).append(label)
+    return "(default: " + "; ".join(f"{v} for {', '.join(m)}" for v, m in groups.items()) + ")"
+
+
+def add_config_flags(
+    parser: argparse.ArgumentParser, flags: dict[str, Flag], configs: dict[str, Any]
+) -> None:
+    """Add ``flags`` to ``parser``, each one's help followed by the defaults of
+    ``configs`` (a label, such as the model's name, -> a config). A flag left out is
+    absent from the parsed namespace: the model's own default applies."""
+    group = parser.add_argument_group(
+        "model settings", "each model's own default is said; a model refuses a flag it "
+        "has no setting for",
+    )  # fmt: skip
+    for flag in flags.values():
+        group.add_argument(
+            flag.name,
+            dest=flag.dest,
+            type=flag.parse,
+            choices=flag.choices,
+            metavar=flag.metavar,
+            default=argparse.SUPPRESS,
+            help=f"{flag.help} {defaults(flag, configs)}".strip().replace("%", "%%"),
+        )
+
+
+def family_configs() -> dict[str, Any]:
+    """The configs --help quotes: each model's default, and the vanilla GAN's tutorial
+    recipe beside it (the other presets are steps between the two)."""
+    from minigan.models import MODELS, PRESETS
+
+    classic = {"--preset classic": PRESETS["classic"]}
+    return {name: cls.default_config() for name, cls in MODELS.items()} | classic
+
+
+@functools.cache
+def family_flags() -> dict[str, Flag]:
+    """The flags of every model's config (``minigan.models.MODELS``)."""
+    from minigan.models import MODELS
+
+    return config_flags(dict.fromkeys(cls.config_class for cls in MODELS.values()))
+
+
+def given(args: argparse.Namespace, flags: dict[str, Flag]) -> list[tuple[Flag, Any]]:
+    """The config flags the command line gave, with their values."""
+    return [(flag, vars(args)[dest]) for dest, flag in flags.items() if dest in vars(args)]
+
+
+def check_flag_values(
+    args: argparse.Namespace, flags: dict[str, Flag], configs: dict[str, Any], model: str
+) -> None:
+    """Refuse a value the config refuses on its own, naming its flag, before anything else.
+
+    Each given flag is tried alone on the default config of ``model`` (or, when that
+    model has no such field, of the first that has one: the flag is refused later for
+    ``model``). Only refusals about the flag's own field (the config's message starts
+    with the field's name) are the flag's; one that involves other settings (a batch
+    size and a pack size that do not fit) is the whole config's, said when it is built.
+    Raises FlagError("argument --flag: ...").
+    """
+    for flag, value in given(args, flags):
+        if flag.convert is not None:  # a derived flag: its type checked its range
+            continue
+        having = [c for c in configs.values() if flag.field in field_names(c)]
+        base = configs[model] if flag.field in field_names(configs[model]) else having[0]
+        try:
+            dataclasses.replace(base, **{flag.field: value})
+        except ValueError as error:
+            message = str(error)
+            if message.startswith(f"{flag.field} "):
+                raise FlagError(
+                    f"argument {flag.name}: {message.removeprefix(flag.field + ' ')}"
+                ) from None
+
+
+def requested_config(
+    args: argparse.Namespace,
+    flags: dict[str, Flag],
+    name: str,
+    base: Any,
+    preset: Any = None,
+) -> dict[str, Any]:
+    """The config fields of model ``name`` that the command line sets: a named preset's
+    (``preset``: a config of the same class), then each flag given, converted from
+    ``base`` (the preset, when there is one). A flag ``base`` has no field for is refused."""
+    fields = preset.to_dict() if preset is not None else {}
+    base = preset if preset is not None else base
+    settings = field_names(base)
+    for flag, value in given(args, flags):
+        if flag.field not in settings:
+            usable = [f.name for f in flags.values() if f.field in settings]
+            raise FlagError(
+                f"{flag.name} does not apply to --model {name}; its settings are "
+                f"{', '.join(usable)}"
+            )
+        fields[flag.field] = flag.convert(value, base) if flag.convert else value
+    return fields

@@ -1,0 +1,554 @@
+"""Training runs of ``examples/mnist_gan.py``: the run folder, the plan, resuming, sampling.
+
+A run lives in one folder (``--out``): ``checkpoint.npz``, ``history.jsonl`` and
+``history.png``, ``real.png`` and a grid per epoch, ``samples_epoch_NNN.png``
+(``RUN_FILES``). The rules that keep a person from losing one:
+
+- every option is checked before any work starts (``plan_training``): nothing is
+  loaded, created or deleted before, so a refused run leaves nothing behind, not even
+  an empty folder; sizes that cannot fit in memory are refused there too;
+- a new run never replaces another: an ``--out`` holding a run is refused unless the
+  run is resumed or ``--overwrite`` is given, which deletes only a run's own files
+  (and the temporary files of an interrupted run; a person's own files stay);
+- a resumed run is the same run: flags that would change it are refused
+  (``refuse_changes``), and a checkpoint from an older minigan is upgraded first
+  (``minigan.checkpoint.upgrade``);
+- sampling never writes onto the checkpoint it reads, nor, unasked, onto a file.
+
+Every refusal is a ``RunError`` whose message says, in one line, what happened and
+what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from minigan import cli
+from minigan.backend import Backend, get_backend
+from minigan.checkpoint import CheckpointError, load_checkpoint, upgrade
+from minigan.files import atomic_write
+from minigan.images import by_digit, file_layout, write_samples
+from minigan.models import MODELS, PRESETS, Model
+from minigan.plotting import plot_history, save_image_grid
+
+MNIST_TRAIN_IMAGES = 60000  # Fashion-MNIST has as many
+MNIST_SHAPE = (1, 28, 28)  # one image: (channels, height, width)
+DATASETS = ("mnist", "fashion")  # and folder:PATH
+FOLDER_IMAGE_SIZE = 32  # --image-size's default for folder:PATH
+SAMPLE_CHUNK = 1000  # --sample generates and writes this many images at a time
+
+# The files a run writes into --out. Only these (and atomic_write's temporary files
+# for them) are ever deleted, by --overwrite; a user's own files there are left alone.
+RUN_FILES = ("checkpoint.npz", "history.jsonl", "history.png", "real.png")
+SAMPLE_GRID = re.compile(r"samples_epoch_\d{3,}\.png")
+# atomic_write writes "name" through a temporary ".name.<random>.tmp" beside it.
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp")
+# What a resumed run reads from its checkpoint; what sampling reads.
+RUN_KEYS = ("gan", "config", "loader", "history", "epoch")
+MODEL_KEYS = ("gan", "config")
+
+
+class RunError(RuntimeError):
+    """A run cannot start or go on; the message says why and what to do."""
+
+
+class Diverged(RunError):
+    """A logged figure became NaN or infinite."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C; the message says what was kept and how to go on."""
+
+
+# --- the run folder ------------------------------------------------------------------------
+
+
+def check_out_dir(out: Path) -> None:
+    """Fail now, not after an epoch of training, if ``out`` cannot be written.
+
+    Nothing is created here: the folder is made only when the first file goes in,
+    so a run refused or failed before then leaves no empty folder behind.
+    """
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    problem = None
+    if not existing.is_dir():
+        problem = f"{existing} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"{existing} is not writable"
+    if problem is not None:
+        raise RunError(f"cannot write to --out {out}: {problem}")
+
+
+def is_run_file(name: str) -> bool:
+    return name in RUN_FILES or SAMPLE_GRID.fullmatch(name) is not None
+
+
+def run_files(out: Path) -> list[Path]:
+    """The files in ``out`` that a run wrote (never any other file)."""
+    if not out.is_dir():
+        return []
+    return sorted(p for p in out.iterdir() if p.is_file() and is_run_file(p.name))
+
+
+def stale_temporary_files(out: Path) -> list[Path]:
+    """atomic_write's temporary files for a run's files, left by a killed run."""
+    if not out.is_dir():
+        return []
+    return sorted(
+        p
+        for p in out.iterdir()
+        if p.is_file() and (m := TEMPORARY.fullmatch(p.name)) and is_run_file(m["name"])
+    )
+
+
+def refuse_to_replace_a_run(out: Path) -> None:
+    """A new run into an --out holding a run would replace its checkpoint and history."""
+    marks = [p.name for p in run_files(out) if p.name in ("checkpoint.npz", "history.jsonl")]
+    grids = [p for p in run_files(out) if SAMPLE_GRID.fullmatch(p.name)]
+    if grids:
+        marks.append(f"{len(grids)} samples_epoch_*.png")
+    if marks:
+        raise RunError(
+            f"--out {out} already holds a run ({', '.join(marks)}); a new run would replace "
+            f"it. Pass --resume to continue that run, a new --out for a separate one, or "
+            f"--overwrite to delete its files and start again"
+        )
+
+
+def remove_files(paths: list[Path], what: str) -> None:
+    """Delete ``paths`` and say so in one line."""
+    if not paths:
+        return
+    size = sum(p.stat().st_size for p in paths)
+    for path in paths:
+        path.unlink()
+    print(f"removed {len(paths)} {what} ({size / 1e6:.1f} MB) from {paths[0].parent}")
+
+
+def save_history(history: list[dict[str, Any]], out: Path, labels: dict[str, str]) -> None:
+    """history.jsonl (one row per line) and its plot, history.png."""
+    with atomic_write(out / "history.jsonl", "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in history)
+    plot_history(history, out / "history.png", labels)
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when two paths name one file (links included), existing or not."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return Path(a).resolve() == Path(b).resolve()
+
+
+# --- memory ----------------------------------------------------------------------------------
+
+
+def human_bytes(n: int) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give without swapping (Linux); None elsewhere."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def check_memory(needed: int, what: str) -> None:
+    """Refuse, before any work, what cannot fit in the memory this machine has free."""
+    available = available_memory()
+    if available is not None and needed > available:
+        raise RunError(
+            f"{what} needs about {human_bytes(needed)} of memory, and this machine has "
+            f"{human_bytes(available)} available; choose smaller sizes"
+        )
+
+
+def size_setting(config: Any) -> str:
+    """The flag that sets the networks' size, with its value: for messages."""
+    if hasattr(config, "hidden"):
+        return f"--hidden {config.hidden}"
+    return f"--base-channels {config.base_channels}"
+
+
+# --- checkpoints of runs ---------------------------------------------------------------------
+
+
+def load_run(path: Path, keys: tuple[str, ...] = RUN_KEYS) -> dict[str, Any]:
+    """A run's checkpoint, upgraded to today's layout (``minigan.checkpoint.upgrade``);
+    a minigan checkpoint of something else (the metrics' classifier, say) is refused."""
+    state = load_checkpoint(path)
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise CheckpointError(
+            f"{path} is a minigan checkpoint, but not of a run of examples/mnist_gan.py "
+            f"(it holds {', '.join(sorted(state)) or 'nothing'}; no {', '.join(missing)}); "
+            f"expected a run's OUT/checkpoint.npz"
+        )
+    return upgrade(state)
+
+
+def config_from_checkpoint(state: dict[str, Any], path: Path) -> Any:
+    """The config an (upgraded) run state was trained with."""
+    name = state["gan"]["model"]
+    if name not in MODELS:
+        raise CheckpointError(
+            f"{path} holds a {name!r} model, which this version of minigan does not know"
+        )
+    try:
+        return MODELS[name].config_class(**state["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: its config is unreadable ({error})") from None
+
+
+def load_gan_state(gan: Model, state: dict[str, Any], path: Path) -> None:
+    try:
+        gan.load_state_dict(state["gan"])
+    except (KeyError, ValueError, TypeError) as error:
+        raise CheckpointError(
+            f"{path} does not fit this model ({error}); it was saved by a different "
+            f"architecture or version"
+        ) from None
+
+
+def refuse_changes(saved: dict[str, Any], requested: dict[str, Any], path: Path) -> None:
+    """A resumed run is the same run: flags may not change what it was trained with."""
+    differences = [
+        f"{name}={saved[name]!r} there, {value!r} here"
+        for name, value in requested.items()
+        if saved[name] != value
+    ]
+    if differences:
+        raise CheckpointError(
+            f"{path} was trained with other settings ({'; '.join(differences)}); --resume "
+            f"continues that run unchanged: drop those flags, or start a new run in another --out"
+        )
+
+
+# --- the plan ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What a training run will do, settled from the flags (and a resumed checkpoint)
+    before any work starts.
+
+    model: a key of MODELS; config: the model's config; dataset: mnist, fashion or
+    folder:PATH; image_shape: one image's (channels, height, width); train_size: the
+    first N images (None: all of a folder's); out: the run's folder; state: the resumed
+    run's checkpoint (None: a new run), which finished epoch ``start_epoch``;
+    eval_samples: how many samples --eval-every scores (0: none).
+    """
+
+    model: str
+    config: Any
+    dataset: str
+    image_shape: tuple[int, ...]
+    seed: int
+    epochs: int
+    train_size: int | None
+    out: Path
+    state: dict[str, Any] | None = None
+    start_epoch: int = 0
+    backend: Backend | None = None
+    eval_samples: int = 0
+
+    @property
+    def model_class(self) -> type[Model]:
+        return MODELS[self.model]
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out / "checkpoint.npz"
+
+
+def chosen_epochs(args: argparse.Namespace, cls: type[Model]) -> int:
+    """--epochs, or the model's own default (DCGAN's steps cost more than an MLP's)."""
+    return args.epochs if args.epochs is not None else cls.default_epochs
+
+
+def requested_config(args: argparse.Namespace, name: str, base: Any) -> dict[str, Any]:
+    """The config fields the command line sets: a named preset's, then each flag given."""
+    if args.preset is not None and name != "gan":
+        raise RunError(f"--preset names a recipe of --model gan, not of --model {name}")
+    preset = PRESETS[args.preset] if args.preset is not None else None
+    return cli.requested_config(args, cli.family_flags(), name, base, preset)
+
+
+def plan_new_run(args: argparse.Namespace) -> Plan:
+    name, dataset = args.model or "gan", args.dataset or "mnist"
+    cls = MODELS[name]
+    epochs = chosen_epochs(args, cls)
+    base = cls.default_config()
+    config = dataclasses.replace(base, **requested_config(args, name, base))
+    if cls.labelled and dataset not in DATASETS:
+        raise RunError(
+            f"--model {name} learns from digit labels, and {dataset} has none: "
+            f"use --dataset mnist or fashion"
+        )
+    if dataset in DATASETS:
+        if args.image_size not in (None, 28):
+            raise RunError(
+                f"--image-size {args.image_size}: {dataset} images are 28x28; --image-size "
+                f"resizes the pictures of --dataset folder:PATH"
+            )
+        shape = MNIST_SHAPE
+        train_size = min(args.train_size or MNIST_TRAIN_IMAGES, MNIST_TRAIN_IMAGES)
+    else:
+        folder = Path(dataset.removeprefix("folder:")).expanduser()
+        if not folder.is_dir():
+            raise RunError(
+                f"--dataset {dataset}: no folder at {folder}; give a folder of PNG/JPEG images"
+            )
+        size = args.image_size or FOLDER_IMAGE_SIZE
+        shape = (3, size, size)  # until the pictures are read: grey ones give 1 channel
+        train_size = args.train_size
+    try:
+        config = cls.config_for_images(config, shape)
+    except ValueError as error:
+        raise RunError(f"--model {name} cannot train on {dataset}: {error}") from None
+    seed = args.seed if args.seed is not None else 0
+    return Plan(name, config, dataset, shape, seed, epochs, train_size, Path(args.out))
+
+
+def plan_resumed_run(args: argparse.Namespace, state: dict[str, Any], path: Path) -> Plan:
+    """The run ``state`` (upgraded) holds, after checking that no flag asks to change it."""
+    config = config_from_checkpoint(state, path)
+    name, dataset = state["gan"]["model"], state["dataset"]
+    epochs = chosen_epochs(args, MODELS[name])
+    saved = {**config.to_dict(), "seed": state.get("seed"), "model": name, "dataset": dataset}
+    requested = requested_config(args, name, config)
+    for key in ("seed", "model", "dataset"):
+        if getattr(args, key) is not None:
+            requested[key] = getattr(args, key)
+    refuse_changes(saved, requested, path)
+    shape = tuple(int(n) for n in state["image_shape"])
+    if args.image_size not in (None, shape[1]):
+        raise RunError(
+            f"{path} was trained on {shape[1]}x{shape[2]} images, --image-size "
+            f"{args.image_size} asks for another size; --resume continues that run unchanged"
+        )
+    trained_on = int(state["loader"]["num_examples"])
+    if args.train_size is not None and args.train_size != trained_on:
+        raise RunError(
+            f"{path} was trained on {trained_on} images, --train-size "
+            f"{args.train_size} asks for another number; --resume continues that run "
+            f"unchanged: drop --train-size"
+        )
+    done = int(state["epoch"])
+    if done > epochs:
+        raise RunError(
+            f"{path} is already past epoch {epochs}: it finished epoch {done}; nothing was "
+            f"done. --epochs counts every epoch, those done included: pass --epochs "
+            f"{done + 1} or more to train on"
+        )
+    seed = int(state["seed"])
+    out = Path(args.out)
+    return Plan(name, config, dataset, shape, seed, epochs, trained_on, out, state, done)
+
+
+def check_batch_fits(config: Any, train_size: int) -> None:
+    if config.batch_size > train_size:
+        raise RunError(
+            f"--batch-size {config.batch_size} is more than the {train_size} training images "
+            f"(--train-size): not one full batch; lower --batch-size or raise --train-size"
+        )
+
+
+def check_evaluation(args: argparse.Namespace, dataset: str) -> int:
+    """How many samples --eval-every scores (0: none), once it is known to work."""
+    if args.eval_every == 0:
+        return 0
+    from minigan.metrics.evaluator import MIN_SAMPLES  # the metrics load only when asked for
+
+    if dataset not in DATASETS:
+        raise RunError(
+            f"--eval-every scores samples through a classifier of MNIST or Fashion-MNIST "
+            f"(FID, Inception Score, classes covered): it has no classifier for {dataset}, "
+            f"so it works with --dataset mnist or fashion only"
+        )
+    if args.eval_samples < MIN_SAMPLES:
+        raise RunError(
+            f"--eval-samples {args.eval_samples}: the scores need at least {MIN_SAMPLES} "
+            f"samples, and FID is reliable from about 256 (10000 is the usual number)"
+        )
+    return args.eval_samples
+
+
+def plan_training(args: argparse.Namespace) -> Plan:
+    """Check every option of a training run and settle what it will do.
+
+    Nothing is loaded (but the checkpoint a resumed run continues), created or deleted.
+    """
+    out = Path(args.out)
+    if args.checkpoint or args.output or args.grid:
+        raise RunError("--checkpoint, --output and --grid go with --sample N")
+    if args.resume and args.overwrite:
+        raise RunError(
+            "--resume continues the run in --out, --overwrite deletes it: give one of them"
+        )
+    check_out_dir(out)
+    backend = get_backend(args.backend)
+    if args.resume:
+        path = out / "checkpoint.npz"
+        plan = plan_resumed_run(args, load_run(path), path)
+    else:
+        if not args.overwrite:
+            refuse_to_replace_a_run(out)
+        plan = plan_new_run(args)
+    plan.backend = backend
+    if plan.train_size is not None:
+        check_batch_fits(plan.config, plan.train_size)
+    plan.eval_samples = check_evaluation(args, plan.dataset)
+    if backend.name == "numpy" and plan.train_size is not None:  # a GPU's memory is its own
+        image_bytes = math.prod(plan.image_shape) * 4  # float32
+        data_bytes = MNIST_TRAIN_IMAGES * 28 * 28 + plan.train_size * image_bytes
+        config, evaluated = plan.config, plan.eval_samples
+        check_memory(
+            plan.model_class.memory_bytes(config, config.batch_size)
+            + data_bytes
+            + 2 * evaluated * image_bytes,
+            f"training ({size_setting(config)}, --batch-size {config.batch_size}, "
+            f"--train-size {plan.train_size}, --eval-samples {evaluated})",
+        )
+    return plan
+
+
+# --- a stopped run ---------------------------------------------------------------------------
+
+
+def kept(checkpoint: Path, epoch: int | None) -> str:
+    """What a stopped run leaves: the sentence every failure message ends with."""
+    if epoch is None:
+        return "No epoch finished, so no checkpoint was saved"
+    return f"The checkpoint from epoch {epoch} ({checkpoint}) is kept"
+
+
+def divergence_advice(config: Any) -> str:
+    if getattr(config, "logits", True):
+        return "lower --lr"
+    return (
+        "lower --lr, or train D on logits with BCEWithLogitsLoss (--d-output logits, as "
+        "the default preset does)"
+    )
+
+
+# The flags a checkpoint does not keep: a resumed run needs them again.
+NOT_IN_CHECKPOINT = (
+    "epochs", "backend", "threads", "data_dir", "log_every", "eval_every", "eval_samples",
+)  # fmt: skip
+
+
+def resume_command(
+    script: str | os.PathLike, args: argparse.Namespace, defaults: dict[str, Any]
+) -> str:
+    """The command that continues this run: ``script`` with --resume and the flags a
+    checkpoint does not keep, where they differ from ``defaults`` (the parser's)."""
+    words = ["python", os.path.relpath(script), "--resume", "--out", str(args.out)]
+    for flag in NOT_IN_CHECKPOINT:
+        value = getattr(args, flag)
+        if value is not None and value != defaults.get(flag):
+            words += [f"--{flag.replace('_', '-')}", str(value)]
+    return shlex.join(words)
+
+
+# --- sampling from a run ---------------------------------------------------------------------
+
+
+def check_sample_files(
+    checkpoint: str | None, output: str | None, grid: str | None, overwrite: bool
+) -> None:
+    """Never write onto the checkpoint, each other, or (unasked) an existing file."""
+    if checkpoint is None or output is None:
+        raise RunError("--sample needs --checkpoint PATH and --output FILE.npy")
+    outputs = [("--output", output)] + ([("--grid", grid)] if grid else [])
+    for flag, target in outputs:
+        if same_file(target, checkpoint):
+            raise RunError(
+                f"{flag} {target} is the checkpoint being read (--checkpoint "
+                f"{checkpoint}); writing it would destroy the model: choose another file"
+            )
+        if Path(target).exists() and not overwrite:
+            raise RunError(
+                f"{flag} {target} already exists; pass --overwrite to replace it, or "
+                f"choose another file"
+            )
+        if not Path(target).parent.is_dir():
+            raise RunError(
+                f"cannot write {target}: the folder {Path(target).parent} does not exist"
+            )
+    if grid and same_file(output, grid):
+        raise RunError(f"--output and --grid are one file ({output}); give two")
+
+
+def sample_run(
+    checkpoint: str | None,
+    n: int,
+    output: str | None,
+    grid: str | None = None,
+    label: int | None = None,
+    seed: int = 0,
+    backend: str = "numpy",
+    overwrite: bool = False,
+    model: str | None = None,
+) -> str:
+    """Write ``n`` samples of the model in a run's ``checkpoint`` to the .npy ``output``
+    (float32 in [0, 1]; see ``minigan.images.write_samples``), the first 64 also as the
+    PNG ``grid``; every check first. Returns the line that says what was written.
+
+    ``label``: the digit a conditional model draws (None: 0-9 in turn); ``seed``: the
+    noise's; ``model``: the model the caller expects (None: any).
+    """
+    check_sample_files(checkpoint, output, grid, overwrite)
+    device = get_backend(backend)
+    path = Path(checkpoint)
+    state = load_run(path, MODEL_KEYS)
+    config = config_from_checkpoint(state, path)
+    cls, shape = MODELS[state["gan"]["model"]], tuple(state["image_shape"])
+    check_memory(cls.memory_bytes(config, SAMPLE_CHUNK), f"sampling from {path}")
+    size = n * math.prod(shape) * 4  # float32
+    free = shutil.disk_usage(Path(output).parent).free
+    if size > free:
+        raise RunError(
+            f"--sample {n} writes {human_bytes(size)} to {output}, and its disk has "
+            f"{human_bytes(free)} free; ask for fewer samples or write elsewhere"
+        )
+    if model is not None and model != cls.name:
+        raise RunError(
+            f"{path} holds a {cls.name!r} model, not {model!r}: --sample draws from the "
+            f"model a checkpoint holds; drop --model"
+        )
+    if label is not None and not cls.conditional:
+        raise RunError(
+            f"--label asks a conditional model (cgan, acgan) for a digit; {path} holds a "
+            f"{cls.name!r} model, which draws whatever digit it likes"
+        )
+    gan = cls(config, device, seed=seed)
+    load_gan_state(gan, state, path)
+    written = []
+    try:
+        first = write_samples(gan, n, output, shape, label=label)
+        written.append(output)
+        if grid:
+            one_row_per_digit = cls.conditional and label is None
+            save_image_grid(by_digit(first) if one_row_per_digit else first[:64], grid)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"{written[0]} was written, --grid was not" if written else "nothing was written"
+        ) from None
+    return f"wrote {n} samples, float32 {(n, *file_layout(shape))} in [0, 1], to {output}"
