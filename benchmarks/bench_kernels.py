@@ -1,7 +1,8 @@
 """Each fast kernel's formula against its twin (minigan.threads), at 1 and 2 threads.
 
-The kernels marked ``fast_kernel`` (im2col, col2im, BatchNorm's ``normalise`` and
-``channel_gradients``, ``adam_update``) are timed on the arguments they really get: one
+The kernels marked ``fast_kernel`` (today only ``adam_update``; im2col, col2im and
+BatchNorm's two passes had twins until this script showed they did not pay, see
+benchmarks/RESULTS.md) are timed on the arguments they really get: one
 training step of the default DCGAN (``DCGANConfig()``: batch 32, 28x28, 32 and 64
 channels) and of the default MLP GAN (``GANConfig()``: its Adam sizes) is run with a
 recorder in the hook, and every distinct call (kernel and argument shapes) is kept.

@@ -1,37 +1,40 @@
-"""Threads and in-place twins for minigan's hottest formulas (the workshop; NumPy only).
+"""Threads and the in-place twin of Adam's update (the workshop; NumPy only).
 
-The reading wing writes each pass as its formula. A few of those formulas are marked
-``fast_kernel`` (``minigan/backend.py``, the one door between the wings): ``im2col`` and
-``col2im`` (``minigan/nn/conv.py``), BatchNorm's ``normalise`` and ``channel_gradients``
-(``minigan/nn/batchnorm.py``) and ``adam_update`` (``minigan/optim.py``). This module
-holds a twin for each: the same arithmetic in the same order, so the same numbers bit
-for bit (tests/test_threads.py), written into preallocated arrays (``out=``) and split
-over threads. ``set_num_threads(n)`` installs the twins (n = 1: in place, on the calling
-thread; n > 1: split over n threads); ``use_formulas()`` takes them out again, and
-``with using(n):`` installs them for a block, then restores what it found. Importing
-minigan installs nothing. CuPy arrays always run the formulas (the hook sees to that).
+The reading wing writes each pass as its formula. One formula is marked ``fast_kernel``
+(``minigan/backend.py``, the one door between the wings): ``adam_update``
+(``minigan/optim.py``). This module holds its twin: the same arithmetic in the same
+order, so the same numbers bit for bit (tests/test_threads.py), written into one work
+buffer kept per array (no temporaries) and split over threads. ``set_num_threads(n)``
+installs the twin (n = 1: in place, on the calling thread; n > 1: split over n
+threads); ``use_formulas()`` takes it out again, and ``with using(n):`` installs it for
+a block, then restores what it found. Importing minigan installs nothing. CuPy arrays
+always run the formula (the hook sees to that).
+
+Why only Adam: a twin stays only where a benchmark in one process shows it pays
+(benchmarks/bench_kernels.py, figures in benchmarks/RESULTS.md). Adam's update over a
+whole network's flat buffers is the one pass where a twin paid: writing in place (no
+temporaries the size of the network) for every network measured, and splitting over
+two threads on top of it for the largest buffer. In-place or threaded twins of im2col,
+col2im and BatchNorm's passes did not pay (their arrays are smaller, and the formulas
+already run as whole-array operations), so the layers run their formulas.
 
 Why threads at all: NumPy runs its matrix products on all cores (through BLAS) but
-every elementwise pass (a copy, an add, a comparison) on one. NumPy releases the GIL
-inside its loops over large arrays, so plain Python threads, each given one slice of
-the work, run them on separate cores. Each slice computes exactly what the whole pass
-would compute for its elements, so the results are bit-identical for any number of
-threads. (Elementwise passes are; a sum along rows is too, as long as the rows are
-contiguous: NumPy orders a sum over strided rows by how many rows it is given, so
-BatchNorm1d's rows, a transposed view, are never split.)
+every elementwise pass on one. NumPy releases the GIL inside its loops over large
+arrays, so plain Python threads, each given one slice of the work, run them on separate
+cores. Each slice computes exactly what the whole pass would compute for its elements,
+so the results are bit-identical for any number of threads.
 
 The catch: after each matrix product, OpenBLAS's worker threads keep spinning, for
-2^28 cycles by default (about a tenth of a second), waiting for the next one, on the
-very cores these threads need; then both crawl, and the step gets slower than with no
-threads. Started with ``OPENBLAS_THREAD_TIMEOUT=4`` in the environment (read when NumPy
-loads), they go to sleep at once instead; ``threads_worth_using`` reads that.
+2^28 cycles by default, waiting for the next one, on the very cores these threads
+need; then both crawl. Started with ``OPENBLAS_THREAD_TIMEOUT=4`` in the environment
+(read when NumPy loads), they go to sleep at once instead; ``threads_worth_using``
+reads that.
 
 And on a shared machine threads collapse: when another process holds the other cores,
 every split pass waits for its slowest slice, and BLAS's spinning threads and ours
 take turns on the same cores. So the example script's default is one thread
-everywhere (BLAS's and ours); threads are an opt-in for an idle machine. The
-measurements behind these choices: benchmarks/RESULTS.md (and
-benchmarks/bench_kernels.py, which times each formula against its twin).
+everywhere (BLAS's and ours); threads are an opt-in for an idle machine
+(benchmarks/bench_shared.py; figures in benchmarks/RESULTS.md, "Sharing the machine").
 """
 
 from __future__ import annotations
@@ -49,8 +52,6 @@ from typing import Any
 import numpy as np
 
 from minigan.backend import install_fast_kernel, remove_fast_kernels
-from minigan.nn import batchnorm, conv
-from minigan.nn.conv import kept, output_size
 from minigan.optim import adam_update
 
 # Below this many elements, handing slices to the threads costs about as much as it
@@ -205,126 +206,6 @@ def scratch_like(a: np.ndarray) -> np.ndarray:
 # only) and returns what the formula returns, bit for bit.
 
 
-def im2col_threaded(x: np.ndarray, k: int, stride: int, padding: int) -> np.ndarray:
-    """``minigan.nn.conv.im2col``, groups of channels copied in separate threads."""
-    n, c, h, w = x.shape
-    s, p = stride, padding
-    ho, wo = output_size(h, k, s, p), output_size(w, k, s, p)
-    xr = x.transpose(1, 2, 3, 0)
-    cols = np.empty((c, k, k, ho, wo, n), dtype=x.dtype)
-
-    def copy_patches(ch: slice) -> None:  # channels ch, all offsets
-        cols[ch] = 0  # the entries that read the padding keep these zeros
-        for i in range(k):
-            out_rows, rows = kept(i, h, ho, s, p)
-            for j in range(k):
-                out_cols, columns = kept(j, w, wo, s, p)
-                cols[ch, i, j, out_rows, out_cols] = xr[ch, rows, columns]
-
-    parallel_slices(copy_patches, c, cols.size, np)
-    return cols.reshape(c * k * k, ho * wo * n)
-
-
-def col2im_threaded(
-    cols: np.ndarray, shape: tuple[int, ...], k: int, stride: int, padding: int
-) -> np.ndarray:
-    """``minigan.nn.conv.col2im``, groups of channels added up in separate threads."""
-    n, c, h, w = shape
-    s, p = stride, padding
-    ho, wo = output_size(h, k, s, p), output_size(w, k, s, p)
-    cols = cols.reshape(c, k, k, ho, wo, n)
-    x = np.empty((c, h, w, n), dtype=cols.dtype)
-
-    def add_patches(ch: slice) -> None:  # channels ch, all offsets, in the formula's order
-        x[ch] = 0
-        for i in range(k):
-            out_rows, rows = kept(i, h, ho, s, p)
-            for j in range(k):
-                out_cols, columns = kept(j, w, wo, s, p)
-                x[ch, rows, columns] += cols[ch, i, j, out_rows, out_cols]
-
-    parallel_slices(add_patches, c, cols.size, np)
-    return x.transpose(3, 0, 1, 2)
-
-
-def splittable(rows: np.ndarray) -> int:
-    """``parallel_slices``'s element count for work on (C, m) channel rows: 0 (never
-    split) unless the rows are contiguous. BatchNorm1d's rows are a transposed view,
-    and NumPy orders a sum over strided rows by how many of them it is given: split,
-    the sums would change in their last bits."""
-    return rows.size if rows.flags.c_contiguous else 0
-
-
-def normalise_threaded(
-    x_rows: np.ndarray,
-    eps: float,
-    gamma: np.ndarray | None = None,
-    beta: np.ndarray | None = None,
-    running: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[Any, ...]:
-    """``minigan.nn.batchnorm.normalise``, in preallocated arrays, groups of channel rows
-    in separate threads (each channel's numbers are its own)."""
-    (c, m), dtype = x_rows.shape, x_rows.dtype
-    mu, var, inv = (np.empty((c, 1), dtype) for _ in range(3))
-    xhat = np.empty_like(x_rows)
-    y = xhat if gamma is None else np.empty_like(x_rows)
-
-    def normalise(ch: slice) -> None:
-        x, x_hat = x_rows[ch], xhat[ch]
-        if running is None:
-            mu[ch] = x.mean(axis=1, keepdims=True)  # 1.
-            xc = np.subtract(x, mu[ch], out=x_hat)  # 2. (x_hat's memory serves)
-            var[ch] = batchnorm.row_dots(xc, xc) / m  # 3.
-            inv[ch] = 1 / np.sqrt(var[ch] + eps)  # 4. and 5.
-            xc *= inv[ch]  # 6., in place: now x_hat
-        else:
-            inv[ch] = 1 / np.sqrt(running[1][ch, None] + eps)
-            np.subtract(x, running[0][ch, None], out=x_hat)
-            x_hat *= inv[ch]
-        if gamma is not None:  # 7.
-            np.multiply(x_hat, gamma[ch, None], out=y[ch])
-            y[ch] += beta[ch, None]
-
-    parallel_slices(normalise, c, splittable(x_rows), np)
-    if running is not None:
-        return y, xhat, inv, None, None
-    return y, xhat, inv, mu, var
-
-
-def channel_gradients_threaded(
-    g: np.ndarray,
-    xhat: np.ndarray,
-    inv: np.ndarray,
-    gamma: np.ndarray | None,
-    training: bool,
-    input_grad: bool,
-) -> tuple[Any, np.ndarray, np.ndarray]:
-    """``minigan.nn.batchnorm.channel_gradients``, in preallocated arrays, groups of
-    channel rows in separate threads (each channel's sums are its own)."""
-    (c, m), dtype = g.shape, g.dtype
-    sum_g, sum_g_xhat = np.empty((c, 1), dtype), np.empty((c, 1), dtype)
-    scale = inv if gamma is None else gamma[:, None] * inv
-    dx = np.empty_like(xhat) if input_grad else None
-
-    def channel_grads(ch: slice) -> None:
-        g_ch, x_hat = g[ch], xhat[ch]
-        sum_g[ch] = g_ch.sum(axis=1, keepdims=True)
-        sum_g_xhat[ch] = batchnorm.row_dots(g_ch, x_hat)
-        if dx is None:
-            return
-        if not training:
-            np.multiply(g_ch, scale[ch], out=dx[ch])
-            return
-        # (g - xhat * (sum(g xhat) / m) - sum(g) / m) * scale, one operation at a time
-        d = np.multiply(x_hat, sum_g_xhat[ch] / m, out=dx[ch])
-        np.subtract(g_ch, d, out=d)
-        d -= sum_g[ch] / m
-        d *= scale[ch]
-
-    parallel_slices(channel_grads, c, splittable(g), np)
-    return dx, sum_g, sum_g_xhat
-
-
 def adam_update_threaded(
     p: np.ndarray,
     g: np.ndarray,
@@ -357,9 +238,5 @@ def adam_update_threaded(
 
 
 TWINS: dict[Callable[..., Any], Callable[..., Any]] = {  # kernel -> its twin
-    conv.im2col: im2col_threaded,
-    conv.col2im: col2im_threaded,
-    batchnorm.normalise: normalise_threaded,
-    batchnorm.channel_gradients: channel_gradients_threaded,
     adam_update: adam_update_threaded,
 }

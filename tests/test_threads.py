@@ -22,7 +22,6 @@ from minigan import backend, nn
 from minigan import threads as workshop
 from minigan.backend import fast_kernel, install_fast_kernel, remove_fast_kernels
 from minigan.models import DCGAN, GAN, DCGANConfig, GANConfig
-from minigan.nn import batchnorm, conv
 from minigan.optim import Adam, adam_update
 from minigan.threads import (
     TWINS,
@@ -105,13 +104,7 @@ def test_set_num_threads_installs_every_twin_and_use_formulas_removes_them(threa
     threads(2)
     assert get_num_threads() == 2
     assert backend._twins == {kernel.formula: twin for kernel, twin in TWINS.items()}
-    assert set(TWINS) == {
-        conv.im2col,
-        conv.col2im,
-        batchnorm.normalise,
-        batchnorm.channel_gradients,
-        adam_update,
-    }
+    assert set(TWINS) == {adam_update}  # the one twin that paid (bench_kernels.py)
     use_formulas()
     assert not backend._twins and get_num_threads() == 1
 
@@ -141,76 +134,10 @@ def test_cupy_arrays_always_run_the_formulas(threads, fake_cupy):
     batch = np.random.default_rng(0).uniform(-1, 1, (16, *DCGAN_SMALL.image_shape))
     gan.train_step(gpu.asarray(batch.astype(np.float32)))
     with pytest.raises(AssertionError, match="a twin got a CuPy array"):
-        conv.im2col(np.ones((1, 1, 3, 3), np.float32), 3, 1, 1)  # NumPy: the twin
+        adam_update(*(np.zeros(3, np.float32) for _ in range(4)), 1, 0.1, (0.5, 0.9), 1e-8)
 
 
-# --- each twin against its formula, bit for bit ----------------------------------------------
-
-# (N, C, H, W, k, stride, padding): odd sizes, one channel, padding wider than a stride,
-# a kernel as large as the padded image, more channels than threads and fewer.
-CONV_CASES = [
-    (3, 5, 7, 6, 3, 1, 1),
-    (2, 3, 9, 9, 4, 2, 1),
-    (1, 1, 5, 5, 5, 1, 0),
-    (4, 7, 6, 5, 2, 3, 2),
-    (5, 2, 4, 4, 3, 2, 2),
-]
-
-
-@pytest.mark.parametrize("case", CONV_CASES, ids=str)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("count", THREADS)
-def test_im2col_and_col2im_twins_equal_their_formulas(threads, case, dtype, count):
-    n, c, h, w, k, s, p = case
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((n, c, h, w)).astype(dtype)
-    rows = conv.from_rows(conv.to_rows(x).copy(), n, h, w)  # the layout the layers hand on
-    threads(count)
-    for image in (x, rows):
-        assert_same_bits(conv.im2col(image, k, s, p), conv.im2col.formula(image, k, s, p))
-    cols = rng.standard_normal(conv.im2col.formula(x, k, s, p).shape).astype(dtype)
-    assert_same_bits(
-        conv.col2im(cols, x.shape, k, s, p), conv.col2im.formula(cols, x.shape, k, s, p)
-    )
-
-
-def channel_rows(shape, dtype, rng):
-    """Rows (C, m) as the layers make them: BatchNorm2d's contiguous rows of a
-    convolution's output, or BatchNorm1d's strided rows (a transposed view)."""
-    x = rng.standard_normal(shape).astype(dtype)
-    return conv.to_rows(x) if x.ndim == 4 else x.T
-
-
-# BatchNorm1d's strided rows, long ones (NumPy's summation order over strided rows
-# depends on how many rows it gets: the twin must never split them), and BatchNorm2d's.
-ROW_SHAPES = [(64, 3), (1000, 4), (16, 256), (8, 5, 6, 6), (3, 7, 5, 3), (2, 1, 4, 4)]
-
-
-@pytest.mark.parametrize("shape", ROW_SHAPES, ids=str)
-@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-@pytest.mark.parametrize("affine", [True, False], ids=["affine", "plain"])
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("count", THREADS)
-def test_batchnorm_twins_equal_their_formulas(threads, shape, training, affine, dtype, count):
-    rng = np.random.default_rng(1)
-    x_rows, g = channel_rows(shape, dtype, rng), channel_rows(shape, dtype, rng)
-    c = x_rows.shape[0]
-    gamma, beta = (rng.standard_normal(c).astype(dtype) for _ in range(2))
-    gamma, beta = (gamma, beta) if affine else (None, None)
-    running = None if training else (rng.standard_normal(c).astype(dtype), np.full(c, 1.5, dtype))
-    expected = batchnorm.normalise.formula(x_rows, 1e-5, gamma, beta, running)
-    threads(count)
-    got = batchnorm.normalise(x_rows, 1e-5, gamma, beta, running)
-    for name, a, b in zip(("y", "xhat", "inv", "mu", "var"), got, expected):
-        assert_same_bits(a, b, name)
-    _, xhat, inv, _, _ = expected
-    for input_grad in (True, False):
-        args = (g, xhat, inv, gamma, training, input_grad)
-        got = batchnorm.channel_gradients(*args)
-        for name, a, b in zip(
-            ("dx", "dbeta", "dgamma"), got, batchnorm.channel_gradients.formula(*args)
-        ):
-            assert_same_bits(a, b, name)
+# --- the twin against its formula, bit for bit ----------------------------------------------
 
 
 @pytest.mark.parametrize("size", [1, 7, 1001, (1 << 17) + 3])
@@ -281,8 +208,8 @@ def flat_state(state, prefix=""):
             yield prefix + key, value
 
 
-# Batches of 16: BatchNorm1d's rows (16 values each, strided) are long enough for NumPy's
-# summation order to depend on how they are split (as it did, until they were kept whole).
+# Small networks of every kind the family uses (the DCGAN default's and the paper's, the MLP
+# GAN), so that Adam's twin updates buffers of many sizes, split across the threads.
 DCGAN_SMALL = DCGANConfig(batch_size=16, base_channels=8, d_fc_width=16, g_fc_width=16, ema=0.9)
 DCGAN_PAPER = dataclasses.replace(
     DCGAN_SMALL, d_norm="batch", g_full_res_channels=0, d_fc_width=0, g_fc_width=0
@@ -298,7 +225,7 @@ MODELS = {  # (model, the shape of one image)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_threads_give_bit_identical_training(threads, model, dtype):
     """Every weight, moment and running statistic after two steps: the formulas, then the
-    twins with 1, 2 and 3 threads splitting every pass (im2col, col2im, BatchNorm, Adam)."""
+    twin of Adam's update with 1, 2 and 3 threads splitting it."""
     make = lambda: MODELS[model](dtype)
     shape = make()[1]
     batches = np.random.default_rng(0).uniform(-1, 1, (2, 16, *shape)).astype(dtype)
@@ -311,34 +238,6 @@ def test_threads_give_bit_identical_training(threads, model, dtype):
         assert got.keys() == expected.keys()
         for name in expected:
             np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
-
-
-@pytest.mark.parametrize(
-    "layer, shape",
-    [
-        (nn.BatchNorm1d, (64, 3)),  # strided rows (a transposed view), long ones
-        (nn.BatchNorm1d, (1000, 4)),
-        (nn.BatchNorm2d, (8, 5, 6, 6)),
-    ],
-)
-@pytest.mark.parametrize("training", [True, False])
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_batchnorm_is_bit_identical_with_threads(threads, layer, shape, training, dtype):
-    rng = np.random.default_rng(0)
-    x, g = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
-    running_mean = rng.standard_normal(shape[1])
-    results = []
-    for count in [None, *THREADS]:  # None: the formulas
-        use_formulas() if count is None else threads(count)
-        bn = layer(shape[1], dtype=dtype)
-        bn.running_mean[:], bn.running_var[:] = running_mean, 1.5
-        bn.weight.data[:], bn.bias.data[:] = 0.5, 0.25
-        bn.train(training)
-        y, dx = bn.forward(x), bn.backward(g)
-        results.append([y, dx, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var])
-    for got in results[1:]:
-        for a, b in zip(got, results[0]):
-            assert_same_bits(a, b)
 
 
 # --- the pool --------------------------------------------------------------------------------

@@ -7,12 +7,9 @@ and PacGAN's Pack); then the pieces for labels and semi-supervised learning:
 ``minibatch_std`` (a discriminator's view of a batch's variety, against mode collapse);
 and ``augment`` (DiffAugment: augmenting what D sees, for small datasets).
 
-Every forward and backward here is its formula, on NumPy or CuPy arrays alike. Four
-of those formulas are module-level functions marked ``fast_kernel``
-(``minigan/backend.py``): ``conv.im2col``, ``conv.col2im``, ``batchnorm.normalise`` and
-``batchnorm.channel_gradients``. The workshop module ``minigan.threads`` may install an
-in-place, threaded twin for each (``set_num_threads``), tested to give the same numbers
-bit for bit; no layer imports it.
+Every forward and backward here is its formula, on NumPy or CuPy arrays alike, and
+no layer has a fast path: the one fast kernel minigan keeps is Adam's update
+(``minigan/optim.py``; see ``minigan/backend.py``, ``fast_kernel``).
 """
 
 from minigan.nn.activations import LeakyReLU, ReLU, Sigmoid, Tanh, sigmoid

@@ -55,9 +55,7 @@ a reduction along contiguous memory and every per-channel number broadcasts as a
 (C, 1) column. The output is handed back as a view in the input's shape. For a
 convolution's output, whose memory already is in rows form, the round trip costs
 nothing; any other input is copied once. Both passes are module-level functions on
-these rows, ``normalise`` (steps 1-7) and ``channel_gradients`` (the compact backward),
-marked ``fast_kernel`` (``minigan/backend.py``): the channels never mix, so
-``minigan.threads`` may run groups of rows on separate cores, the same numbers.
+these rows, ``normalise`` (steps 1-7) and ``channel_gradients`` (the compact backward).
 
 **Evaluation mode** (``.eval()``) normalises with the running statistics instead, so an
 example's output no longer depends on the rest of its batch; then xhat is an affine
@@ -83,7 +81,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import fast_kernel, get_array_module
+from minigan.backend import get_array_module
 from minigan.nn.checks import check_array
 from minigan.nn.conv import from_rows, to_rows
 from minigan.nn.module import Module, Parameter
@@ -98,7 +96,6 @@ def row_dots(a: Any, b: Any) -> Any:
     return get_array_module(a).matmul(a[:, None, :], b[:, :, None])[:, :, 0]
 
 
-@fast_kernel
 def normalise(
     x_rows: Any, eps: float, gamma: Any = None, beta: Any = None, running: Any = None
 ) -> tuple[Any, Any, Any, Any, Any]:
@@ -131,7 +128,6 @@ def normalise(
     return y, xhat, inv, mu, var
 
 
-@fast_kernel
 def channel_gradients(
     g: Any, xhat: Any, inv: Any, gamma: Any, training: bool, input_grad: bool
 ) -> tuple[Any, Any, Any]:

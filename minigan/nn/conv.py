@@ -38,10 +38,7 @@ slice ``x[:, i - p : i - p + s*Ho : s]`` of the image in rows form (C, H, W, N)
 layer, never a loop over pixels or examples. Where that slice runs into the padding
 (s*a + i - p < 0 or >= H), the entries are the padding's zeros: ``cols`` starts as
 zeros and each offset copies only the outputs that read real pixels (``kept``
-computes which), so no padded copy of the image is ever made. The channels never
-mix here, which ``minigan.threads`` uses: its twin of ``im2col`` (a ``fast_kernel``,
-see ``minigan/backend.py``) copies groups of channels on separate cores, the same
-numbers; col2im likewise.
+computes which), so no padded copy of the image is ever made.
 
 **Backward.** With g = dL/dy in the same rows form (O, Ho*Wo*N), the product rule for
 ``y_rows = W_rows @ cols`` gives (as for ``Linear``)
@@ -101,7 +98,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import fast_kernel, get_array_module
+from minigan.backend import get_array_module
 from minigan.nn.checks import check_array
 from minigan.nn.module import Module, Parameter
 
@@ -147,7 +144,6 @@ def kept(i: int, size: int, out_size: int, stride: int, padding: int) -> tuple[s
     return slice(first, end), slice(row, row + s * (end - first), s)
 
 
-@fast_kernel
 def im2col(x: Any, k: int, stride: int, padding: int) -> Any:
     """(N, C, H, W) -> cols (C*k*k, Ho*Wo*N): each column one output pixel's patches.
 
@@ -168,7 +164,6 @@ def im2col(x: Any, k: int, stride: int, padding: int) -> Any:
     return cols.reshape(c * k * k, ho * wo * n)
 
 
-@fast_kernel
 def col2im(cols: Any, shape: tuple[int, ...], k: int, stride: int, padding: int) -> Any:
     """im2col's adjoint: add each column entry back onto the pixel it was copied from.
 
