@@ -20,9 +20,11 @@ Everything goes into --out (default runs/mnist): a grid of 64 samples from a fix
 batch of noise after every epoch (samples_epoch_NNN.png), the real data once
 (real.png), the loss curves (history.png, history.jsonl), and checkpoint.npz.
 A new run never replaces another: an --out that holds a run is refused unless
---resume (continue it) or --overwrite (delete its files first) is given. Every option
-is checked before any work starts (minigan/runs.py); a run that fails then leaves
-nothing behind.
+--resume (continue it) or --overwrite (delete its files first) is given, and a run
+holds its --out while it lives (a lock, .minigan.lock): a second one there is refused.
+Every option is checked before any work starts (minigan/runs.py); a run that fails then
+leaves nothing behind. Ctrl-C or SIGTERM stop a run cleanly (exit 130 or 143), saying
+which checkpoint is kept and the command that continues it.
 
 On a GPU, every read of a value back to the host waits for the device, so training
 reads only these, each explicitly (tests/test_cupy_path.py counts them): one per
@@ -34,7 +36,6 @@ Adam moment for the checkpoint, and with --eval-every the samples and the classi
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -54,8 +55,9 @@ from tqdm import tqdm
 
 from minigan import cli, runs, threads
 from minigan.backend import BackendUnavailableError, to_host
-from minigan.checkpoint import CheckpointError, save_checkpoint
+from minigan.checkpoint import CheckpointError, check_same_data, save_checkpoint
 from minigan.data import BatchIterator, DataError, load_fashion_mnist, load_mnist, to_gan_range
+from minigan.files import WriteError
 from minigan.images import by_digit, generate_unit_images, load_image_folder, unit_images
 from minigan.models import MODELS, PRESETS, Model
 from minigan.models.conditional import check_labels
@@ -122,8 +124,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add("--out", default="runs/mnist", help="folder for every output (default: runs/mnist)")
     add(
         "--data-dir",
-        help="folder holding the MNIST files (default: $MINIGAN_DATA/mnist, then "
-        "~/.cache/minigan/mnist, downloading if needed)",
+        help="folder of the MNIST (or Fashion-MNIST) files, searched first: it must hold them "
+        "(default: $MINIGAN_DATA/mnist, then ${XDG_CACHE_HOME:-~/.cache}/minigan/mnist, fetched)",
     )
     add("--train-size", type=cli.positive_int, help="train on the first N images only (quick "
         "experiments)")  # fmt: skip
@@ -162,7 +164,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cli.add_config_flags(p, FLAGS, cli.family_configs())
     args = p.parse_args(argv)
     try:
-        cli.check_flag_values(args, FLAGS, cli.family_configs(), args.model or "gan")
+        cli.check_flag_values(args, FLAGS, cli.family_configs(), args.model or "gan", p.get_default)
     except cli.FlagError as error:
         p.error(str(error))
     return args
@@ -170,18 +172,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        with threads.using(args.threads):  # process-wide: restored on the way out
+    try:  # threads: process-wide, restored on the way out; SIGTERM stops as Ctrl-C does
+        with threads.using(args.threads), runs.on_sigterm(), runs.one_line_warnings():
             print(sample(args) if args.sample is not None else train(args))
     except ERRORS as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except runs.Interrupted as why:
-        print(f"interrupted: {why}", file=sys.stderr)
-        return 130
-    except KeyboardInterrupt:  # while the options were being checked
-        print("interrupted before anything was written", file=sys.stderr)
-        return 130
+    except (runs.Interrupted, KeyboardInterrupt) as stop:  # the latter: before any work
+        why = stop if isinstance(stop, runs.Interrupted) else runs.Interrupted(
+            "nothing was written", stop)  # fmt: skip
+        print(why.line(), file=sys.stderr)
+        return why.code  # 130 for Ctrl-C, 143 for SIGTERM
     return 0
 
 
@@ -196,19 +197,18 @@ def sample(args: argparse.Namespace) -> str:
 
 
 def train(args: argparse.Namespace) -> str:
-    plan = runs.plan_training(args)  # every option checked; nothing written before
-    if plan.start_epoch == plan.epochs:
-        return (f"nothing to do: {plan.checkpoint} already finished epoch {plan.epochs} of "
-                f"{plan.epochs}; pass a larger --epochs to train on")  # fmt: skip
-    saved = [plan.start_epoch] if plan.state is not None else []  # epochs in checkpoint.npz
-    try:
-        return train_planned(args, plan, saved)
-    except (KeyboardInterrupt, runs.Diverged) as stop:  # say what is kept, and what to do
-        kept = runs.kept(plan.checkpoint, saved[-1] if saved else None)
-        if isinstance(stop, runs.Diverged):
-            raise runs.RunError(f"{stop}. {kept}: {runs.divergence_advice(plan.config)}") from None
-        resume = runs.resume_command(__file__, args, PARSER_DEFAULTS)
-        raise runs.Interrupted(kept + (f"; continue with: {resume}" if saved else "")) from None
+    with runs.own_folder(Path(args.out)):  # locked: no other run uses --out meanwhile
+        plan = runs.plan_training(args)  # every option checked; nothing written before
+        if plan.start_epoch == plan.epochs:
+            return (f"nothing to do: {plan.checkpoint} already finished epoch {plan.epochs} "
+                    f"of {plan.epochs}; pass a larger --epochs to train on")  # fmt: skip
+        saved = [plan.start_epoch] if plan.state is not None else []  # epochs in checkpoint.npz
+        try:
+            return train_planned(args, plan, saved)
+        except (KeyboardInterrupt, runs.Diverged, WriteError) as stop:  # say what is kept, and
+            resume = runs.resume_command(__file__, args, PARSER_DEFAULTS)  # what to do
+            last = saved[-1] if saved else None
+            raise runs.stopped(stop, plan.checkpoint, last, resume, plan.config) from None
 
 
 def load_images(plan: runs.Plan, data_dir: str | None, split: str = "train") -> tuple[Any, Any]:
@@ -227,11 +227,12 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
     """Train as planned: load the data, build the model, then write only into --out."""
     backend, out = plan.backend, plan.out
     images, labels = load_images(plan, args.data_dir)
+    check_same_data(plan.state, images.shape[1:], len(images), plan.checkpoint)  # resumed
     if images.shape[1:] != plan.image_shape:  # a folder of grey pictures: one channel
         plan.image_shape = images.shape[1:]
         plan.config = plan.model_class.config_for_images(plan.config, plan.image_shape)
     config, seed, epochs = plan.config, plan.seed, plan.epochs
-    runs.check_batch_fits(config, len(images))
+    runs.check_data_fits(plan, len(images))
     gan = plan.model_class(config, backend, seed=seed)
     x = images.reshape(len(images), *gan.image_shape)  # flat rows for the MLPs
     # A conditional model trains on (images, labels) batches; SGAN keeps its few labels.
@@ -261,9 +262,7 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
         )
 
     # Only now is anything written, deleted or created in --out.
-    if args.overwrite:
-        runs.remove_files(runs.run_files(out), "files of the earlier run (--overwrite)")
-    runs.remove_files(runs.stale_temporary_files(out), "temporary files left by an interrupted run")
+    runs.prepare_folder(out, args.overwrite)  # --overwrite's deletions; killed writes' litter
     history: list[dict[str, Any]] = []
     if plan.state is not None:
         runs.load_gan_state(gan, plan.state, plan.checkpoint)
@@ -303,7 +302,7 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
 
 
 def train_epoch(gan: Model, loader: BatchIterator, epoch: int, epochs: int, log_every: int):
-    """Train one epoch; return its logged rows. Raises Diverged on NaN/inf."""
+    """Train one epoch; return its logged rows. Raises Diverged on NaN/inf or explosion."""
     rows = []
     steps = len(loader)
     totals: dict[str, Any] = {}  # figures summed on the device since the last log line
@@ -321,12 +320,12 @@ def train_epoch(gan: Model, loader: BatchIterator, epoch: int, epochs: int, log_
             sums = to_host(gan.backend.xp.stack([totals[k] for k in keys]))
             row = {k: float(total) / counts[k] for k, total in zip(keys, sums)}
             totals, counts = {}, {}
-            bad = [k for k, v in row.items() if not math.isfinite(v)]
-            if bad:
+            problem = runs.figures_diverged(row)  # NaN, inf or beyond runs.EXPLODED
+            if problem:
                 bar.close()
                 first = step - step % log_every  # the window these figures average over
                 raise runs.Diverged(
-                    f"{' and '.join(bad)} became {row[bad[0]]} at epoch {epoch + 1}, step "
+                    f"{problem} at epoch {epoch + 1}, step "
                     f"{first + 1}-{step + 1} of {steps} (global step {gan.steps - step + first}"
                     f"-{gan.steps}); training stopped"
                 )

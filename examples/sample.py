@@ -8,7 +8,9 @@ The same as ``python examples/mnist_gan.py --sample N --checkpoint ... --output 
 the samples are float32 in [0, 1], (N, H, W) grey or (N, H, W, 3) colour, written a
 chunk at a time (any N fits in memory). A conditional model (cgan, acgan) draws the
 digits 0-9 in turn, or only digit K with --label K. Nothing is ever written onto the
-checkpoint, and an existing --output or --grid is replaced only with --overwrite.
+checkpoint or a run's files, nor onto anything but a regular file, and an existing
+--output or --grid is replaced only with --overwrite. A sample killed outright (SIGKILL)
+leaves a hidden temporary file beside --output; the next one there removes it.
 """
 
 from __future__ import annotations
@@ -35,15 +37,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
-        print(runs.sample_run(args.checkpoint, args.sample, args.output, args.grid, args.label,
-                              args.seed, args.backend, args.overwrite))  # fmt: skip
+    try:  # SIGTERM stops as Ctrl-C does; warnings print as one line, like the errors
+        with runs.on_sigterm(), runs.one_line_warnings():
+            print(runs.sample_run(args.checkpoint, args.sample, args.output, args.grid,
+                                  args.label, args.seed, args.backend, args.overwrite))  # fmt: skip
     except (CheckpointError, runs.RunError, BackendUnavailableError, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except runs.Interrupted as why:
-        print(f"interrupted: {why}", file=sys.stderr)
-        return 130
+    except (runs.Interrupted, KeyboardInterrupt) as stop:  # the latter: before any work
+        why = stop if isinstance(stop, runs.Interrupted) else runs.Interrupted(
+            "nothing was written", stop)  # fmt: skip
+        print(why.line(), file=sys.stderr)
+        return why.code  # 130 for Ctrl-C, 143 for SIGTERM
     return 0
 
 

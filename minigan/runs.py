@@ -4,16 +4,22 @@ A run lives in one folder (``--out``): ``checkpoint.npz``, ``history.jsonl`` and
 ``history.png``, ``real.png`` and a grid per epoch, ``samples_epoch_NNN.png``
 (``RUN_FILES``). The rules that keep a person from losing one:
 
+- a run owns its folder (``own_folder``): a lock file, ``.minigan.lock``, held from
+  before the first check to the last write, so a second run (new, ``--resume`` or
+  ``--overwrite``) into the same folder is refused, naming the first;
 - every option is checked before any work starts (``plan_training``): nothing is
-  loaded, created or deleted before, so a refused run leaves nothing behind, not even
-  an empty folder; sizes that cannot fit in memory are refused there too;
+  loaded or deleted before, so a refused run leaves nothing behind, not even an
+  empty folder; sizes that cannot fit in memory are refused there too;
 - a new run never replaces another: an ``--out`` holding a run is refused unless the
   run is resumed or ``--overwrite`` is given, which deletes only a run's own files
-  (and the temporary files of an interrupted run; a person's own files stay);
+  (and the temporary files of a killed run; a person's own files stay);
+- nothing but a regular file is ever written or deleted: a link, a FIFO or a device
+  where a run's file goes is refused (``minigan.files.check_regular``);
 - a resumed run is the same run: flags that would change it are refused
   (``refuse_changes``), and a checkpoint from an older minigan is upgraded first
   (``minigan.checkpoint.upgrade``);
-- sampling never writes onto the checkpoint it reads, nor, unasked, onto a file.
+- sampling never writes onto the checkpoint it reads, a run's files, nor, unasked,
+  onto a file.
 
 Every refusal is a ``RunError`` whose message says, in one line, what happened and
 what to do.
@@ -22,21 +28,36 @@ what to do.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import errno
 import json
 import math
 import os
 import re
 import shlex
 import shutil
+import signal
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from minigan import cli
 from minigan.backend import Backend, get_backend
-from minigan.checkpoint import CheckpointError, load_checkpoint, upgrade
-from minigan.files import atomic_write
+from minigan.checkpoint import (
+    CheckpointError,
+    check_run_state,
+    load_checkpoint,
+    run_state_bytes,
+    upgrade,
+)
+from minigan.data import check_data_folder
+from minigan.files import WriteError, atomic_write, describe, stale_temporaries
 from minigan.images import by_digit, file_layout, write_samples
 from minigan.models import MODELS, PRESETS, Model
 from minigan.plotting import plot_history, save_image_grid
@@ -48,11 +69,18 @@ FOLDER_IMAGE_SIZE = 32  # --image-size's default for folder:PATH
 SAMPLE_CHUNK = 1000  # --sample generates and writes this many images at a time
 
 # The files a run writes into --out. Only these (and atomic_write's temporary files
-# for them) are ever deleted, by --overwrite; a user's own files there are left alone.
+# of killed processes) are ever deleted, by --overwrite; a user's own files there are left alone.
 RUN_FILES = ("checkpoint.npz", "history.jsonl", "history.png", "real.png")
 SAMPLE_GRID = re.compile(r"samples_epoch_\d{3,}\.png")
-# atomic_write writes "name" through a temporary ".name.<random>.tmp" beside it.
-TEMPORARY = re.compile(r"\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp")
+LOCK = ".minigan.lock"  # held by the run using the folder (own_folder); no run file
+# A logged figure beyond this is an explosion (--lr 1e6 takes D's loss to 1e22): every
+# figure a model logs is O(1) in a normal run, O(10) at most. Cross-entropies of
+# probabilities, squared errors of targets 0 and 1 and D's outputs stay below a few units;
+# WGAN's critic values have no bound, but the clip (WGAN) or the penalty (WGAN-GP) holds
+# the critic's slope near 1 on images in [-1, 1], so its estimates stay in the tens.
+# Four orders of magnitude above that, no healthy run comes near it.
+EXPLODED = 1e6
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 # What a resumed run reads from its checkpoint; what sampling reads.
 RUN_KEYS = ("gan", "config", "loader", "history", "epoch")
 MODEL_KEYS = ("gan", "config")
@@ -63,11 +91,61 @@ class RunError(RuntimeError):
 
 
 class Diverged(RunError):
-    """A logged figure became NaN or infinite."""
+    """A logged figure became NaN or infinite, or exploded (beyond ``EXPLODED``)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a job scheduler's stop), raised as Ctrl-C is (``on_sigterm``)."""
 
 
 class Interrupted(Exception):
-    """Ctrl-C; the message says what was kept and how to go on."""
+    """Ctrl-C or SIGTERM; the message says what was kept and how to go on.
+
+    ``code``: the exit status, 130 for Ctrl-C (SIGINT) and 143 for SIGTERM: 128 + the
+    signal's number, as a shell reports a process the signal ended, so a script or a
+    scheduler still sees which one stopped the run (it is said, cleanly, either way).
+    """
+
+    def __init__(self, message: str, stop: BaseException | None = None):
+        super().__init__(message)
+        self.sigterm = isinstance(stop, Terminated)
+        self.code = 143 if self.sigterm else 130
+
+    def line(self) -> str:
+        return f"interrupted{' by SIGTERM' if self.sigterm else ''}: {self}"
+
+
+@contextlib.contextmanager
+def on_sigterm() -> Iterator[None]:
+    """While inside, SIGTERM raises ``Terminated`` (a KeyboardInterrupt) in the main
+    thread, so it stops a run as Ctrl-C does: every ``finally`` runs, the lock is
+    released, and the script says what was kept. Elsewhere (another thread, or a
+    SIGTERM that the parent process chose to ignore or handle) a no-op."""
+    mine = threading.current_thread() is threading.main_thread()
+    if not mine or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def one_line_warnings(prefix: str = "") -> Iterator[None]:
+    """Warnings print as ``PREFIXwarning: message``, one line like the errors, instead of
+    Python's "file:line: UserWarning: message" and the source line under it."""
+    shown = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_, **__: f"{prefix}warning: {message}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = shown
 
 
 # --- the run folder ------------------------------------------------------------------------
@@ -94,29 +172,62 @@ def is_run_file(name: str) -> bool:
 
 
 def run_files(out: Path) -> list[Path]:
-    """The files in ``out`` that a run wrote (never any other file)."""
-    if not out.is_dir():
-        return []
-    return sorted(p for p in out.iterdir() if p.is_file() and is_run_file(p.name))
-
-
-def stale_temporary_files(out: Path) -> list[Path]:
-    """atomic_write's temporary files for a run's files, left by a killed run."""
+    """The regular files in ``out`` that a run wrote (never any other file)."""
     if not out.is_dir():
         return []
     return sorted(
-        p
-        for p in out.iterdir()
-        if p.is_file() and (m := TEMPORARY.fullmatch(p.name)) and is_run_file(m["name"])
+        Path(e.path)
+        for e in os.scandir(out)
+        if e.is_file(follow_symlinks=False) and is_run_file(e.name)
     )
+
+
+def check_run_file_types(out: Path) -> None:
+    """Refuse a run whose files would replace a link, a FIFO, a device or a folder: a
+    run writes (and --overwrite deletes) regular files only."""
+    if not out.is_dir():
+        return
+    for entry in sorted(os.scandir(out), key=lambda e: e.name):
+        what = describe(entry.path) if is_run_file(entry.name) or entry.name == LOCK else None
+        if what is not None:
+            raise RunError(
+                f"--out {out}: its {entry.name} is {what}, not a regular file, and a run "
+                f"writes (or --overwrite deletes) regular files only: move it away, or "
+                f"choose another --out"
+            )
+
+
+def stale_temporary_files(out: Path) -> list[Path]:
+    """atomic_write's temporary files in ``out`` whose writer is gone (a killed run or
+    --sample); in a folder holding a run, also an older minigan's for the run's files."""
+    return stale_temporaries(out, old_style_for=is_run_file if run_files(out) else None)
+
+
+def temporaries_note(out: Path) -> str:
+    """The temporary files a killed run left in ``out``, for messages ('' if none)."""
+    left = stale_temporary_files(out)
+    if not left:
+        return ""
+    size = sum(p.stat().st_size for p in left)
+    return (f"; and {len(left)} temporary file{'s' if len(left) > 1 else ''} "
+            f"({human_bytes(size)}: {left[0].name}{', ...' if len(left) > 1 else ''}) of a "
+            f"write that was cut off")  # fmt: skip
 
 
 def refuse_to_replace_a_run(out: Path) -> None:
     """A new run into an --out holding a run would replace its checkpoint and history."""
-    marks = [p.name for p in run_files(out) if p.name in ("checkpoint.npz", "history.jsonl")]
-    grids = [p for p in run_files(out) if SAMPLE_GRID.fullmatch(p.name)]
+    files = run_files(out)
+    marks = [p.name for p in files if p.name in ("checkpoint.npz", "history.jsonl")]
+    grids = [p for p in files if SAMPLE_GRID.fullmatch(p.name)]
     if grids:
         marks.append(f"{len(grids)} samples_epoch_*.png")
+    if marks and "checkpoint.npz" not in marks:  # stopped before its first checkpoint
+        raise RunError(
+            f"--out {out} holds a run that saved no checkpoint ({', '.join(marks)}"
+            f"{temporaries_note(out)}): it stopped (killed, or the disk full) before its "
+            f"first checkpoint was written, so there is nothing to resume. Pass --overwrite "
+            f"to delete its files and start again, or a new --out"
+        )
     if marks:
         raise RunError(
             f"--out {out} already holds a run ({', '.join(marks)}); a new run would replace "
@@ -125,14 +236,132 @@ def refuse_to_replace_a_run(out: Path) -> None:
         )
 
 
+def check_resumable(out: Path) -> None:
+    """--resume needs OUT/checkpoint.npz: say what is there instead, and what to do."""
+    checkpoint = out / "checkpoint.npz"
+    if os.path.lexists(checkpoint):
+        return  # load_checkpoint judges it
+    if any(p.name != "real.png" for p in run_files(out)):
+        refuse_to_replace_a_run(out)  # a run that stopped before its first checkpoint
+    raise RunError(
+        f"--resume: no checkpoint at {checkpoint}, and no run was saved in --out {out}; "
+        f"start a new run without --resume"
+    )
+
+
 def remove_files(paths: list[Path], what: str) -> None:
-    """Delete ``paths`` and say so in one line."""
+    """Delete ``paths`` and say so in one line ("removed 2 {what} (1.0 MB) from FOLDER")."""
     if not paths:
         return
-    size = sum(p.stat().st_size for p in paths)
+    size = sum(p.lstat().st_size for p in paths)
     for path in paths:
         path.unlink()
+    what = what.replace("files", "file", 1) if len(paths) == 1 else what
     print(f"removed {len(paths)} {what} ({size / 1e6:.1f} MB) from {paths[0].parent}")
+
+
+def prepare_folder(out: Path, overwrite: bool) -> None:
+    """Just before a run writes into ``out``: with ``overwrite``, delete the earlier run's
+    files; and the temporary files a killed process left (``stale_temporary_files``)."""
+    left = stale_temporary_files(out)  # before --overwrite: old ones only in a run's folder
+    if overwrite:
+        remove_files(run_files(out), "files of the earlier run (--overwrite)")
+    remove_files(left, "temporary files left by an interrupted run")
+
+
+# --- the lock: one run per folder ------------------------------------------------------------
+
+
+def _holder(fd: int) -> dict[str, Any] | None:
+    """What a lock file says of the run that took it (pid, started, command); None if empty."""
+    try:
+        text = os.pread(fd, 4096, 0).decode()
+        if not text.strip():
+            return None
+        holder = json.loads(text)
+    except (OSError, ValueError):
+        return {}
+    return holder if isinstance(holder, dict) else {}
+
+
+def _who(holder: dict[str, Any] | None) -> str:
+    if not holder:
+        return "a process that has not said which yet"
+    return f"pid {holder.get('pid')}, started {holder.get('started')}: {holder.get('command')}"
+
+
+def _take_lock(out: Path) -> int:
+    """Lock ``out``'s lock file (flock: the system lets go when the process ends, however
+    it ends, so a lock can never be left held by a dead run); its open descriptor."""
+    import fcntl  # POSIX only; own_folder does without it elsewhere
+
+    path = out / LOCK
+    for _ in range(10):  # the file can vanish as its holder lets go: then look again
+        what = describe(path)
+        if what is not None:
+            raise RunError(f"--out {out}: {path}, minigan's lock file, is {what}; remove it")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise RunError(
+                f"--out {out} is in use by a run still going ({_who(holder)}); wait for it "
+                f"to end or stop it, or choose another --out"
+            ) from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if not same:  # we locked a file its last holder had just removed
+            os.close(fd)
+            continue
+        left = _holder(fd)
+        if left is not None:  # written by a run that could not remove it: it was killed
+            print(f"note: the run that last used {out} ({_who(left)}) was killed without "
+                  f"letting go of its lock, {path}; taking it over")  # fmt: skip
+        command = shlex.join([Path(sys.executable).name, *sys.argv])
+        mine = {"pid": os.getpid(), "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "command": command}  # fmt: skip
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(mine) + "\n").encode(), 0)
+        return fd
+    raise RunError(f"--out {out}: could not take its lock file {path}; try again")
+
+
+@contextlib.contextmanager
+def own_folder(out: Path) -> Iterator[None]:
+    """Hold the run folder ``out`` while inside: no other run may use it meanwhile.
+
+    Its lock file, ``out/.minigan.lock``, is taken before any check or write and let go
+    on every way out (return, error, Ctrl-C, SIGTERM through ``on_sigterm``): removed
+    while still locked, then unlocked, so a run waiting for it never holds a removed
+    file. A run killed outright (SIGKILL) leaves the file but not the lock (the system
+    lets go of an flock when its process dies); the next run says so and takes it.
+    A folder made here and left empty (a refused run) is removed again. Without
+    ``fcntl`` (Windows) there is no lock.
+    """
+    check_out_dir(out)
+    made = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
+    out.mkdir(parents=True, exist_ok=True)
+    fd = None
+    try:
+        try:
+            fd = _take_lock(out)
+        except ImportError:
+            pass
+        yield
+    finally:
+        if fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(out / LOCK)
+            os.close(fd)
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: the run wrote into it
+                break
 
 
 def save_history(history: list[dict[str, Any]], out: Path, labels: dict[str, str]) -> None:
@@ -186,13 +415,34 @@ def size_setting(config: Any) -> str:
     return f"--base-channels {config.base_channels}"
 
 
+def sizes_given(args: argparse.Namespace, cls: type[Model], config: Any) -> list[str]:
+    """The size flags the command line gave that the memory estimate depends on
+    ("--latent-dim 100000000"): each given integer setting whose doubling raises
+    ``cls.memory_bytes``. For the memory message, which names what a person chose."""
+    named = []
+    for flag, value in cli.given(args, cli.family_flags()):
+        current = getattr(config, flag.field, None)
+        if flag.convert is not None or isinstance(current, bool) or not isinstance(current, int):
+            continue
+        try:
+            bigger = dataclasses.replace(config, **{flag.field: 2 * current})
+            grows = cls.memory_bytes(bigger, bigger.batch_size) > cls.memory_bytes(
+                config, config.batch_size
+            )
+        except (ValueError, TypeError):  # a size the config refuses: name it, to be safe
+            grows = True
+        if grows:
+            named.append(f"{flag.name} {value}")
+    return named
+
+
 # --- checkpoints of runs ---------------------------------------------------------------------
 
 
 def load_run(path: Path, keys: tuple[str, ...] = RUN_KEYS) -> dict[str, Any]:
     """A run's checkpoint, upgraded to today's layout (``minigan.checkpoint.upgrade``);
     a minigan checkpoint of something else (the metrics' classifier, say) is refused."""
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, max_bytes=run_state_bytes)
     missing = [key for key in keys if key not in state]
     if missing:
         raise CheckpointError(
@@ -200,7 +450,7 @@ def load_run(path: Path, keys: tuple[str, ...] = RUN_KEYS) -> dict[str, Any]:
             f"(it holds {', '.join(sorted(state)) or 'nothing'}; no {', '.join(missing)}); "
             f"expected a run's OUT/checkpoint.npz"
         )
-    return upgrade(state)
+    return check_run_state(upgrade(state), path, keys)
 
 
 def config_from_checkpoint(state: dict[str, Any], path: Path) -> Any:
@@ -362,12 +612,30 @@ def plan_resumed_run(args: argparse.Namespace, state: dict[str, Any], path: Path
     return Plan(name, config, dataset, shape, seed, epochs, trained_on, out, state, done)
 
 
-def check_batch_fits(config: Any, train_size: int) -> None:
-    if config.batch_size > train_size:
+def check_batch_fits(config: Any, train_size: int, folder: str | None = None) -> None:
+    """One full batch at least; ``folder``: the images are all a folder holds (not
+    --train-size's first N), so the folder is named instead."""
+    if config.batch_size <= train_size:
+        return
+    if folder is not None:
         raise RunError(
-            f"--batch-size {config.batch_size} is more than the {train_size} training images "
-            f"(--train-size): not one full batch; lower --batch-size or raise --train-size"
+            f"--dataset folder:{folder} holds {train_size} usable image"
+            f"{'s' if train_size != 1 else ''}, fewer than one batch of --batch-size "
+            f"{config.batch_size}; add pictures to the folder or lower --batch-size"
         )
+    raise RunError(
+        f"--batch-size {config.batch_size} is more than the {train_size} training images "
+        f"(--train-size): not one full batch; lower --batch-size or raise --train-size"
+    )
+
+
+def check_data_fits(plan: Plan, count: int) -> None:
+    """Once the ``count`` images are loaded: one full batch at least. A folder that holds
+    fewer than --train-size asks for is named, and not --train-size."""
+    folder = None
+    if plan.dataset not in DATASETS and (plan.train_size is None or plan.train_size > count):
+        folder = plan.dataset.removeprefix("folder:")
+    check_batch_fits(plan.config, count, folder)
 
 
 def check_evaluation(args: argparse.Namespace, dataset: str) -> int:
@@ -403,14 +671,17 @@ def plan_training(args: argparse.Namespace) -> Plan:
             "--resume continues the run in --out, --overwrite deletes it: give one of them"
         )
     check_out_dir(out)
+    check_run_file_types(out)
     backend = get_backend(args.backend)
     if args.resume:
         path = out / "checkpoint.npz"
+        check_resumable(out)
         plan = plan_resumed_run(args, load_run(path), path)
     else:
         if not args.overwrite:
             refuse_to_replace_a_run(out)
         plan = plan_new_run(args)
+    check_data_folder(plan.dataset, args.data_dir)  # it must serve itself
     plan.backend = backend
     if plan.train_size is not None:
         check_batch_fits(plan.config, plan.train_size)
@@ -419,12 +690,16 @@ def plan_training(args: argparse.Namespace) -> Plan:
         image_bytes = math.prod(plan.image_shape) * 4  # float32
         data_bytes = MNIST_TRAIN_IMAGES * 28 * 28 + plan.train_size * image_bytes
         config, evaluated = plan.config, plan.eval_samples
+        named = sizes_given(args, plan.model_class, config) or [
+            size_setting(config), f"--batch-size {config.batch_size}"  # the defaults' sizes
+        ]  # fmt: skip
+        named += [f"--train-size {args.train_size}"] if args.train_size is not None else []
+        named += [f"--eval-samples {evaluated}"] if evaluated else []
         check_memory(
             plan.model_class.memory_bytes(config, config.batch_size)
             + data_bytes
             + 2 * evaluated * image_bytes,
-            f"training ({size_setting(config)}, --batch-size {config.batch_size}, "
-            f"--train-size {plan.train_size}, --eval-samples {evaluated})",
+            f"training ({', '.join(named)})",
         )
     return plan
 
@@ -448,6 +723,36 @@ def divergence_advice(config: Any) -> str:
     )
 
 
+def stopped(
+    stop: BaseException, checkpoint: Path, epoch: int | None, resume: str, config: Any
+) -> Exception:
+    """The exception that ends a run stopped by ``stop`` (Ctrl-C or SIGTERM, ``Diverged``,
+    a failed write), saying what was kept (``epoch``: the checkpoint's, None: none) and
+    what to do: ``resume``, the command that continues the run."""
+    left = kept(checkpoint, epoch)
+    if isinstance(stop, Diverged):
+        return RunError(f"{stop}. {left}: {divergence_advice(config)}")
+    if isinstance(stop, WriteError):
+        fix = "make room on the disk" if stop.errno in DISK_FULL else "fix that"
+        then = f"continue with: {resume}" if epoch is not None else "start again with --overwrite"
+        return RunError(f"{stop}. {left}; {fix}, then {then}")
+    return Interrupted(left + (f"; continue with: {resume}" if epoch is not None else ""), stop)
+
+
+def figures_diverged(row: dict[str, float]) -> str | None:
+    """What went wrong with a logged row of figures, or None: a NaN or an infinity, or
+    an explosion (``EXPLODED``). Host numbers only: reading them back was the caller's."""
+    bad = [k for k, v in row.items() if not math.isfinite(v)]
+    if bad:
+        return f"{' and '.join(bad)} became {row[bad[0]]}"
+    huge = [k for k, v in row.items() if abs(v) > EXPLODED]
+    if huge:
+        reached = ", ".join(f"{k} reached {row[k]:.3g}" for k in huge)
+        return (f"the losses exploded: {reached} (beyond ±{EXPLODED:,.0f}, which no figure "
+                f"nears in a normal run)")  # fmt: skip
+    return None
+
+
 # The flags a checkpoint does not keep: a resumed run needs them again.
 NOT_IN_CHECKPOINT = (
     "epochs", "backend", "threads", "data_dir", "log_every", "eval_every", "eval_samples",
@@ -458,8 +763,15 @@ def resume_command(
     script: str | os.PathLike, args: argparse.Namespace, defaults: dict[str, Any]
 ) -> str:
     """The command that continues this run: ``script`` with --resume and the flags a
-    checkpoint does not keep, where they differ from ``defaults`` (the parser's)."""
-    words = ["python", os.path.relpath(script), "--resume", "--out", str(args.out)]
+    checkpoint does not keep, where they differ from ``defaults`` (the parser's).
+
+    It names the interpreter that ran (``sys.executable``; plain ``python`` when that is
+    the one ``python`` finds on PATH) and the script's absolute path, so it works as
+    given, whichever environment was active and wherever the script lies.
+    """
+    on_path = shutil.which("python")
+    python = "python" if on_path and os.path.abspath(on_path) == sys.executable else sys.executable
+    words = [python, os.path.abspath(script), "--resume", "--out", str(args.out)]
     for flag in NOT_IN_CHECKPOINT:
         value = getattr(args, flag)
         if value is not None and value != defaults.get(flag):
@@ -473,7 +785,8 @@ def resume_command(
 def check_sample_files(
     checkpoint: str | None, output: str | None, grid: str | None, overwrite: bool
 ) -> None:
-    """Never write onto the checkpoint, each other, or (unasked) an existing file."""
+    """Never write onto the checkpoint, each other, a run's files, anything but a regular
+    file, or (unasked) an existing file."""
     if checkpoint is None or output is None:
         raise RunError("--sample needs --checkpoint PATH and --output FILE.npy")
     outputs = [("--output", output)] + ([("--grid", grid)] if grid else [])
@@ -482,6 +795,20 @@ def check_sample_files(
             raise RunError(
                 f"{flag} {target} is the checkpoint being read (--checkpoint "
                 f"{checkpoint}); writing it would destroy the model: choose another file"
+            )
+        what, folder, name = describe(target), Path(target).parent, Path(target).name
+        if what == "a folder":
+            example = Path(target) / ("samples.npy" if flag == "--output" else "samples.png")
+            raise RunError(f"{flag} {target} is a folder; give a file, such as {example}")
+        if what is not None:
+            raise RunError(
+                f"{flag} {target} is {what}, not a regular file: minigan writes only onto "
+                f"regular files (or new paths); choose another file"
+            )
+        if (is_run_file(name) or name == LOCK) and (run_files(folder) or (folder / LOCK).exists()):
+            raise RunError(
+                f"{flag} {target} is a file of the run in {folder} (its {name}); writing "
+                f"it would damage that run: choose another name or folder"
             )
         if Path(target).exists() and not overwrite:
             raise RunError(
@@ -494,6 +821,8 @@ def check_sample_files(
             )
     if grid and same_file(output, grid):
         raise RunError(f"--output and --grid are one file ({output}); give two")
+    if grid and Path(grid).suffix.lower() != ".png":
+        raise RunError(f"--grid {grid}: the grid is a PNG picture; give a name ending in .png")
 
 
 def sample_run(
@@ -521,13 +850,6 @@ def sample_run(
     config = config_from_checkpoint(state, path)
     cls, shape = MODELS[state["gan"]["model"]], tuple(state["image_shape"])
     check_memory(cls.memory_bytes(config, SAMPLE_CHUNK), f"sampling from {path}")
-    size = n * math.prod(shape) * 4  # float32
-    free = shutil.disk_usage(Path(output).parent).free
-    if size > free:
-        raise RunError(
-            f"--sample {n} writes {human_bytes(size)} to {output}, and its disk has "
-            f"{human_bytes(free)} free; ask for fewer samples or write elsewhere"
-        )
     if model is not None and model != cls.name:
         raise RunError(
             f"{path} holds a {cls.name!r} model, not {model!r}: --sample draws from the "
@@ -538,6 +860,17 @@ def sample_run(
             f"--label asks a conditional model (cgan, acgan) for a digit; {path} holds a "
             f"{cls.name!r} model, which draws whatever digit it likes"
         )
+    # A --sample killed mid-write (SIGKILL) left its temporary file (maybe GBs) beside its
+    # --output: minigan's, by name, and its process is gone. Removed before counting space.
+    for folder in dict.fromkeys(Path(t).parent for t in (output, grid) if t):
+        remove_files(stale_temporaries(folder), "temporary files left by a killed --sample or run")
+    size = n * math.prod(shape) * 4  # float32
+    free = shutil.disk_usage(Path(output).parent).free
+    if size > free:
+        raise RunError(
+            f"--sample {n} writes {human_bytes(size)} to {output}, and its disk has "
+            f"{human_bytes(free)} free; ask for fewer samples or write elsewhere"
+        )
     gan = cls(config, device, seed=seed)
     load_gan_state(gan, state, path)
     written = []
@@ -547,8 +880,9 @@ def sample_run(
         if grid:
             one_row_per_digit = cls.conditional and label is None
             save_image_grid(by_digit(first) if one_row_per_digit else first[:64], grid)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         raise Interrupted(
-            f"{written[0]} was written, --grid was not" if written else "nothing was written"
+            f"{written[0]} was written, --grid was not" if written else "nothing was written",
+            stop,
         ) from None
     return f"wrote {n} samples, float32 {(n, *file_layout(shape))} in [0, 1], to {output}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -75,9 +76,17 @@ def test_a_folder_holding_a_run_is_not_replaced(tmp_path):
     (tmp_path / "real.png").write_bytes(b"x")  # no checkpoint, history or grid yet: fine
     runs.refuse_to_replace_a_run(tmp_path)
     (tmp_path / "samples_epoch_001.png").write_bytes(b"x")
+    with pytest.raises(runs.RunError) as error:  # stopped before its first checkpoint
+        runs.refuse_to_replace_a_run(tmp_path)
+    assert str(error.value).startswith(
+        f"--out {tmp_path} holds a run that saved no checkpoint (1 samples_epoch_"
+    )
+    (tmp_path / "checkpoint.npz").write_bytes(b"x")
     with pytest.raises(runs.RunError) as error:
         runs.refuse_to_replace_a_run(tmp_path)
-    assert str(error.value).startswith(f"--out {tmp_path} already holds a run (1 samples_epoch_")
+    assert str(error.value).startswith(
+        f"--out {tmp_path} already holds a run (checkpoint.npz, 1 samples_epoch_"
+    )
 
 
 def test_remove_files_says_how_many_and_how_much(tmp_path, capsys):
@@ -150,7 +159,8 @@ def a_saved_run(tmp_path: Path, model: str = "gan", **config_changes) -> dict:
     cls = MODELS[model]
     config = dataclasses.replace(cls.default_config(), **config_changes)
     gan = cls(config, seed=0)
-    state = {"gan": gan.state_dict(), "loader": {"rng": {}, "num_examples": 300},
+    rng = np.random.default_rng(0).bit_generator.state  # a loader's shuffling state
+    state = {"gan": gan.state_dict(), "loader": {"rng": rng, "num_examples": 300},
              "history": [], "epoch": 2, "config": config.to_dict(), "seed": 4,
              "dataset": "mnist", "image_shape": [1, 28, 28]}  # fmt: skip
     save_checkpoint(tmp_path / "checkpoint.npz", state)
@@ -192,12 +202,14 @@ def test_load_run_refuses_a_checkpoint_of_something_else_and_upgrades_an_old_run
 # --- a stopped run, and sampling ---------------------------------------------------------------
 
 
-def test_the_resume_command_keeps_the_flags_a_checkpoint_does_not():
+def test_the_resume_command_keeps_the_flags_a_checkpoint_does_not(monkeypatch):
     defaults = vars(parse())
     args = parse("--out", "runs/my run", "--epochs", "9", "--threads", "2", "--hidden", "64",
                  "--log-every", "20")  # fmt: skip
+    monkeypatch.setattr(runs.shutil, "which", lambda name: sys.executable)  # python is this one
+    script = os.path.abspath("examples/mnist_gan.py")
     assert runs.resume_command("examples/mnist_gan.py", args, defaults) == (
-        "python examples/mnist_gan.py --resume --out 'runs/my run' --epochs 9 --threads 2"
+        f"python {script} --resume --out 'runs/my run' --epochs 9 --threads 2"
     )
 
 
