@@ -5,24 +5,41 @@ A training state is a tree (``{"gan": {"generator": {"0.weight": array, ...}, ..
 (``"gan/generator/0.weight"``), and everything else (numbers, strings, RNG states,
 the config) as one JSON document. No pickle, so loading a file cannot run code.
 
+Loading reads nothing it has not sized first: each member's size, as the zip archive
+declares it and as its ``.npy`` header does, is checked against a limit (``max_bytes``,
+for a run the most its model can hold, ``run_state_bytes``) and against the memory
+available before a byte of it is decompressed. A zip bomb or a header declaring 10^12
+floats is refused in one line, not after filling the memory.
+
 ``upgrade(state)`` turns a run's checkpoint written by an older minigan into today's
 layout: the history of the layout lives there, and nowhere else (models and configs
-know only today's).
+know only today's). ``check_run_state(state, path)`` then checks every value a run
+reads, types and finite weights, naming the field (``gan/g_optimizer/lr``) of a file
+that was changed or damaged; ``check_same_data`` says when a run's data changed since
+its checkpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
+import numbers
 import os
 import zipfile
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 
+from minigan.data import available_memory
 from minigan.files import atomic_write
+from minigan.models import MODELS
 
 FORMAT = "minigan-checkpoint-1"
 _META_KEY = "__meta__"
+MAX_META_BYTES = 256 << 20  # the JSON part: a 1000-epoch history logged every step is ~90 MB
+MAX_DEPTH = 32  # of the JSON part's nesting; a run's is 5 (gan/generator_ema/weights/...)
 
 
 class CheckpointError(RuntimeError):
@@ -82,12 +99,21 @@ def _not_a_checkpoint(path: str | os.PathLike, head: bytes) -> str | None:
     )
 
 
-def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+def load_checkpoint(
+    path: str | os.PathLike,
+    max_bytes: int | Callable[[dict[str, Any]], int | None] | None = None,
+) -> dict[str, Any]:
     """Read a file written by ``save_checkpoint``.
+
+    ``max_bytes``: the most bytes its arrays may fill, or a function of the file's JSON
+    part (the tree without its arrays) that gives it (None: no limit known), e.g.
+    ``run_state_bytes``. Whatever it says, the arrays must fit in the memory available.
 
     Raises ``CheckpointError``, in one line saying what the file is, for a missing,
     damaged or empty file, a ``.npy`` array, a pickle, a ``.npz`` archive that minigan
-    did not write, or a file of another checkpoint format. Nothing is ever unpickled.
+    did not write, a file of another checkpoint format, or arrays larger than the limit
+    or the memory (checked from the sizes the file declares, before reading them).
+    Nothing is ever unpickled.
     """
     if os.path.isdir(path):
         raise CheckpointError(f"{path} is a folder, not a checkpoint file; {_EXPECTED}")
@@ -99,37 +125,177 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if problem is not None:
         raise CheckpointError(problem)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if _META_KEY not in npz.files:
-                names = ", ".join(npz.files[:5]) + (", ..." if len(npz.files) > 5 else "")
+        with zipfile.ZipFile(path) as archive:
+            members = _members(archive, path)
+            if _META_KEY not in members:
+                names = ", ".join(list(members)[:5]) + (", ..." if len(members) > 5 else "")
                 raise CheckpointError(
                     f"{path} is a .npz archive of arrays ({names or 'none'}) without "
                     f"minigan's metadata, not a minigan checkpoint; {_EXPECTED}"
                 )
-            arrays = {key: npz[key] for key in npz.files}
-        meta = json.loads(arrays.pop(_META_KEY).tobytes())
+            meta_member = members.pop(_META_KEY)
+            sizes = {_META_KEY: meta_member.file_size}
+            _check_sizes(path, "metadata", sizes, MAX_META_BYTES, "a checkpoint's may fill")
+            meta = _read_meta(archive, meta_member, path)
+            limit = max_bytes(meta["tree"]) if callable(max_bytes) else max_bytes
+            what = "the model it describes can hold" if callable(max_bytes) else "allowed"
+            sizes = {key: member.file_size for key, member in members.items()}
+            _check_sizes(path, "arrays", sizes, limit, what)
+            arrays = {
+                key: _read_array(archive, member, key, path) for key, member in members.items()
+            }
     except ValueError as error:
         if "allow_pickle" in str(error):  # NumPy's advice would be to load it unsafely
-            raise CheckpointError(
-                f"{path} holds pickled Python objects, not a minigan checkpoint; "
-                f"{_EXPECTED}. minigan never loads pickles: loading one can run any code"
-            ) from None
+            raise _pickled(path) from None
         raise _damaged(path, error) from None
     except (zipfile.BadZipFile, OSError, KeyError, EOFError) as error:
         raise _damaged(path, error) from None
+    tree = meta["tree"]
+    for key, value in arrays.items():
+        *parents, leaf = key.split("/")
+        node = tree
+        for depth, parent in enumerate(parents):
+            node = node.setdefault(parent, {})
+            if not isinstance(node, dict):
+                where = "/".join(parents[: depth + 1])
+                raise CheckpointError(
+                    f"{path}: its metadata holds {where} = {node!r:.60}, where the array "
+                    f"{key} needs a group: the file was changed or damaged; {_ELSEWHERE}"
+                )
+        node[leaf] = value
+    return tree
+
+
+_ELSEWHERE = "point to another checkpoint (an earlier one), or start a new run"
+
+
+def _members(archive: zipfile.ZipFile, path: str | os.PathLike) -> dict[str, zipfile.ZipInfo]:
+    """The archive's arrays by name, as ``np.savez`` stores them: ``name.npy``."""
+    members = {}
+    for member in archive.infolist():
+        if not member.filename.endswith(".npy"):
+            raise CheckpointError(
+                f"{path} holds {member.filename!r}, which is not a NumPy array: not a minigan "
+                f"checkpoint, or a damaged one; {_EXPECTED}"
+            )
+        members[member.filename.removesuffix(".npy")] = member
+    return members
+
+
+def _check_sizes(
+    path: str | os.PathLike, what: str, sizes: dict[str, int], limit: int | None, limit_what: str
+) -> None:
+    """Refuse members whose declared sizes (``sizes``, bytes by name) exceed ``limit``
+    or the memory available: before any of them is decompressed."""
+    total = sum(sizes.values())
+    largest = max(sizes, key=sizes.get, default="none")
+    said = f"{path} declares {_bytes(total)} of {what}"
+    if len(sizes) > 1:
+        said += f" (the largest, {largest}, {_bytes(sizes[largest])})"
+    if limit is not None and total > limit:
+        raise CheckpointError(
+            f"{said}, more than the {_bytes(limit)} {limit_what}: it was changed or "
+            f"damaged, and nothing of it was read; {_ELSEWHERE}"
+        )
+    available = available_memory()
+    if available is not None and total > available:
+        raise CheckpointError(
+            f"{said}, and this machine has {_bytes(available)} of memory available: it was "
+            f"not read; free some memory, or {_ELSEWHERE}"
+        )
+
+
+def _bytes(n: int) -> str:
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+
+
+def _header(f: Any, key: str, path: str | os.PathLike) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """The shape, Fortran order and dtype an ``.npy`` member's header declares."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return np.lib.format.read_array_header_1_0(f)
+    if version == (2, 0):
+        return np.lib.format.read_array_header_2_0(f)
+    raise CheckpointError(f"{path}: its array {key} is in .npy format {version}, not 1.0 or 2.0")
+
+
+def _read_array(
+    archive: zipfile.ZipFile, member: zipfile.ZipInfo, key: str, path: str | os.PathLike
+) -> np.ndarray:
+    """One member, once its header is shown to declare exactly the bytes it holds; read
+    a chunk at a time into the array, so that loading needs no second copy of it."""
+    with archive.open(member) as f:
+        shape, fortran_order, dtype = _header(f, key, path)
+        if dtype.hasobject:  # np.savez pickles object arrays
+            raise _pickled(path)
+        declared, held = math.prod(shape) * dtype.itemsize, member.file_size - f.tell()
+        if declared != held:
+            raise CheckpointError(
+                f"{path}: its array {key} declares {shape} {dtype} ({_bytes(declared)}) and "
+                f"holds {_bytes(held)}: the file was changed or damaged; {_ELSEWHERE}"
+            )
+        flat = np.empty(math.prod(shape), dtype)
+        buffer = flat.view(np.uint8)
+        start = 0
+        while start < declared:
+            chunk = f.read(min(_CHUNK, declared - start))
+            if not chunk:
+                raise EOFError(f"{key} ends after {start} of its {declared} bytes")
+            buffer[start : start + len(chunk)] = np.frombuffer(chunk, np.uint8)
+            start += len(chunk)
+    return flat.reshape(shape, order="F" if fortran_order else "C")
+
+
+_CHUNK = 1 << 24
+
+
+def _read_meta(
+    archive: zipfile.ZipFile, member: zipfile.ZipInfo, path: str | os.PathLike
+) -> dict[str, Any]:
+    """The JSON part, checked to be a minigan checkpoint's, not nested deeper than MAX_DEPTH."""
+    text = _read_array(archive, member, _META_KEY, path).tobytes()
+    try:
+        meta = json.loads(text)
+    except RecursionError:
+        meta = None  # nested deeper than Python's recursion limit: refused below
+    depth = _depth(meta)
+    if meta is None or depth > MAX_DEPTH:
+        raise CheckpointError(
+            f"{path}: its metadata is nested "
+            f"{'deeper than Python can read' if meta is None else f'{depth} levels deep'} (a "
+            f"checkpoint's, at most {MAX_DEPTH}): the file was changed or damaged; {_ELSEWHERE}"
+        )
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or "tree" not in meta:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise CheckpointError(
             f"{path}: unknown checkpoint format {found!r}, this minigan reads {FORMAT!r}"
         )
-    tree = meta["tree"]
-    for key, value in arrays.items():
-        *parents, leaf = key.split("/")
-        node = tree
-        for parent in parents:
-            node = node.setdefault(parent, {})
-        node[leaf] = value
-    return tree
+    if not isinstance(meta["tree"], dict):
+        raise CheckpointError(
+            f"{path}: its metadata's tree is a {type(meta['tree']).__name__}, not a group of "
+            f"values: the file was changed or damaged; {_ELSEWHERE}"
+        )
+    return meta
+
+
+def _depth(value: Any) -> int:
+    """How deeply JSON ``value`` nests (0 for a number or a string), without recursing."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, dict):
+            stack += [(child, depth + 1) for child in node.values()]
+        elif isinstance(node, list):
+            stack += [(child, depth + 1) for child in node]
+    return deepest
+
+
+def _pickled(path: str | os.PathLike) -> CheckpointError:
+    return CheckpointError(
+        f"{path} holds pickled Python objects, not a minigan checkpoint; "
+        f"{_EXPECTED}. minigan never loads pickles: loading one can run any code"
+    )
 
 
 def _damaged(path: str | os.PathLike, error: Exception) -> CheckpointError:
@@ -195,3 +361,248 @@ def upgrade(state: dict[str, Any]) -> dict[str, Any]:
         state.setdefault("dataset", "mnist")
         state.setdefault("image_shape", list(MNIST_SHAPE))
     return state
+
+
+# --- a run's checkpoint, checked -------------------------------------------------------------
+
+# The most float32 copies of its model's weights a run's checkpoint holds: G and D, Adam's
+# two moments of each, G's average and SGAN's average of D make 6 (12 in float64); 16 leave
+# room, and 16 MB more the labelled indices, BatchNorm's statistics and the headers.
+RUN_COPIES = 16
+RUN_EXTRA_BYTES = 16 << 20
+
+
+def run_state_bytes(tree: dict[str, Any]) -> int | None:
+    """The most bytes the arrays of a run's checkpoint can fill, from its JSON part (the
+    model and config it names): ``load_checkpoint``'s ``max_bytes`` for a run. None when
+    the tree names no model this minigan knows (``check_run_state`` then says so)."""
+    state = upgrade(tree)
+    gan, config = state.get("gan"), state.get("config")
+    if not (isinstance(gan, dict) and isinstance(config, dict)):
+        return None
+    cls = MODELS.get(gan["model"]) if isinstance(gan["model"], str) else None
+    if cls is None:
+        return None
+    try:
+        count = cls.parameter_count(cls.config_class(**config))
+    except (TypeError, ValueError, OverflowError):  # check_run_state says what is wrong
+        return None
+    return RUN_COPIES * 4 * count + RUN_EXTRA_BYTES
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+
+
+def _is_real(value: Any) -> bool:
+    """A real number (NaN and infinities included), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _is_number(value: Any, low: float = 0.0, high: float = math.inf) -> bool:
+    """A real number, not a bool, in [low, high] (so never NaN)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and low <= value <= high
+
+
+# What the optimizers' values must be, by name: a check, and how a message says it.
+_OPTIMIZER_VALUES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "lr": (_is_number, "a number >= 0"),
+    "eps": (_is_number, "a number >= 0"),
+    "momentum": (lambda v: _is_number(v, 0, 1), "a number in [0, 1]"),
+    "alpha": (lambda v: _is_number(v, 0, 1), "a number in [0, 1]"),
+    "t": (_is_count, "a count (an integer >= 0)"),
+    "betas": (
+        lambda v: (
+            isinstance(v, list) and len(v) == 2 and all(_is_number(b, 0, 1) and b < 1 for b in v)
+        ),
+        "two numbers in [0, 1)",
+    ),
+}
+
+
+def check_run_state(
+    state: dict[str, Any],
+    path: str | os.PathLike,
+    keys: tuple[str, ...] = ("gan", "config", "loader", "history", "epoch"),
+) -> dict[str, Any]:
+    """Check the values of an upgraded run's checkpoint that ``keys`` name (with its
+    ``image_shape``, ``dataset`` and ``seed``), before any of them is used; return it.
+
+    Every array must be finite (NaN weights would give NaN samples, and a resumed run
+    would stop at its first step); every other value must have its type and range.
+    One check on the host, where the arrays are after loading: nothing on the device.
+
+    Raises:
+        CheckpointError: naming ``path`` and the field (``gan/g_optimizer/lr``).
+    """
+
+    def refuse(field: str, what: str, value: Any) -> CheckpointError:
+        return CheckpointError(
+            f"{path}: {field} must be {what}, got {_shown(value)}: the file was changed or "
+            f"damaged; {_ELSEWHERE}"
+        )
+
+    def group(field: str, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise refuse(field, "a group of values", value)
+        return value
+
+    gan = group("gan", state["gan"])
+    name = gan.get("model")
+    if not isinstance(name, str) or name not in MODELS:
+        raise CheckpointError(
+            f"{path} holds a {name!r} model, which this version of minigan does not know"
+        )
+    if not _is_count(gan.get("steps")):
+        raise refuse("gan/steps", "a count (an integer >= 0)", gan.get("steps"))
+    for part, value in gan.items():
+        if part in ("generator", "discriminator", "generator_ema"):
+            group(f"gan/{part}", value)
+        if part.endswith("_optimizer"):
+            for key, number in group(f"gan/{part}", value).items():
+                if key in _OPTIMIZER_VALUES and not _OPTIMIZER_VALUES[key][0](number):
+                    raise refuse(f"gan/{part}/{key}", _OPTIMIZER_VALUES[key][1], number)
+    updates = gan.get("generator_ema", {}).get("updates", 0)
+    if not _is_count(updates):
+        raise refuse("gan/generator_ema/updates", "a count (an integer >= 0)", updates)
+    for key in keys:
+        for field, array in _arrays(state[key], key):
+            if array.dtype.kind in "fc" and not np.isfinite(array).all():
+                bad = int(array.size - np.isfinite(array).sum())
+                raise CheckpointError(
+                    f"{path}: its array {field} holds {bad} NaN or infinite values (of "
+                    f"{array.size}): the file was changed or damaged, or saved from a run "
+                    f"that had diverged; {_ELSEWHERE}"
+                )
+    if "seed" in state and not _is_count(state["seed"]):
+        raise refuse("seed", "a count (an integer >= 0)", state["seed"])
+    if not isinstance(state["dataset"], str):
+        raise refuse("dataset", "a name (mnist, fashion or folder:PATH)", state["dataset"])
+    shape = state["image_shape"]
+    if not (
+        isinstance(shape, list) and len(shape) == 3 and all(_is_count(n) and n > 0 for n in shape)
+    ):
+        raise refuse("image_shape", "three positive integers (channels, height, width)", shape)
+    _check_config(MODELS[name], group("config", state["config"]), shape, path, refuse)
+    if "loader" in keys:
+        loader = group("loader", state["loader"])
+        count = loader.get("num_examples")
+        if not (_is_count(count) and count > 0):
+            raise refuse("loader/num_examples", "a positive integer", count)
+        group("loader/rng", loader.get("rng"))  # its entries: BatchIterator checks them
+    if "history" in keys:
+        history = state["history"]
+        if not isinstance(history, list):
+            raise refuse("history", "a list of rows", history)
+        for index, row in enumerate(history):
+            if not (isinstance(row, dict) and _is_number(row.get("epoch"))):
+                raise refuse(f"history[{index}]", "a row with its epoch", row)
+            for key, value in row.items():
+                values = value if isinstance(value, list) else [value]
+                if not all(v is None or _is_real(v) for v in values):
+                    raise refuse(f"history[{index}]/{key}", "a number", value)
+    if "epoch" in keys and not _is_count(state["epoch"]):
+        raise refuse("epoch", "a count (an integer >= 0)", state["epoch"])
+    return state
+
+
+def _shown(value: Any, width: int = 60) -> str:
+    """``repr(value)``, cut to about ``width`` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _arrays(tree: Any, prefix: str) -> Iterator[tuple[str, np.ndarray]]:
+    """(path, array) for every array in a tree of dicts, without recursing."""
+    stack = [(prefix, tree)]
+    while stack:
+        where, node = stack.pop()
+        if isinstance(node, np.ndarray):
+            yield where, node
+        elif isinstance(node, dict):
+            stack += [(f"{where}/{key}", value) for key, value in node.items()]
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+# A config field's values in JSON, by the field's annotation: a check, and how a message says it.
+_CONFIG_TYPES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "int": (_is_integer, "an integer"),
+    "float": (lambda v: _is_number(v, -math.inf), "a number"),
+    "float | None": (lambda v: v is None or _is_number(v, -math.inf), "a number or null"),
+    "str": (lambda v: isinstance(v, str), "text"),
+    "tuple[float, float]": (
+        lambda v: isinstance(v, list) and len(v) == 2 and all(_is_number(x, -math.inf) for x in v),
+        "two numbers",
+    ),
+    "tuple[int, ...]": (
+        lambda v: isinstance(v, list) and all(_is_integer(x) for x in v),
+        "a list of integers",
+    ),
+}
+_ANY = (lambda v: True, "")
+
+
+def _check_config(
+    cls: Any, config: dict[str, Any], shape: list[int], path: Any, refuse: Callable
+) -> None:
+    """Each saved field is one of the model's settings, of its type; the config is one
+    the model accepts, for images of ``shape``."""
+    types = {f.name: str(f.type) for f in dataclasses.fields(cls.config_class)}
+    for key, value in config.items():
+        if key not in types:
+            raise CheckpointError(
+                f"{path}: config/{key} is not a setting of a {cls.name!r} model: the file was "
+                f"changed or damaged, or written by a newer minigan; {_ELSEWHERE}"
+            )
+        if not _CONFIG_TYPES.get(types[key], _ANY)[0](value):
+            raise refuse(f"config/{key}", _CONFIG_TYPES[types[key]][1], value)
+    try:
+        built = cls.config_class(**config)
+        fitted = cls.config_for_images(built, tuple(shape))
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{path}: its config is refused ({error}): the file was changed or damaged; "
+            f"{_ELSEWHERE}"
+        ) from None
+    if fitted != built:
+        changed = [
+            f"config/{f.name} is {getattr(built, f.name)!r}, not {getattr(fitted, f.name)!r}"
+            for f in dataclasses.fields(built)
+            if getattr(built, f.name) != getattr(fitted, f.name)
+        ]
+        raise CheckpointError(
+            f"{path}: image_shape {shape} does not fit its config ({'; '.join(changed)}): "
+            f"the file was changed or damaged; {_ELSEWHERE}"
+        )
+
+
+def check_same_data(
+    state: dict[str, Any] | None,
+    image_shape: tuple[int, ...],
+    count: int,
+    path: str | os.PathLike,
+) -> None:
+    """A resumed run continues on the data it was trained on: ``count`` images of
+    ``image_shape`` (channels, height, width) were loaded, and its checkpoint ``state``
+    (checked by ``check_run_state``; None for a new run: nothing to compare) says what
+    it was trained on. A folder of pictures may have changed since."""
+    if state is None:
+        return
+    saved_shape = tuple(state["image_shape"])
+    saved_count = state["loader"]["num_examples"]
+    if (saved_shape, saved_count) == (tuple(image_shape), count):
+        return
+
+    def images(n: int, shape: tuple[int, ...]) -> str:
+        return f"{n} images of {'x'.join(str(d) for d in shape)}"
+
+    raise CheckpointError(
+        f"{path} was trained on {images(saved_count, saved_shape)} from {state['dataset']}, "
+        f"which now gives {images(count, tuple(image_shape))}: the data changed since the "
+        f"checkpoint. --resume continues a run on its own data: put the data back as it "
+        f"was, or start a new run in another --out"
+    )

@@ -22,6 +22,10 @@ Where the files are looked for
 3. system folders: ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``);
 4. the per-user cache, ``$XDG_CACHE_HOME/minigan/mnist`` or ``~/.cache/minigan/mnist``.
 
+A ``root`` that is a file is refused. A folder a person names on the command line (the
+examples' ``--data-dir``) must serve itself rather than fall back on the others:
+``check_data_folder`` refuses one that exists without the training files.
+
 Every copy is verified by the SHA-256 of its decompressed bytes before use: the ``.gz``
 bytes vary with the compressor, the content does not. A copy that fails is reported, never
 used. When no good copy exists, the file is downloaded (unless ``download=False``) into
@@ -274,6 +278,51 @@ def search_folders(dataset: Dataset, root: str | os.PathLike | None = None) -> l
     return folders + [cache_folder(dataset)]
 
 
+def check_data_folder(
+    dataset: Dataset | str, folder: str | os.PathLike | None, flag: str = "--data-dir"
+) -> None:
+    """Refuse a folder given explicitly (``flag``) that cannot serve ``dataset``.
+
+    ``load_dataset`` goes on to ``$MINIGAN_DATA`` and the cache when ``root`` lacks a
+    file, which suits a library call; a folder a person names on the command line must
+    serve itself, or another copy would be trained on without a word. A folder that
+    exists must hold the training files (``name.gz`` or ``name``; their checksums are
+    verified when they load); one that does not exist yet is where they are downloaded.
+
+    Args:
+        dataset: a ``Dataset``, or a run's dataset: ``"mnist"`` or ``"fashion"``
+            (``"folder:PATH"``, pictures and not these files, has nothing to check).
+        folder: the folder given; None when none was: nothing to check.
+
+    Raises:
+        DataError: ``folder`` is a file, or a folder lacking a training file.
+    """
+    if folder is None or dataset not in ("mnist", "fashion", MNIST, FASHION_MNIST):
+        return
+    if isinstance(dataset, str):
+        dataset = MNIST if dataset == "mnist" else FASHION_MNIST
+    where, names = Path(folder), SPLITS["train"]
+    if not where.exists():
+        return
+    files = " and ".join(n + ".gz" for n in names)
+    elsewhere = (
+        f"or leave out {flag} to use $MINIGAN_DATA/{dataset.folder} or the cache "
+        f"({cache_folder(dataset)}, downloading if needed)"
+    )
+    if not where.is_dir():
+        raise DataError(
+            f"{flag} {folder} is a file, not a folder of {dataset.title} files; give the "
+            f"folder holding {files}, {elsewhere}"
+        )
+    lacking = [n for n in names if not any((where / (n + s)).is_file() for s in (".gz", ""))]
+    if lacking:
+        raise DataError(
+            f"{flag} {folder} holds no {dataset.title} training set (no "
+            f"{', no '.join(n + '.gz' for n in lacking)}, with or without .gz); put {files} "
+            f"there, {elsewhere}"
+        )
+
+
 def download_timeout(timeout: float | None = None) -> float:
     """``timeout`` if given, else ``$MINIGAN_DOWNLOAD_TIMEOUT``, else 30 seconds."""
     source = "timeout"
@@ -442,12 +491,15 @@ def load_dataset(
 
     Raises:
         ValueError: ``split`` is not ``"train"`` or ``"test"``.
+        DataError: ``root`` is a file.
         DatasetNotFoundError: a file is nowhere to be found and could not be downloaded.
         CorruptFileError: only damaged copies were found and no good one was downloaded.
     """
     if split not in SPLITS:
         valid = ", ".join(repr(s) for s in SPLITS)
         raise ValueError(f"unknown split {split!r}; valid splits are {valid}")
+    if root is not None and Path(root).exists() and not Path(root).is_dir():
+        raise DataError(f"{dataset.title}: root {root} is a file; give the folder of the files")
     wait = download_timeout(timeout)
     folders = search_folders(dataset, root)
     dest = Path(root) if root is not None else cache_folder(dataset)
@@ -477,6 +529,26 @@ def load_fashion_mnist(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST clothes: uint8 images (N, 28, 28) and labels (N,); N = 60000 or 10000."""
     return load_dataset(FASHION_MNIST, split, root, download, timeout)
+
+
+# ---------------------------------------------------------------------------------------
+# Memory
+# ---------------------------------------------------------------------------------------
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give without swapping (Linux); None elsewhere.
+
+    Loaders check what a dataset or a checkpoint will fill against it before reading.
+    """
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
 
 
 # ---------------------------------------------------------------------------------------
@@ -589,4 +661,10 @@ class BatchIterator:
                 f"BatchIterator: state is for {state.get('num_examples')} examples, "
                 f"this loader has {self.num_examples}"
             )
-        self._rng.bit_generator.state = state["rng"]
+        try:
+            self._rng.bit_generator.state = state["rng"]
+        except (TypeError, ValueError, KeyError) as error:
+            raise ValueError(
+                f"BatchIterator: state's 'rng' is not a {type(self._rng.bit_generator).__name__} "
+                f"generator's state ({type(error).__name__}: {error})"
+            ) from None

@@ -2,18 +2,25 @@
 arrays and files, and a generator of synthetic pictures for tests.
 
 ``load_image_folder(path, image_size)`` reads every PNG and JPEG file under ``path``
-(sub-folders included) with Pillow, which matplotlib already installs:
+(sub-folders included) with Pillow (a dependency of minigan, and of matplotlib):
 
 1. open and decode; files that fail (truncated, corrupt, not really images) are
    skipped and counted, and the count is reported in one warning line at the end;
-2. turn the right way up (a photo's EXIF orientation) and convert to RGB, or to
-   grey when every image is grey (``channels=None``), or as ``channels`` says;
+2. turn the right way up (a photo's EXIF orientation) and convert to 8-bit RGB, or to
+   grey when every image is grey (``channels=None``), or as ``channels`` says. Each
+   kind of file is scaled by its own range: a 16-bit grey PNG's 0-65535 becomes
+   0-255 (Pillow's own conversion would clip it at 255, all white); 1, 2 and 4-bit
+   grey, palettes and CMYK JPEGs are Pillow's. Transparent pixels (RGBA, grey+alpha,
+   a palette's transparent colour) are laid over white, as a viewer or a web page
+   shows them, rather than showing whatever colour they hide;
 3. centre-crop the largest square (a GAN's images are square; cropping keeps the
    centre, where a photo's subject usually is, without stretching it);
 4. resize to ``image_size`` x ``image_size`` (bicubic, anti-aliased when shrinking);
 5. scale to [-1, 1] (``x / 127.5 - 1``, as for MNIST), as NCHW float32.
 
-Files with other extensions are ignored (and counted in the same warning line).
+Files with other extensions are ignored (and counted in the same warning line). The
+memory the result needs (N images x C x S x S x 4 bytes, and their pixels on the way)
+is checked against the memory available before the first file is decoded.
 
 Out: ``generate_unit_images(model, z)`` draws a model's images onto the host as float32
 in [0, 1], laid out as image files are (``unit_images``); ``write_samples`` writes any
@@ -30,11 +37,15 @@ from typing import Any
 import numpy as np
 
 from minigan.backend import to_host
-from minigan.data import to_gan_range
+from minigan.data import DataError, available_memory, to_gan_range
 from minigan.files import atomic_write
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+# Pillow's modes for a 16-bit grey PNG ("I" in Pillow before 10), scaled from 0-65535.
+SIXTEEN_BIT_GREY = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+GREY_MODES = ("1", "L", "LA", "La", "F", *SIXTEEN_BIT_GREY)
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+BACKGROUND = (255, 255, 255)  # what transparent pixels show
 
 
 def _image_files(folder: Path) -> tuple[list[Path], int]:
@@ -52,18 +63,41 @@ def _image_files(folder: Path) -> tuple[list[Path], int]:
 
 def _read_square(path: Path, image_size: int) -> tuple[np.ndarray, bool]:
     """One file as a uint8 (image_size, image_size, 3) RGB array, and whether it is grey."""
-    from PIL import Image, ImageOps  # Pillow comes with matplotlib; imported on first use
+    from PIL import Image, ImageOps  # imported on first use: most runs read no pictures
 
     with Image.open(path) as image:
         image.load()  # decode now, so a corrupt file fails here
         grey = image.mode in GREY_MODES
-        image = ImageOps.exif_transpose(image).convert("RGB")
+        image = _rgb(ImageOps.exif_transpose(image))
     w, h = image.size
     side = min(w, h)
     left, top = (w - side) // 2, (h - side) // 2
     image = image.crop((left, top, left + side, top + side))
     image = image.resize((image_size, image_size), Image.Resampling.BICUBIC)
     return np.asarray(image, dtype=np.uint8), grey
+
+
+def _rgb(image: Any) -> Any:
+    """A Pillow image as 8-bit RGB, each mode scaled by its own range (module docstring)."""
+    from PIL import Image
+
+    if image.mode in SIXTEEN_BIT_GREY:  # v * 255 / 65535, rounded: 0 -> 0, 65535 -> 255
+        values = np.asarray(image).astype(np.int64).clip(0, 65535)
+        image = Image.fromarray(((values * 255 + 32767) // 65535).astype(np.uint8), "L")
+    if image.mode in ALPHA_MODES or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (*BACKGROUND, 255)), rgba)
+    return image.convert("RGB")
+
+
+def folder_memory_bytes(
+    count: int, image_size: int, channels: int = 3, dtype: Any = np.float32
+) -> int:
+    """The memory ``load_image_folder`` needs for ``count`` images: the result, (count,
+    channels, S, S) of ``dtype``, and on the way every image's RGB pixels (3 bytes each)
+    and the result's planes as bytes (channels bytes each)."""
+    pixels = count * image_size * image_size
+    return pixels * (3 + channels + channels * np.dtype(dtype).itemsize)
 
 
 def load_image_folder(
@@ -86,6 +120,7 @@ def load_image_folder(
     Raises:
         FileNotFoundError: ``path`` is not a folder.
         ValueError: a bad argument, or no image could be read.
+        DataError: the images would not fit in the memory available.
     """
     from PIL import Image
 
@@ -103,14 +138,25 @@ def load_image_folder(
             f"{where}: found no PNG or JPEG images under {folder} (searched sub-folders too"
             f"{f'; {others} other files ignored' if others else ''}); put .png / .jpg files there"
         )
-    arrays, greys, failed = [], [], []
+    needed = folder_memory_bytes(len(files), image_size, channels or 3, dtype)
+    available = available_memory()
+    if available is not None and needed > available:
+        raise DataError(
+            f"{where}: the {len(files)} images under {folder} at {image_size}x{image_size} "
+            f"need about {needed / 1e9:,.1f} GB of memory, and this machine has "
+            f"{available / 1e9:,.1f} GB available; choose a smaller image_size (--image-size) "
+            f"or a folder of fewer images"
+        )
+    # One array for every image's pixels, filled in turn: no list of them to stack.
+    pixels = np.empty((len(files), image_size, image_size, 3), np.uint8)
+    greys, failed = [], []
     for file in files:
         try:
             array, grey = _read_square(file, image_size)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
             failed.append((file, error))  # Pillow raises SyntaxError for some broken PNGs
             continue
-        arrays.append(array)
+        pixels[len(greys)] = array
         greys.append(grey)
     parts = []
     if failed:
@@ -123,13 +169,13 @@ def load_image_folder(
         parts.append(f"ignored {others} files that are not PNG/JPEG")
     if parts:
         warnings.warn(f"{where}: under {folder}: " + "; ".join(parts), stacklevel=2)
-    if not arrays:
+    if not greys:
         raise ValueError(
             f"{where}: none of the {len(files)} PNG/JPEG files under {folder} could be read"
         )
     if channels is None:
         channels = 1 if all(greys) else 3
-    images = np.stack(arrays)  # (N, S, S, 3) uint8
+    images = pixels[: len(greys)]  # (N, S, S, 3) uint8
     # Grey images were converted to RGB with three equal channels: keep one.
     images = images[..., :1] if channels == 1 else images
     n = images.shape[0]
