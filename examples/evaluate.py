@@ -30,7 +30,7 @@ import numpy as np
 
 from minigan.backend import BACKEND_NAMES, BackendUnavailableError
 from minigan.data import DataError, load_fashion_mnist, load_mnist
-from minigan.metrics import Evaluator, label_accuracy
+from minigan.metrics import Evaluator, check_samples, label_accuracy
 from minigan.metrics.classifier import CLASSIFIER_DATA
 
 PROG = "evaluate.py"
@@ -131,19 +131,62 @@ def load_samples(args: argparse.Namespace) -> tuple[str, np.ndarray]:
         return "real-train", images[chosen].astype(np.float32) / 255
     if not args.file.exists():
         raise ValueError(f"{args.file}: no such file")
+    if args.file.is_dir():
+        raise ValueError(f"{args.file} is a folder; give the .npy file of samples in it")
+    with open(args.file, "rb") as f:
+        head = f.read(64)
+    what = not_an_npy(head)
+    if what is not None:
+        raise ValueError(f"cannot read {args.file} as a .npy array: {what}")
     try:
         samples = np.load(args.file, allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
+    except ValueError as error:
+        if "allow_pickle" in str(error):  # NumPy would advise loading it unsafely
+            raise ValueError(
+                f"cannot read {args.file} as a .npy array of numbers: it holds Python objects "
+                f"(pickled), and loading them could run any code; {SAVE_HINT}"
+            ) from None
+        raise ValueError(f"cannot read {args.file} as a .npy array: {error}") from None
+    except (OSError, EOFError) as error:
         raise ValueError(f"cannot read {args.file} as a .npy array: {error}") from None
     if not isinstance(samples, np.ndarray):  # an .npz archive
         raise TypeError(f"{args.file}: expected one .npy array, found an .npz archive")
     return str(args.file), samples
 
 
+SAVE_HINT = "give the .npy file that sample.py --output FILE.npy writes (or np.save one)"
+
+
+def not_an_npy(head: bytes) -> str | None:
+    """What a file starting with ``head`` is, when it is no .npy array (None: it may be
+    one, or an .npz archive), in place of NumPy's advice to unpickle it."""
+    if head.startswith((b"\x93NUMPY", b"PK\x03\x04", b"PK\x05\x06")):
+        return None
+    if not head:
+        return f"the file is empty; {SAVE_HINT}"
+    if head.startswith(b"\x80"):  # pickle protocols 2 and later start with PROTO
+        return f"it is a Python pickle, and loading one could run any code; {SAVE_HINT}"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as error:  # text, unless more than a last character cut short
+        cut = error.reason == "unexpected end of data"
+        text = head[: error.start].decode("utf-8") if cut else None
+    if text and all(c.isprintable() or c in "\t\r\n" for c in text):
+        first = (text.strip().splitlines() or [""])[0][:40]
+        return f"it is a text file (it starts {first!r}), not a binary .npy; {SAVE_HINT}"
+    return (
+        f"it starts with the bytes {head[:6].hex(' ')}, where a .npy file starts with "
+        f"93 4e 55 4d 50 59 (\\x93NUMPY): it is damaged, or another format; {SAVE_HINT}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         source, samples = load_samples(args)
+        with warnings.catch_warnings():  # the check inside evaluate() warns, once
+            warnings.simplefilter("ignore")
+            check_samples(samples)  # before the classifier, which may train first
         evaluator = Evaluator.load_or_train(
             args.cache_dir, args.data_root, args.backend, dataset=args.dataset
         )

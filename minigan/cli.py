@@ -9,7 +9,8 @@ type annotation, and in its metadata a one-line ``help``, optionally ``choices``
   the value), its help followed by each model's default; plus three flags derived from
   fields (``DERIVED``: --beta1, --d-output, --label-smoothing);
 - ``check_flag_values`` refuses, as argparse refuses a word that is no number, a value
-  the config's ``__post_init__`` refuses, naming the flag;
+  the config's ``__post_init__`` refuses, naming the flag; and a flag the command would
+  silently ignore (``check_unused_flags``), and more --threads than the process has cores;
 - ``requested_config`` reads the flags a command line gave as config fields of the
   chosen model, and refuses a flag that model has no field for.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import os
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -67,6 +69,14 @@ def threads_from_argv(argv: list[str]) -> int:
         elif word.startswith("--threads="):
             value = word.removeprefix("--threads=")
     return int(value) if value.isdigit() and int(value) > 0 else 1
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (what taskset or a container's
+    cpuset allows), else every core of the machine."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def positive_int(text: str) -> int:
@@ -213,6 +223,7 @@ def add_config_flags(
         "has no setting for",
     )  # fmt: skip
     for flag in flags.values():
+        text = f"{flag.help} {defaults(flag, configs)}".strip() + other_helps(flag, configs)
         group.add_argument(
             flag.name,
             dest=flag.dest,
@@ -220,8 +231,20 @@ def add_config_flags(
             choices=flag.choices,
             metavar=flag.metavar,
             default=argparse.SUPPRESS,
-            help=f"{flag.help} {defaults(flag, configs)}".strip().replace("%", "%%"),
+            help=text.replace("%", "%%"),
         )
+
+
+def other_helps(flag: Flag, configs: dict[str, Any]) -> str:
+    """What the models whose field says something else than ``flag.help`` say, models
+    with the same text together: "; for sgan: width of G's hidden layers only ..."."""
+    groups: dict[str, list[str]] = {}
+    for label, config in configs.items():
+        for field in dataclasses.fields(config):
+            text = field.metadata.get("help", "")
+            if field.name == flag.field and flag.convert is None and text not in ("", flag.help):
+                groups.setdefault(text, []).append(label)
+    return "".join(f"; for {', '.join(labels)}: {text}" for text, labels in groups.items())
 
 
 def family_configs() -> dict[str, Any]:
@@ -247,7 +270,11 @@ def given(args: argparse.Namespace, flags: dict[str, Flag]) -> list[tuple[Flag, 
 
 
 def check_flag_values(
-    args: argparse.Namespace, flags: dict[str, Flag], configs: dict[str, Any], model: str
+    args: argparse.Namespace,
+    flags: dict[str, Flag],
+    configs: dict[str, Any],
+    model: str,
+    default: Callable[[str], Any] | None = None,
 ) -> None:
     """Refuse a value the config refuses on its own, naming its flag, before anything else.
 
@@ -256,6 +283,8 @@ def check_flag_values(
     ``model``). Only refusals about the flag's own field (the config's message starts
     with the field's name) are the flag's; one that involves other settings (a batch
     size and a pack size that do not fit) is the whole config's, said when it is built.
+    Then --threads beyond the cores this process may use, and, given ``default`` (the
+    parser's ``get_default``), each flag the command would ignore (``check_unused_flags``).
     Raises FlagError("argument --flag: ...").
     """
     for flag, value in given(args, flags):
@@ -271,6 +300,61 @@ def check_flag_values(
                 raise FlagError(
                     f"argument {flag.name}: {message.removeprefix(flag.field + ' ')}"
                 ) from None
+    threads, cores = getattr(args, "threads", None), usable_cores()
+    if threads is not None and threads > cores:
+        raise FlagError(
+            f"argument --threads: {threads} is more than the {cores} "
+            f"{'core' if cores == 1 else 'cores'} this process may use (os.sched_getaffinity): "
+            f"more threads than cores only wait for each other; pass at most {cores}"
+        )
+    if default is not None:
+        check_unused_flags(args, flags, default)
+
+
+# examples/mnist_gan.py's flags that only training reads: --sample N draws from the
+# model in --checkpoint, whose settings and data are the run's.
+TRAINING_ONLY = ("preset", "dataset", "image_size", "epochs", "out", "data_dir", "train_size",
+                 "log_every", "eval_every", "eval_samples")  # fmt: skip
+
+
+def check_unused_flags(
+    args: argparse.Namespace, flags: dict[str, Flag], default: Callable[[str], Any]
+) -> None:
+    """Refuse a flag the command would silently ignore: a training flag with --sample, or
+    --label, --eval-samples or --data-dir where nothing reads them.
+
+    A flag counts as given when its value differs from ``default(dest)`` (the parser's
+    ``get_default``: what argparse fills in is no choice of the user's; a config flag
+    left out is absent). Raises FlagError naming the flags.
+    """
+    chosen = {dest for dest, value in vars(args).items() if value != default(dest)}
+    if "sample" in chosen:
+        unused = [f"--{d.replace('_', '-')}" for d in TRAINING_ONLY if d in chosen]
+        unused += [flag.name for flag, _ in given(args, flags)]
+        if unused:
+            names = " and ".join([", ".join(unused[:-1]), unused[-1]] if unused[1:] else unused)
+            raise FlagError(
+                f"{names} would be ignored: --sample N only draws from the "
+                f"model in --checkpoint, with that run's settings; drop "
+                f"{'it' if len(unused) == 1 else 'them'}"
+            )
+        return
+    if "label" in chosen:
+        raise FlagError(
+            "argument --label: goes with --sample N (draw only digit K); training draws "
+            "every digit: drop --label"
+        )
+    if "eval_samples" in chosen and not getattr(args, "eval_every", 0):
+        raise FlagError(
+            "argument --eval-samples: sets how many samples --eval-every K scores, and "
+            "--eval-every is 0 (no scoring): add --eval-every K, or drop --eval-samples"
+        )
+    dataset = getattr(args, "dataset", None) or ""
+    if "data_dir" in chosen and dataset.startswith("folder:"):
+        raise FlagError(
+            f"argument --data-dir: is where the MNIST and Fashion-MNIST files are looked "
+            f"for, and --dataset {dataset} reads its own folder: drop --data-dir"
+        )
 
 
 def requested_config(

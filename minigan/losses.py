@@ -66,8 +66,10 @@ class BCELoss(Loss):
     is clamped at 1e-12 so it stays finite too.
 
     ``pred`` must be probabilities: values outside [0, 1] (logits passed here by
-    mistake) give NaN. Checking would cost a device sync per call on a GPU, so it
-    is not done; use ``BCEWithLogitsLoss`` for logits.
+    mistake) would give NaN. NumPy predictions are checked and refused (a comparison
+    in host memory, no sync); on CuPy the check would read back from the device in
+    every call, so it is skipped there. NaN itself passes: it is what the training
+    loop's NaN guard reports. For logits, use ``BCEWithLogitsLoss``.
     """
 
     # PyTorch stores this clamp in single precision (9.99999996e-13); so do we, so
@@ -76,12 +78,23 @@ class BCELoss(Loss):
 
     def forward(self, pred: Any, target: Any) -> Any:
         p, t = pred, self.check_binary_target(pred, target)
-        self.save_for_backward(p, t)
         xp = get_array_module(p)
+        if xp is np:  # host memory: the check costs no sync (on CuPy it is skipped)
+            self.check_probabilities(p)
+        self.save_for_backward(p, t)
         with np.errstate(divide="ignore"):  # log(0) = -inf is what the clamp is for
             log_p = xp.maximum(xp.log(p), -100)
             log_1mp = xp.maximum(xp.log(1 - p), -100)
         return xp.asarray(-(t * log_p + (1 - t) * log_1mp).mean())
+
+    def check_probabilities(self, p: np.ndarray) -> None:
+        """Refuse a NumPy ``p`` with values outside [0, 1] (NaN compares false: it passes)."""
+        if ((p < 0) | (p > 1)).any():
+            low, high = float(np.nanmin(p)), float(np.nanmax(p))
+            raise ValueError(
+                f"{self!r}: pred must be probabilities in [0, 1] (e.g. a Sigmoid's output), "
+                f"got values from {low:.6g} to {high:.6g}; for logits use BCEWithLogitsLoss"
+            )
 
     def backward(self) -> Any:
         p, t = self.saved_tensors
@@ -162,9 +175,10 @@ class CrossEntropyLoss(Loss):
     (shape (N,), values in [0, C)) because a wrong index would otherwise fail
     silently on CuPy, which wraps out-of-range indices around; the check reads the
     labels' min and max, one device sync per call. ``check_range=False`` skips that
-    read, for a training step that must read nothing back and whose labels were
-    checked once where they entered (``minigan.models.conditional.check_labels``) or
-    were drawn in range (as ``Embedding``'s flag of the same name).
+    read on CuPy, for a training step that must read nothing back and whose labels
+    were checked once where they entered (``minigan.models.conditional.check_labels``)
+    or were drawn in range (as ``Embedding``'s flag of the same name); NumPy labels
+    are always checked, since on the host the check costs no sync.
     """
 
     def __init__(self, check_range: bool = True) -> None:
@@ -205,8 +219,8 @@ class CrossEntropyLoss(Loss):
                 f"{self!r}: expected labels ({n},) for logits {tuple(x.shape)}, "
                 f"got {tuple(y.shape)}"
             )
-        if self.check_range:
-            check_label_range(self, y, classes, "classes")  # one explicit read (a GPU sync)
+        if self.check_range or get_array_module(y) is np:  # on CuPy, one read (a GPU sync)
+            check_label_range(self, y, classes, "classes")
 
 
 class MSELoss(Loss):

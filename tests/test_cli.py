@@ -113,6 +113,16 @@ def test_help_is_the_fields_help_with_each_models_default(capsys):
     assert "--shape" not in text and "--real-label" not in text and "--betas" not in text
 
 
+def test_help_adds_what_a_models_own_field_says_where_it_says_something_else(capsys):
+    parser, _ = toy_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--width WIDTH width of the toy (default: 8 for toy; 4 for small); for small: " \
+        "width of the small toy" in text  # fmt: skip
+    assert "(default: 0.5 for toy) --mode" in text  # one help for all: nothing added
+
+
 def test_a_value_the_config_refuses_is_refused_naming_the_flag():
     parser, flags = toy_parser()
     configs = {"toy": ToyConfig(), "small": SmallToyConfig()}

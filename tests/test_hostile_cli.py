@@ -200,7 +200,10 @@ def test_the_checkpoint_is_written_before_evaluating(tmp_path, monkeypatch, caps
 
 
 def test_stale_temporary_files_of_the_run_are_removed_at_start_and_no_others(trained, capsys):
-    stale = [trained / ".checkpoint.npz.k3j_9x2a.tmp", trained / ".samples_epoch_002.png.a1b2.tmp"]
+    stale = [
+        trained / ".checkpoint.npz.k3j_9x2a.tmp",
+        trained / ".samples_epoch_002.png.a1b2c3d4.tmp",
+    ]
     for path in stale:
         path.write_bytes(b"\0" * 500_000)
     mine = [trained / ".notes.txt.abc.tmp", trained / ".checkpoint.npz.tmp"]
@@ -287,8 +290,9 @@ def test_a_model_too_big_for_memory_is_refused_up_front(tmp_path, monkeypatch, c
     no_data_loading(monkeypatch)
     assert run("--out", str(tmp_path / "run"), "--hidden", "10000000") == 1
     line = error_line(capsys)
+    # Only the sizes that matter: no --eval-samples, which is never set here (issue 25, 17).
     assert line.startswith("error: training (--hidden 10000000, --batch-size 50, --train-size "
-                           "300, --eval-samples 0) needs about ")  # fmt: skip
+                           "300) needs about ")  # fmt: skip
     assert "GB of memory, and this machine has" in line and "available; choose smaller" in line
     assert list(tmp_path.iterdir()) == []
 
@@ -363,16 +367,17 @@ def test_ctrl_c_in_the_first_epoch_says_nothing_was_saved(tmp_path, monkeypatch,
 
 def test_ctrl_c_later_says_what_is_kept_and_how_to_resume(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-    interrupt_at(monkeypatch, 6 + 2)  # in epoch 2
-    assert run("--epochs", "3", "--out", str(out)) == 130
+    # Only the Ctrl-C is undone afterwards: the data set-up (synthetic digits where
+    # MINIGAN_DATA has no MNIST) stays, so the resumed run needs no network either.
+    with monkeypatch.context() as ctrl_c:
+        interrupt_at(ctrl_c, 6 + 2)  # in epoch 2
+        assert run("--epochs", "3", "--out", str(out)) == 130
     line = error_line(capsys)
     assert line.startswith(
         f"interrupted: The checkpoint from epoch 1 ({out / 'checkpoint.npz'}) is kept; "
         f"continue with: python "
     )
     assert line.endswith(f"mnist_gan.py --resume --out {out} --epochs 3 --log-every 2")
-    monkeypatch.undo()
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     assert run("--out", str(out), "--resume", "--epochs", "3") == 0  # the command works
 
 
@@ -456,3 +461,170 @@ def test_the_classifier_time_is_the_same_everywhere(capsys):
     for text in (help_text, readme, metrics, evaluate):
         text = " ".join(text.split())
         assert "about 35 s" in text and "about a minute" not in text
+
+
+# --- issue 25, item 10: a flag that would be ignored is refused ---------------------------
+
+
+def parser_error(capsys) -> str:
+    """The message of argparse's refusal (exit 2), after its usage lines."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err.strip().splitlines()[-1].split(" error: ", 1)[1]
+
+
+SAMPLING = ["--sample", "5", "--checkpoint", "c.npz", "--output", "s.npy"]
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["--label", "3"], ("argument --label: goes with --sample N (draw only digit K); "
+         "training draws every digit: drop --label")),
+        (["--eval-samples", "500"], ("argument --eval-samples: sets how many samples "
+         "--eval-every K scores, and --eval-every is 0 (no scoring): add --eval-every K, or "
+         "drop --eval-samples")),
+        (["--resume", "--eval-every", "0", "--eval-samples", "500"], ("argument --eval-samples: "
+         "sets how many samples --eval-every K scores, and --eval-every is 0 (no scoring): add "
+         "--eval-every K, or drop --eval-samples")),
+        (["--dataset", "folder:pictures", "--data-dir", "data"], ("argument --data-dir: is where "
+         "the MNIST and Fashion-MNIST files are looked for, and --dataset folder:pictures reads "
+         "its own folder: drop --data-dir")),
+        ([*SAMPLING, "--epochs", "3", "--lr", "0.1"], ("--epochs and --lr would be ignored: "
+         "--sample N only draws from the model in --checkpoint, with that run's settings; drop "
+         "them")),
+        ([*SAMPLING, "--out", "runs/other"], ("--out would be ignored: --sample N only draws "
+         "from the model in --checkpoint, with that run's settings; drop it")),
+    ],
+)  # fmt: skip
+def test_a_flag_that_would_be_ignored_is_refused_naming_it(monkeypatch, capsys, argv, said):
+    no_data_loading(monkeypatch)
+    with pytest.raises(SystemExit) as exit_info:
+        example.main(argv)
+    assert exit_info.value.code == 2
+    assert parser_error(capsys) == said
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        # What --sample uses, and training flags given at their defaults (no choice made).
+        [*SAMPLING, "--seed", "3", "--backend", "numpy", "--model", "cgan", "--label", "3",
+         "--overwrite", "--threads", "1", "--out", "runs/mnist", "--log-every", "20",
+         "--eval-every", "0", "--eval-samples", "10000"],
+        ["--eval-every", "2", "--eval-samples", "500"],
+        ["--resume", "--seed", "1", "--data-dir", "data", "--eval-every", "1"],
+        ["--dataset", "mnist", "--data-dir", "data"],
+    ],
+)  # fmt: skip
+def test_flags_that_will_be_used_are_not_refused(argv):
+    example.parse_args(argv)  # no SystemExit
+
+
+# --- issue 25, item 18: more threads than cores ------------------------------------------
+
+
+def test_more_threads_than_the_process_may_use_are_refused(monkeypatch, capsys):
+    monkeypatch.setattr(example.cli, "usable_cores", lambda: 2)
+    with pytest.raises(SystemExit) as exit_info:
+        example.main(["--threads", "1000"])
+    assert exit_info.value.code == 2
+    assert parser_error(capsys) == (
+        "argument --threads: 1000 is more than the 2 cores this process may use "
+        "(os.sched_getaffinity): more threads than cores only wait for each other; pass at "
+        "most 2"
+    )
+    assert example.parse_args(["--threads", "2"]).threads == 2
+
+
+def test_the_cores_are_those_this_process_may_run_on():
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("this system does not say which cores a process may use")
+    assert example.cli.usable_cores() == len(os.sched_getaffinity(0))
+
+
+def test_help_says_what_a_flag_means_for_a_model_whose_field_says_otherwise(capsys):
+    with pytest.raises(SystemExit):
+        example.main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "width of the hidden layers of G and D (default: 512 for gan" in text
+    assert ("; for sgan: width of G's hidden layers only: D's widths are d_hidden (1000, 500, "
+            "250, 250, 250), which has no flag") in text  # fmt: skip
+
+
+# --- issue 25, item 17: examples/evaluate.py checks the samples first ---------------------
+
+
+@pytest.fixture
+def evaluate_script(monkeypatch):
+    """examples/evaluate.py, whose classifier must not be trained or loaded."""
+    import importlib.util
+
+    from minigan.metrics import Evaluator
+
+    path = Path(example.__file__).parent / "evaluate.py"
+    spec = importlib.util.spec_from_file_location("evaluate_for_hostile_tests", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    def no_classifier(*args, **kwargs):
+        raise AssertionError("the classifier was trained or loaded before the file was checked")
+
+    monkeypatch.setattr(Evaluator, "load_or_train", classmethod(no_classifier))
+    return module
+
+
+def evaluate_error(capsys) -> str:
+    captured = capsys.readouterr()
+    assert captured.out == "" and "Traceback" not in captured.err
+    assert len(captured.err.splitlines()) == 1, captured.err
+    return captured.err.strip()
+
+
+def test_evaluate_checks_the_samples_shape_before_training_its_classifier(
+    evaluate_script, tmp_path, capsys
+):
+    path = tmp_path / "samples.npy"
+    np.save(path, np.zeros((500, 32, 32), np.float32))
+    assert evaluate_script.main([str(path)]) == 1
+    assert evaluate_error(capsys) == (
+        "evaluate.py: error: Evaluator: expected samples (N, 28, 28) or (N, 784), got (500, 32, 32)"
+    )
+
+
+@pytest.mark.parametrize(
+    "content, said",
+    [
+        (b"0.5 0.25\n0.75 1\n", "it is a text file (it starts '0.5 0.25'), not a binary .npy"),
+        (b"", "the file is empty"),
+        (pickle.dumps([0.5]), "it is a Python pickle, and loading one could run any code"),
+        (bytes(range(40)), ("it starts with the bytes 00 01 02 03 04 05, where a .npy file starts "
+         "with 93 4e 55 4d 50 59 (\\x93NUMPY): it is damaged, or another format")),
+    ],
+    ids=["text", "empty", "pickle", "binary"],
+)  # fmt: skip
+def test_evaluate_says_what_a_file_that_is_no_npy_is(
+    evaluate_script, tmp_path, capsys, content, said
+):
+    path = tmp_path / "samples.npy"
+    path.write_bytes(content)
+    assert evaluate_script.main([str(path)]) == 1
+    assert evaluate_error(capsys) == (
+        f"evaluate.py: error: cannot read {path} as a .npy array: {said}; give the .npy file "
+        f"that sample.py --output FILE.npy writes (or np.save one)"
+    )
+
+
+def test_evaluate_refuses_an_npy_of_python_objects_without_numpys_advice(
+    evaluate_script, tmp_path, capsys
+):
+    path = tmp_path / "samples.npy"
+    np.save(path, np.array([{"image": 1}], dtype=object), allow_pickle=True)
+    assert evaluate_script.main([str(path)]) == 1
+    line = evaluate_error(capsys)
+    assert line == (
+        f"evaluate.py: error: cannot read {path} as a .npy array of numbers: it holds Python "
+        f"objects (pickled), and loading them could run any code; give the .npy file that "
+        f"sample.py --output FILE.npy writes (or np.save one)"
+    )
+    assert "allow_pickle" not in line

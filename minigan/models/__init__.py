@@ -66,7 +66,8 @@ Labelled models (two more class attributes, False on ``Model``):
     ``labelled``: trained with digit labels (cgan, acgan, sgan). Labels are integer
         arrays (N,) in [0, 10) (MNIST's uint8 will do). Their range is checked ONCE,
         where they enter, with ``check_labels(where, labels)`` (one read); a training
-        step reads nothing back, so it checks only dtype, backend and shape.
+        step reads nothing back, so on a GPU it checks only dtype, backend and shape
+        (NumPy labels, in host memory, are range-checked in every step: no sync).
     ``conditional``: G is told the label (cgan, acgan):
         ``train_step(real, labels)``: labels (batch,) on the model's backend;
         ``sample_labels(n)``: n labels uniform over 0-9, int64, from the noise stream;
@@ -75,7 +76,7 @@ Labelled models (two more class attributes, False on ``Model``):
     sgan (labelled, not conditional): a semi-supervised classifier.
         ``set_labelled(train_images, train_labels)`` first: the training images
             (N, image_size) on the backend, their labels a NumPy array on the host;
-            the model keeps ``config.labels`` of the labels (10 per digit, by its
+            the model keeps ``config.labels`` of the labels (n/10 per digit, by its
             seed: ``choose_labelled(labels, n, seed)``), and saves their indices in
             ``state_dict()["labelled_indices"]``: call it again after loading a state
             (either order works) and it uses the saved subset;

@@ -29,7 +29,7 @@ import numpy as np
 from minigan import nn
 from minigan.backend import Backend, get_backend
 from minigan.ema import EMA
-from minigan.nn.checks import check_array
+from minigan.nn.checks import check_array, is_integer
 
 
 def option(default: Any, help: str, **extra: Any) -> Any:
@@ -53,8 +53,10 @@ def option_of(config_class: type, name: str, default: Any) -> Any:
 def check_positive(config: Any, *names: str) -> None:
     """Each named field is an integer >= 1: else a ValueError naming the field."""
     for name in names:
-        if int(getattr(config, name)) < 1:
-            raise ValueError(f"{name} must be a positive integer, got {getattr(config, name)}")
+        value = getattr(config, name)
+        if not is_integer(value) or value < 1:
+            shown = value if is_integer(value) else repr(value)
+            raise ValueError(f"{name} must be a positive integer, got {shown}")
 
 
 def check_adam(config: Any) -> None:
@@ -81,6 +83,12 @@ def check_discriminator_options(config: Any) -> None:
             f"the batch in packs of {config.pack} images): choose a batch size divisible by "
             f"{config.pack}, or pack 1"
         )
+
+
+def check_count(where: str, n: Any, what: str) -> None:
+    """``n``, how many ``what`` to draw, is an integer >= 0 (0 draws an empty batch)."""
+    if not is_integer(n) or n < 0:
+        raise ValueError(f"{where}: n is how many {what} to draw, an integer >= 0; got {n!r}")
 
 
 @contextlib.contextmanager
@@ -194,7 +202,8 @@ class Model:
                 layer.rng = self.noise_rng
 
     def sample_noise(self, n: int) -> Any:
-        """z ~ N(0, I), shape (n, latent_dim), on the model's backend and dtype."""
+        """z ~ N(0, I), shape (n, latent_dim), on the model's backend and dtype (n >= 0)."""
+        check_count(f"{type(self).__name__}.sample_noise", n, "noise vectors")
         return self.noise_rng.standard_normal((n, self.config.latent_dim), dtype=self.dtype)
 
     @property

@@ -18,8 +18,9 @@ picks row 2 of an embedding), but checking the range means reading the labels ba
 from the device, which a training step must never do. The range of a data set's
 labels is the same in every batch, so it is checked once, when the data is loaded
 (``check_labels(labels)`` on the whole array); inside ``train_step`` only what costs
-no read is checked (an integer dtype, the backend, the shape), and the labels G is
-given are drawn in range (``sample_labels``).
+no read is checked (an integer dtype, the backend, the shape; and the range of NumPy
+labels, which sit in host memory), and the labels G is given are drawn in range
+(``sample_labels``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ import numpy as np
 
 from minigan import nn
 from minigan.backend import get_array_module
-from minigan.models.base import check_adam, option, option_of
+from minigan.models.base import check_adam, check_count, option, option_of
 from minigan.models.mlp import MLPConfig, MLPModel, build_discriminator, build_generator
 from minigan.nn.checks import check_array, check_label_range
 
@@ -82,19 +83,25 @@ def choose_labelled(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
             f"{where}: the number of labelled examples must be a positive multiple of "
             f"{NUM_CLASSES} (the same count of each digit), got {n!r}"
         )
+    # The same count of each digit: the rarest digit of the training set sets the limit.
+    per_class = n // NUM_CLASSES
+    counts = np.bincount(labels, minlength=NUM_CLASSES)
+    rarest = int(counts.argmin())
+    limit = int(counts[rarest]) * NUM_CLASSES
+    why = (
+        f"ask for at most {limit}: {NUM_CLASSES} times the count of the training set's "
+        f"rarest digit ({rarest}: {counts[rarest]} images)"
+    )
     if n > len(labels):
         raise ValueError(
             f"{where}: {n} labelled examples asked for, but the training set has only "
-            f"{len(labels)}; ask for at most {len(labels) - len(labels) % NUM_CLASSES}"
+            f"{len(labels)}; {why}"
         )
-    per_class = n // NUM_CLASSES
-    counts = np.bincount(labels, minlength=NUM_CLASSES)
     short = {k: int(c) for k, c in enumerate(counts) if c < per_class}
     if short:
         raise ValueError(
             f"{where}: {n} labelled examples need {per_class} of each digit, but the "
-            f"training set has fewer of {short} (digit: count); ask for at most "
-            f"{int(counts.min()) * NUM_CLASSES}"
+            f"training set has fewer of {short} (digit: count); {why}"
         )
     rng = np.random.default_rng(seed)
     chosen = [
@@ -150,8 +157,8 @@ class ConditionalMLP(nn.Module):
     so net's input gradient is computed even when ``input_grad=False`` says nobody
     needs dL/dx; only then is dL/dx dropped.
 
-    The embedding does not check the labels' range (``check_range=False``): that
-    would read the labels back in every training step; they are checked where
+    The embedding does not check the labels' range on a GPU (``check_range=False``):
+    that would read the labels back in every training step; they are checked where
     they enter (see the module docstring).
     """
 
@@ -292,6 +299,7 @@ class ConditionalModel(MLPModel):
 
     def sample_labels(self, n: int) -> Any:
         """n labels drawn uniformly from 0-9, int64 on the model's backend (the noise stream)."""
+        check_count(f"{type(self).__name__}.sample_labels", n, "labels")
         return self.noise_rng.integers(0, NUM_CLASSES, size=n, dtype=np.int64)
 
     def generate(self, z: Any, labels: Any) -> Any:
@@ -311,7 +319,9 @@ class ConditionalModel(MLPModel):
             real: real images in [-1, 1], (batch, image_size).
             labels: their digits, integers (batch,) on the model's backend, checked
                 in range once where they were loaded (``check_labels``): this step
-                reads nothing back, so it checks only their dtype, backend and shape.
+                reads nothing back from a device, so on CuPy it checks only their
+                dtype, backend and shape; NumPy labels are in host memory, where the
+                range check costs no sync, so they are checked here too.
 
         Returns:
             the model's ``stats``, 0-d arrays on the backend.
@@ -322,6 +332,8 @@ class ConditionalModel(MLPModel):
             f"{type(self).__name__}.train_step", labels, xp=self.backend.xp, shape=(n,),
             name="labels", integer=True, dtype_hint=LABEL_HINT,
         )  # fmt: skip
+        if self.backend.xp is np:  # host memory: no sync (label 11 would be an IndexError)
+            check_labels(f"{type(self).__name__}.train_step", labels)
         z, fake_labels = self.sample_noise(n), self.sample_labels(n)
         fake = self.generator.forward(z, fake_labels)
         stats = self.discriminator_step(real, labels, fake, fake_labels)

@@ -103,8 +103,14 @@ class SGANConfig(MLPConfig):
     """An SGAN: G's sizes (``MLPConfig``), D's widths and noise, the labels, Adam's recipe."""
 
     latent_dim: int = option_of(MLPConfig, "latent_dim", 100)
-    hidden: int = option(500, "width of G's hidden layers (D's: d_hidden)")
-    labels: int = option(100, "how many labelled training images, 10 per digit, chosen by the seed")
+    hidden: int = option(
+        500, "width of G's hidden layers only: D's widths are d_hidden (1000, 500, 250, 250, "
+        "250), which has no flag",
+    )  # fmt: skip
+    labels: int = option(
+        100, "how many labelled training images, the same count of each digit, chosen by the "
+        "seed; at most 10 x the count of the training set's rarest digit (MNIST: 54210)",
+    )  # fmt: skip
     d_hidden: tuple[int, ...] = option((1000, 500, 250, 250, 250), "D's hidden widths", flag=False)
     input_noise: float = option(0.6, "std of the Gaussian noise on D's input", flag=False)
     hidden_noise: float = option(

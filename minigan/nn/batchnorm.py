@@ -82,7 +82,7 @@ from typing import Any
 import numpy as np
 
 from minigan.backend import get_array_module
-from minigan.nn.checks import check_array
+from minigan.nn.checks import check_array, check_size
 from minigan.nn.conv import from_rows, to_rows
 from minigan.nn.module import Module, Parameter
 
@@ -171,17 +171,11 @@ class _BatchNorm(Module):
         dtype: Any = np.float32,
     ):
         name = type(self).__name__
-        if (
-            isinstance(num_features, bool)
-            or not isinstance(num_features, (int, np.integer))
-            or num_features < 1
-        ):
-            raise ValueError(f"{name}: num_features must be an integer >= 1, got {num_features!r}")
+        self.num_features = check_size(name, "num_features", num_features)
         if not eps > 0:
             raise ValueError(f"{name}: eps must be > 0, got {eps}")
         if not 0 <= momentum <= 1:
             raise ValueError(f"{name}: momentum must lie in [0, 1], got {momentum}")
-        self.num_features = int(num_features)
         self.eps, self.momentum = float(eps), float(momentum)
         c = self.num_features
         self.weight = Parameter(np.ones(c, dtype=dtype)) if affine else None

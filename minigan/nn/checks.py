@@ -106,6 +106,33 @@ def check_label_range(where: object, y: Any, count: int, what: str, name: str = 
         )
 
 
+def is_integer(value: Any) -> bool:
+    """A Python or NumPy integer: what a size or a count must be. Not a bool (``True``
+    would pass for 1) and not a float, not even 3.0 (a size computed in floating point
+    is a bug to report, not to round)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_size(where: object, name: str, value: Any, least: int = 1) -> int:
+    """Return ``value`` as an int, or raise unless it is an integer >= ``least``.
+
+    Layers check their sizes when they are built, so that ``Conv2d(3, 2.5, 4)`` is
+    refused in the layer's words instead of failing later inside NumPy.
+    """
+    if not is_integer(value) or value < least:
+        raise ValueError(f"{_name(where)}: {name} must be an integer >= {least}, got {value!r}")
+    return int(value)
+
+
+def check_sizes(where: object, shown: str, *sizes: Any) -> None:
+    """Raise unless each of ``sizes`` is an integer >= 1; ``shown`` writes them for the
+    message as the layer's repr does, e.g. ``(784 -> 256)``."""
+    if not all(is_integer(size) for size in sizes):
+        raise ValueError(f"{_name(where)}: sizes must be integers, got {shown}")
+    if min(sizes) < 1:
+        raise ValueError(f"{_name(where)}: sizes must be positive, got {shown}")
+
+
 def _shape_matches(got: tuple[int, ...], expected: tuple[int | str, ...]) -> bool:
     if len(got) != len(expected):
         return False

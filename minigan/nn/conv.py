@@ -99,7 +99,7 @@ from typing import Any
 import numpy as np
 
 from minigan.backend import get_array_module
-from minigan.nn.checks import check_array
+from minigan.nn.checks import check_array, check_size, is_integer
 from minigan.nn.module import Module, Parameter
 
 # --- the shared arithmetic -----------------------------------------------------------
@@ -227,17 +227,11 @@ class _ConvBase(Module):
         dtype: Any,
     ):
         name = type(self).__name__
-        for what, value, least in [
-            ("in_channels", in_channels, 1),
-            ("out_channels", out_channels, 1),
-            ("kernel_size", kernel_size, 1),
-            ("stride", stride, 1),
-            ("padding", padding, 0),
-        ]:
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
-                raise ValueError(f"{name}: {what} must be an integer >= {least}, got {value!r}")
-        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size, self.stride, self.padding = int(kernel_size), int(stride), int(padding)
+        self.in_channels = check_size(name, "in_channels", in_channels)
+        self.out_channels = check_size(name, "out_channels", out_channels)
+        self.kernel_size = check_size(name, "kernel_size", kernel_size)
+        self.stride = check_size(name, "stride", stride)
+        self.padding = check_size(name, "padding", padding, least=0)
         rng = rng if rng is not None else np.random.default_rng()
         fan_in = weight_shape[1] * kernel_size * kernel_size
         bound = 1.0 / math.sqrt(fan_in)
@@ -375,11 +369,7 @@ class ConvTranspose2d(_ConvBase):
         super().__init__(
             in_channels, out_channels, kernel_size, stride, padding, bias, weight_shape, rng, dtype
         )
-        if (
-            isinstance(output_padding, bool)
-            or not isinstance(output_padding, (int, np.integer))
-            or not 0 <= output_padding < stride
-        ):
+        if not is_integer(output_padding) or not 0 <= output_padding < stride:
             raise ValueError(
                 f"ConvTranspose2d: output_padding must be an integer in [0, stride) = "
                 f"[0, {stride}), got {output_padding!r}"

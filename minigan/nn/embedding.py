@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from minigan.backend import get_array_module
-from minigan.nn.checks import check_array, check_label_range
+from minigan.nn.checks import check_array, check_label_range, check_sizes
 from minigan.nn.module import Module, Parameter
 
 
@@ -50,19 +50,22 @@ class Embedding(Module):
     Initialisation follows PyTorch's ``nn.Embedding``: W ~ N(0, 1).
 
     Labels are checked (integer dtype, the layer's backend, values in range): an
-    out-of-range label would otherwise make CuPy wrap around silently. The range
-    check reads the labels' min and max back (one explicit read, a sync on a
-    GPU). ``check_range=False`` skips it, for a training step that must read
+    out-of-range label would otherwise make CuPy wrap around silently (and NumPy
+    too, for a negative one: label -1 picks the last row). The range check reads
+    the labels' min and max back (one explicit read, a sync on a GPU).
+    ``check_range=False`` skips it on CuPy, for a training step that must read
     nothing back and whose labels are in range by construction (drawn with
     ``rng.integers(0, num_embeddings)``, or checked once when the data set was
-    loaded).
+    loaded); NumPy labels are in host memory, where the check costs no sync, so
+    they are always checked.
 
     Args:
         num_embeddings: how many labels (rows of W), e.g. 10 digits.
         embedding_dim: the length of each vector.
         rng: a ``numpy.random.Generator`` for the initial values (default: a fresh one).
         dtype: the table's dtype, and so the output's (float32 by default).
-        check_range: check that labels lie in [0, num_embeddings) (one read per call).
+        check_range: check that labels lie in [0, num_embeddings) (one read per call);
+            False skips the check on CuPy only.
     """
 
     def __init__(
@@ -74,10 +77,8 @@ class Embedding(Module):
         dtype: Any = np.float32,
         check_range: bool = True,
     ):
-        if num_embeddings < 1 or embedding_dim < 1:
-            raise ValueError(
-                f"Embedding: sizes must be positive, got ({num_embeddings}, {embedding_dim})"
-            )
+        shown = f"({num_embeddings!r}, {embedding_dim!r})"
+        check_sizes("Embedding", shown, num_embeddings, embedding_dim)
         rng = rng if rng is not None else np.random.default_rng()
         self.num_embeddings = num_embeddings
         self.embedding_dim = embedding_dim
@@ -94,7 +95,7 @@ class Embedding(Module):
             self, labels, xp=xp, name="labels", integer=True,
             dtype_hint="convert with labels.astype('int64') (one-hot rows: labels.argmax(axis=1))",
         )  # fmt: skip
-        if self.check_range:
+        if self.check_range or xp is np:  # on NumPy the check reads nothing from a device
             check_label_range(self, labels, self.num_embeddings, "embeddings")
         y = W[labels]  # the lookup: a gather, cheaper than the product X @ W it equals
         # Backward needs X = onehot(labels), in W's dtype: X^T @ g is dL/dW.

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.nn.checks import check_array
+from minigan.nn.checks import check_array, check_sizes
 from minigan.nn.module import Module, Parameter
 
 
@@ -58,10 +58,7 @@ class Linear(Module):
         rng: np.random.Generator | None = None,
         dtype: Any = np.float32,
     ):
-        if in_features < 1 or out_features < 1:
-            raise ValueError(
-                f"Linear: sizes must be positive, got ({in_features} -> {out_features})"
-            )
+        check_sizes("Linear", f"({in_features!r} -> {out_features!r})", in_features, out_features)
         rng = rng if rng is not None else np.random.default_rng()
         bound = 1.0 / math.sqrt(in_features)
         self.in_features = in_features

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from minigan.backend import get_array_module
-from minigan.nn.checks import check_array
+from minigan.nn.checks import check_array, is_integer
 from minigan.nn.module import Module
 
 
@@ -60,7 +60,9 @@ class MinibatchStdDev(Module):
     EPS = 1e-8
 
     def __init__(self, group_size: int = 4):
-        if int(group_size) < 1:
+        if not is_integer(group_size):
+            raise ValueError(f"MinibatchStdDev: group_size must be an integer, got {group_size!r}")
+        if group_size < 1:
             raise ValueError(f"MinibatchStdDev: group_size must be at least 1, got {group_size}")
         self.group_size = int(group_size)
 

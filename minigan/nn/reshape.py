@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from minigan.nn.checks import check_array
+from minigan.nn.checks import check_array, is_integer
 from minigan.nn.module import Module
 
 
@@ -23,6 +23,11 @@ class Flatten(Module):
     """
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
+        if not (is_integer(start_dim) and is_integer(end_dim)):
+            raise ValueError(
+                f"Flatten: start_dim and end_dim must be integers (dimensions), got "
+                f"{start_dim!r} and {end_dim!r}"
+            )
         self.start_dim, self.end_dim = int(start_dim), int(end_dim)
 
     def __repr__(self) -> str:
@@ -55,12 +60,16 @@ class Unflatten(Module):
     """
 
     def __init__(self, dim: int, unflattened_size: tuple[int, ...]):
+        if not is_integer(dim):
+            raise ValueError(f"Unflatten: dim must be an integer (a dimension), got {dim!r}")
         self.dim = int(dim)
-        self.unflattened_size = tuple(int(s) for s in unflattened_size)
-        if not self.unflattened_size or min(self.unflattened_size) < 1:
+        sizes = tuple(unflattened_size)
+        if not sizes or not all(is_integer(s) and s >= 1 for s in sizes):
             raise ValueError(
-                f"Unflatten: unflattened_size must be positive sizes, got {unflattened_size!r}"
+                f"Unflatten: unflattened_size must be positive sizes (integers >= 1), got "
+                f"{unflattened_size!r}"
             )
+        self.unflattened_size = tuple(int(s) for s in sizes)
 
     def __repr__(self) -> str:
         return f"Unflatten(dim={self.dim}, unflattened_size={self.unflattened_size})"
@@ -106,9 +115,9 @@ class Pack(Module):
     """
 
     def __init__(self, m: int):
-        self.m = int(m)
-        if self.m < 1:
+        if not is_integer(m) or m < 1:
             raise ValueError(f"Pack: m must be a positive number of examples, got {m!r}")
+        self.m = int(m)
 
     def __repr__(self) -> str:
         return f"Pack({self.m})"

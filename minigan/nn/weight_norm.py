@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from minigan.backend import get_array_module
-from minigan.nn.checks import check_array
+from minigan.nn.checks import check_array, check_sizes
 from minigan.nn.linear import Linear
 from minigan.nn.module import Module, Parameter
 
@@ -79,6 +79,8 @@ class WeightNormLinear(Module):
         v_std: float | None = None,
         train_scale: bool = True,
     ):
+        shown = f"({in_features!r} -> {out_features!r})"
+        check_sizes("WeightNormLinear", shown, in_features, out_features)
         plain = Linear(in_features, out_features, rng=rng, dtype=dtype)  # the same init
         self.in_features = in_features
         self.out_features = out_features
