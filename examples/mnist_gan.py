@@ -266,7 +266,7 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
     history: list[dict[str, Any]] = []
     if plan.state is not None:
         runs.load_gan_state(gan, plan.state, plan.checkpoint)
-        loader.load_state_dict(plan.state["loader"])
+        runs.load_loader_state(loader, plan.state, plan.checkpoint)
         history = plan.state["history"]
         print(f"resuming {plan.checkpoint} after epoch {plan.start_epoch}")
     else:

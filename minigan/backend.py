@@ -7,10 +7,10 @@ Moving arrays between host and device happens here and nowhere else.
 
 This file also holds the one door between the reading wing (the layers, losses and
 optimizers, each body its formula) and the workshop (``minigan.threads``: in-place and
-threaded kernels): ``fast_kernel``, at the end. A few named formulas (im2col, col2im,
-BatchNorm's two passes over channel rows, Adam's update) are marked with it; the
-workshop may install a twin for each, which computes the same numbers bit for bit.
-Importing minigan installs none: every layer then runs its formula as written.
+threaded kernels): ``fast_kernel``, at the end. A named formula marked with it (today
+only Adam's update, ``minigan.optim.adam_update``) may be given a twin by the workshop,
+which computes the same numbers bit for bit. Importing minigan installs none: every
+formula then runs as written.
 
     >>> from minigan.backend import get_backend, to_host
     >>> be = get_backend("numpy")

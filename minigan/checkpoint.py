@@ -27,6 +27,7 @@ import math
 import numbers
 import os
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -148,7 +149,12 @@ def load_checkpoint(
         if "allow_pickle" in str(error):  # NumPy's advice would be to load it unsafely
             raise _pickled(path) from None
         raise _damaged(path, error) from None
-    except (zipfile.BadZipFile, OSError, KeyError, EOFError) as error:
+    except CheckpointError:
+        raise
+    # zlib.error: a damaged compressed member; NotImplementedError: a compression method
+    # zipfile cannot read; RuntimeError: an encrypted member.
+    except (zipfile.BadZipFile, OSError, KeyError, EOFError, zlib.error, NotImplementedError,
+            RuntimeError) as error:  # fmt: skip
         raise _damaged(path, error) from None
     tree = meta["tree"]
     for key, value in arrays.items():
@@ -356,7 +362,8 @@ def upgrade(state: dict[str, Any]) -> dict[str, Any]:
         state["gan"] = {"model": "gan", **state["gan"]}
         model = state["gan"]["model"]
         if isinstance(state.get("config"), dict):
-            state["config"] = {**ADDED_FIELDS.get(model, {}), **state["config"]}
+            added = ADDED_FIELDS.get(model, {}) if isinstance(model, str) else {}
+            state["config"] = {**added, **state["config"]}
     if "gan" in state and "config" in state:  # a run of examples/mnist_gan.py
         state.setdefault("dataset", "mnist")
         state.setdefault("image_shape", list(MNIST_SHAPE))
@@ -372,21 +379,23 @@ RUN_COPIES = 16
 RUN_EXTRA_BYTES = 16 << 20
 
 
-def run_state_bytes(tree: dict[str, Any]) -> int | None:
+def run_state_bytes(tree: dict[str, Any]) -> int:
     """The most bytes the arrays of a run's checkpoint can fill, from its JSON part (the
-    model and config it names): ``load_checkpoint``'s ``max_bytes`` for a run. None when
-    the tree names no model this minigan knows (``check_run_state`` then says so)."""
+    model and config it names): ``load_checkpoint``'s ``max_bytes`` for a run. When the
+    tree names no model this minigan knows, or no config it can read, only
+    ``RUN_EXTRA_BYTES``: small arrays are read, so that ``check_run_state`` can say what
+    is wrong, but nothing large is decompressed for a state that cannot be used."""
     state = upgrade(tree)
     gan, config = state.get("gan"), state.get("config")
     if not (isinstance(gan, dict) and isinstance(config, dict)):
-        return None
+        return RUN_EXTRA_BYTES
     cls = MODELS.get(gan["model"]) if isinstance(gan["model"], str) else None
     if cls is None:
-        return None
+        return RUN_EXTRA_BYTES
     try:
         count = cls.parameter_count(cls.config_class(**config))
     except (TypeError, ValueError, OverflowError):  # check_run_state says what is wrong
-        return None
+        return RUN_EXTRA_BYTES
     return RUN_COPIES * 4 * count + RUN_EXTRA_BYTES
 
 

@@ -279,7 +279,10 @@ def search_folders(dataset: Dataset, root: str | os.PathLike | None = None) -> l
 
 
 def check_data_folder(
-    dataset: Dataset | str, folder: str | os.PathLike | None, flag: str = "--data-dir"
+    dataset: Dataset | str,
+    folder: str | os.PathLike | None,
+    flag: str = "--data-dir",
+    splits: tuple[str, ...] = ("train",),
 ) -> None:
     """Refuse a folder given explicitly (``flag``) that cannot serve ``dataset``.
 
@@ -293,6 +296,8 @@ def check_data_folder(
         dataset: a ``Dataset``, or a run's dataset: ``"mnist"`` or ``"fashion"``
             (``"folder:PATH"``, pictures and not these files, has nothing to check).
         folder: the folder given; None when none was: nothing to check.
+        splits: the splits the run will load from it ("train", and "test" for SGAN's
+            test error or the metrics' classifier).
 
     Raises:
         DataError: ``folder`` is a file, or a folder lacking a training file.
@@ -301,7 +306,7 @@ def check_data_folder(
         return
     if isinstance(dataset, str):
         dataset = MNIST if dataset == "mnist" else FASHION_MNIST
-    where, names = Path(folder), SPLITS["train"]
+    where, names = Path(folder), [n for split in splits for n in SPLITS[split]]
     if not where.exists():
         return
     files = " and ".join(n + ".gz" for n in names)
@@ -316,8 +321,9 @@ def check_data_folder(
         )
     lacking = [n for n in names if not any((where / (n + s)).is_file() for s in (".gz", ""))]
     if lacking:
+        kind = "training set" if lacking[0] in SPLITS["train"] else "test set"
         raise DataError(
-            f"{flag} {folder} holds no {dataset.title} training set (no "
+            f"{flag} {folder} holds no {dataset.title} {kind} (no "
             f"{', no '.join(n + '.gz' for n in lacking)}, with or without .gz); put {files} "
             f"there, {elsewhere}"
         )

@@ -23,8 +23,8 @@ from typing import IO
 
 TEMPORARY = re.compile(r"\.(?P<name>.+)\.minigan-(?P<pid>[0-9]+)-[a-z0-9_]{8}\.tmp")
 # What atomic_write named its temporary files before (tempfile.mkstemp's ".NAME.XXXXXXXX.tmp",
-# 8 characters of a-z, 0-9 and _): no mark and no process id, so a caller sweeps them only
-# where nothing else can have made them (a run's folder, for a run's file names).
+# 8 characters of a-z, 0-9 and _): no mark and no process id, so a person's file can have
+# such a name too; they are never deleted, only named (runs.old_temporary_files).
 OLD_TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
 # Errors of the disk, raised by the writes of atomic_write's caller: said with the file's name.
 DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EROFS)

@@ -199,8 +199,16 @@ def check_run_file_types(out: Path) -> None:
 
 def stale_temporary_files(out: Path) -> list[Path]:
     """atomic_write's temporary files in ``out`` whose writer is gone (a killed run or
-    --sample); in a folder holding a run, also an older minigan's for the run's files."""
-    return stale_temporaries(out, old_style_for=is_run_file if run_files(out) else None)
+    --sample): only names that carry minigan's mark and a process id, never a person's."""
+    return stale_temporaries(out)
+
+
+def old_temporary_files(out: Path) -> list[Path]:
+    """Files named like an older minigan's temporaries of a run's files
+    (``.checkpoint.npz.XXXXXXXX.tmp``): such a name carries no mark, so a person's file
+    can have it too; they are named to the user, never deleted."""
+    everything = stale_temporaries(out, old_style_for=is_run_file)
+    return [p for p in everything if p not in set(stale_temporaries(out))]
 
 
 def temporaries_note(out: Path) -> str:
@@ -263,10 +271,15 @@ def remove_files(paths: list[Path], what: str) -> None:
 def prepare_folder(out: Path, overwrite: bool) -> None:
     """Just before a run writes into ``out``: with ``overwrite``, delete the earlier run's
     files; and the temporary files a killed process left (``stale_temporary_files``)."""
-    left = stale_temporary_files(out)  # before --overwrite: old ones only in a run's folder
+    left, old = stale_temporary_files(out), old_temporary_files(out)
     if overwrite:
         remove_files(run_files(out), "files of the earlier run (--overwrite)")
     remove_files(left, "temporary files left by an interrupted run")
+    if old:
+        names = ", ".join(p.name for p in old[:3]) + (", ..." if len(old) > 3 else "")
+        print(f"note: {len(old)} file{'s' if len(old) > 1 else ''} in {out} named like an "
+              f"older minigan's temporary files ({names}) left alone: delete them if they "
+              f"are not yours")  # fmt: skip
 
 
 # --- the lock: one run per folder ------------------------------------------------------------
@@ -476,6 +489,17 @@ def load_gan_state(gan: Model, state: dict[str, Any], path: Path) -> None:
         ) from None
 
 
+def load_loader_state(loader: Any, state: dict[str, Any], path: Path) -> None:
+    """The data order of a resumed run (``BatchIterator.load_state_dict``), its failure
+    named with the checkpoint and the field."""
+    try:
+        loader.load_state_dict(state["loader"])
+    except (KeyError, ValueError, TypeError) as error:
+        raise CheckpointError(
+            f"{path}: loader ({error}): it was changed or damaged; start a new run"
+        ) from None
+
+
 def refuse_changes(saved: dict[str, Any], requested: dict[str, Any], path: Path) -> None:
     """A resumed run is the same run: flags may not change what it was trained with."""
     differences = [
@@ -681,19 +705,29 @@ def plan_training(args: argparse.Namespace) -> Plan:
         if not args.overwrite:
             refuse_to_replace_a_run(out)
         plan = plan_new_run(args)
-    check_data_folder(plan.dataset, args.data_dir)  # it must serve itself
     plan.backend = backend
     if plan.train_size is not None:
         check_batch_fits(plan.config, plan.train_size)
     plan.eval_samples = check_evaluation(args, plan.dataset)
-    if backend.name == "numpy" and plan.train_size is not None:  # a GPU's memory is its own
+    # An explicit --data-dir must serve every split the run reads: the test split too for
+    # SGAN's test error and for the metrics' classifier.
+    tested = plan.model == "sgan" or bool(plan.eval_samples)
+    check_data_folder(
+        plan.dataset, args.data_dir, splits=("train", "test") if tested else ("train",)
+    )
+    if backend.name == "numpy":  # a GPU's memory is its own
         image_bytes = math.prod(plan.image_shape) * 4  # float32
-        data_bytes = MNIST_TRAIN_IMAGES * 28 * 28 + plan.train_size * image_bytes
+        # A folder's pictures are counted when it is read (images.load_image_folder checks
+        # their memory before decoding any); the model's is checked here, before anything.
+        known = plan.train_size if plan.train_size is not None else 0
+        data_bytes = MNIST_TRAIN_IMAGES * 28 * 28 + known * image_bytes
         config, evaluated = plan.config, plan.eval_samples
         named = sizes_given(args, plan.model_class, config) or [
             size_setting(config), f"--batch-size {config.batch_size}"  # the defaults' sizes
         ]  # fmt: skip
         named += [f"--train-size {args.train_size}"] if args.train_size is not None else []
+        image_size = getattr(args, "image_size", None)  # a folder's pictures: their side
+        named += [f"--image-size {image_size}"] if image_size is not None else []
         named += [f"--eval-samples {evaluated}"] if evaluated else []
         check_memory(
             plan.model_class.memory_bytes(config, config.batch_size)

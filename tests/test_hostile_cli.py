@@ -200,9 +200,10 @@ def test_the_checkpoint_is_written_before_evaluating(tmp_path, monkeypatch, caps
 
 
 def test_stale_temporary_files_of_the_run_are_removed_at_start_and_no_others(trained, capsys):
+    gone = 2**22 + 12345  # above Linux's default pid_max: no such process
     stale = [
-        trained / ".checkpoint.npz.k3j_9x2a.tmp",
-        trained / ".samples_epoch_002.png.a1b2c3d4.tmp",
+        trained / f".checkpoint.npz.minigan-{gone}-k3j_9x2a.tmp",
+        trained / f".samples_epoch_002.png.minigan-{gone}-a1b2c3d4.tmp",
     ]
     for path in stale:
         path.write_bytes(b"\0" * 500_000)

@@ -453,3 +453,69 @@ def test_the_size_limit_of_a_run_holds_every_models_state():
         held = sum(a.nbytes for _, a in checkpoint._arrays(state["gan"], "gan"))
         limit = checkpoint.run_state_bytes(json.loads(json.dumps(state, default=lambda a: None)))
         assert held < limit / 2, name
+
+
+# --- review: tampered names, damaged members, unknown models ---------------------------------
+
+
+def test_a_model_name_of_the_wrong_type_is_one_line(trained, capsys):
+    path = trained / "checkpoint.npz"
+    tamper(path, lambda meta, arrays: meta["tree"]["gan"].update(model=["gan"]))
+    capsys.readouterr()
+    assert run("--epochs", "2", "--out", str(trained), "--resume") == 1
+    assert error_line(capsys).startswith(f"error: {path}")  # not a TypeError traceback
+
+
+def test_a_damaged_compressed_member_is_one_line(trained, capsys):
+    """A DEFLATE stream with flipped bytes makes zlib fail, deep inside zipfile."""
+    path = trained / "checkpoint.npz"
+    contents = members(path)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in contents.items():
+            archive.writestr(name, content)
+    raw = bytearray(path.read_bytes())
+    start = raw.index(b"gan/generator/0.weight.npy") + 200  # inside that member's data
+    raw[start : start + 64] = b"\xff" * 64
+    path.write_bytes(bytes(raw))
+    capsys.readouterr()
+    assert run("--epochs", "2", "--out", str(trained), "--resume") == 1
+    line = error_line(capsys)
+    assert line.startswith(f"error: {path} is not a readable minigan checkpoint (")
+
+
+def test_a_checkpoint_of_an_unknown_model_is_not_decompressed(trained):
+    """Without a model to size it, a run's checkpoint may hold small arrays only."""
+    tree = {"gan": {"model": "no-such-model"}, "config": {}}
+    assert checkpoint.run_state_bytes(tree) == checkpoint.RUN_EXTRA_BYTES
+    assert checkpoint.run_state_bytes({"gan": 5}) == checkpoint.RUN_EXTRA_BYTES
+
+
+def test_a_tampered_loader_state_names_the_checkpoint_and_the_field(trained, capsys):
+    path = trained / "checkpoint.npz"
+    tamper(path, lambda meta, arrays: meta["tree"]["loader"]["rng"].update(bit_generator="MT"))
+    capsys.readouterr()
+    assert run("--epochs", "2", "--out", str(trained), "--resume") == 1
+    line = error_line(capsys)
+    assert line.startswith(f"error: {path}: loader (BatchIterator: ")
+    assert line.endswith("): it was changed or damaged; start a new run")
+
+
+def test_a_data_dir_must_hold_the_test_set_when_the_run_reads_it(tmp_path, capsys):
+    """SGAN reports its test error and --eval-every trains a classifier on the test split:
+    a --data-dir holding only the training files would send them elsewhere without a
+    word. (Empty stand-ins: the folder is refused before any file is read.)"""
+    only_train, out = tmp_path / "only-train", tmp_path / "run"
+    only_train.mkdir()
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        (only_train / name).write_bytes(b"")
+    capsys.readouterr()
+    for flags in (["--model", "sgan"], ["--eval-every", "1"]):
+        code = example.main(["--epochs", "1", "--out", str(out), "--data-dir", str(only_train),
+                             *flags])  # fmt: skip
+        line = error_line(capsys)
+        assert code == 1
+        assert line.startswith(
+            f"error: --data-dir {only_train} holds no MNIST test set (no "
+            f"t10k-images-idx3-ubyte.gz, no t10k-labels-idx1-ubyte.gz, with or without .gz)"
+        )
+        assert not out.exists()

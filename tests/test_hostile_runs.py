@@ -243,11 +243,13 @@ def test_the_sweep_of_temporaries_spares_a_persons_files_and_live_writers(traine
     swept = [
         trained / f".checkpoint.npz.minigan-{gone}-k3j_9x2a.tmp",
         trained / f".samples_epoch_002.png.minigan-{gone}-0a1b2c3d.tmp",
-        trained / ".checkpoint.npz.k3j_9x2a.tmp",
-    ]  # an older minigan's, in a run's folder
+    ]
+    # A person's names, a live writer's, and names an older minigan gave its temporaries
+    # (no mark: a person may have them too, e.g. .history.jsonl.20261207.tmp): all kept.
+    older = [trained / ".checkpoint.npz.k3j_9x2a.tmp", trained / ".history.jsonl.20261207.tmp"]
     kept = [trained / ".history.jsonl.backup.tmp", trained / ".notes.txt.abc.tmp",
             trained / ".history.jsonl.tmp", trained / ".notes.txt.abcdefgh.tmp",
-            trained / f".checkpoint.npz.minigan-{alive}-aaaaaaaa.tmp"]  # fmt: skip
+            trained / f".checkpoint.npz.minigan-{alive}-aaaaaaaa.tmp", *older]  # fmt: skip
     for path in swept:
         path.write_bytes(b"\0" * 500_000)
     for path in kept:
@@ -255,14 +257,14 @@ def test_the_sweep_of_temporaries_spares_a_persons_files_and_live_writers(traine
     capsys.readouterr()
     assert run("--epochs", "3", "--out", str(trained), "--resume") == 0
     out = capsys.readouterr().out
-    assert f"removed 3 temporary files left by an interrupted run (1.5 MB) from {trained}" in out
+    assert f"removed 2 temporary files left by an interrupted run (1.0 MB) from {trained}" in out
+    assert (
+        f"note: 2 files in {trained} named like an older minigan's temporary files "
+        f"(.checkpoint.npz.k3j_9x2a.tmp, .history.jsonl.20261207.tmp) left alone: delete them "
+        f"if they are not yours"
+    ) in out
     assert not any(path.exists() for path in swept)
     assert all(path.exists() for path in kept)
-    # An older minigan's name is swept only in a run's folder, and only for a run's file.
-    elsewhere = trained.parent / "not-a-run"
-    elsewhere.mkdir()
-    (elsewhere / ".checkpoint.npz.k3j_9x2a.tmp").write_bytes(b"x")
-    assert runs.stale_temporary_files(elsewhere) == []
 
 
 # --- 7. a killed --sample leaves nothing for good ------------------------------------------------
@@ -493,3 +495,17 @@ def test_grid_must_be_a_png(trained, tmp_path, capsys):
         f"error: --grid {grid}: the grid is a PNG picture; give a name ending in .png"
     )
     assert not grid.exists() and not (tmp_path / "s.npy").exists()
+
+
+def test_a_folder_runs_model_too_big_for_memory_is_refused_before_anything(tmp_path, capsys):
+    """Without --train-size a folder's picture count is unknown until it is read, but the
+    model's memory is not: an MLP on 4096x4096 pictures is refused up front."""
+    folder = pictures(tmp_path)
+    out = tmp_path / "run"
+    code = example.main(["--dataset", f"folder:{folder}", "--image-size", "4096",
+                         "--epochs", "1", "--out", str(out)])  # fmt: skip
+    line = error_line(capsys)
+    assert code == 1
+    assert line.startswith("error: training (--hidden 512, --batch-size 100, --image-size 4096) ")
+    assert line.endswith("choose smaller sizes")
+    assert not out.exists()
