@@ -164,7 +164,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     cli.add_config_flags(p, FLAGS, cli.family_configs())
     args = p.parse_args(argv)
     try:
-        cli.check_flag_values(args, FLAGS, cli.family_configs(), args.model or "gan", p.get_default)
+        typed = cli.typed_flags(p, sys.argv[1:] if argv is None else argv)  # even = default
+        cli.check_flag_values(
+            args, FLAGS, cli.family_configs(), args.model or "gan", p.get_default, typed
+        )
     except cli.FlagError as error:
         p.error(str(error))
     return args

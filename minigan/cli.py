@@ -275,6 +275,7 @@ def check_flag_values(
     configs: dict[str, Any],
     model: str,
     default: Callable[[str], Any] | None = None,
+    typed: frozenset[str] = frozenset(),
 ) -> None:
     """Refuse a value the config refuses on its own, naming its flag, before anything else.
 
@@ -308,7 +309,7 @@ def check_flag_values(
             f"more threads than cores only wait for each other; pass at most {cores}"
         )
     if default is not None:
-        check_unused_flags(args, flags, default)
+        check_unused_flags(args, flags, default, typed)
 
 
 # examples/mnist_gan.py's flags that only training reads: --sample N draws from the
@@ -317,17 +318,39 @@ TRAINING_ONLY = ("preset", "dataset", "image_size", "epochs", "out", "data_dir",
                  "log_every", "eval_every", "eval_samples")  # fmt: skip
 
 
+def typed_flags(parser: argparse.ArgumentParser, argv: list[str]) -> frozenset[str]:
+    """The destinations of the options written on the command line ``argv``, whatever their
+    values (``--eval-samples 10000`` is a choice even where it equals the default); a
+    unique prefix counts as its option, as argparse reads it."""
+    options = {o: a.dest for a in parser._actions for o in a.option_strings}
+    typed = set()
+    for word in argv:
+        if word == "--":
+            break
+        name = word.split("=", 1)[0]
+        if name in options:
+            typed.add(options[name])
+        elif name.startswith("--"):
+            matches = {dest for o, dest in options.items() if o.startswith(name)}
+            typed |= matches if len(matches) == 1 else set()
+    return frozenset(typed)
+
+
 def check_unused_flags(
-    args: argparse.Namespace, flags: dict[str, Flag], default: Callable[[str], Any]
+    args: argparse.Namespace,
+    flags: dict[str, Flag],
+    default: Callable[[str], Any],
+    typed: frozenset[str] = frozenset(),
 ) -> None:
     """Refuse a flag the command would silently ignore: a training flag with --sample, or
     --label, --eval-samples or --data-dir where nothing reads them.
 
-    A flag counts as given when its value differs from ``default(dest)`` (the parser's
-    ``get_default``: what argparse fills in is no choice of the user's; a config flag
-    left out is absent). Raises FlagError naming the flags.
+    A flag counts as given when it was written (``typed``: ``typed_flags``) or its value
+    differs from ``default(dest)`` (the parser's ``get_default``: what argparse fills in
+    is no choice of the user's; a config flag left out is absent). Raises FlagError
+    naming the flags.
     """
-    chosen = {dest for dest, value in vars(args).items() if value != default(dest)}
+    chosen = {dest for dest, value in vars(args).items() if value != default(dest)} | typed
     if "sample" in chosen:
         unused = [f"--{d.replace('_', '-')}" for d in TRAINING_ONLY if d in chosen]
         unused += [flag.name for flag, _ in given(args, flags)]

@@ -496,6 +496,16 @@ SAMPLING = ["--sample", "5", "--checkpoint", "c.npz", "--output", "s.npy"]
          "them")),
         ([*SAMPLING, "--out", "runs/other"], ("--out would be ignored: --sample N only draws "
          "from the model in --checkpoint, with that run's settings; drop it")),
+        # Written out at their defaults, they are still choices that nothing will read.
+        ([*SAMPLING, "--out", "runs/mnist", "--log-every", "20"], ("--out and --log-every "
+         "would be ignored: --sample N only draws from the model in --checkpoint, with that "
+         "run's settings; drop them")),
+        (["--eval-samples", "10000"], ("argument --eval-samples: sets how many samples "
+         "--eval-every K scores, and --eval-every is 0 (no scoring): add --eval-every K, or "
+         "drop --eval-samples")),
+        (["--eval-samp", "10000"], ("argument --eval-samples: sets how many samples "
+         "--eval-every K scores, and --eval-every is 0 (no scoring): add --eval-every K, or "
+         "drop --eval-samples")),
     ],
 )  # fmt: skip
 def test_a_flag_that_would_be_ignored_is_refused_naming_it(monkeypatch, capsys, argv, said):
@@ -509,10 +519,9 @@ def test_a_flag_that_would_be_ignored_is_refused_naming_it(monkeypatch, capsys, 
 @pytest.mark.parametrize(
     "argv",
     [
-        # What --sample uses, and training flags given at their defaults (no choice made).
+        # What --sample uses.
         [*SAMPLING, "--seed", "3", "--backend", "numpy", "--model", "cgan", "--label", "3",
-         "--overwrite", "--threads", "1", "--out", "runs/mnist", "--log-every", "20",
-         "--eval-every", "0", "--eval-samples", "10000"],
+         "--overwrite", "--threads", "1"],
         ["--eval-every", "2", "--eval-samples", "500"],
         ["--resume", "--seed", "1", "--data-dir", "data", "--eval-every", "1"],
         ["--dataset", "mnist", "--data-dir", "data"],
