@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan.data import available_memory
+from minigan.data import available_memory, human_bytes
 from minigan.files import atomic_write
 from minigan.models import MODELS
 
@@ -195,24 +195,20 @@ def _check_sizes(
     or the memory available: before any of them is decompressed."""
     total = sum(sizes.values())
     largest = max(sizes, key=sizes.get, default="none")
-    said = f"{path} declares {_bytes(total)} of {what}"
+    said = f"{path} declares {human_bytes(total)} of {what}"
     if len(sizes) > 1:
-        said += f" (the largest, {largest}, {_bytes(sizes[largest])})"
+        said += f" (the largest, {largest}, {human_bytes(sizes[largest])})"
     if limit is not None and total > limit:
         raise CheckpointError(
-            f"{said}, more than the {_bytes(limit)} {limit_what}: it was changed or "
+            f"{said}, more than the {human_bytes(limit)} {limit_what}: it was changed or "
             f"damaged, and nothing of it was read; {_ELSEWHERE}"
         )
     available = available_memory()
     if available is not None and total > available:
         raise CheckpointError(
-            f"{said}, and this machine has {_bytes(available)} of memory available: it was "
+            f"{said}, and this machine has {human_bytes(available)} of memory available: it was "
             f"not read; free some memory, or {_ELSEWHERE}"
         )
-
-
-def _bytes(n: int) -> str:
-    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
 
 
 def _header(f: Any, key: str, path: str | os.PathLike) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -237,8 +233,8 @@ def _read_array(
         declared, held = math.prod(shape) * dtype.itemsize, member.file_size - f.tell()
         if declared != held:
             raise CheckpointError(
-                f"{path}: its array {key} declares {shape} {dtype} ({_bytes(declared)}) and "
-                f"holds {_bytes(held)}: the file was changed or damaged; {_ELSEWHERE}"
+                f"{path}: its array {key} declares {shape} {dtype} ({human_bytes(declared)}) and "
+                f"holds {human_bytes(held)}: the file was changed or damaged; {_ELSEWHERE}"
             )
         flat = np.empty(math.prod(shape), dtype)
         buffer = flat.view(np.uint8)

@@ -542,6 +542,11 @@ def load_fashion_mnist(
 # ---------------------------------------------------------------------------------------
 
 
+def human_bytes(n: int) -> str:
+    """A size for messages: GB from 0.1 GB up, else MB."""
+    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
+
+
 def available_memory() -> int | None:
     """Bytes of memory the system can give without swapping (Linux); None elsewhere.
 
