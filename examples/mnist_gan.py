@@ -175,18 +175,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:  # threads: process-wide, restored on the way out; SIGTERM stops as Ctrl-C does
-        with threads.using(args.threads), runs.on_sigterm(), runs.one_line_warnings():
-            print(sample(args) if args.sample is not None else train(args))
-    except ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except (runs.Interrupted, KeyboardInterrupt) as stop:  # the latter: before any work
-        why = stop if isinstance(stop, runs.Interrupted) else runs.Interrupted(
-            "nothing was written", stop)  # fmt: skip
-        print(why.line(), file=sys.stderr)
-        return why.code  # 130 for Ctrl-C, 143 for SIGTERM
-    return 0
+    with threads.using(args.threads):  # process-wide: restored on the way out
+        work = (lambda: sample(args)) if args.sample is not None else (lambda: train(args))
+        return runs.exit_status(work, ERRORS)  # 0; 1: "error: ..."; 130/143: interrupted
 
 
 def sample(args: argparse.Namespace) -> str:

@@ -37,19 +37,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:  # SIGTERM stops as Ctrl-C does; warnings print as one line, like the errors
-        with runs.on_sigterm(), runs.one_line_warnings():
-            print(runs.sample_run(args.checkpoint, args.sample, args.output, args.grid,
-                                  args.label, args.seed, args.backend, args.overwrite))  # fmt: skip
-    except (CheckpointError, runs.RunError, BackendUnavailableError, ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except (runs.Interrupted, KeyboardInterrupt) as stop:  # the latter: before any work
-        why = stop if isinstance(stop, runs.Interrupted) else runs.Interrupted(
-            "nothing was written", stop)  # fmt: skip
-        print(why.line(), file=sys.stderr)
-        return why.code  # 130 for Ctrl-C, 143 for SIGTERM
-    return 0
+    return runs.exit_status(
+        lambda: runs.sample_run(args.checkpoint, args.sample, args.output, args.grid,
+                                args.label, args.seed, args.backend, args.overwrite),
+        (CheckpointError, runs.RunError, BackendUnavailableError, ValueError, OSError),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

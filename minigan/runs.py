@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ from minigan.checkpoint import (
     run_state_bytes,
     upgrade,
 )
-from minigan.data import check_data_folder
+from minigan.data import available_memory, check_data_folder, human_bytes
 from minigan.files import WriteError, atomic_write, describe, stale_temporaries
 from minigan.images import by_digit, file_layout, write_samples
 from minigan.models import MODELS, PRESETS, Model
@@ -146,6 +146,26 @@ def one_line_warnings(prefix: str = "") -> Iterator[None]:
         yield
     finally:
         warnings.formatwarning = shown
+
+
+def exit_status(work: Callable[[], str], errors: tuple[type[BaseException], ...]) -> int:
+    """Run a script's ``work`` and print how it ended; the process's exit status.
+
+    Its result printed: 0. One of ``errors`` (a failure the message explains): the line
+    ``error: ...``, 1. Ctrl-C or SIGTERM (which stops as Ctrl-C does, ``on_sigterm``):
+    what was kept and how to go on, 130 or 143. Warnings print as one line meanwhile.
+    """
+    try:
+        with on_sigterm(), one_line_warnings():
+            print(work())
+    except errors as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except (Interrupted, KeyboardInterrupt) as stop:  # the latter: before any work
+        why = stop if isinstance(stop, Interrupted) else Interrupted("nothing was written", stop)
+        print(why.line(), file=sys.stderr)
+        return why.code  # 130 for Ctrl-C, 143 for SIGTERM
+    return 0
 
 
 # --- the run folder ------------------------------------------------------------------------
@@ -393,22 +413,6 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 # --- memory ----------------------------------------------------------------------------------
-
-
-def human_bytes(n: int) -> str:
-    return f"{n / 1e9:,.1f} GB" if n >= 1e8 else f"{n / 1e6:,.1f} MB"
-
-
-def available_memory() -> int | None:
-    """Bytes of memory the system can give without swapping (Linux); None elsewhere."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def check_memory(needed: int, what: str) -> None:
