@@ -140,3 +140,14 @@ def pytest_terminal_summary(terminalreporter):
         f"{len(_gradcheck_results)} checks; worst relative error {overall:.2e} "
         f"(tolerance {GRADCHECK_TOLERANCE:g})"
     )
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """A run folder of examples/mnist_gan.py holding a small 2-epoch run (on the data the
+    test module's autouse ``mnist_or_synthetic`` provides, which runs first)."""
+    from test_mnist_gan_example import run
+
+    out = tmp_path / "run"
+    assert run("--epochs", "2", "--out", str(out)) == 0
+    return out

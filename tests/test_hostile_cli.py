@@ -17,20 +17,18 @@ import pytest
 # The example module, its small-run flags and its data set-up (an autouse fixture, which
 # applies here because it is imported here).
 from conftest import weight_count
-from test_mnist_gan_example import SMALL, example, mnist_or_synthetic, run  # noqa: F401
+from test_mnist_gan_example import (  # noqa: F401
+    SMALL,
+    error_line,
+    example,
+    mnist_or_synthetic,
+    run,
+)
 
 from minigan import data, runs
 from minigan.checkpoint import load_checkpoint, save_checkpoint
 from minigan.images import generate_unit_images, write_samples
 from minigan.models import DCGAN, GAN, PRESETS, GANConfig
-
-
-@pytest.fixture
-def trained(tmp_path) -> Path:
-    """A run folder holding a 2-epoch run."""
-    out = tmp_path / "run"
-    assert run("--epochs", "2", "--out", str(out)) == 0
-    return out
 
 
 def no_data_loading(monkeypatch) -> None:
@@ -40,15 +38,6 @@ def no_data_loading(monkeypatch) -> None:
         raise AssertionError("MNIST was loaded before the options were refused")
 
     monkeypatch.setattr(example, "load_mnist", fail)
-
-
-def error_line(capsys) -> str:
-    """The one line a failure prints to stderr, without progress bars."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith(("error:", "interrupted:"))]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def sample(*args: str) -> int:

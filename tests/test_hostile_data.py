@@ -20,6 +20,7 @@ import pytest
 # applies here because it is imported here).
 from test_mnist_gan_example import (  # noqa: F401
     SMALL,
+    error_line,
     example,
     mnist_or_synthetic,
     real_mnist_available,
@@ -41,15 +42,6 @@ def trained(tmp_path) -> Path:
     out = tmp_path / "run"
     assert run("--epochs", "1", "--out", str(out)) == 0
     return out
-
-
-def error_line(capsys) -> str:
-    """The one line a failure prints to stderr, without progress bars."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith(("error:", "interrupted:"))]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def members(path: Path) -> dict[str, bytes]:

@@ -23,7 +23,14 @@ import numpy as np
 import pytest
 
 # The example's synthetic MNIST stand-in when MINIGAN_DATA has no MNIST (autouse fixture).
-from test_mnist_gan_example import EXAMPLE, SMALL, example, mnist_or_synthetic, run  # noqa: F401
+from test_mnist_gan_example import (  # noqa: F401
+    EXAMPLE,
+    SMALL,
+    error_line,
+    example,
+    mnist_or_synthetic,
+    run,
+)
 
 from minigan import files, runs
 from minigan.checkpoint import load_checkpoint
@@ -32,23 +39,6 @@ from minigan.images import write_shape_images
 
 ROOT = EXAMPLE.parent.parent
 LOCK = ".minigan.lock"  # a run's lock file, in its folder
-
-
-@pytest.fixture
-def trained(tmp_path) -> Path:
-    """A run folder holding a 2-epoch run."""
-    out = tmp_path / "run"
-    assert run("--epochs", "2", "--out", str(out)) == 0
-    return out
-
-
-def error_line(capsys) -> str:
-    """The one line a failure prints to stderr, without progress bars."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith(("error:", "interrupted"))]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def sample(*args: str) -> int:

@@ -46,6 +46,16 @@ def run(*args: str) -> int:
     return example.main([*SMALL, *args])
 
 
+def error_line(capsys) -> str:
+    """The one line a failure prints to stderr ("error: ..." or "interrupted...: ..."),
+    without progress bars; never a traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith(("error:", "interrupted"))]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
 def test_training_writes_every_output_with_finite_figures(tmp_path):
     out = tmp_path / "run"
     assert run("--epochs", "2", "--out", str(out)) == 0
