@@ -185,26 +185,7 @@ def test_the_checkpoint_is_written_before_evaluating(tmp_path, monkeypatch, caps
     assert load_checkpoint(out / "checkpoint.npz")["epoch"] == 1  # the epoch is not lost
 
 
-# --- 4. litter ----------------------------------------------------------------------------
-
-
-def test_stale_temporary_files_of_the_run_are_removed_at_start_and_no_others(trained, capsys):
-    gone = 2**22 + 12345  # above Linux's default pid_max: no such process
-    stale = [
-        trained / f".checkpoint.npz.minigan-{gone}-k3j_9x2a.tmp",
-        trained / f".samples_epoch_002.png.minigan-{gone}-a1b2c3d4.tmp",
-    ]
-    for path in stale:
-        path.write_bytes(b"\0" * 500_000)
-    mine = [trained / ".notes.txt.abc.tmp", trained / ".checkpoint.npz.tmp"]
-    for path in mine:
-        path.write_bytes(b"a user's file")
-    capsys.readouterr()
-    assert run("--epochs", "3", "--out", str(trained), "--resume") == 0
-    out = capsys.readouterr().out
-    assert f"removed 2 temporary files left by an interrupted run (1.0 MB) from {trained}" in out
-    assert not any(path.exists() for path in stale)
-    assert all(path.exists() for path in mine)
+# --- 4. litter (the sweep of temporaries: tests/test_hostile_runs.py) ------------------------
 
 
 def test_failed_download_leaves_no_folders(tmp_path, monkeypatch, capsys):

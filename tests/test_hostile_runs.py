@@ -238,7 +238,8 @@ def test_the_sweep_of_temporaries_spares_a_persons_files_and_live_writers(traine
     # (no mark: a person may have them too, e.g. .history.jsonl.20261207.tmp): all kept.
     older = [trained / ".checkpoint.npz.k3j_9x2a.tmp", trained / ".history.jsonl.20261207.tmp"]
     kept = [trained / ".history.jsonl.backup.tmp", trained / ".notes.txt.abc.tmp",
-            trained / ".history.jsonl.tmp", trained / ".notes.txt.abcdefgh.tmp",
+            trained / ".history.jsonl.tmp", trained / ".checkpoint.npz.tmp",
+            trained / ".notes.txt.abcdefgh.tmp",
             trained / f".checkpoint.npz.minigan-{alive}-aaaaaaaa.tmp", *older]  # fmt: skip
     for path in swept:
         path.write_bytes(b"\0" * 500_000)
