@@ -10,6 +10,14 @@ The reference points, to read a score against:
     python examples/evaluate.py --real-train 10000   # real digits: the best reachable
     python examples/evaluate.py --noise 10000        # uniform noise: a useless generator
 
+``--parzen`` adds the GAN paper's own score (Goodfellow et al. 2014, Table 1), the
+Parzen-window log-likelihood of the MNIST test digits under a Gaussian kernel density on
+the samples (minigan/metrics/parzen.py), and prints the paper's table beside it on
+stderr; ``--real-train 10000 --parzen`` gives real training digits' figure to compare:
+
+    python examples/evaluate.py samples.npy --parzen
+    python examples/evaluate.py --real-train 10000 --parzen   # training images 0-9999
+
 The first run trains the MNIST classifier the scores are measured with (about 35 s
 on an idle 2-core CPU) and caches it; later runs take a few seconds. With
 ``--dataset fashion`` the same is done with a classifier of Fashion-MNIST, against its
@@ -30,8 +38,14 @@ import numpy as np
 
 from minigan.backend import BACKEND_NAMES, BackendUnavailableError
 from minigan.data import DataError, load_fashion_mnist, load_mnist
-from minigan.metrics import Evaluator, check_samples, label_accuracy
+from minigan.metrics import Evaluator, check_samples, label_accuracy, parzen_log_likelihood
 from minigan.metrics.classifier import CLASSIFIER_DATA
+from minigan.metrics.parzen import PAPER_TABLE
+
+# The GAN paper's validation split for choosing sigma (parzen_ll.py's get_valid): MNIST
+# training images 50,000-60,000. --real-train N --parzen takes training images 0..N-1.
+PARZEN_VALIDATION = slice(50000, 60000)
+PARZEN_SAMPLES = 10000  # parzen_ll.py's --num_samples default
 
 PROG = "evaluate.py"
 
@@ -67,7 +81,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--real-train",
         type=int,
         metavar="N",
-        help="instead of a file, score N random training images of --dataset (the floor)",
+        help="instead of a file, score N random training images of --dataset (the floor; "
+        "with --parzen, training images 0 to N-1)",
     )
     mode.add_argument(
         "--noise",
@@ -82,6 +97,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "was asked for, K for all of them (--sample N --label K), or 'cycle' for digit "
         "i %% 10 for sample i (--sample N without --label); adds label_accuracy, the share "
         "of each digit's samples the classifier calls that digit",
+    )
+    parser.add_argument(
+        "--parzen",
+        action="store_true",
+        help="also score the Parzen-window log-likelihood of the MNIST test set under the "
+        "samples (Goodfellow et al. 2014's protocol: sigma chosen on training images "
+        "50000-59999; about 15 CPU seconds for 10,000 samples); with --real-train N, the "
+        "first N training images are the samples",
     )
     parser.add_argument("--seed", type=int, default=0, help="for --real-train/--noise")
     parser.add_argument(
@@ -113,6 +136,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         n = getattr(args, name)
         if n is not None and n < 2:
             parser.error(f"--{name.replace('_', '-')} needs N >= 2, got {n}")
+    if args.parzen and args.dataset != "mnist":
+        parser.error(
+            "--parzen: the GAN paper's Parzen protocol is for MNIST only here (its code "
+            "also scored TFD, which minigan does not load); leave out --dataset"
+        )
+    if args.parzen and args.real_train is not None and args.real_train > 50000:
+        parser.error(
+            f"--real-train {args.real_train} --parzen: at most 50000 (training images "
+            f"50000-59999 are the validation split sigma is chosen on)"
+        )
     return args
 
 
@@ -127,6 +160,8 @@ def load_samples(args: argparse.Namespace) -> tuple[str, np.ndarray]:
         if args.real_train > len(images):
             title = CLASSIFIER_DATA[args.dataset].title
             raise ValueError(f"--real-train {args.real_train}: {title} has {len(images)}")
+        if args.parzen:  # images 0..N-1: none of them in the Parzen validation split
+            return "real-train", images[: args.real_train].astype(np.float32) / 255
         chosen = rng.choice(len(images), args.real_train, replace=False)
         return "real-train", images[chosen].astype(np.float32) / 255
     if not args.file.exists():
@@ -180,6 +215,42 @@ def not_an_npy(head: bytes) -> str | None:
     )
 
 
+def parzen_scores(samples: np.ndarray, data_root: Path | None) -> dict:
+    """The Parzen-window figures of ``samples`` on MNIST, and a line comparing them with
+    the paper's Table 1 on stderr."""
+    train, _ = load_mnist("train", root=data_root)
+    test, _ = load_mnist("test", root=data_root)
+    validation = train[PARZEN_VALIDATION]
+    print(
+        f"{PROG}: Parzen window: choosing sigma on {len(validation)} training images, "
+        f"then scoring {len(test)} test digits ...",
+        file=sys.stderr,
+    )
+    start = time.perf_counter()
+    result = parzen_log_likelihood(samples, test / 255, validation / 255)
+    seconds = time.perf_counter() - start
+    paper = ", ".join(f"{name} {m:g} +- {se:g}" for name, (m, se) in PAPER_TABLE.items())
+    if len(samples) != PARZEN_SAMPLES:  # fewer kernels cover the test digits less well
+        print(
+            f"{PROG}: warning: the paper's Parzen figures use {PARZEN_SAMPLES} samples, "
+            f"these are {len(samples)}: compare only figures from equal numbers",
+            file=sys.stderr,
+        )
+    print(
+        f"{PROG}: Parzen log-likelihood of the MNIST test set: {result['mean']:.1f} +- "
+        f"{result['standard_error']:.2g} nats (sigma {result['sigma']:.3g}, {len(samples)} "
+        f"samples, {seconds:.0f} s). Goodfellow et al. 2014, Table 1: {paper}. Real training "
+        f"digits: --real-train 10000 --parzen",
+        file=sys.stderr,
+    )
+    return {
+        "sigma": round(result["sigma"], 4),
+        "mean": round(result["mean"], 3),
+        "standard_error": round(result["standard_error"], 3),
+        "seconds": round(seconds, 3),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -199,10 +270,13 @@ def main(argv: list[str] | None = None) -> int:
             scores["label_accuracy"] = [
                 None if np.isnan(a) else round(float(a), 4) for a in accuracy
             ]
+        seconds = time.perf_counter() - start
+        if args.parzen:
+            scores["parzen"] = parzen_scores(samples, args.data_root)
     except (ValueError, TypeError, DataError, BackendUnavailableError) as error:
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 1
-    scores["seconds"] = round(time.perf_counter() - start, 3)
+    scores["seconds"] = round(seconds, 3)
     scores["classifier_test_accuracy"] = evaluator.info["test_accuracy"]
     if args.dataset != "mnist":  # the digits name themselves; garments need their names
         scores = {"dataset": args.dataset, **scores, "class_names": evaluator.data.class_names}

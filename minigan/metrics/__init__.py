@@ -7,7 +7,9 @@ classifier built and trained with minigan itself. Read in this order:
   histogram), as pure float64 functions;
 - ``classifier``: the MLP whose features and softmax the scores use, and its training;
 - ``evaluator``: ``Evaluator``, which caches the trained classifier and scores samples;
-- ``labels``: ``label_accuracy``, per digit, of a conditional GAN's samples.
+- ``labels``: ``label_accuracy``, per digit, of a conditional GAN's samples;
+- ``parzen``: the GAN paper's Parzen-window log-likelihood of the test set, which
+  needs no classifier (``parzen_log_likelihood``).
 
     >>> from minigan.metrics import Evaluator
     >>> evaluator = Evaluator.load_or_train()     # doctest: +SKIP
@@ -17,6 +19,7 @@ classifier built and trained with minigan itself. Read in this order:
 
 from minigan.metrics.evaluator import Evaluator, check_samples
 from minigan.metrics.labels import label_accuracy, per_class_accuracy
+from minigan.metrics.parzen import parzen_log_likelihood
 from minigan.metrics.scores import (
     COVERAGE_THRESHOLD,
     class_histogram,
@@ -25,6 +28,7 @@ from minigan.metrics.scores import (
     frechet_distance,
     inception_score,
     kl_to_uniform,
+    speckle_share,
     sqrtm_psd,
     trace_sqrt_product,
 )
@@ -40,7 +44,9 @@ __all__ = [
     "inception_score",
     "kl_to_uniform",
     "label_accuracy",
+    "parzen_log_likelihood",
     "per_class_accuracy",
+    "speckle_share",
     "sqrtm_psd",
     "trace_sqrt_product",
 ]

@@ -59,6 +59,7 @@ class EpochScorer:
             log(f"epoch {epoch}: label accuracy per digit {accuracy.round(3)}")
         log(
             f"epoch {epoch}: FID {scores['fid']:.1f}, Inception Score "
-            f"{scores['inception_score']:.2f}, {scores['classes_covered']}/10 classes"
+            f"{scores['inception_score']:.2f}, {scores['classes_covered']}/10 classes, "
+            f"speckle {scores['speckle']:.2e} (real digits {scores['real_speckle']:.2e})"
         )
         return scores

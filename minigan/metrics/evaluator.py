@@ -1,9 +1,9 @@
 """``Evaluator``: FID, Inception Score and class coverage of generated MNIST digits
 (or Fashion-MNIST garments).
 
-    evaluator = Evaluator.load_or_train()     # the first time: trains (about 35 s)
+    evaluator = Evaluator.load_or_train()     # the first time: trains (a few minutes)
     scores = evaluator.evaluate(samples)      # samples: float (N, 28, 28) in [0, 1]
-    scores["fid"], scores["inception_score"], scores["classes_covered"]
+    scores["fid"], scores["inception_score"], scores["classes_covered"], scores["speckle"]
 
     Evaluator.load_or_train(dataset="fashion")  # the same, against Fashion-MNIST
 
@@ -55,11 +55,14 @@ from minigan.metrics.scores import (
     frechet_distance,
     inception_score,
     kl_to_uniform,
+    speckle_share,
 )
 from minigan.nn.checks import check_array
 
 CACHE_FILE = "mnist_classifier.npz"  # and "fashion_classifier.npz": see cache_file
-FORMAT_VERSION = 1  # raise it whenever the file's content or the classifier changes
+# Raise it whenever the file's content or the classifier changes. 2: the convolutional
+# classifier, and the real test images' speckle share.
+FORMAT_VERSION = 2
 
 # How far outside [0, 1] a sample may stray (float rounding of e.g. (tanh + 1) / 2).
 RANGE_TOLERANCE = 1e-3
@@ -97,6 +100,8 @@ class Evaluator:
         backend: where the classifier runs; the statistics are always float64 NumPy.
         test_mean, test_cov: mean (256,) and covariance (256, 256) of the test images'
             features: the reference every FID is measured against.
+        test_speckle: the share of isolated bright pixels in the test images
+            (``speckle_share``): the reference for a sample's.
         info: how the classifier was made: ``test_accuracy`` (a fraction),
             ``train_seconds``, ``epochs``, ``num_train``, ``seed``.
         data: the dataset it was trained on (a ``ClassifierData``: MNIST or FASHION),
@@ -110,12 +115,14 @@ class Evaluator:
         test_cov: np.ndarray,
         info: dict[str, float],
         *,
+        test_speckle: float,
         dataset: str = "mnist",
     ):
         self.model = model
         self.backend = backend_of(model.parameters()[0].data)
         self.test_mean = test_mean
         self.test_cov = test_cov
+        self.test_speckle = test_speckle
         self.info = info
         self.data = classifier_data(dataset)
 
@@ -170,7 +177,14 @@ class Evaluator:
             "num_train": len(images),
             "seed": seed,
         }
-        return cls(model, test_mean, test_cov, info, dataset=data.name)
+        return cls(
+            model,
+            test_mean,
+            test_cov,
+            info,
+            test_speckle=speckle_share(test_images / 255),
+            dataset=data.name,
+        )
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the classifier and the test statistics to ``path``, a checkpoint .npz.
@@ -184,6 +198,7 @@ class Evaluator:
             "classifier": self.model.state_dict(),
             "test_mean": self.test_mean,
             "test_cov": self.test_cov,
+            "test_speckle": self.test_speckle,
             "info": self.info,
         }
         save_checkpoint(path, state)
@@ -221,6 +236,7 @@ class Evaluator:
         try:
             model.load_state_dict(state["classifier"])
             test_mean, test_cov = state["test_mean"], state["test_cov"]
+            test_speckle = float(state["test_speckle"])
             info = {key: state["info"][key] for key in INFO_KEYS}
         except (KeyError, ValueError, TypeError) as error:
             raise CheckpointError(f"{path}: not a classifier of this minigan ({error})") from None
@@ -230,10 +246,12 @@ class Evaluator:
                 f"{path}: test statistics of shapes {np.shape(test_mean)} and "
                 f"{np.shape(test_cov)}, expected ({d},) and ({d}, {d})"
             )
-        arrays = [test_mean, test_cov, *(p.data for p in model.parameters())]
+        arrays = [test_mean, test_cov, test_speckle, *(p.data for p in model.parameters())]
         if not all(np.isfinite(a).all() for a in arrays):
             raise CheckpointError(f"{path}: holds NaN or infinite values")
-        return cls(model.to(backend), test_mean, test_cov, info, dataset=saved)
+        return cls(
+            model.to(backend), test_mean, test_cov, info, test_speckle=test_speckle, dataset=saved
+        )
 
     @classmethod
     def load_or_train(
@@ -284,7 +302,7 @@ class Evaluator:
         elif progress:
             print(
                 f"minigan.metrics: no classifier cached at {path}: training one "
-                f"(once; about 35 s on an idle 2-core CPU)",
+                f"(once; a few minutes on a 2-core CPU)",
                 file=sys.stderr,
             )
         evaluator = cls.train(
@@ -321,9 +339,12 @@ class Evaluator:
             fraction of samples classified as each class: the digits 0-9, or
             ``data.class_names`` in turn), ``classes_covered`` (classes with at least
             1% of the samples), ``kl_to_uniform`` (0 = balanced, log 10 = 2.30 = one
-            class only), ``n_samples``. Plain Python numbers, ready for ``json.dumps``.
+            class only), ``speckle`` (the share of isolated bright pixels,
+            ``speckle_share``) beside ``real_speckle`` (the test images' share),
+            ``n_samples``. Plain Python numbers, ready for ``json.dumps``.
         """
-        logits, features = self._classify(samples)
+        pixels = check_samples(samples)
+        logits, features = classify(self.model, pixels, data=self.data)
         histogram = class_histogram(logits.argmax(axis=1), NUM_CLASSES)
         return {
             "fid": self._fid(features),
@@ -331,6 +352,8 @@ class Evaluator:
             "classes_covered": classes_covered(histogram),
             "class_histogram": histogram.tolist(),
             "kl_to_uniform": kl_to_uniform(histogram),
+            "speckle": speckle_share(to_host(pixels).reshape(-1, 28, 28)),
+            "real_speckle": self.test_speckle,
             "n_samples": len(features),
         }
 
