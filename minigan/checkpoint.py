@@ -334,8 +334,9 @@ ADDED_FIELDS: dict[str, dict[str, Any]] = {
     # Before the projection discriminator: labels concatenated to D's input.
     "cgan": {"discriminator": "concat"},
     # Before the twin classifier, the paper's ACGAN; the first twin runs (before
-    # twin_weight) subtracted the twin's whole cross-entropy in G's loss.
-    "acgan": {"classifier": "paper", "twin_weight": 1.0},
+    # twin_weight) subtracted the twin's whole cross-entropy in G's loss; samples from
+    # the live G (before ema).
+    "acgan": {"classifier": "paper", "twin_weight": 1.0, "ema": 0.0},
 }
 MNIST_SHAPE = [1, 28, 28]  # one image, (channels, height, width): runs before --dataset
 

@@ -1,6 +1,6 @@
 """ACGAN's classifiers: the twin (default), real digits only, and the 2017 paper's, each
-D and G step against finite differences of its loss written out here; the config; and
-states saved with another head width."""
+D and G step against finite differences of its loss written out here; the config; samples
+from the average of G; and states saved with another head width or before the average."""
 
 import dataclasses
 
@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from conftest import hold_weights
 
+from minigan.checkpoint import load_checkpoint, save_checkpoint, upgrade
 from minigan.gradcheck import numerical_gradient, relative_error
 from minigan.losses import log_softmax
 from minigan.models import ACGAN, ACGANConfig
@@ -72,6 +73,9 @@ def test_the_default_is_the_twin_at_half_weight_and_bad_choices_are_refused():
         ACGANConfig(classifier="both")
     with pytest.raises(ValueError, match=r"twin_weight must lie in \[0, 1\], got 1.5"):
         ACGANConfig(twin_weight=1.5)
+    assert ACGAN.default_config().ema == 0.999  # samples from the average of G
+    with pytest.raises(ValueError, match=r"ema must lie in \[0, 1\) \(0: no average\), got 1"):
+        ACGANConfig(ema=1)
 
 
 @pytest.mark.parametrize("classifier", CLASSIFIERS)
@@ -147,3 +151,37 @@ def test_a_state_with_another_head_width_is_refused_by_name(saved, wanted, width
         model.load_state_dict(state)
     tiny(classifier=saved, seed=3).load_state_dict(state)  # a matching one loads
     tiny(classifier="real").load_state_dict(tiny(classifier="paper").state_dict())  # same D
+
+
+def test_samples_come_from_the_average_of_g(rng):
+    """ema > 0: generate() draws from the moving average of G's weights, which training
+    updates after each G step; the live G is what trains. ema 0: the live G draws.
+    (After one step the average is G itself, bias-corrected: ``ema.py``; so two.)"""
+    model = tiny(ema=0.9)
+    real, labels, z, _ = fixed_batch(rng)
+    before = model.generate(z, labels)
+    model.train_step(real, labels)
+    model.train_step(real, labels)
+    averaged = model.generator_ema.averaged
+    np.testing.assert_array_equal(model.generate(z, labels), averaged(z, labels))
+    assert not np.allclose(model.generate(z, labels), model.generator(z, labels))
+    assert not np.allclose(model.generate(z, labels), before)  # the average followed G
+    assert "generator_ema" in model.state_dict()
+    live = tiny(ema=0.0)
+    assert live.generator_ema is None
+    np.testing.assert_array_equal(live.generate(z, labels), live.generator(z, labels))
+
+
+def test_a_checkpoint_from_before_the_average_resumes_sampling_from_the_live_g(tmp_path):
+    """Its config has no ema: the upgrade gives it 0, the value it trained with, and its
+    state (no averaged G) loads into the model that config builds."""
+    old = tiny(ema=0.0, dtype=np.float32)
+    config = {k: v for k, v in old.config.to_dict().items() if k != "ema"}
+    save_checkpoint(tmp_path / "old.npz", {"gan": old.state_dict(), "config": config})
+    new = upgrade(load_checkpoint(tmp_path / "old.npz"))
+    assert new["config"]["ema"] == 0.0
+    model = ACGAN(ACGANConfig(**new["config"]), seed=1)
+    model.load_state_dict(new["gan"])
+    assert model.generator_ema is None
+    for name, value in old.generator.state_dict().items():
+        np.testing.assert_array_equal(model.generator.state_dict()[name], value, err_msg=name)

@@ -48,6 +48,20 @@ tell apart, and the pairs that look alike (9 and 7, 4 and 9) are where that pays
 half the weight keeps most of the correction and less of that pull. What each
 recipe drew: benchmarks/RESULTS.md, "The GAN family on MNIST".
 
+Why samples come from an average of G's weights (``ema`` = 0.999, ``minigan/ema.py``;
+Yazici et al., 2019), which neither paper does: a GAN's G does not settle on a point,
+it circles one, and ACGAN's circles show as specks and broken strokes. Part of G's
+loss is the input gradient of a classifier, c, that never sees G's images: it names
+the pixels that would make c surer of the digit, and a classifier's input gradient
+is spread over single pixels (the directions of adversarial examples: Szegedy et
+al., 2014; Goodfellow et al., 2015). A real-or-fake judge pushes back on such pixels
+only after G has drawn them, so the G of any one step carries that step's pushes;
+they change from step to step. (CGAN's D reads the label by projection, a term that
+is itself trained on G's images, as a judge.) An average of G over about the last
+1000 updates cancels what changes and keeps what stays: the digits G has learned.
+Training is untouched: D and G learn exactly as the papers' do; the average is a
+copy of G that only follows, and draws every sample (as the vanilla GAN's default).
+
 Mechanics: one linear head of 21 outputs (11 for the paper's), split: column 0 is s,
 columns 1-10 are c, 11-20 are c_mi. Backward joins the heads' gradients side by
 side into one (2n, 21) array, each term's in its own rows and columns, zeros
@@ -68,7 +82,7 @@ import numpy as np
 from minigan import nn
 from minigan.backend import get_array_module
 from minigan.losses import BCEWithLogitsLoss, CrossEntropyLoss
-from minigan.models.base import option
+from minigan.models.base import option, option_of
 from minigan.models.conditional import (
     NUM_CLASSES,
     ConditionalConfig,
@@ -77,6 +91,7 @@ from minigan.models.conditional import (
     accuracy,
     conditional_generator,
 )
+from minigan.models.gan import GANConfig
 from minigan.models.mlp import build_discriminator
 from minigan.optim import Adam
 
@@ -99,6 +114,7 @@ class ACGANConfig(ConditionalConfig):
     twin_weight: float = option(
         0.5, "lambda, the weight of minus the twin's CE in G's loss (classifier 'twin')"
     )
+    ema: float = option_of(GANConfig, "ema", 0.999)  # its help: the vanilla GAN's
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -106,6 +122,8 @@ class ACGANConfig(ConditionalConfig):
             raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
         if not 0 <= self.twin_weight <= 1:
             raise ValueError(f"twin_weight must lie in [0, 1], got {self.twin_weight}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
 
 
 def head_width(config: ACGANConfig) -> int:

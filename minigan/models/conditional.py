@@ -310,7 +310,7 @@ class ConditionalModel(MLPModel):
         check_labels(
             f"{type(self).__name__}.generate", labels, xp=self.backend.xp, shape=(z.shape[0],)
         )
-        return self.generator.forward(z, labels)
+        return self.sampler.forward(z, labels)  # G, or its average (ACGAN's ema)
 
     def train_step(self, real: Any, labels: Any) -> dict[str, Any]:
         """One update of D, then one of G.
