@@ -337,6 +337,8 @@ ADDED_FIELDS: dict[str, dict[str, Any]] = {
     # twin_weight) subtracted the twin's whole cross-entropy in G's loss; samples from
     # the live G (before ema).
     "acgan": {"classifier": "paper", "twin_weight": 1.0, "ema": 0.0},
+    # Before the convolutional networks: the MLPs, and samples from the live G.
+    **{name: {"arch": "mlp", "ema": 0.0} for name in ("lsgan", "wgan", "wgan-gp")},
 }
 MNIST_SHAPE = [1, 28, 28]  # one image, (channels, height, width): runs before --dataset
 

@@ -324,9 +324,9 @@ def test_flags_that_do_not_fit_the_model_or_data_are_refused_before_any_work(
 
 
 def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
-    from minigan.models import DCGAN, GAN, LSGAN, SGAN, Model
+    from minigan.models import CGAN, DCGAN, GAN, LSGAN, SGAN, WGANGP, Model
 
-    assert GAN.default_epochs == 20 < LSGAN.default_epochs == Model.default_epochs == 30
+    assert GAN.default_epochs == 20 < CGAN.default_epochs == Model.default_epochs == 30
     assert DCGAN.default_epochs < GAN.default_epochs  # a DCGAN epoch costs more
     assert SGAN.default_epochs < GAN.default_epochs  # so does SGAN's (a 5-layer D, 3 batches)
     for model, cls in [("gan", GAN), ("lsgan", LSGAN), ("dcgan", DCGAN), ("sgan", SGAN)]:
@@ -337,7 +337,8 @@ def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         example.parse_args(["--help"])
     expected = (
-        f"(default: 30; 20 for gan, {DCGAN.default_epochs} for dcgan, "
+        f"(default: 30; 20 for gan, {LSGAN.default_epochs} for lsgan, "
+        f"{WGANGP.default_epochs} for wgan-gp, {DCGAN.default_epochs} for dcgan, "
         f"{SGAN.default_epochs} for sgan)"
     )
     assert expected in " ".join(capsys.readouterr().out.split())

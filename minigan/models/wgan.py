@@ -30,6 +30,15 @@ One ``train_step`` call is one critic iteration on one batch, as in the loop
 above; every ``n_critic``-th call also updates G (on the call's own fake batch).
 Not included: the reference code's extra critic iterations (100 instead of 5
 during the first 25 G iterations); the paper's algorithm box does not have them.
+
+The networks (``arch``): by default still the vanilla GAN's MLPs, with samples from
+the live G. ``arch="conv"`` gives DCGAN-style convolutions, the pair of WGAN-GP's MNIST
+code (``convnets.py``), with the BatchNorm that code's WGAN had in G, after the
+projection and each inner transposed convolution, but not the one it had in the
+critic (why: ``convnets.py``): every critic score depends on its own image only, as the
+Kantorovich-Rubinstein duality reads D, and one pass over [real; fake] stacked is the
+loss as written. No recipe for it has yet been found that draws good digits in a few
+CPU minutes (benchmarks/RESULTS.md, "The family through the convolutional classifier"), so it is not the default.
 """
 
 from __future__ import annotations
@@ -42,22 +51,23 @@ from minigan import nn
 from minigan.backend import get_array_module
 from minigan.losses import WassersteinLoss
 from minigan.models.base import check_rate, option, option_of
-from minigan.models.mlp import MLPConfig, MLPModel
+from minigan.models.convnets import ArchConfig, ArchModel
 from minigan.optim import RMSprop, clip_weights
 
 
 @dataclass
-class WGANConfig(MLPConfig):
-    """A WGAN: the paper's recipe on the vanilla GAN's default networks."""
+class WGANConfig(ArchConfig):
+    """A WGAN: DCGAN-style networks and the paper's recipe (see the module doc)."""
 
-    hidden: int = option_of(MLPConfig, "hidden", 512)
-    g_activation: str = option_of(MLPConfig, "g_activation", "leaky_relu")
-    batch_size: int = option_of(MLPConfig, "batch_size", 64)
+    hidden: int = option_of(ArchConfig, "hidden", 512)
+    g_activation: str = option_of(ArchConfig, "g_activation", "leaky_relu")
+    batch_size: int = option_of(ArchConfig, "batch_size", 64)
+    arch: str = option_of(ArchConfig, "arch", "mlp")
     lr: float = option(5e-5, "RMSprop's learning rate, for both players")
     n_critic: int = option(5, "critic updates per generator update")
     clip: float = option(0.01, "WGAN's weight clipping bound c: weights in [-c, c]")
 
-    POSITIVE = (*MLPConfig.POSITIVE, "n_critic")
+    POSITIVE = (*ArchConfig.POSITIVE, "n_critic")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -75,13 +85,14 @@ def critic_stats(scores: Any, n: int, d_loss: Any) -> dict[str, Any]:
     }
 
 
-class WGAN(MLPModel):
+class WGAN(ArchModel):
     """Wasserstein GAN with weight clipping. Stats: ``d_loss`` = mean D(G(z)) - mean D(x),
     ``g_loss`` = -mean D(G(z)), ``wasserstein`` = mean D(x) - mean D(G(z)) (the critic's
     estimate of K times the Wasserstein distance; it should fall as G improves)."""
 
     summary = "a critic estimating the Wasserstein distance, weight clipping, RMSprop"
     name = "wgan"
+    g_batchnorm = True  # the paper's code's G (convnets.py); the critic has none
     config_class = WGANConfig
     stats: ClassVar[dict[str, str]] = {
         "d_loss": "critic loss: mean D(G(z)) - mean D(x)",

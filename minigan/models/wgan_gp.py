@@ -4,6 +4,16 @@
     G minimises        -E_z[D(G(z))]
     x^ = eps x + (1 - eps) G(z),   eps ~ U(0, 1) per example
 
+The paper's Algorithm 1, as ``train_step`` runs it (one call: one critic iteration):
+
+    for each G iteration:
+        for t = 1 .. n_critic:
+            x ~ data, z ~ N(0, I), eps ~ U(0, 1)
+            x^ = eps x + (1 - eps) G(z)
+            w <- Adam(grad_w [D(G(z)) - D(x) + lambda (||grad_x D(x^)|| - 1)^2])
+        z ~ N(0, I)
+        theta <- Adam(grad_theta [-D(G(z))])
+
 What differs from WGAN (``wgan.py``), and why:
 
 - No weight clipping. Clipping bounds the critic's Lipschitz constant only
@@ -11,13 +21,36 @@ What differs from WGAN (``wgan.py``), and why:
   gradients explode or vanish. An optimal critic has gradient norm 1 almost
   everywhere between the two distributions, so WGAN-GP asks for exactly that,
   softly, on random points x^ on straight lines between real and fake images.
-- Adam (lr 1e-4, betas (0.5, 0.9)) instead of RMSprop: with the penalty the
-  critic trains stably with momentum. lambda = 10, n_critic = 5, batch 64.
+- Adam (betas (0.5, 0.9)) instead of RMSprop: with the penalty the critic trains
+  stably with momentum. lambda = 10.
+- No BatchNorm in the critic: the penalty is per example, the gradient of one
+  image's score with respect to that image, and BatchNorm would make each score
+  depend on the whole batch.
+
+The networks (``arch``): by default the paper's MNIST pair, a critic of three 5x5
+stride-2 convolutions and a G that mirrors it (``convnets.py``); ``arch="mlp"`` gives
+the vanilla GAN's MLPs. The paper's hyperparameters and where the defaults depart
+from them, each for the digits it drew in a few CPU minutes (measured:
+benchmarks/RESULTS.md, "The family through the convolutional classifier"); the flag in brackets gives the paper's value back:
+
+- ``base_channels`` 16, a quarter of the paper's DIM 64 (``--base-channels 64``): a
+  convolution's work grows as DIM^2, so a critic step costs about a sixteenth.
+- ``n_critic`` 1, not 5 (``--n-critic 5``): a critic step passes through the critic
+  five times (forward and backward over real and fake, then the penalty's forward,
+  backward and double backward), a G step through D and G once each, so one critic
+  step per G step gives G several times the updates in the same time. The penalty
+  still holds the critic near 1-Lipschitz (the run's ``grad_norm`` shows how near).
+- ``lr`` 3e-4 for both players, not 1e-4 (``--lr 1e-4``): the paper trained 200,000
+  G iterations, these runs a few thousand.
+- ``ema`` 0.999: samples come from a moving average of G's weights (``ema.py``).
+- batch 64, the paper's 50 (``--batch-size 50``).
 
 The penalty is a function of the critic's *input gradient*, so its gradient
 with respect to the critic's weights needs a second-order pass: the double
 backward of ``minigan.nn`` (each layer's ``double_backward``, derived in its
-docstring). For this critic, all of it written out as matrix products.
+docstring), which ``gradient_penalty`` runs layer by layer for any critic. For the
+MLP critic, all of it written out as matrix products; the convolutional critic's
+follows after it.
 
 The critic, for a batch x^ of n rows (a = 0.2; S_k = LeakyReLU slopes, 1 or a,
 elementwise, fixed by the forward pass):
@@ -65,6 +98,13 @@ ordinary backward pass). These products are what the double backward computes;
 tests/test_models.py checks them against finite differences of P itself and
 against PyTorch's ``autograd.grad(..., create_graph=True)``.
 
+The convolutional critic runs the same chain: a Conv2d is linear in its input as a
+Linear is (y = A x + b, with A built from W), so its double backward follows the same
+two rules, dP/dW_k += (the weight gradient of dy_k with V_k in x's place) and
+V_{k+1} = A_k V_k, the forward map without the bias; LeakyReLU multiplies by its fixed
+slopes, and Flatten and Unflatten reshape (``nn/conv.py``, ``nn/reshape.py``).
+tests/test_conv_family.py checks it against finite differences of P and PyTorch.
+
 The critic step adds two gradients into the critic's ``.grad`` before one Adam
 step: the Wasserstein loss's (an ordinary backward over [x; G(z)]) and the
 penalty's (the forward, backward and double backward over x^).
@@ -80,24 +120,25 @@ from minigan import nn
 from minigan.backend import get_array_module
 from minigan.losses import GradientPenalty
 from minigan.models.base import check_adam, frozen, option, option_of
-from minigan.models.mlp import MLPConfig
+from minigan.models.convnets import ArchConfig
 from minigan.models.wgan import WGAN, critic_stats
 from minigan.optim import Adam
 
 
 @dataclass
-class WGANGPConfig(MLPConfig):
-    """A WGAN-GP: the paper's recipe on the vanilla GAN's default networks."""
+class WGANGPConfig(ArchConfig):
+    """A WGAN-GP: the paper's networks and recipe, scaled to a CPU (see the module doc)."""
 
-    hidden: int = option_of(MLPConfig, "hidden", 512)
-    g_activation: str = option_of(MLPConfig, "g_activation", "leaky_relu")
-    batch_size: int = option_of(MLPConfig, "batch_size", 64)
-    lr: float = option(1e-4, "learning rate of both players")
+    hidden: int = option_of(ArchConfig, "hidden", 512)
+    g_activation: str = option_of(ArchConfig, "g_activation", "leaky_relu")
+    batch_size: int = option_of(ArchConfig, "batch_size", 64)
+    ema: float = option_of(ArchConfig, "ema", 0.999)
+    lr: float = option(3e-4, "learning rate of both players (the paper's: 1e-4)")
     betas: tuple[float, float] = option((0.5, 0.9), "Adam's (beta1, beta2)", flag=False)
-    n_critic: int = option(5, "critic updates per generator update")
+    n_critic: int = option(1, "critic updates per generator update (the paper's: 5)")
     gp_weight: float = option(10.0, "WGAN-GP's penalty weight lambda")
 
-    POSITIVE = (*MLPConfig.POSITIVE, "n_critic")
+    POSITIVE = (*ArchConfig.POSITIVE, "n_critic")
 
     def __post_init__(self) -> None:
         self.betas = tuple(self.betas)
@@ -114,6 +155,8 @@ class WGANGP(WGAN):
 
     summary = "WGAN with a gradient penalty instead of clipping (a double backward)"
     name = "wgan-gp"
+    default_epochs = 9  # benchmarks/RESULTS.md, "The family through the convolutional classifier"
+    g_batchnorm = False  # the paper's WGAN-GP G has none (its WGAN's has: ``WGAN``)
     config_class = WGANGPConfig
     stats: ClassVar[dict[str, str]] = {
         **WGAN.stats,

@@ -278,6 +278,23 @@ class Conv2d(_ConvBase):
 
     (derivation and index bookkeeping: the module docstring). Saves ``cols`` for dL/dW.
 
+    Double backward (see ``minigan.nn.module``; WGAN-GP's convolutional critic needs it),
+    with gg = dL/d(dx) of x's shape. The convolution is linear in x, y = A x + b with A
+    built from W, so backward computed dx = A^T dy = col2im(W_rows.T @ dy_rows): a
+    function of dy and W only, linear in each, exactly as Linear's dx = dy W. Then
+
+        dL/d(dy) = A gg = W_rows @ im2col(gg)       the forward map on gg, without the bias
+        dL/dW   += dy_rows @ im2col(gg).T           backward's dL/dW, gg in x's place
+        dL/db, dL/dx : none (b and x do not appear in dx)
+
+    Why, in two lines: dL = <gg, d(dx)>. Nudging dy, d(dx) = A^T d(dy), so dL =
+    <A gg, d(dy)>. Nudging W, d(dx) = col2im(dW_rows.T @ dy_rows), and col2im is
+    im2col's adjoint, so dL = <im2col(gg), dW_rows.T @ dy_rows> = <dy_rows @
+    im2col(gg).T, dW_rows> (the trace identity <M, B.T C> = <C M.T, B>). The first is
+    ``conv2d(gg, W)``, the second ``conv2d_weight_grad(dy_rows, im2col(gg))``: the
+    forward and weight-gradient formulas again, with (dy, gg) where backward has (g, x).
+    Needs backward's dy: ``backward(dy, create_graph=True)`` keeps it, in rows form.
+
     Args:
         in_channels, out_channels, kernel_size (square), stride, padding (zeros on every
             side), bias: as in PyTorch.
@@ -316,9 +333,10 @@ class Conv2d(_ConvBase):
         return y
 
     def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
-        self.first_order_only(create_graph)
         (cols, x_shape), W, b = self.saved(grad_out), self.weight, self.bias
         g_rows = to_rows(grad_out)
+        if create_graph:
+            self.save_for_double_backward(g_rows, input_shape=x_shape)  # dL/dW will need dy
         if W.requires_grad:
             W.grad += conv2d_weight_grad(g_rows, cols, W.shape)
         if b is not None and b.requires_grad:
@@ -326,6 +344,15 @@ class Conv2d(_ConvBase):
         if not input_grad:
             return None
         return conv2d_input_grad(g_rows, W.data, x_shape, self.stride, self.padding)
+
+    def double_backward(self, grad_grad_in: Any) -> tuple[Any, None]:
+        dy_rows, W, gg = self.saved_grad_out(grad_grad_in), self.weight, grad_grad_in
+        gg_out_rows, gg_cols = conv2d(gg, W.data, self.stride, self.padding)  # A gg, no bias
+        if W.requires_grad:
+            W.grad += conv2d_weight_grad(dy_rows, gg_cols, W.shape)  # dL/dW += dy_rows gg_cols^T
+        n, _, h, w = gg.shape
+        k, s, p = self.kernel_size, self.stride, self.padding
+        return from_rows(gg_out_rows, n, output_size(h, k, s, p), output_size(w, k, s, p)), None
 
 
 class ConvTranspose2d(_ConvBase):

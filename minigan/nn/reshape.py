@@ -5,6 +5,15 @@ dL/dx = dL/dy.reshape(x.shape). A DCGAN's discriminator flattens its last featur
 maps (N, 128, 7, 7) into (N, 6272) for a Linear; its generator unflattens a Linear's
 (N, 6272) into (N, 128, 7, 7) for the transposed convolutions. PacGAN's discriminator
 packs m images into one example, (N, 784) into (N/m, m*784).
+
+Double backward (see ``minigan.nn.module``; a convolutional critic's gradient penalty
+crosses these layers twice). Backward computed dx = R(dy), R the reshape back to x's
+shape: linear in dy, with no parameters and no x in it. Its transpose is the reshape
+the other way, so with gg = dL/d(dx),
+
+    dL/d(dy) = gg.reshape(dy.shape)        dL/dx: none (x does not appear in dx)
+
+The reshape moves each value to one place and back, so this is exact, and free.
 """
 
 from __future__ import annotations
@@ -48,9 +57,14 @@ class Flatten(Module):
         return y
 
     def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
-        self.first_order_only(create_graph)
         x_shape = self.saved(grad_out)
+        if create_graph:
+            self.save_for_double_backward(grad_out, input_shape=x_shape)  # for dy's shape
         return grad_out.reshape(x_shape)
+
+    def double_backward(self, grad_grad_in: Any) -> tuple[Any, None]:
+        dy = self.saved_grad_out(grad_grad_in)
+        return grad_grad_in.reshape(dy.shape), None  # see the module docstring
 
 
 class Unflatten(Module):
@@ -88,9 +102,14 @@ class Unflatten(Module):
         return y
 
     def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
-        self.first_order_only(create_graph)
         x_shape = self.saved(grad_out)
+        if create_graph:
+            self.save_for_double_backward(grad_out, input_shape=x_shape)  # for dy's shape
         return grad_out.reshape(x_shape)
+
+    def double_backward(self, grad_grad_in: Any) -> tuple[Any, None]:
+        dy = self.saved_grad_out(grad_grad_in)
+        return grad_grad_in.reshape(dy.shape), None  # see the module docstring
 
 
 class Pack(Module):
@@ -134,6 +153,11 @@ class Pack(Module):
         return y
 
     def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
-        self.first_order_only(create_graph)
         x_shape = self.saved(grad_out)
+        if create_graph:
+            self.save_for_double_backward(grad_out, input_shape=x_shape)  # for dy's shape
         return grad_out.reshape(x_shape)
+
+    def double_backward(self, grad_grad_in: Any) -> tuple[Any, None]:
+        dy = self.saved_grad_out(grad_grad_in)
+        return grad_grad_in.reshape(dy.shape), None  # see the module docstring

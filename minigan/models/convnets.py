@@ -1,0 +1,245 @@
+"""The convolutional networks of WGAN-GP's MNIST code, for wgan, wgan-gp and lsgan (``arch``).
+
+Gulrajani et al. (2017) trained every model of their MNIST experiment (``gan_mnist.py`` in
+their code: WGAN, WGAN-GP and DCGAN) on one DCGAN-style pair, written for images entering
+flat, (batch, 784), as minigan's MLPs take them; with DIM = ``base_channels``:
+
+    critic   x (N, 784) -> (N, 1, 28, 28)
+             -> Conv 5x5 stride 2 (1 -> DIM)      14x14   LeakyReLU(0.2)
+             -> Conv 5x5 stride 2 (DIM -> 2DIM)    7x7    LeakyReLU(0.2)
+             -> Conv 5x5 stride 2 (2DIM -> 4DIM)   4x4    LeakyReLU(0.2)
+             -> Linear (4DIM*4*4 -> 1): a real-valued score, no sigmoid
+    G        z -> Linear (4DIM*4*4) ReLU -> (N, 4DIM, 4, 4)
+             -> ConvT 5x5 stride 2 (4DIM -> 2DIM)  7x7    ReLU
+             -> ConvT 5x5 stride 2 (2DIM -> DIM)  14x14   ReLU
+             -> ConvT 5x5 stride 2 (DIM -> 1)     28x28   Tanh -> (N, 784)
+
+No pooling and no fully connected hidden layer (DCGAN's rules), padding 2 ("same"), and:
+
+- **No BatchNorm in the critic**, as their WGAN-GP's: BatchNorm would make each score
+  depend on the whole batch, while the penalty asks for the gradient of one example's
+  score with respect to that example alone; without it, one stacked pass over
+  [real; fake] is the two passes of every model's loss as written. Their WGAN put
+  BatchNorm in the critic too, after its inner convolutions; here no critic has it.
+- **BatchNorm in G** after the projection and each inner ConvT (DCGAN's rule, their
+  WGAN's G) where a model asks for it (``ArchModel.g_batchnorm``); their WGAN-GP's G
+  has none. G then draws samples in evaluation mode (running statistics).
+- Images in [-1, 1] through Tanh, as every minigan model's, where their code used
+  [0, 1] and a sigmoid.
+- 4x4 -> 7x7: their G up-samples 4x4 to 8x8 and crops to 7x7; a transposed
+  convolution with output_padding 0 makes 7x7 directly (side 2*4 - 1). In general each
+  ConvT doubles the side and output_padding 1 or 0 keeps it even or odd, so that G's
+  sides mirror the critic's, which round up at each stride: 28 -> 14 -> 7 -> 4.
+
+The side and channels come from ``image_size`` = C*H*W (the number the MLPs take): a
+square of a side (784 = 28^2) is one grey channel, three times a square (3072 = 3*32^2)
+is RGB; no number is both, since sqrt(3) is irrational. Other shapes are refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from minigan import nn
+from minigan.models.base import option
+from minigan.models.mlp import MLPConfig, MLPModel
+
+ARCHS = ("mlp", "conv")
+KERNEL, STRIDE, PADDING = 5, 2, 2  # every convolution of both networks
+
+
+@dataclass
+class ArchConfig(MLPConfig):
+    """``MLPConfig``'s sizes and the choice of networks: the MLPs or the convolutions."""
+
+    arch: str = option(
+        "conv",
+        "the networks: 'conv', WGAN-GP's DCGAN-style convolutions (minigan/models/"
+        "convnets.py), or 'mlp', the vanilla GAN's MLPs (hidden, g_activation)",
+        choices=ARCHS,
+    )
+    base_channels: int = option(
+        16,
+        "with arch 'conv': channels of the critic's first convolution and of G's last "
+        "hidden maps, doubled twice inwards (DIM in Gulrajani et al.'s code: 64)",
+    )
+
+    ema: float = option(
+        0.0,
+        "sample from a moving average of G's weights with decay BETA (0.999: about the "
+        "last 1000 updates), saved in the checkpoint; 0 for none",
+        metavar="BETA",
+    )
+
+    POSITIVE = (*MLPConfig.POSITIVE, "base_channels")
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        super().__post_init__()
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
+        if self.arch == "conv":
+            image_geometry(self.image_size)  # a ValueError for a shape the convs cannot take
+
+
+def image_geometry(image_size: int) -> tuple[int, int]:
+    """(channels, side) of square images of ``image_size`` = C*side^2 numbers, C 1 or 3."""
+    for channels in (1, 3):
+        side = math.isqrt(image_size // channels)
+        if image_size % channels == 0 and channels * side * side == image_size:
+            return channels, side
+    raise ValueError(
+        f"arch 'conv' takes square grey or RGB images (image_size = side^2 or 3*side^2), "
+        f"got image_size {image_size}; use arch 'mlp' for other shapes"
+    )
+
+
+def sides(side: int) -> list[int]:
+    """The critic's feature-map sides, after each stride-2 convolution: [14, 7, 4] for 28."""
+    out = []
+    for _ in range(3):
+        side = (side + 2 * PADDING - KERNEL) // STRIDE + 1
+        out.append(side)
+    return out
+
+
+def build_generator(
+    config: ArchConfig, rng: np.random.Generator, dtype: Any, batchnorm: bool = False
+) -> nn.Sequential:
+    """z (batch, latent_dim) -> images (batch, image_size) in [-1, 1], flat like the MLPs'.
+
+    ``batchnorm``: BatchNorm after the projection and each inner ConvT (DCGAN's rule,
+    their WGAN's G); none for their WGAN-GP's G.
+    """
+
+    def norm(c: int, layer: type = nn.BatchNorm2d) -> list[nn.Module]:
+        return [layer(c, dtype=dtype)] if batchnorm else []
+
+    channels, side = image_geometry(config.image_size)
+    dim, maps = config.base_channels, [side, *sides(side)]  # [28, 14, 7, 4]
+    widths = [4 * dim, 2 * dim, dim, channels]  # from 4x4 outwards
+
+    layers = [
+        nn.Linear(config.latent_dim, widths[0] * maps[3] ** 2, rng=rng, dtype=dtype),
+        *norm(widths[0] * maps[3] ** 2, nn.BatchNorm1d),
+        nn.ReLU(),
+        nn.Unflatten(1, (widths[0], maps[3], maps[3])),
+    ]
+    for i in range(3):  # 4 -> 7 -> 14 -> 28: each ConvT doubles the side, minus one if odd
+        c_in, c_out, side_in, side_out = widths[i], widths[i + 1], maps[3 - i], maps[2 - i]
+        extra = side_out - (2 * side_in - 1)  # output_padding: 1 for an even side, 0 odd
+        layers.append(
+            nn.ConvTranspose2d(c_in, c_out, KERNEL, STRIDE, PADDING, extra, rng=rng, dtype=dtype)
+        )
+        if i < 2:
+            layers += [*norm(c_out), nn.ReLU()]
+    return nn.Sequential(*layers, nn.Tanh(), nn.Flatten())
+
+
+def build_critic(
+    config: ArchConfig, rng: np.random.Generator, dtype: Any, pack: int = 1
+) -> nn.Sequential:
+    """images (batch, image_size) -> one real score per image, (batch, 1); no BatchNorm.
+
+    ``pack`` = m > 1: the critic scores every m consecutive images together (PacGAN,
+    ``nn.Pack``), entering as one image of m*channels channels: (batch / m, 1).
+    """
+    channels, side = image_geometry(config.image_size)
+    dim, last = config.base_channels, sides(side)[-1]
+    widths = [pack * channels, dim, 2 * dim, 4 * dim]
+    layers: list[nn.Module] = [
+        *([nn.Pack(pack)] if pack > 1 else []),
+        nn.Unflatten(1, (widths[0], side, side)),
+    ]
+    for c_in, c_out in itertools.pairwise(widths):
+        layers += [
+            nn.Conv2d(c_in, c_out, KERNEL, STRIDE, PADDING, rng=rng, dtype=dtype),
+            nn.LeakyReLU(0.2),
+        ]
+    layers += [nn.Flatten(), nn.Linear(widths[-1] * last * last, 1, rng=rng, dtype=dtype)]
+    return nn.Sequential(*layers)
+
+
+def count_parameters(config: ArchConfig, batchnorm: bool = False, pack: int = 1) -> int:
+    """Weights and biases of ``build_generator``'s G and ``build_critic``'s critic."""
+    channels, side = image_geometry(config.image_size)
+    dim, last, k2 = config.base_channels, sides(side)[-1], KERNEL * KERNEL
+    projection = 4 * dim * last * last
+    generator = (config.latent_dim + 1) * projection  # the projection of z
+    generator += (4 * dim * 2 * dim + 2 * dim * dim) * k2 + 3 * dim  # inner ConvTs
+    generator += dim * channels * k2 + channels  # the ConvT that draws the image
+    if batchnorm:  # gamma and beta after the projection and the two inner ConvTs
+        generator += 2 * (projection + 2 * dim + dim)
+    critic = (pack * channels * dim + dim * 2 * dim + 2 * dim * 4 * dim) * k2 + 7 * dim
+    critic += 4 * dim * last * last + 1
+    return generator + critic
+
+
+def estimate_memory(config: ArchConfig, rows: int, parameters: int) -> int:
+    """About how many bytes training needs (see ``mlp.estimate_memory``): each parameter's
+    4 arrays, and every feature map of G and the critic for ``rows`` images, times 3 for
+    the im2col columns (25 per output pixel, a quarter of the pixels: about 6x a map)
+    and temporaries, the critic seeing real, fake and the penalty's x^."""
+    channels, side = image_geometry(config.image_size)
+    dim, (a, b, c) = config.base_channels, sides(side)
+    maps = channels * side * side + dim * a * a + 2 * dim * b * b + 4 * dim * c * c
+    return 4 * (4 * parameters + 3 * rows * 8 * maps)
+
+
+class ArchModel(MLPModel):
+    """A ``Model`` built from the MLPs (``arch="mlp"``) or the convolutions above.
+
+    Either way images enter flat, (batch, image_size), and G draws them flat: the rest
+    of the model, its loss and its step, does not know which networks it has.
+    """
+
+    g_batchnorm: ClassVar[bool] = False  # BatchNorm in the convolutional G (the model's choice)
+    pack: ClassVar[int] = 1  # the critic scores packs of this many images
+
+    def build_networks(
+        self, config: ArchConfig, rng: np.random.Generator, dtype: Any
+    ) -> tuple[nn.Sequential, nn.Sequential]:
+        if config.arch == "mlp":
+            return super().build_networks(config, rng, dtype)
+        G = build_generator(config, rng, dtype, batchnorm=self.g_batchnorm)
+        return G, build_critic(config, rng, dtype, pack=self.pack)
+
+    @classmethod
+    def parameter_count(cls, config: ArchConfig) -> int:
+        if config.arch == "mlp":
+            return super().parameter_count(config)
+        return count_parameters(config, batchnorm=cls.g_batchnorm, pack=cls.pack)
+
+    @classmethod
+    def memory_bytes(cls, config: ArchConfig, rows: int) -> int:
+        if config.arch == "mlp":
+            return super().memory_bytes(config, rows)
+        return estimate_memory(config, rows, cls.parameter_count(config))
+
+    @classmethod
+    def config_for_images(cls, config: ArchConfig, shape: tuple[int, int, int]) -> ArchConfig:
+        """``config`` for images of ``shape``; the convolutions take square ones only."""
+        channels, height, width = shape
+        if config.arch == "conv" and (height != width or channels not in (1, 3)):
+            raise ValueError(
+                f"arch 'conv' takes square grey or RGB images, got {channels}x{height}x{width}; "
+                f"use arch 'mlp' for other shapes"
+            )
+        return dataclasses.replace(config, image_size=channels * height * width)
+
+    def generate(self, z: Any) -> Any:
+        """Images in [-1, 1], (n, image_size), for the noise ``z``: G in evaluation mode
+        (BatchNorm's running statistics, when G has it), so that no state changes."""
+        G = self.sampler
+        G.eval()
+        try:
+            return G.forward(z)
+        finally:
+            G.train()
