@@ -18,8 +18,8 @@ stderr; ``--real-train 10000 --parzen`` gives real training digits' figure to co
     python examples/evaluate.py samples.npy --parzen
     python examples/evaluate.py --real-train 10000 --parzen   # training images 0-9999
 
-The first run trains the MNIST classifier the scores are measured with (about 35 s
-on an idle 2-core CPU) and caches it; later runs take a few seconds. With
+The first run trains the MNIST classifier the scores are measured with (about 3 CPU
+minutes) and caches it; later runs take a few seconds. With
 ``--dataset fashion`` the same is done with a classifier of Fashion-MNIST, against its
 test set, and the JSON line names the garment each histogram entry counts. Progress
 and warnings go to stderr, the JSON line alone to stdout, so ``> scores.json`` works.

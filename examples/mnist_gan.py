@@ -149,7 +149,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="K",
         help="every K epochs (and after the last), score samples with FID, Inception Score "
         "and class coverage (minigan.metrics; trains its MNIST or Fashion-MNIST classifier "
-        "once, about 35 s on a 2-core CPU) and plot FID (default: 0, off)",
+        "once, about 3 CPU minutes) and plot FID (default: 0, off)",
     )
     add(
         "--eval-samples",

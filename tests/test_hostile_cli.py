@@ -431,7 +431,7 @@ def test_the_classifier_time_is_the_same_everywhere(capsys):
     evaluate = (root / "examples" / "evaluate.py").read_text()
     for text in (help_text, readme, metrics, evaluate):
         text = " ".join(text.split())
-        assert "about 35 s" in text and "about a minute" not in text
+        assert "about 3 CPU minutes" in text and "about 35 s" not in text
 
 
 # --- issue 25, item 10: a flag that would be ignored is refused ---------------------------

@@ -302,7 +302,7 @@ class Evaluator:
         elif progress:
             print(
                 f"minigan.metrics: no classifier cached at {path}: training one "
-                f"(once; a few minutes on a 2-core CPU)",
+                f"(once; about 3 CPU minutes)",
                 file=sys.stderr,
             )
         evaluator = cls.train(
