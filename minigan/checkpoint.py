@@ -331,8 +331,9 @@ ADDED_FIELDS: dict[str, dict[str, Any]] = {
         "g_fc_width": 0,
         "d_augment": "",
     },
-    # Before the projection discriminator: labels concatenated to D's input.
-    "cgan": {"discriminator": "concat"},
+    # Before the projection discriminator: labels concatenated to D's input; samples
+    # from the live G (before ema).
+    "cgan": {"discriminator": "concat", "ema": 0.0},
     # Before the twin classifier, the paper's ACGAN; the first twin runs (before
     # twin_weight) subtracted the twin's whole cross-entropy in G's loss; samples from
     # the live G (before ema).

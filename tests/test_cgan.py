@@ -112,3 +112,32 @@ def test_a_state_with_the_other_kind_of_d_is_refused_by_name(saved, wanted):
         for key, value in before[part].items():
             np.testing.assert_array_equal(model.state_dict()[part][key], value)
     tiny(discriminator=saved, seed=5).load_state_dict(state)  # the matching kind loads
+
+
+def test_samples_come_from_the_average_of_g_and_old_checkpoints_from_the_live_g(rng, tmp_path):
+    """ema 0.999 by default (ConditionalConfig, shared with ACGAN): generate() draws from
+    the moving average of G, which training updates; a checkpoint saved before the field
+    existed upgrades to ema 0, the live G it trained with."""
+    from minigan.checkpoint import load_checkpoint, save_checkpoint, upgrade
+
+    assert CGAN.default_config().ema == 0.999
+    with pytest.raises(ValueError, match=r"ema must lie in \[0, 1\) \(0: no average\), got 1"):
+        CGANConfig(ema=1)
+    model = tiny(ema=0.9)
+    n = 6
+    real = rng.uniform(-1, 1, (n, model.config.image_size))
+    labels, z = np.arange(n) % 10, rng.standard_normal((n, model.config.latent_dim))
+    model.train_step(real, labels)
+    model.train_step(real, labels)  # after one step the average is G itself (ema.py)
+    np.testing.assert_array_equal(
+        model.generate(z, labels), model.generator_ema.averaged(z, labels)
+    )
+    assert not np.allclose(model.generate(z, labels), model.generator(z, labels))
+    old = tiny(ema=0.0)
+    config = {k: v for k, v in old.config.to_dict().items() if k != "ema"}
+    save_checkpoint(tmp_path / "old.npz", {"gan": old.state_dict(), "config": config})
+    state = upgrade(load_checkpoint(tmp_path / "old.npz"))
+    assert state["config"]["ema"] == 0.0
+    loaded = CGAN(CGANConfig(**state["config"]), seed=1, dtype=np.float64)
+    loaded.load_state_dict(state["gan"])
+    np.testing.assert_array_equal(loaded.generate(z, labels), old.generate(z, labels))

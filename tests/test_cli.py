@@ -224,11 +224,12 @@ FLAGS_BEFORE = {
 }  # fmt: skip
 FIELD_OF = {"--beta1": "betas", "--d-output": "logits", "--label-smoothing": "real_label"}
 # Flags of other models that a model took over on purpose since: issue 26's convolutional
-# networks (--arch conv) and the average of G for lsgan, wgan and wgan-gp, and ACGAN's
-# average of G.
+# networks (--arch conv) and the average of G for lsgan, wgan and wgan-gp, and CGAN's and
+# ACGAN's average of G.
 GAINED_ON_PURPOSE = {
     **{model: {"--base-channels", "--ema"} for model in ("lsgan", "wgan", "wgan-gp")},
     "acgan": {"--ema"},
+    "cgan": {"--ema"},
 }
 
 

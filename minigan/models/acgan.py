@@ -56,8 +56,9 @@ the pixels that would make c surer of the digit, and a classifier's input gradie
 is spread over single pixels (the directions of adversarial examples: Szegedy et
 al., 2014; Goodfellow et al., 2015). A real-or-fake judge pushes back on such pixels
 only after G has drawn them, so the G of any one step carries that step's pushes;
-they change from step to step. (CGAN's D reads the label by projection, a term that
-is itself trained on G's images, as a judge.) An average of G over about the last
+they change from step to step. (CGAN's live G speckles too, less: its D reads the
+label by projection, a term trained on G's images, as a judge; CGAN shares the
+average through ``ConditionalConfig``.) An average of G over about the last
 1000 updates cancels what changes and keeps what stays: the digits G has learned.
 Training is untouched: D and G learn exactly as the papers' do; the average is a
 copy of G that only follows, and draws every sample (as the vanilla GAN's default).
@@ -82,7 +83,7 @@ import numpy as np
 from minigan import nn
 from minigan.backend import get_array_module
 from minigan.losses import BCEWithLogitsLoss, CrossEntropyLoss
-from minigan.models.base import option, option_of
+from minigan.models.base import option
 from minigan.models.conditional import (
     NUM_CLASSES,
     ConditionalConfig,
@@ -91,7 +92,6 @@ from minigan.models.conditional import (
     accuracy,
     conditional_generator,
 )
-from minigan.models.gan import GANConfig
 from minigan.models.mlp import build_discriminator
 from minigan.optim import Adam
 
@@ -114,7 +114,6 @@ class ACGANConfig(ConditionalConfig):
     twin_weight: float = option(
         0.5, "lambda, the weight of minus the twin's CE in G's loss (classifier 'twin')"
     )
-    ema: float = option_of(GANConfig, "ema", 0.999)  # its help: the vanilla GAN's
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -122,8 +121,6 @@ class ACGANConfig(ConditionalConfig):
             raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
         if not 0 <= self.twin_weight <= 1:
             raise ValueError(f"twin_weight must lie in [0, 1], got {self.twin_weight}")
-        if not 0 <= self.ema < 1:
-            raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
 
 
 def head_width(config: ACGANConfig) -> int:

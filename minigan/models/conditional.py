@@ -34,6 +34,7 @@ import numpy as np
 from minigan import nn
 from minigan.backend import get_array_module
 from minigan.models.base import check_adam, check_count, option, option_of
+from minigan.models.gan import GANConfig
 from minigan.models.mlp import MLPConfig, MLPModel, build_discriminator, build_generator
 from minigan.nn.checks import check_array, check_label_range
 
@@ -123,6 +124,9 @@ class ConditionalConfig(MLPConfig):
     real_label: float = option(
         0.9, "D's target for real images (< 1: one-sided label smoothing)", flag=False
     )
+    # Samples from a moving average of G's weights, as the vanilla GAN's default: see
+    # acgan.py for why a labelled G's samples need it (CGAN's live G speckles too).
+    ema: float = option_of(GANConfig, "ema", 0.999)  # its help: the vanilla GAN's
 
     POSITIVE = (*MLPConfig.POSITIVE, "embed_dim")
 
@@ -132,6 +136,8 @@ class ConditionalConfig(MLPConfig):
         check_adam(self)
         if not 0 < self.real_label <= 1:
             raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
+        if not 0 <= self.ema < 1:
+            raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
 
 
 class ConditionalMLP(nn.Module):
@@ -310,7 +316,7 @@ class ConditionalModel(MLPModel):
         check_labels(
             f"{type(self).__name__}.generate", labels, xp=self.backend.xp, shape=(z.shape[0],)
         )
-        return self.sampler.forward(z, labels)  # G, or its average (ACGAN's ema)
+        return self.sampler.forward(z, labels)  # G's average (ema), or G itself
 
     def train_step(self, real: Any, labels: Any) -> dict[str, Any]:
         """One update of D, then one of G.
