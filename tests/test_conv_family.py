@@ -15,10 +15,11 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import penalty_gradient_errors
 
 from minigan import nn
 from minigan.checkpoint import upgrade
-from minigan.gradcheck import check_double_backward, numerical_gradient, relative_error
+from minigan.gradcheck import check_double_backward
 from minigan.models import LSGAN, MODELS, WGAN, WGANGP, WGANConfig, WGANGPConfig
 from minigan.models.convnets import (
     ArchConfig,
@@ -229,19 +230,7 @@ def test_conv_critic_penalty_gradient_matches_finite_differences(
     module docstring). The biases of a LeakyReLU critic get exactly nothing."""
     model = small(WGANGP, base_channels=1)  # 1, 1, 2, 4 channels: few weights to nudge
     x_hat = rng.uniform(-1, 1, (batch, 144))
-    D = model.discriminator
-    D.zero_grad()
-    penalty, _ = model.gradient_penalty(x_hat)
-    analytic = {name: p.grad.copy() for name, p in D.named_parameters()}
-    assert float(penalty) > 0
-
-    def P():
-        return model.gradient_penalty(x_hat)[0]
-
-    errors = {
-        name: relative_error(analytic[name], numerical_gradient(P, p.data))
-        for name, p in D.named_parameters()
-    }
+    analytic, errors = penalty_gradient_errors(model, x_hat)
     assert all(not analytic[name].any() for name in analytic if name.endswith("bias"))
     assert_gradients_match({k: v for k, v in errors.items() if k.endswith("weight")})
     assert max(v for k, v in errors.items() if k.endswith("bias")) == 0

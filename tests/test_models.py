@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from backend_agreement import assert_models_agree
-from conftest import hold_weights
+from conftest import hold_weights, penalty_gradient_errors
 
 from minigan import data, nn
 from minigan.gradcheck import numerical_gradient, relative_error
@@ -250,19 +250,7 @@ def test_penalty_gradient_matches_finite_differences_of_the_penalty(
     """
     model = critic_with(tiny(WGANGP, hidden=7), activation)
     x_hat = rng.uniform(-1, 1, (batch, 6))
-    D = model.discriminator
-    D.zero_grad()
-    penalty, _ = model.gradient_penalty(x_hat)
-    analytic = {name: p.grad.copy() for name, p in D.named_parameters()}
-    assert float(penalty) > 0
-
-    def P():
-        return model.gradient_penalty(x_hat)[0]
-
-    errors = {
-        name: relative_error(analytic[name], numerical_gradient(P, p.data))
-        for name, p in D.named_parameters()
-    }
+    analytic, errors = penalty_gradient_errors(model, x_hat)
     if activation is None:  # the biases cannot change the slopes: exactly no gradient
         assert all(not analytic[f"{i}.bias"].any() for i in (0, 2, 4))
     assert_gradients_match(errors)
