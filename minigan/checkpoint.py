@@ -336,10 +336,17 @@ ADDED_FIELDS: dict[str, dict[str, Any]] = {
     "cgan": {"discriminator": "concat", "ema": 0.0},
     # Before the twin classifier, the paper's ACGAN; the first twin runs (before
     # twin_weight) subtracted the twin's whole cross-entropy in G's loss; samples from
-    # the live G (before ema).
-    "acgan": {"classifier": "paper", "twin_weight": 1.0, "ema": 0.0},
+    # the live G (before ema); the MLPs, D without dropout (before the convolutions).
+    "acgan": {
+        "classifier": "paper",
+        "twin_weight": 1.0,
+        "ema": 0.0,
+        "arch": "mlp",
+        "d_dropout": 0.0,
+    },
     # Before the convolutional networks: the MLPs, and samples from the live G.
-    **{name: {"arch": "mlp", "ema": 0.0} for name in ("lsgan", "wgan", "wgan-gp")},
+    # Before PacGAN in their critics: each image judged alone.
+    **{name: {"arch": "mlp", "ema": 0.0, "pack": 1} for name in ("lsgan", "wgan", "wgan-gp")},
 }
 MNIST_SHAPE = [1, 28, 28]  # one image, (channels, height, width): runs before --dataset
 

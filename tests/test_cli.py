@@ -225,10 +225,11 @@ FLAGS_BEFORE = {
 FIELD_OF = {"--beta1": "betas", "--d-output": "logits", "--label-smoothing": "real_label"}
 # Flags of other models that a model took over on purpose since: issue 26's convolutional
 # networks (--arch conv) and the average of G for lsgan, wgan and wgan-gp, and CGAN's and
-# ACGAN's average of G.
+# ACGAN's average of G; issue 26's PacGAN critic (--pack) for lsgan, wgan and wgan-gp, and
+# ACGAN's convolutional networks (--base-channels, D's --d-dropout).
 GAINED_ON_PURPOSE = {
-    **{model: {"--base-channels", "--ema"} for model in ("lsgan", "wgan", "wgan-gp")},
-    "acgan": {"--ema"},
+    **{model: {"--base-channels", "--ema", "--pack"} for model in ("lsgan", "wgan", "wgan-gp")},
+    "acgan": {"--ema", "--base-channels", "--d-dropout"},
     "cgan": {"--ema"},
 }
 

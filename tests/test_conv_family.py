@@ -147,8 +147,9 @@ def test_image_geometry_reads_grey_and_rgb_squares_and_refuses_the_rest():
 
 def test_the_critic_and_generator_follow_the_papers_code():
     """WGAN-GP's MNIST code: three 5x5 stride-2 convolutions 28 -> 14 -> 7 -> 4, no BatchNorm
-    in the critic, a Linear to one score; G mirrors it, 4 -> 7 -> 14 -> 28."""
-    model = WGANGP(WGANGP.default_config(), seed=0)
+    in the critic, a Linear to one score; G mirrors it, 4 -> 7 -> 14 -> 28. (Their critic
+    takes one image at a time: pack 1.)"""
+    model = WGANGP(dataclasses.replace(WGANGP.default_config(), pack=1), seed=0)
     D, G, dim = model.discriminator, model.generator, model.config.base_channels
     convs = [m for m in D if isinstance(m, nn.Conv2d)]
     assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding) for c in convs] == [
@@ -179,7 +180,7 @@ def test_parameter_count_and_shapes_for_grey_and_rgb(cls, image_size):
     assert cls.memory_bytes(config, 64) > 4 * 4 * built
     images = model.generate(model.sample_noise(2))
     assert images.shape == (2, image_size) and np.abs(images).max() <= 1
-    assert model.discriminator.forward(images).shape == (2, 1)
+    assert model.discriminator.forward(images).shape == (2 // config.pack, 1)
 
 
 def test_batchnorm_in_the_generators_of_wgan_and_lsgan_only_and_never_in_a_critic():
@@ -228,7 +229,7 @@ def test_conv_critic_penalty_gradient_matches_finite_differences(
 ):
     """dP/dw for every parameter of the convolutional critic, P itself nudged (h: the
     module docstring). The biases of a LeakyReLU critic get exactly nothing."""
-    model = small(WGANGP, base_channels=1)  # 1, 1, 2, 4 channels: few weights to nudge
+    model = small(WGANGP, base_channels=1, pack=1)  # 1, 1, 2, 4 channels: few weights
     x_hat = rng.uniform(-1, 1, (batch, 144))
     analytic, errors = penalty_gradient_errors(model, x_hat)
     assert all(not analytic[name].any() for name in analytic if name.endswith("bias"))
@@ -244,7 +245,7 @@ def torch_penalty(torch, critic, x_hat, lam):
 
 def test_conv_critic_penalty_gradient_matches_pytorch(rng):
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
-    model = small(WGANGP, base_channels=3, image_size=256)
+    model = small(WGANGP, base_channels=3, image_size=256, pack=1)
     critic = to_torch(model.discriminator)
     x_hat = rng.uniform(-1, 1, (6, 256))
     model.discriminator.zero_grad()
@@ -258,9 +259,10 @@ def test_conv_critic_penalty_gradient_matches_pytorch(rng):
 
 
 def test_full_conv_wgan_gp_critic_step_matches_pytorch(rng):
-    """Wasserstein loss + penalty, one Adam step with the model's own rate, three times."""
+    """Wasserstein loss + penalty, one Adam step with the model's own rate, three times
+    (each image judged alone: the packed penalty has its own parity test below)."""
     torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
-    model = small(WGANGP)
+    model = small(WGANGP, pack=1)
     critic = to_torch(model.discriminator)
     config = model.config
     opt = torch.optim.Adam(critic.parameters(), lr=config.lr, betas=config.betas)
@@ -322,14 +324,14 @@ def test_old_checkpoints_without_arch_resume_as_the_mlp_they_trained(name):
     """A config saved before ``arch`` (and ``ema``) existed names neither: upgraded, it is
     the MLP with samples from the live G, and the saved MLP weights load into it."""
     cls = MODELS[name]
-    old_config = dataclasses.replace(cls.default_config(), arch="mlp", ema=0.0, hidden=8)
+    old_config = dataclasses.replace(cls.default_config(), arch="mlp", ema=0.0, hidden=8, pack=1)
     old = cls(old_config, seed=0, dtype=np.float32)
     saved = old_config.to_dict()
-    for field in ("arch", "base_channels", "ema"):  # what a checkpoint of that time lacks
+    for field in ("arch", "base_channels", "ema", "pack"):  # what a checkpoint then lacks
         del saved[field]
     state = upgrade({"gan": old.state_dict(), "config": saved})
     config = cls.config_class(**state["config"])
-    assert (config.arch, config.ema) == ("mlp", 0.0)
+    assert (config.arch, config.ema, config.pack) == ("mlp", 0.0, 1)
     model = cls(config, seed=1, dtype=np.float32)
     model.load_state_dict(state["gan"])
     assert isinstance(model.discriminator[0], nn.Linear) and model.generator_ema is None
@@ -339,13 +341,15 @@ def test_old_checkpoints_without_arch_resume_as_the_mlp_they_trained(name):
 
 
 @pytest.mark.parametrize("cls", CONV_MODELS)
-@pytest.mark.parametrize("arch", ["conv", "mlp"])
-def test_the_cupy_stand_in_gives_the_numpy_steps_and_reads_nothing(fake_cupy, cls, arch):
+@pytest.mark.parametrize(("arch", "pack"), [("conv", 1), ("mlp", 1), ("conv", 2)])
+def test_the_cupy_stand_in_gives_the_numpy_steps_and_reads_nothing(fake_cupy, cls, arch, pack):
     from minigan.backend import get_backend, to_host
 
     def run(backend):
         sizes = {"latent_dim": 3, "base_channels": 2, "image_size": 144, "batch_size": 4}
-        config = dataclasses.replace(cls.default_config(), **sizes, arch=arch, hidden=8, ema=0.9)
+        config = dataclasses.replace(
+            cls.default_config(), **sizes, arch=arch, hidden=8, ema=0.9, pack=pack
+        )
         model = cls(config, backend, seed=0, dtype=np.float32)
         images = np.random.default_rng(3).uniform(-1, 1, (4, 144)).astype(np.float32)
         batch = get_backend(backend).asarray(images)
@@ -367,3 +371,125 @@ def test_the_cupy_stand_in_gives_the_numpy_steps_and_reads_nothing(fake_cupy, cl
     for a, b in zip(expected[1], got[1], strict=True):
         assert {k: v.tobytes() for k, v in a.items()} == {k: v.tobytes() for k, v in b.items()}
     assert got[2].tobytes() == expected[2].tobytes()
+
+
+# --- PacGAN in the critic (``pack``) --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["lsgan", "wgan", "wgan-gp"])
+def test_conv_checkpoints_without_pack_resume_judging_one_image_at_a_time(name):
+    """A convolutional run saved before ``pack`` existed: its critic took one image
+    (1 input channel), so it upgrades to pack 1 and its weights load."""
+    cls = MODELS[name]
+    old_config = dataclasses.replace(small(cls).config, pack=1)
+    old = cls(old_config, seed=0, dtype=np.float32)
+    saved = old_config.to_dict()
+    del saved["pack"]
+    state = upgrade({"gan": old.state_dict(), "config": saved})
+    model = cls(cls.config_class(**state["config"]), seed=1, dtype=np.float32)
+    assert model.config.pack == 1
+    model.load_state_dict(state["gan"])
+    for key, value in old.state_dict()["discriminator"].items():
+        np.testing.assert_array_equal(model.state_dict()["discriminator"][key], value)
+
+
+@pytest.mark.parametrize("cls", CONV_MODELS)
+@pytest.mark.parametrize("arch", ["conv", "mlp"])
+def test_pack_gives_one_critic_score_per_pack_in_either_arch(rng, cls, arch):
+    model = small(cls, arch=arch, hidden=8, pack=2)
+    assert isinstance(model.discriminator[0], nn.Pack)
+    built = sum(p.data.size for net in (model.generator, model.discriminator)
+                for p in net.parameters())  # fmt: skip
+    assert cls.parameter_count(model.config) == built
+    assert model.discriminator.forward(rng.uniform(-1, 1, (4, 144))).shape == (2, 1)
+    stats = model.train_step(rng.uniform(-1, 1, (4, 144)))
+    assert all(np.isfinite(float(v)) for v in stats.values() if v is not None)
+
+
+def test_lsgan_judges_pairs_by_default_and_the_wgans_single_images():
+    assert LSGAN.default_config().pack == 2
+    assert WGAN.default_config().pack == WGANGP.default_config().pack == 1
+    D = LSGAN(LSGAN.default_config(), seed=0).discriminator
+    assert isinstance(D[0], nn.Pack) and D[2].in_channels == 2
+
+
+def test_pack_must_divide_the_batch():
+    with pytest.raises(ValueError, match="batch size 6 is not a multiple of pack 4"):
+        WGANGPConfig(batch_size=6, pack=4)
+    with pytest.raises(ValueError, match="pack must be a positive integer, got 0"):
+        WGANGPConfig(pack=0)
+
+
+def test_lsgan_with_pack_fits_real_packs_to_1_and_fake_packs_to_0(rng):
+    """The stacked pass with packs: n/m scores of real packs (target 1), then n/m of fake."""
+    model = small(LSGAN, pack=2)
+    real, fake = rng.uniform(-1, 1, (4, 144)), rng.uniform(-1, 1, (4, 144))
+    scores = model.discriminator.forward(np.concatenate([real, fake]))
+    expected = 0.5 * ((scores[:2] - 1) ** 2).mean() + 0.5 * (scores[2:] ** 2).mean()
+    stats = model.discriminator_step(real, fake)
+    assert float(stats["d_loss"]) == pytest.approx(expected, rel=1e-12)
+    assert float(stats["d_real"]) == pytest.approx(scores[:2].mean(), rel=1e-12)
+
+
+def test_wgan_gp_interpolates_each_pack_along_one_line(rng):
+    """One eps per pack, shared by its m images: x^'s pack is on the segment between the
+    real pack and the fake one, where the critic's input is the pack."""
+    model = small(WGANGP, pack=2)
+    real, fake = rng.uniform(-1, 1, (4, 144)), rng.uniform(-1, 1, (4, 144))
+    x_hat = model.interpolate(real, fake)
+    eps = (x_hat - fake)[:, :1] / (real - fake)[:, :1]
+    np.testing.assert_allclose(eps[0::2], eps[1::2], rtol=1e-12)
+    np.testing.assert_allclose(x_hat, eps * real + (1 - eps) * fake, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("batch", [2, 4])
+def test_packed_critic_penalty_gradient_matches_finite_differences(
+    rng, assert_gradients_match, batch
+):
+    """dP/dw with pairs: each norm is over a pack's two images together (h: module doc)."""
+    model = small(WGANGP, base_channels=1, pack=2)
+    x_hat = rng.uniform(-1, 1, (batch, 144))
+    _, errors = penalty_gradient_errors(model, x_hat)
+    assert_gradients_match({k: v for k, v in errors.items() if k.endswith("weight")})
+    assert max(v for k, v in errors.items() if k.endswith("bias")) == 0
+
+
+def test_packed_critic_penalty_matches_pytorch(rng):
+    """PyTorch's penalty on the packed input (batch / 2, 2 * 256): norms over each pair."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
+    model = small(WGANGP, base_channels=3, image_size=256, pack=2)
+    critic = to_torch(model.discriminator)
+    x_hat = rng.uniform(-1, 1, (6, 256))
+    model.discriminator.zero_grad()
+    penalty, grad_norm = model.gradient_penalty(x_hat)
+
+    x_t = torch.from_numpy(x_hat).requires_grad_(True)
+    (g,) = torch.autograd.grad(critic(x_t).sum(), x_t, create_graph=True)
+    norms = g.reshape(3, 2 * 256).norm(2, dim=1)
+    value_t = model.config.gp_weight * ((norms - 1) ** 2).mean()
+    grads_t = torch.autograd.grad(value_t, list(critic.parameters()), allow_unused=True)
+    assert float(penalty) == pytest.approx(value_t.item(), rel=1e-12)
+    assert float(grad_norm) == pytest.approx(norms.mean().item(), rel=1e-12)
+    for (name, p), g_t in zip(model.discriminator.named_parameters(), grads_t, strict=True):
+        expected = np.zeros(p.shape) if g_t is None else g_t.numpy()
+        np.testing.assert_allclose(p.grad, expected, rtol=1e-9, atol=1e-13, err_msg=name)
+
+
+@pytest.mark.parametrize("cls", CONV_MODELS)
+def test_packed_conv_models_resume_bit_identically(rng, cls):
+    batches = [rng.uniform(-1, 1, (4, 144)).astype(np.float32) for _ in range(8)]
+    straight = small(cls, seed=1, dtype=np.float32, lr=0.01, pack=2)
+    for batch in batches:
+        straight.train_step(batch)
+    first = small(cls, seed=1, dtype=np.float32, lr=0.01, pack=2)
+    for batch in batches[:5]:
+        first.train_step(batch)
+    resumed = small(cls, seed=2, dtype=np.float32, lr=0.01, pack=2)
+    resumed.load_state_dict(first.state_dict())
+    resumed.noise_rng = first.noise_rng
+    for batch in batches[5:]:
+        resumed.train_step(batch)
+    a, b = straight.state_dict(), resumed.state_dict()
+    for part in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
+        for key, value in a[part].items():
+            np.testing.assert_array_equal(value, b[part][key], err_msg=f"{part} {key}")

@@ -23,7 +23,7 @@ LABELLED = ["cgan", "acgan", "sgan"]
 TINY = {"latent_dim": 3, "hidden": 7, "image_size": 6, "batch_size": 4}
 TINY_EXTRA = {
     "cgan": {"embed_dim": 3},
-    "acgan": {"embed_dim": 3},
+    "acgan": {"embed_dim": 3, "arch": "mlp", "d_dropout": 0.0},  # conv: tests/test_acgan.py
     "sgan": {"d_hidden": (8, 5), "labels": 20},
 }
 TRAIN_LABELS = np.tile(np.arange(10), 4)  # a tiny "training set": 4 of each digit

@@ -13,6 +13,7 @@ from conftest import hold_weights, penalty_gradient_errors
 from minigan import data, nn
 from minigan.gradcheck import numerical_gradient, relative_error
 from minigan.models import (
+    ACGAN,
     DCGAN,
     GAN,
     LSGAN,
@@ -37,9 +38,10 @@ MLP_MODELS = [name for name in UNLABELLED if name != "dcgan"]  # DCGAN: tests/te
 # (issue 26; --arch conv: tests/test_conv_family.py): the MLPs, samples from the live G,
 # and WGAN-GP's paper rate and critic steps.
 MLP_RECIPES = {
-    LSGAN: {"arch": "mlp", "ema": 0.0},
+    LSGAN: {"arch": "mlp", "ema": 0.0, "pack": 1},
     WGAN: {"arch": "mlp", "ema": 0.0},
     WGANGP: {"arch": "mlp", "ema": 0.0, "lr": 1e-4, "n_critic": 5},
+    ACGAN: {"arch": "mlp"},  # its convolutions: tests/test_acgan.py
 }
 
 

@@ -1,7 +1,8 @@
 """ACGAN (Odena, Olah & Shlens, 2017): the discriminator also names the digit.
 
-G is the conditional GAN's, G(z, y'). D is not told the label; instead it answers
-questions about every image, from one network with several linear heads:
+G draws the digit it is asked for, G(z, y') (its networks: below). D is not told the
+label; instead it answers questions about every image, from one network with several
+linear heads:
 
     D(x) -> (s, c, c_mi):   s = logit of "real",  c = 10 class logits,
                             c_mi = 10 more class logits (the twin classifier)
@@ -63,18 +64,64 @@ average through ``ConditionalConfig``.) An average of G over about the last
 Training is untouched: D and G learn exactly as the papers' do; the average is a
 copy of G that only follows, and draws every sample (as the vanilla GAN's default).
 
+The networks (``arch="conv"``, the default) are the paper's kind: ACGAN is a DCGAN
+with a class head, and the common reference code for MNIST (Keras's example
+``mnist_acgan.py``, by L. de Oliveira, built to the paper's CIFAR networks) is
+convolutional throughout:
+
+    G   z * embed(y') -> Linear -> 4DIM x 4 x 4, BatchNorm, ReLU
+        -> ConvT 5x5/2 -> 2DIM x 7 x 7, BatchNorm, ReLU
+        -> ConvT 5x5/2 -> DIM x 14 x 14, BatchNorm, ReLU
+        -> ConvT 5x5/2 -> 1 x 28 x 28, Tanh            (``convnets.build_generator``)
+    D   x -> Conv 5x5/2 -> DIM x 14 x 14, LeakyReLU(0.2), [Dropout(p)]
+          -> Conv 5x5/2 -> 2DIM x 7 x 7, LeakyReLU(0.2), [Dropout(p)]
+          -> Conv 5x5/2 -> 4DIM x 4 x 4, LeakyReLU(0.2), [Dropout(p)]
+          -> Linear -> (s, c, c_mi)                     (``conv_discriminator``)
+
+with DIM = ``base_channels`` = 16. A convolution's weights are shared over the image, so
+the gradient D hands G is made of smooth, stroke-sized patterns rather than of single
+pixels, and G's transposed convolutions draw strokes from neighbouring units: what an
+MLP's G could only learn pixel by pixel. ``arch="mlp"`` keeps the MLPs of ``cgan.py``
+(two hidden layers of ``hidden`` units, G fed [z | embed(y')]).
+
+G is told the digit as that code tells it: z times a learned vector per digit, as long
+as z (``conditional.ConditionalProduct``). Every input of G is then some z_j scaled by
+the digit's e_j, so G cannot set z aside. Fed [z | embed(y')] instead, a G of
+convolutions can weigh z down to nothing and draw one image per digit: its class term,
+CE(c(G(z, y')), y'), is smallest at each digit's most typical image, and a real/fake
+head that shares D's features with the class heads is slow to object. (The MLPs keep
+[z | embed(y')]: an MLP G trained with them kept drawing varied digits.)
+
+Departures from that code, each for the CPU time a run may take (measured:
+benchmarks/RESULTS.md, "The family through the convolutional classifier"):
+
+- Three 5x5 stride-2 convolutions of 16, 32, 64 maps in D (WGAN-GP's MNIST critic,
+  ``convnets.py``) where the Keras D has four 3x3 ones of 32-256 maps, two of them
+  stride 1, and G's maps narrower to match (384, 192, 96 there): about a tenth of the
+  arithmetic per step.
+- No dropout in D (``d_dropout`` 0; the Keras D's is 0.3): a D this small learns its
+  real/fake head slowly enough without it, and G learns only as fast as D tells it.
+- Batches of 32 and a rate of 4e-4 for both players (the Keras code: 100 and 2e-4, over
+  50-100 epochs): an epoch costs about the same, makes three times the steps, each
+  twice as long, so that a few epochs on a CPU train G as far (DCGAN's choice here too).
+- D's last layer is one linear head for s, c and c_mi (below), where the Keras D has a
+  sigmoid head and a softmax head: the same functions, as logits.
+
 Mechanics: one linear head of 21 outputs (11 for the paper's), split: column 0 is s,
 columns 1-10 are c, 11-20 are c_mi. Backward joins the heads' gradients side by
 side into one (2n, 21) array, each term's in its own rows and columns, zeros
 elsewhere, and one backward pass through D carries them all. Both halves (real,
 fake) go through D stacked in one pass (as ``GAN.discriminator_step_stacked``): D's
 loss is the mean over the 2n rows, half of the sums above (each CE is over n rows).
-BCE on logits, Adam (2e-4, (0.5, 0.999)), real_label 0.9 (one-sided smoothing, as
-the project's GAN default).
+BCE on logits, Adam (4e-4, (0.5, 0.999)), real_label 0.9 (one-sided smoothing, as the
+project's GAN default; the Keras code trains real images towards 0.95). The MLPs'
+recipe until the convolutions: ``arch="mlp"``, ``lr`` 2e-4 and batches of 100 (the
+paper's), ``d_dropout`` 0, 30 epochs.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -83,7 +130,8 @@ import numpy as np
 from minigan import nn
 from minigan.backend import get_array_module
 from minigan.losses import BCEWithLogitsLoss, CrossEntropyLoss
-from minigan.models.base import option
+from minigan.models import convnets
+from minigan.models.base import option, option_of
 from minigan.models.conditional import (
     NUM_CLASSES,
     ConditionalConfig,
@@ -92,7 +140,7 @@ from minigan.models.conditional import (
     accuracy,
     conditional_generator,
 )
-from minigan.models.mlp import build_discriminator
+from minigan.models.mlp import build_discriminator, dropout_layers
 from minigan.optim import Adam
 
 CLASSIFIERS = ("twin", "real", "paper")
@@ -114,9 +162,37 @@ class ACGANConfig(ConditionalConfig):
     twin_weight: float = option(
         0.5, "lambda, the weight of minus the twin's CE in G's loss (classifier 'twin')"
     )
+    arch: str = option(
+        "conv",
+        "the networks: 'conv', the paper's kind (strided convolutions in D, transposed "
+        "ones with BatchNorm in G: minigan/models/acgan.py) or 'mlp' (the MLPs of cgan; "
+        "their recipe until issue 26: --batch-size 100 --lr 2e-4 --epochs 30)",
+        choices=convnets.ARCHS,
+    )
+    base_channels: int = option(
+        16,
+        "with arch 'conv': channels of D's first convolution and of G's last hidden "
+        "maps, doubled twice inwards",
+    )
+    d_dropout: float = option(
+        0.0,
+        "drop each of D's hidden values with probability P in training (Dropout after "
+        "each LeakyReLU; the Keras reference's D: 0.3); 0 for none",
+        metavar="P",
+    )
+    batch_size: int = option_of(ConditionalConfig, "batch_size", 32)
+    lr: float = option_of(ConditionalConfig, "lr", 4e-4)
+
+    POSITIVE = (*ConditionalConfig.POSITIVE, "base_channels")
 
     def __post_init__(self) -> None:
+        if self.arch not in convnets.ARCHS:
+            raise ValueError(f"arch must be one of {convnets.ARCHS}, got {self.arch!r}")
         super().__post_init__()
+        if not 0 <= self.d_dropout < 1:
+            raise ValueError(f"d_dropout must lie in [0, 1) (0: none), got {self.d_dropout}")
+        if self.arch == "conv":
+            convnets.image_geometry(self.image_size)  # a ValueError for a shape convs refuse
         if self.classifier not in CLASSIFIERS:
             raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
         if not 0 <= self.twin_weight <= 1:
@@ -126,6 +202,28 @@ class ACGANConfig(ConditionalConfig):
 def head_width(config: ACGANConfig) -> int:
     """D's outputs: s and c, and c_mi for the twin."""
     return 1 + NUM_CLASSES * (2 if config.classifier == "twin" else 1)
+
+
+def conv_discriminator(config: ACGANConfig, rng: np.random.Generator, dtype: Any) -> nn.Sequential:
+    """images (batch, image_size) -> (batch, head_width): strided convolutions, one linear head.
+
+    ``convnets.py``'s critic (three 5x5 stride-2 convolutions, DIM, 2DIM, 4DIM maps,
+    LeakyReLU(0.2), no BatchNorm) with Dropout after each LeakyReLU, as the paper's D,
+    and a head of s, c (and c_mi) in place of the critic's one score.
+    """
+    channels, side = convnets.image_geometry(config.image_size)
+    dim, last = config.base_channels, convnets.sides(side)[-1]
+    widths = [channels, dim, 2 * dim, 4 * dim]
+    k, stride, pad = convnets.KERNEL, convnets.STRIDE, convnets.PADDING
+    layers: list[nn.Module] = [nn.Unflatten(1, (channels, side, side))]
+    for c_in, c_out in itertools.pairwise(widths):
+        layers += [
+            nn.Conv2d(c_in, c_out, k, stride, pad, rng=rng, dtype=dtype),
+            nn.LeakyReLU(0.2),
+            *dropout_layers(config.d_dropout),
+        ]
+    head = nn.Linear(widths[-1] * last * last, head_width(config), rng=rng, dtype=dtype)
+    return nn.Sequential(*layers, nn.Flatten(), head)
 
 
 class ACGAN(ConditionalModel):
@@ -138,6 +236,7 @@ class ACGAN(ConditionalModel):
 
     summary = "D also classifies the digit (c on real digits, a twin on G's)"
     name = "acgan"
+    default_epochs = 6  # benchmarks/RESULTS.md, "The family through the convolutional classifier"
     config_class = ACGANConfig
     stats: ClassVar[dict[str, str]] = {
         "d_loss": "D loss: BCE (source) + CE (classes), mean over real and fake",
@@ -159,8 +258,41 @@ class ACGAN(ConditionalModel):
     def build_networks(
         self, config: ACGANConfig, rng: np.random.Generator, dtype: Any
     ) -> tuple[ConditionalMLP, nn.Sequential]:
+        if config.arch == "conv":  # G: z * embed(y) into convnets' G, with BatchNorm
+            G = conditional_generator(config, rng, dtype, convnets.build_generator)
+            return G, conv_discriminator(config, rng, dtype)
         G = conditional_generator(config, rng, dtype)
-        return G, build_discriminator(config, rng, dtype, outputs=head_width(config))
+        D = build_discriminator(
+            config, rng, dtype, outputs=head_width(config), dropout=config.d_dropout
+        )
+        return G, D
+
+    @classmethod
+    def config_for_images(cls, config: ACGANConfig, shape: tuple[int, int, int]) -> ACGANConfig:
+        """``config`` for images of ``shape``; the convolutions take square ones only."""
+        channels, height, width = shape
+        if config.arch == "conv" and (height != width or channels not in (1, 3)):
+            raise ValueError(
+                f"arch 'conv' takes square grey or RGB images, got {channels}x{height}x{width}; "
+                f"use arch 'mlp' for other shapes"
+            )
+        return super().config_for_images(config, shape)
+
+    @classmethod
+    def parameter_count(cls, config: ACGANConfig) -> int:
+        if config.arch == "mlp":
+            return super().parameter_count(config)
+        side = convnets.image_geometry(config.image_size)[1]
+        features = 4 * config.base_channels * convnets.sides(side)[-1] ** 2  # D's head reads
+        classes = (features + 1) * (head_width(config) - 1)  # the class heads beside s
+        labels = NUM_CLASSES * config.latent_dim  # G's table of label vectors
+        return convnets.count_parameters(config, batchnorm=True) + classes + labels
+
+    @classmethod
+    def memory_bytes(cls, config: ACGANConfig, rows: int) -> int:
+        if config.arch == "mlp":
+            return super().memory_bytes(config, rows)
+        return convnets.estimate_memory(config, rows, cls.parameter_count(config))
 
     def make_optimizer(self, params: list[nn.Parameter]) -> Adam:
         return Adam(params, lr=self.config.lr, betas=self.config.betas)
@@ -219,8 +351,9 @@ class ACGAN(ConditionalModel):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """``Model.load_state_dict``, refusing first, by name, a D of another head width."""
         saved = state.get("discriminator") if isinstance(state, dict) else None
-        if isinstance(saved, dict) and state.get("model") == self.name and "4.bias" in saved:
-            width, wanted = len(saved["4.bias"]), head_width(self.config)
+        head = f"{len(self.discriminator.layers) - 1}.bias"  # the last layer: the heads
+        if isinstance(saved, dict) and state.get("model") == self.name and head in saved:
+            width, wanted = len(saved[head]), head_width(self.config)
             if width != wanted:
                 kinds = "'twin'" if width == 1 + 2 * NUM_CLASSES else "'paper' or 'real'"
                 raise ValueError(

@@ -194,11 +194,68 @@ class ConditionalMLP(nn.Module):
         return self.net[index]
 
 
-def conditional_generator(config: Any, rng: np.random.Generator, dtype: Any) -> ConditionalMLP:
-    """G(z, y) -> image: ``mlp.build_generator``'s MLP fed [z | embed(y)].
+class ConditionalProduct(nn.Module):
+    """``y = net(z * embed(labels))``: a generator told the label by scaling its noise.
+
+    Shapes:
+        z: (batch, latent_dim)    labels: (batch,) integers in [0, num_classes)
+        e = embed(labels): (batch, latent_dim), one learned vector per digit, as long as z
+        h = z * e: (batch, latent_dim), elementwise      y: net's output for h
+
+    The label multiplies every number of z (ACGAN's reference code for MNIST, Keras's
+    ``mnist_acgan.py``, and PyTorch-GAN's): G cannot set z aside and draw one image per digit,
+    since each of its inputs is z_j scaled by the digit's e_j. Joined beside z instead,
+    [z | e], G's first layer may weigh z down to nothing and still name the digit.
+
+    Backward, with dL/dh from net's backward: h = z * e is a product, so
+
+        dL/dz = dL/dh * e         (returned, as every layer's input gradient; z learns nothing)
+        dL/de = dL/dh * z         (into the embedding: a scatter-add into the rows used)
+    """
+
+    def __init__(self, embed: nn.Embedding, net: nn.Sequential):
+        self.embed = embed
+        self.net = net
+
+    def __repr__(self) -> str:
+        return f"ConditionalProduct({self.embed!r}, {self.net!r})"
+
+    def __call__(self, z: Any, labels: Any) -> Any:
+        return self.forward(z, labels)
+
+    def forward(self, z: Any, labels: Any) -> Any:
+        e = self.embed.forward(labels)
+        y = self.net.forward(z * e)
+        self.save_for_backward(z, e, output_shape=y.shape)
+        return y
+
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
+        z, e = self.saved(grad_out)
+        dh = self.net.backward(grad_out)  # dL/dh: the embedding always needs it
+        self.embed.backward(dh * z)  # dL/de = dL/dh * z
+        return dh * e if input_grad else None
+
+    def __getitem__(self, index: int) -> nn.Module:
+        return self.net[index]
+
+
+def conditional_generator(
+    config: Any, rng: np.random.Generator, dtype: Any, builder: Any = None
+) -> ConditionalMLP | ConditionalProduct:
+    """G(z, y) -> image.
 
     ``config`` is an ``MLPConfig`` with an ``embed_dim`` (the label vector's length).
+    ``builder`` None: ``mlp.build_generator``'s MLP fed [z | embed(y)] (CGAN's G, as
+    Mirza & Osindero join y to z). Else ``builder(config, rng, dtype, batchnorm=True)``
+    makes a network fed z * embed(y), embed(y) as long as z (``ConditionalProduct``;
+    ``convnets.build_generator``: ACGAN's convolutional G).
     """
+    if builder is not None:
+        embed = nn.Embedding(
+            NUM_CLASSES, config.latent_dim, rng=rng, dtype=dtype, check_range=False
+        )
+        return ConditionalProduct(embed, builder(config, rng, dtype, batchnorm=True))
     e = config.embed_dim
     wide = dataclasses.replace(config, latent_dim=config.latent_dim + e)
     embed = nn.Embedding(NUM_CLASSES, e, rng=rng, dtype=dtype, check_range=False)
@@ -316,7 +373,12 @@ class ConditionalModel(MLPModel):
         check_labels(
             f"{type(self).__name__}.generate", labels, xp=self.backend.xp, shape=(z.shape[0],)
         )
-        return self.sampler.forward(z, labels)  # G's average (ema), or G itself
+        G = self.sampler  # G's average (ema), or G itself
+        G.eval()  # BatchNorm, where G has it, on its running statistics: no state changes
+        try:
+            return G.forward(z, labels)
+        finally:
+            G.train()
 
     def train_step(self, real: Any, labels: Any) -> dict[str, Any]:
         """One update of D, then one of G.

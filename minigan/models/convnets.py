@@ -16,6 +16,10 @@ flat, (batch, 784), as minigan's MLPs take them; with DIM = ``base_channels``:
 
 No pooling and no fully connected hidden layer (DCGAN's rules), padding 2 ("same"), and:
 
+- ``pack`` = m > 1 (PacGAN, ``nn.Pack``): the critic scores m images at once, which
+  enter as one image of m channels (m*C for colour), one score per pack; only its first
+  convolution grows, and it sees 1/m of the rows.
+
 - **No BatchNorm in the critic**, as their WGAN-GP's: BatchNorm would make each score
   depend on the whole batch, while the penalty asks for the gradient of one example's
   score with respect to that example alone; without it, one stacked pass over
@@ -47,6 +51,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from minigan import nn
+from minigan.models import mlp
 from minigan.models.base import option
 from minigan.models.mlp import MLPConfig, MLPModel
 
@@ -76,8 +81,14 @@ class ArchConfig(MLPConfig):
         "last 1000 updates), saved in the checkpoint; 0 for none",
         metavar="BETA",
     )
+    pack: int = option(
+        1,
+        "the critic judges M images at once, one score per pack (PacGAN, against mode "
+        "collapse); the batch size must be a multiple of M; 1 for one at a time",
+        metavar="M",
+    )
 
-    POSITIVE = (*MLPConfig.POSITIVE, "base_channels")
+    POSITIVE = (*MLPConfig.POSITIVE, "base_channels", "pack")
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -85,6 +96,12 @@ class ArchConfig(MLPConfig):
         super().__post_init__()
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
+        if self.batch_size % self.pack:
+            raise ValueError(
+                f"batch size {self.batch_size} is not a multiple of pack {self.pack} (the "
+                f"critic judges the batch in packs of {self.pack} images): choose a batch "
+                f"size divisible by {self.pack}, or pack 1"
+            )
         if self.arch == "conv":
             image_geometry(self.image_size)  # a ValueError for a shape the convs cannot take
 
@@ -201,21 +218,24 @@ class ArchModel(MLPModel):
     """
 
     g_batchnorm: ClassVar[bool] = False  # BatchNorm in the convolutional G (the model's choice)
-    pack: ClassVar[int] = 1  # the critic scores packs of this many images
 
     def build_networks(
         self, config: ArchConfig, rng: np.random.Generator, dtype: Any
     ) -> tuple[nn.Sequential, nn.Sequential]:
         if config.arch == "mlp":
-            return super().build_networks(config, rng, dtype)
+            G = mlp.build_generator(config, rng, dtype)
+            D = mlp.build_discriminator(
+                config, rng, dtype, self.discriminator_sigmoid, pack=config.pack
+            )
+            return G, D
         G = build_generator(config, rng, dtype, batchnorm=self.g_batchnorm)
-        return G, build_critic(config, rng, dtype, pack=self.pack)
+        return G, build_critic(config, rng, dtype, pack=config.pack)
 
     @classmethod
     def parameter_count(cls, config: ArchConfig) -> int:
         if config.arch == "mlp":
-            return super().parameter_count(config)
-        return count_parameters(config, batchnorm=cls.g_batchnorm, pack=cls.pack)
+            return mlp.count_parameters(config, pack=config.pack)
+        return count_parameters(config, batchnorm=cls.g_batchnorm, pack=config.pack)
 
     @classmethod
     def memory_bytes(cls, config: ArchConfig, rows: int) -> int:

@@ -122,8 +122,8 @@ class WGAN(ArchModel):
     def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
         """One RMSprop step on the critic loss, then clip every critic weight to [-c, c]."""
         xp = get_array_module(real)
-        n = real.shape[0]
         scores = self.discriminator.forward(xp.concatenate([real, fake]))
+        n = scores.shape[0] // 2  # scores per half: one per image, or per pack
         d_loss, grad_scores = self.critic_loss_gradient(scores, n)
         self.update_discriminator(grad_scores)
         clip_weights(self.discriminator.parameters(), self.config.clip)

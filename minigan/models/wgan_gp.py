@@ -45,6 +45,11 @@ benchmarks/RESULTS.md, "The family through the convolutional classifier"); the f
 - ``ema`` 0.999: samples come from a moving average of G's weights (``ema.py``).
 - batch 64, the paper's 50 (``--batch-size 50``).
 
+``--pack M`` (PacGAN, ``nn.Pack``; 1, the paper's, by default) lets the critic score M
+images at once. The Wasserstein estimate is then between the distributions of packs,
+and the penalty holds the critic 1-Lipschitz in its input, the pack: x^ interpolates
+whole packs (one eps per pack) and each norm is over a pack's M images together.
+
 The penalty is a function of the critic's *input gradient*, so its gradient
 with respect to the critic's weights needs a second-order pass: the double
 backward of ``minigan.nn`` (each layer's ``double_backward``, derived in its
@@ -173,9 +178,15 @@ class WGANGP(WGAN):
         return Adam(params, lr=self.config.lr, betas=self.config.betas)
 
     def interpolate(self, real: Any, fake: Any) -> Any:
-        """x^ = eps x + (1 - eps) G(z), eps ~ U(0, 1) per example, from the model's device RNG."""
-        eps = self.noise_rng.random((real.shape[0], 1), dtype=self.dtype)
-        return eps * real + (1 - eps) * fake
+        """x^ = eps x + (1 - eps) G(z), eps ~ U(0, 1) per example, from the model's device RNG.
+
+        With ``pack`` = m, one eps per pack, shared by its m images: x^'s pack lies
+        on the straight line between the real pack and the fake one, where the
+        critic's input is the pack.
+        """
+        packs = (real.shape[0] // self.config.pack, self.config.pack, -1)  # (n/m, m, d)
+        eps = self.noise_rng.random((packs[0], 1), dtype=self.dtype)[:, :, None]  # (n/m, 1, 1)
+        return (eps * real.reshape(packs) + (1 - eps) * fake.reshape(packs)).reshape(real.shape)
 
     def gradient_penalty(self, x_hat: Any) -> tuple[Any, Any]:
         """lambda mean (||grad D(x^)|| - 1)^2; adds its gradient into the critic's ``.grad``.
@@ -187,17 +198,19 @@ class WGANGP(WGAN):
         with frozen(D):  # this backward computes g = grad D(x^) only: no dL/dw
             g = D.backward(xp.ones_like(scores), create_graph=True)  # keep each dy
         lam = self.config.gp_weight
-        penalty = xp.asarray(lam * self.penalty.forward(g, 1.0))
-        grad_g = self.penalty.backward() * lam  # V = dP/dg
+        # One row per score: a pack's m images are one input of the critic, and its
+        # gradient norm is over all m of them (a reshape: rows of g are packed in order).
+        penalty = xp.asarray(lam * self.penalty.forward(g.reshape(scores.shape[0], -1), 1.0))
+        grad_g = (self.penalty.backward() * lam).reshape(g.shape)  # V = dP/dg
         D.double_backward(grad_g, input_grad=False)  # dP/dw, into .grad; x^ is data
         return penalty, xp.asarray(self.penalty.norms.mean())
 
     def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
         """One Adam step on  mean D(G(z)) - mean D(x) + penalty(x^)."""
         xp = get_array_module(real)
-        n = real.shape[0]
         D = self.discriminator
         scores = D.forward(xp.concatenate([real, fake]))
+        n = scores.shape[0] // 2  # scores per half: one per image, or per pack
         w_loss, grad_scores = self.critic_loss_gradient(scores, n)
         self.d_optimizer.zero_grad()
         D.backward(grad_scores, input_grad=False)  # the Wasserstein part's gradient
