@@ -1,7 +1,7 @@
 """Losses: binary cross-entropy in two forms (the GAN loss), softmax cross-entropy, and the
-losses of the GAN family: mean squared error (LSGAN), the Wasserstein critic loss (WGAN)
-and the gradient penalty (WGAN-GP). The semi-supervised GAN's own two losses are beside
-it, in ``minigan/models/sgan_losses.py``.
+losses of the GAN family: mean squared error (LSGAN), mean absolute error (CycleGAN's
+cycle loss), the Wasserstein critic loss (WGAN) and the gradient penalty (WGAN-GP). The
+semi-supervised GAN's own two losses are beside it, in ``minigan/models/sgan_losses.py``.
 
 All average over examples (PyTorch's ``reduction="mean"``). ``forward`` returns a
 0-d array on the input's backend, so a GPU loss stays on the GPU until someone
@@ -245,6 +245,38 @@ class MSELoss(Loss):
     def backward(self) -> Any:
         (diff,) = self.saved_tensors
         return diff * (2 / diff.size)
+
+
+class L1Loss(Loss):
+    """Mean absolute error, as PyTorch's ``L1Loss`` (``reduction="mean"``):
+
+        L = mean( |p - t| )            over all N elements
+        dL/dp = sign(p - t) / N        sign(d) = [d > 0] - [d < 0]
+
+    (each element's term |p_i - t_i| has slope +1 where p_i > t_i and -1 where p_i <
+    t_i, and the mean divides by N). At a tie, p_i = t_i, |d| has a kink and no
+    derivative; any slope in [-1, 1] is a subgradient there, and this takes 0, as
+    PyTorch does (its sign(0) = 0): an element already on its target is left alone.
+    The target is an array shaped like ``pred`` or one number for every element.
+
+    CycleGAN's cycle and identity losses are this (Zhu et al. 2017: the L1 norm of
+    an image minus its reconstruction). Its gradient is bounded (every pixel pulls
+    with the same strength 1/N, however far off), so a few badly reconstructed pixels
+    do not dominate, and pix2pix (Isola et al. 2017) found that L1 blurs less than L2.
+    """
+
+    def forward(self, pred: Any, target: Any) -> Any:
+        check_array(self, pred, name="pred")
+        if not isinstance(target, Real):
+            check_array(self, target, like=pred, shape=pred.shape, name="target")
+        diff = pred - target
+        self.save_for_backward(diff)
+        return get_array_module(pred).asarray(abs(diff).mean())
+
+    def backward(self) -> Any:
+        (diff,) = self.saved_tensors
+        sign = (diff > 0).astype(diff.dtype) - (diff < 0).astype(diff.dtype)  # 0 at a tie
+        return sign / diff.size
 
 
 class WassersteinLoss(Loss):

@@ -95,6 +95,7 @@ def backend_calls(backend: str, tmp_path: Path) -> dict[str, Any]:
 # Each entry: (a small layer, the shape of an input it takes).
 LAYER_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], tuple[nn.Module, tuple]]] = {
     nn.Linear: lambda rng, dtype: (nn.Linear(6, 4, rng=rng, dtype=dtype), (3, 6)),
+    nn.Maxout: lambda rng, dtype: (nn.Maxout(6, 4, 3, rng=rng, dtype=dtype), (3, 6)),
     nn.ReLU: lambda rng, dtype: (nn.ReLU(), (3, 6)),
     nn.LeakyReLU: lambda rng, dtype: (nn.LeakyReLU(0.1), (3, 6)),
     nn.Tanh: lambda rng, dtype: (nn.Tanh(), (3, 6)),
@@ -130,6 +131,24 @@ LAYER_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], tuple[nn.Module,
         (3, 6),
     ),
     nn.MinibatchStdDev: lambda rng, dtype: (nn.MinibatchStdDev(2), (4, 2, 3, 2)),
+    nn.InstanceNorm2d: lambda rng, dtype: (nn.InstanceNorm2d(2), (3, 2, 4, 5)),
+    nn.ReflectionPad2d: lambda rng, dtype: (nn.ReflectionPad2d(2), (2, 2, 3, 5)),
+    nn.Residual: lambda rng, dtype: (  # CycleGAN's block: pad, conv, norm, ReLU
+        nn.Residual(
+            nn.Sequential(
+                nn.ReflectionPad2d(1),
+                nn.Conv2d(2, 2, 3, rng=rng, dtype=dtype),
+                nn.InstanceNorm2d(2),
+                nn.ReLU(),
+            )
+        ),
+        (2, 2, 5, 4),
+    ),
+    nn.Upsample: lambda rng, dtype: (nn.Upsample(3), (2, 2, 3, 2)),
+    nn.ConditioningAugmentation: lambda rng, dtype: (  # its rng (eps): see RANDOM_SEED
+        nn.ConditioningAugmentation(6, 3, init_rng=rng, dtype=dtype),
+        (4, 6),
+    ),
 }
 
 # Inputs for the layers that take something other than a float array of the shape above.
@@ -211,6 +230,13 @@ def _score_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]
     return [(x, rng.standard_normal((4, 1)).astype(dtype))]
 
 
+def _l1_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]:
+    x = rng.standard_normal((4, 2)).astype(dtype)
+    t = rng.standard_normal((4, 2)).astype(dtype)
+    t[0] = x[0]  # ties: subgradient 0
+    return [(x, t), (x, 0.5)]
+
+
 def _critic_inputs(rng: np.random.Generator, dtype: Any) -> list[tuple[Any, Any]]:
     x = rng.standard_normal((4, 1)).astype(dtype)
     return [(x, 1), (x, -1)]
@@ -238,6 +264,7 @@ LOSS_EXAMPLES: dict[type, Callable[[np.random.Generator, Any], list[tuple[Any, A
     losses.BCEWithLogitsLoss: _logit_inputs,
     losses.CrossEntropyLoss: _class_inputs,
     losses.MSELoss: _score_inputs,
+    losses.L1Loss: _l1_inputs,
     losses.WassersteinLoss: _critic_inputs,
     losses.GradientPenalty: _gradient_inputs,
     sgan_losses.SGANUnsupervisedLoss: _sgan_inputs,

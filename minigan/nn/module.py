@@ -20,6 +20,8 @@ Every layer in minigan follows one contract, the same one PyTorch users know:
 - a layer may keep *buffers*: arrays that are state but not trainable (BatchNorm's
   running statistics), named in ``buffer_names``. They travel with ``state_dict``,
   ``load_state_dict`` and ``to``, as PyTorch's buffers do, but no optimizer sees them.
+- ``m.shared_copy()`` is a second module with the same Parameters and its own
+  forward cache, for a network applied twice in one step (CycleGAN);
 - ``gg_out, gx = m.double_backward(gg_in)`` differentiates the backward pass
   itself (see "Double backward" below); it needs the backward it differentiates
   to have run with ``create_graph=True``.
@@ -68,6 +70,7 @@ do not need dy (ReLU, LeakyReLU) accept the flag and keep nothing; layers with n
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -259,6 +262,61 @@ class Module:
         for param in self.parameters():
             param.requires_grad = requires_grad
         return self
+
+    def shared_copy(self) -> Module:
+        """A copy of this module that shares its Parameters: one set of weights, two caches.
+
+        Why: a network applied twice in one training step needs a forward cache per
+        application, since each backward reads what its own forward saved. CycleGAN
+        applies G_AB to a batch of A (a -> fake B) and, in the other cycle, to G_BA's
+        output (G_BA(b) -> reconstructed B); the second forward would overwrite the
+        first one's cache. PyTorch's autograd keeps one graph node per call; here
+        each application gets its own copy of the module:
+
+            g_ab_cycle = g_ab.shared_copy()
+            fake_b = g_ab(real_a);  rec_b = g_ab_cycle(g_ba(real_b))
+            ... g_ab.backward(d_fake_b);  g_ab_cycle.backward(d_rec_b)
+
+        Both copies hold the SAME ``Parameter`` objects, so both backward passes add
+        into the same ``.grad`` (dL/dW is the sum over the applications, as autograd
+        gives it), and an optimizer built on either copy's ``parameters()`` (before
+        or after this call: ``.data`` and ``.grad`` may be views of its flat buffers)
+        moves both. A parameter's ``requires_grad`` is shared with it. Random
+        generators (Dropout's ``rng``) are shared too, so the two applications draw
+        one stream, as two calls of one PyTorch module draw from one generator.
+        Give an optimizer one copy's ``parameters()``, not both lists: they are the
+        same objects, and it refuses a parameter named twice.
+
+        The copy's own: the forward caches (it starts with none), the ``training``
+        flags (``eval()`` on one leaves the other alone) and the buffers, copied
+        (BatchNorm's running statistics then update in each copy separately). So
+        ``state_dict()`` of the copy equals the original's when it is made. Move a
+        module with ``to()`` before copying it: ``to()`` replaces the shared
+        parameters' arrays for both copies, but the other copy's buffers stay behind.
+
+        How: ``copy.deepcopy`` with the parameters and generators entered in its memo
+        (the table of what is already copied, so they map to themselves), and each
+        module's cache set aside while it copies (no array of the last forward is
+        duplicated).
+        """
+        memo: dict[int, Any] = {id(p): p for p in self.parameters()}
+        modules = list(self.modules())
+        for module in modules:
+            rng = vars(module).get("rng")
+            if rng is not None:
+                memo[id(rng)] = rng
+        caches = ("_saved", "_grad_like", "_saved_grad_out")
+        set_aside = [
+            (module, attr, vars(module).pop(attr))
+            for module in modules
+            for attr in caches
+            if attr in vars(module)
+        ]
+        try:
+            return copy.deepcopy(self, memo)
+        finally:
+            for module, attr, value in set_aside:
+                setattr(module, attr, value)
 
     def to(self, backend: str | Backend | None = None, *, dtype: Any = None) -> Module:
         """Move the parameters to ``backend`` and/or convert them to ``dtype``, in place.

@@ -56,6 +56,38 @@ def _pack_twin(m: nn.Pack, tnn: Any) -> Any:
     return Pack()
 
 
+def _maxout_twin(m: nn.Maxout, tnn: Any) -> Any:
+    """PyTorch has no Maxout: a Linear to out * K, viewed as (N, out, K), maxed over K."""
+    import torch
+
+    class Maxout(tnn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            rows = m.out_features * m.pieces
+            self.weight = tnn.Parameter(torch.empty(rows, m.in_features))
+            self.bias = tnn.Parameter(torch.empty(rows))
+
+        def forward(self, x: Any) -> Any:
+            z = tnn.functional.linear(x, self.weight, self.bias)
+            return z.view(x.shape[0], m.out_features, m.pieces).max(dim=2).values
+
+    return Maxout()
+
+
+def _residual_twin(m: nn.Residual, tnn: Any) -> Any:
+    """PyTorch has no such layer: y = x + body(x) (the parameters keep the names body.*)."""
+
+    class Residual(tnn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = _twin_layer(m.body, tnn)
+
+        def forward(self, x: Any) -> Any:
+            return x + self.body(x)
+
+    return Residual()
+
+
 def _twin_layer(layer: nn.Module, tnn: Any) -> Any:
     """The ``torch.nn`` layer that computes what ``layer`` computes (weights not copied)."""
     makers: dict[type, Callable[[Any], Any]] = {
@@ -81,6 +113,11 @@ def _twin_layer(layer: nn.Module, tnn: Any) -> Any:
         ),
         nn.MinibatchStdDev: lambda m: _minibatch_std_twin(m, tnn),
         nn.Pack: lambda m: _pack_twin(m, tnn),
+        nn.Maxout: lambda m: _maxout_twin(m, tnn),
+        nn.InstanceNorm2d: lambda m: tnn.InstanceNorm2d(m.num_features, eps=m.eps),
+        nn.ReflectionPad2d: lambda m: tnn.ReflectionPad2d(m.padding),
+        nn.Residual: lambda m: _residual_twin(m, tnn),
+        nn.Upsample: lambda m: tnn.Upsample(scale_factor=m.scale, mode="nearest"),
         nn.Sequential: lambda m: tnn.Sequential(*(_twin_layer(inner, tnn) for inner in m)),
     }
     make = makers.get(type(layer))
@@ -101,6 +138,8 @@ def _twin_state(layer: nn.Module, prefix: str = "") -> dict[str, Any]:
             for index, inner in enumerate(layer)
             for name, value in _twin_state(inner, f"{prefix}{index}.").items()
         }
+    if isinstance(layer, nn.Residual):
+        return _twin_state(layer.body, f"{prefix}body.")
     state = layer.state_dict()
     if isinstance(layer, nn.WeightNormLinear):
         state = {
