@@ -538,6 +538,265 @@ def load_fashion_mnist(
 
 
 # ---------------------------------------------------------------------------------------
+# An unpaired task: plain digits (domain A) and striped digits (domain B)
+# ---------------------------------------------------------------------------------------
+
+# The style of domain B (``stripe_digits``), in [0, 1] units of full brightness.
+STRIPE_PERIOD = 4.0  # pixels from one bright stripe to the next, across the stripes
+STRIPE_INK = (0.5, 1.0)  # a stroke's dark and bright stripes
+BACKGROUND = (0.15, 0.4)  # the texture's darkest and brightest pixel, in every image
+TEXTURE_BLUR = 1.5  # pixels: the standard deviation of the Gaussian blurring the noise
+STRIPE_CHUNK = 4096  # images restyled at a time: float32 temporaries of ~13 MB each
+
+
+def _blur_matrix(size: int, sigma: float) -> np.ndarray:
+    """The (size, size) matrix K with K[i, j] proportional to exp(-(i - j)^2 / (2 sigma^2)),
+    each row summing to 1: ``K @ x @ K.T`` blurs an image x down its columns, then along
+    its rows (a Gaussian blur is separable), renormalised at the edges."""
+    offsets = np.arange(size)[:, None] - np.arange(size)[None, :]
+    kernel = np.exp(-(offsets**2) / (2 * sigma**2))
+    return (kernel / kernel.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def stripe_digits(
+    images: np.ndarray,
+    seed: int,
+    *,
+    ink: tuple[float, float] = STRIPE_INK,
+    background: tuple[float, float] = BACKGROUND,
+) -> np.ndarray:
+    """Restyle digits as domain B: striped strokes on a textured background.
+
+    A nod to CycleGAN's horse <-> zebra: every pixel changes character, the digit stays
+    readable. With ``a = image / 255`` the stroke's coverage of a pixel (MNIST strokes
+    have soft edges), each output pixel is the blend ``(1 - a) * background + a * ink``:
+
+    - ink: diagonal stripes, ``ink = 0.5 + 0.5 * (1 + cos(2 pi d / 4 + phase)) / 2`` with
+      ``d = (row + column) / sqrt(2)`` the distance along the stripes' normal, so bright
+      (1.0) and dark (0.5) stripes alternate every 4 pixels; the phase is random per image;
+    - background: white noise blurred by a Gaussian of 1.5 pixels, then stretched per
+      image to span [0.15, 0.4] of full brightness: a smooth, mottled grey.
+
+    The darkest stripe (0.5) is brighter than the brightest background (0.4), so ink is
+    always brighter than the background around it: a stroke reads as a stroke.
+
+    Args:
+        images: uint8 (N, H, W), e.g. ``load_mnist``'s images.
+        seed: seeds the phases and the textures; the same images and seed give the
+            same output, byte for byte.
+        ink, background: (darkest, brightest) of the stripes and of the texture, in
+            [0, 1]; the defaults are domain B's. Half the style is the other half's
+            default with one of these flat: ``ink=(1, 1)`` (solid strokes on the
+            texture), ``background=(0, 0)`` (stripes on black).
+
+    Returns:
+        uint8 (N, H, W), like the input.
+    """
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 3:
+        shape = getattr(images, "shape", None)
+        raise ValueError(
+            f"stripe_digits: expected uint8 images (N, H, W), got {type(images).__name__} "
+            f"{getattr(images, 'dtype', '')} {shape}"
+        )
+    for name, (low, high) in (("ink", ink), ("background", background)):
+        if not 0 <= low <= high <= 1:
+            raise ValueError(
+                f"stripe_digits: {name} must be (low, high) with 0 <= low <= high <= 1, "
+                f"got {(low, high)}"
+            )
+    n, height, width = images.shape
+    rng = np.random.default_rng(seed)
+    phases = rng.uniform(0, 2 * np.pi, n).astype(np.float32)
+    rows, columns = np.arange(height)[:, None], np.arange(width)[None, :]
+    across = (2 * np.pi / STRIPE_PERIOD) * (rows + columns) / np.sqrt(2)  # (H, W)
+    blur_rows, blur_columns = _blur_matrix(height, TEXTURE_BLUR), _blur_matrix(width, TEXTURE_BLUR)
+    dark, bright = ink
+    low, high = background
+    out = np.empty_like(images)
+    for start in range(0, n, STRIPE_CHUNK):
+        stop = min(start + STRIPE_CHUNK, n)
+        # (1 + cos) / 2 in [0, 1]: 1 on a bright stripe, 0 on a dark one.
+        wave = (1 + np.cos(across[None] + phases[start:stop, None, None])) / 2
+        stripes = dark + (bright - dark) * wave.astype(np.float32)
+        noise = rng.standard_normal((stop - start, height, width), dtype=np.float32)
+        texture = blur_rows @ noise @ blur_columns.T
+        least = texture.min(axis=(1, 2), keepdims=True)
+        span = texture.max(axis=(1, 2), keepdims=True) - least
+        ground = low + (high - low) * (texture - least) / span
+        a = images[start:stop].astype(np.float32) / 255
+        blend = (1 - a) * ground + a * stripes
+        out[start:stop] = np.rint(np.clip(blend, 0, 1) * 255).astype(np.uint8)
+    return out
+
+
+def unpaired_mnist(
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    seed: int = 0,
+    download: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """MNIST as two unpaired domains, for CycleGAN: plain digits (A), striped digits (B).
+
+    One split's images are dealt into two halves: domain A is every even-numbered image
+    (0, 2, 4, ...) as it is, domain B every odd-numbered one restyled by
+    ``stripe_digits``. No digit image appears in both, so no pair (a, its striped twin)
+    exists to learn from: the training set gives 30,000 of each, the test set 5,000.
+
+    Dealt, not cut: MNIST's files are ordered by where the digits came from (the test
+    set's first 5,000 are from NIST's training set, its last 5,000 from NIST's test
+    set, other writers), so a first and a second half differ in handwriting as well as
+    in style, and a translator would be judged against writers its input never had.
+    Even and odd images share the same writers.
+
+    B's style is drawn with the seed ``2 * seed + (0 for "train", 1 for "test")``, so
+    each (seed, split) has its own and the training and test stripes never coincide.
+
+    Args:
+        split: ``"train"`` or ``"test"``.
+        root, download: as for ``load_mnist``.
+        seed: which restyling; the default 0 is the one the metrics' classifiers of
+            domain B were trained and tested on (minigan.metrics.translation).
+
+    Returns:
+        ``(a_images, a_labels, b_images, b_labels)``: uint8 images (N/2, 28, 28) and
+        their labels (N/2,), as ``load_mnist`` gives them.
+    """
+    images, labels = load_mnist(split, root, download)  # checks ``split``
+    b_seed = 2 * seed + list(SPLITS).index(split)
+    return images[0::2], labels[0::2], stripe_digits(images[1::2], b_seed), labels[1::2]
+
+
+# ---------------------------------------------------------------------------------------
+# Mode-collapse benchmarks: the 2-D ring and grid, and Stacked MNIST
+# ---------------------------------------------------------------------------------------
+
+RING_MODES = 8  # VEEGAN's and PacGAN's 2-D ring: 8 Gaussians on the unit circle, std 0.01
+RING_RADIUS = 1.0
+RING_STD = 0.01
+GRID_VALUES = (-4.0, -2.0, 0.0, 2.0, 4.0)  # the 2-D grid: 25 Gaussians at {-4,..,4}^2
+GRID_STD = 0.05
+
+
+def _check_count(where: str, name: str, value: Any, least: int) -> int:
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < least:
+        raise ValueError(f"{where}: {name} must be an integer >= {least}, got {value!r}")
+    return int(value)
+
+
+def _check_std(where: str, std: Any) -> float:
+    if isinstance(std, bool) or not isinstance(std, (int, float)) or not 0 <= std < math.inf:
+        raise ValueError(f"{where}: std must be a finite number >= 0, got {std!r}")
+    return float(std)
+
+
+def ring_centres(modes: int = RING_MODES, radius: float = RING_RADIUS) -> np.ndarray:
+    """float64 (modes, 2): ``radius * (cos(2 pi i / modes), sin(2 pi i / modes))``, i = 0..
+
+    The order of PacGAN's code (its 2DRing config's MEANS): mode 0 at (radius, 0), then
+    counter-clockwise.
+    """
+    angles = 2 * np.pi * np.arange(modes) / modes
+    return radius * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def grid_centres() -> np.ndarray:
+    """float64 (25, 2): every (a, b) with a, b in {-4, -2, 0, 2, 4}, a major (PacGAN's order,
+    ``itertools.product(range(-4, 5, 2), range(-4, 5, 2))``)."""
+    a, b = np.meshgrid(GRID_VALUES, GRID_VALUES, indexing="ij")
+    return np.stack([a.ravel(), b.ravel()], axis=1)
+
+
+def _mixture(where: str, centres: np.ndarray, n: Any, seed: Any, std: float):
+    n = _check_count(where, "n", n, 1)
+    rng = np.random.default_rng(seed)
+    # As the papers' data code (ALI's GaussianMixtureDistribution, which PacGAN's
+    # datasets use with priors None): each point's mode drawn independently and
+    # uniformly, then the mode's centre plus isotropic Gaussian noise of that std.
+    mode = rng.integers(0, len(centres), n)
+    points = centres[mode] + std * rng.standard_normal((n, 2))
+    return points.astype(np.float32), centres.astype(np.float32)
+
+
+def ring_mixture(
+    n: int,
+    seed: int,
+    *,
+    modes: int = RING_MODES,
+    radius: float = RING_RADIUS,
+    std: float = RING_STD,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The 2-D ring: ``n`` points from ``modes`` Gaussians evenly spaced on a circle.
+
+    VEEGAN's (Srivastava et al. 2017) and PacGAN's (Lin et al. 2018) benchmark: 8 modes
+    on the unit circle, standard deviation 0.01 per coordinate. Each point picks its
+    mode uniformly at random (so the modes' counts vary, as in the papers' code), then
+    adds N(0, std^2 I) to the mode's centre.
+
+    Args:
+        n: how many points (>= 1).
+        seed: seeds the draw: the same (n, seed, ...) give the same points.
+        modes, radius, std: the ring; the defaults are the papers'.
+
+    Returns:
+        ``(points, centres)``: float32 (n, 2) and float32 (modes, 2) (``ring_centres``).
+    """
+    where = "ring_mixture"
+    modes = _check_count(where, "modes", modes, 1)
+    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not radius > 0:
+        raise ValueError(f"{where}: radius must be a number > 0, got {radius!r}")
+    return _mixture(where, ring_centres(modes, radius), n, seed, _check_std(where, std))
+
+
+def grid_mixture(n: int, seed: int, *, std: float = GRID_STD) -> tuple[np.ndarray, np.ndarray]:
+    """The 2-D grid: ``n`` points from 25 Gaussians at {-4, -2, 0, 2, 4}^2, std 0.05.
+
+    VEEGAN's and PacGAN's second 2-D benchmark, drawn as ``ring_mixture`` draws (each
+    point's mode uniform, then Gaussian noise). Its outer modes lie at +-4: a generator
+    for it must end without Tanh.
+
+    Returns:
+        ``(points, centres)``: float32 (n, 2) and float32 (25, 2) (``grid_centres``).
+    """
+    where = "grid_mixture"
+    return _mixture(where, grid_centres(), n, seed, _check_std(where, std))
+
+
+def stacked_mnist(
+    n: int,
+    seed: int,
+    split: str = "train",
+    root: str | os.PathLike | None = None,
+    *,
+    download: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stacked MNIST: three MNIST digits as the three channels of one image: 1,000 modes.
+
+    Srivastava et al. (VEEGAN, 2017) and Metz et al. (Unrolled GAN, 2016) made it to
+    count modes: each channel holds its own digit, so an image's "mode" is the triple
+    (d0, d1, d2), one of 10^3 = 1,000, numbered ``100 d0 + 10 d1 + d2``. Each channel's
+    image is drawn independently and uniformly (with replacement) from the split's
+    images, so all 1,000 modes are equally likely. PacGAN's code does it both ways: its
+    Unrolled-GAN setting (Table 3) draws fresh triples from the 60,000 training images
+    for every batch, as this does with ``split="train"``; its VEEGAN setting (Table 2)
+    draws a fixed set of 25,600 from the 70,000 training and test images together. Here
+    one split is used, so that the test split can stay unseen.
+
+    Args:
+        n: how many images (>= 1).
+        seed: seeds the draw: the same (n, seed, split) give the same images.
+        split, root, download: as for ``load_mnist``.
+
+    Returns:
+        ``(images, labels)``: uint8 (n, 3, 28, 28), and int64 (n, 3), the digit of each
+        channel (``labels @ [100, 10, 1]`` is the mode).
+    """
+    n = _check_count("stacked_mnist", "n", n, 1)
+    images, labels = load_mnist(split, root, download)
+    picks = np.random.default_rng(seed).integers(0, len(images), (n, 3))
+    return images[picks], labels[picks].astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------
 # Memory
 # ---------------------------------------------------------------------------------------
 

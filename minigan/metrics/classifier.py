@@ -67,7 +67,8 @@ class ClassifierData:
         pixel_mean, pixel_std: of all its training pixels scaled to [0, 1]: the
             classifier's inputs are standardised with them (mean 0, std 1), which
             suits the PyTorch-style initialisation of its layers.
-        class_names: what each of the 10 classes shows.
+        class_names: what each class shows (10 of them, but for a domain classifier's 2);
+            the classifier has one logit per class.
     """
 
     name: str
@@ -101,11 +102,13 @@ def build_classifier(
     channels: tuple[int, int, int] = CHANNELS,
     feature_dim: int = FEATURE_DIM,
     image_size: int = IMAGE_SIZE,
+    num_classes: int = NUM_CLASSES,
 ) -> nn.Sequential:
     """A freshly initialised classifier (untrained): see the module docstring.
 
     ``channels``, ``feature_dim`` and ``image_size`` (a multiple of 4) shrink it for the
-    gradient checks; the metrics always use the defaults.
+    gradient checks; the metrics always use the defaults. ``num_classes``: its logits
+    (2 for the A-vs-B domain classifier of minigan.metrics.translation).
     """
     rng = rng if rng is not None else np.random.default_rng()
     k, pad = KERNEL_SIZE, KERNEL_SIZE // 2
@@ -119,7 +122,7 @@ def build_classifier(
         nn.Flatten(),
         nn.Linear(c_2 * side * side, feature_dim, rng=rng, dtype=dtype),
         nn.ReLU(),  # its output: the features
-        nn.Linear(feature_dim, NUM_CLASSES, rng=rng, dtype=dtype),  # the logits
+        nn.Linear(feature_dim, num_classes, rng=rng, dtype=dtype),  # the logits
     )
 
 
@@ -197,7 +200,8 @@ def train_classifier(
     ``shifted``. Same seed, same model.
     """
     backend = get_backend(backend)
-    model = build_classifier(np.random.default_rng(seed)).to(backend)
+    rng = np.random.default_rng(seed)
+    model = build_classifier(rng, num_classes=len(data.class_names)).to(backend)
     optimizer = Adam(model.parameters(), lr=lr)  # after .to(): it keeps the arrays
     loss_fn = CrossEntropyLoss()
     loader = BatchIterator(
