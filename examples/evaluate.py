@@ -10,6 +10,13 @@ The reference points, to read a score against:
     python examples/evaluate.py --real-train 10000   # real digits: the best reachable
     python examples/evaluate.py --noise 10000        # uniform noise: a useless generator
 
+``--translation CHECKPOINT`` scores a CycleGAN run of the built-in task (plain <-> striped
+digits) on the 5,000 test images of each domain (minigan/metrics/translation.py): class
+kept and domain changed both ways, the cycle's error, FID in each domain, beside the
+identity map (no translation) and a perfect translator (real images of the other domain):
+
+    python examples/evaluate.py --translation runs/cyclegan/checkpoint.npz
+
 ``--parzen`` adds the GAN paper's own score (Goodfellow et al. 2014, Table 1), the
 Parzen-window log-likelihood of the MNIST test digits under a Gaussian kernel density on
 the samples (minigan/metrics/parzen.py), and prints the paper's table beside it on
@@ -90,6 +97,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="N",
         help="instead of a file, score N images of uniform noise (the ceiling)",
     )
+    mode.add_argument(
+        "--translation",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="instead of a file, score the translations of a CycleGAN run of the built-in "
+        "task (its checkpoint.npz) on each domain's test images; trains and caches its two "
+        "classifiers of striped digits the first time",
+    )
     parser.add_argument(
         "--label",
         metavar="K|cycle",
@@ -124,9 +139,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where the classifier runs (default: numpy)",
     )
     args = parser.parse_args(argv)
-    given = [args.file is not None, args.real_train is not None, args.noise is not None]
-    if sum(given) != 1:
-        parser.error("give exactly one of FILE.npy, --real-train N or --noise N")
+    modes = (args.file, args.real_train, args.noise, args.translation)
+    if sum(mode is not None for mode in modes) != 1:
+        parser.error("give exactly one of FILE.npy, --real-train N, --noise N or --translation")
+    if args.translation is not None and (args.label or args.parzen or args.dataset != "mnist"):
+        parser.error("--translation scores a translation run: no --label, --parzen or --dataset")
     if args.label is not None:
         if args.file is None:
             parser.error("--label goes with FILE.npy (samples of a conditional model)")
@@ -251,8 +268,55 @@ def parzen_scores(samples: np.ndarray, data_root: Path | None) -> dict:
     }
 
 
+def translation_scores(args: argparse.Namespace) -> dict:
+    """A CycleGAN run's measures on the built-in task's test halves, with the identity
+    map's and a perfect translator's beside them, and a table of the three on stderr."""
+    from minigan import runs, unpaired
+    from minigan.metrics.translation import TranslationJudge
+    from minigan.models import MODELS
+
+    path = args.translation
+    state = runs.load_run(path, runs.MODEL_KEYS)
+    cls = MODELS[state["gan"]["model"]]
+    if not cls.translation:
+        raise ValueError(f"--translation {path}: it holds a {cls.name!r} model, which does "
+                         f"not translate; give a CycleGAN run's checkpoint")  # fmt: skip
+    pair = (state["dataset"], state.get("dataset_b"))
+    if pair != unpaired.BUILT_IN:
+        raise ValueError(
+            f"--translation {path}: it translates between {pair[0]} and {pair[1]}; the judge "
+            f"knows the built-in task only (--dataset mnist --dataset-b mnist-striped)"
+        )
+    model = cls(runs.config_from_checkpoint(state, path), args.backend)
+    runs.load_gan_state(model, state, path)
+    test = unpaired.load_domains(*unpaired.BUILT_IN, "test", args.data_root)
+    judge = TranslationJudge.load_or_train(args.data_root, args.cache_dir, args.backend)
+    fake_b, rec_a = unpaired.translate_and_back(model, test.a, "AB")
+    fake_a, rec_b = unpaired.translate_and_back(model, test.b, "BA")
+    a, b = unpaired.unit_images(test.a), unpaired.unit_images(test.b)
+    rows = {
+        "model": judge.scores(a, test.a_labels, fake_b, rec_a, b, test.b_labels, fake_a, rec_b),
+        "identity": judge.identity_baseline(a, test.a_labels, b, test.b_labels),
+        "real": judge.real,
+    }
+    keys = ("class_ab", "class_ba", "transfer_ab", "transfer_ba", "cycle_a", "cycle_b",
+            "fid_b", "fid_a")  # fmt: skip
+    print(f"{PROG}: {'':9}" + "".join(f"{k:>12}" for k in keys), file=sys.stderr)
+    for name, row in rows.items():
+        cells = "".join(f"{row[k]:>12.4f}" if k in row else f"{'':>12}" for k in keys)
+        print(f"{PROG}: {name:9}{cells}", file=sys.stderr)
+    return {"source": str(path), **rows, "classifiers": judge.info}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.translation is not None:
+        try:
+            print(json.dumps(translation_scores(args)))
+        except (ValueError, TypeError, RuntimeError, DataError, BackendUnavailableError) as error:
+            print(f"{PROG}: error: {error}", file=sys.stderr)
+            return 1
+        return 0
     try:
         source, samples = load_samples(args)
         with warnings.catch_warnings():  # the check inside evaluate() warns, once

@@ -53,7 +53,7 @@ if __name__ == "__main__":
 import numpy as np
 from tqdm import tqdm
 
-from minigan import cli, runs, threads
+from minigan import cli, runs, threads, unpaired
 from minigan.backend import BackendUnavailableError, to_host
 from minigan.checkpoint import CheckpointError, check_same_data, save_checkpoint
 from minigan.data import BatchIterator, DataError, load_fashion_mnist, load_mnist, to_gan_range
@@ -92,8 +92,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--dataset",
         type=cli.dataset_spec,
         help="mnist (the default), fashion (Fashion-MNIST) or folder:PATH (every PNG/JPEG "
-        "under PATH, centre-cropped and resized to --image-size)",
+        "under PATH, centre-cropped and resized to --image-size); domain A of --model cyclegan",
     )
+    add("--dataset-b", type=cli.dataset_spec, help="with --model cyclegan: domain B, as "
+        "--dataset (default: mnist-striped, striped digits on a textured background, from the "
+        "half of MNIST that domain A leaves)")  # fmt: skip
     add(
         "--image-size",
         type=cli.positive_int,
@@ -186,7 +189,7 @@ def sample(args: argparse.Namespace) -> str:
         raise runs.RunError("--resume continues training; --sample draws from --checkpoint")
     return runs.sample_run(
         args.checkpoint, args.sample, args.output, args.grid, args.label, args.seed or 0,
-        args.backend, args.overwrite, args.model,
+        args.backend, args.overwrite, args.model, args.direction, args.data_dir, args.input,
     )  # fmt: skip
 
 
@@ -219,8 +222,10 @@ def load_images(plan: runs.Plan, data_dir: str | None, split: str = "train") -> 
 
 def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -> str:
     """Train as planned: load the data, build the model, then write only into --out."""
-    backend, out = plan.backend, plan.out
-    images, labels = load_images(plan, args.data_dir)
+    backend, out, translation = plan.backend, plan.out, plan.model_class.translation
+    # A translation model (cyclegan) has two domains: domain A stands in for "the images".
+    domains = unpaired.load_for_run(plan, args.data_dir) if translation else None
+    images, labels = (domains.a, None) if translation else load_images(plan, args.data_dir)
     check_same_data(plan.state, images.shape[1:], len(images), plan.checkpoint)  # resumed
     if images.shape[1:] != plan.image_shape:  # a folder of grey pictures: one channel
         plan.image_shape = images.shape[1:]
@@ -231,7 +236,11 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
     x = images.reshape(len(images), *gan.image_shape)  # flat rows for the MLPs
     # A conditional model trains on (images, labels) batches; SGAN keeps its few labels.
     data = (x, labels) if gan.conditional else (x,)
-    loader = BatchIterator(*data, batch_size=config.batch_size, seed=seed, backend=backend)
+    if translation:  # A and B shuffled apart; the rate falls to 0 as the run ends
+        loader = unpaired.UnpairedBatches(x, domains.b, config.batch_size, seed, backend)
+        gan.plan_steps(len(loader) * epochs)
+    else:
+        loader = BatchIterator(*data, batch_size=config.batch_size, seed=seed, backend=backend)
     if gan.labelled:
         check_labels("the training labels", labels)  # once, here: never inside a step
     if gan.labelled and not gan.conditional:  # SGAN: choose its few labelled images (a
@@ -242,8 +251,11 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
         test_set = (backend.asarray(test_images.reshape(len(test_images), -1)), test_labels)
     # The same noise every epoch, so the sample grids show one model changing; a
     # conditional model draws 8 of each digit (one grid row per digit, one z per column).
-    noise = np.random.default_rng([seed, 1]).standard_normal((64, config.latent_dim))
+    latent_dim = getattr(config, "latent_dim", 1)  # a translation model draws from no noise
+    noise = np.random.default_rng([seed, 1]).standard_normal((64, latent_dim))
     fixed_z, fixed_labels = backend.asarray(noise, dtype=np.float32), None
+    if translation:  # the grid: 8 images of each domain, translated and back
+        fixed_z = [backend.asarray(d[: unpaired.GRID_IMAGES]) for d in (domains.a, domains.b)]
     if gan.conditional:
         fixed_z = backend.xp.concatenate([fixed_z[:8]] * 10)
         fixed_labels = backend.asarray(by_digit(np.arange(80) % 10))  # 0 x 8, 1 x 8, ...
@@ -265,7 +277,8 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
         print(f"resuming {plan.checkpoint} after epoch {plan.start_epoch}")
     else:
         out.mkdir(parents=True, exist_ok=True)
-        save_image_grid(unit_images(images[:64]), out / "real.png")
+        real = np.concatenate([images[:32], domains.b[:32]]) if translation else images[:64]
+        save_image_grid(unit_images(real), out / "real.png")  # a translation's: A, then B
 
     def save() -> None:
         runs.save_history(history, out, plan.model_class.stats)
@@ -273,6 +286,7 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
             "gan": gan.state_dict(), "loader": loader.state_dict(), "history": history,
             "epoch": epoch + 1, "config": config.to_dict(), "seed": seed,
             "dataset": plan.dataset, "image_shape": list(plan.image_shape),
+            **({"dataset_b": plan.dataset_b} if translation else {}),
         })  # fmt: skip
         saved.append(epoch + 1)
 
@@ -280,7 +294,8 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
     for epoch in range(plan.start_epoch, epochs):
         gan.reseed_noise(seed * 1_000_003 + epoch)  # resumable at any epoch boundary
         history += train_epoch(gan, loader, epoch, epochs, args.log_every)
-        grid = generate_unit_images(gan, fixed_z, plan.image_shape, labels=fixed_labels)
+        grid = unpaired.translation_grid(gan, *fixed_z) if translation else (
+            generate_unit_images(gan, fixed_z, plan.image_shape, labels=fixed_labels))  # fmt: skip
         save_image_grid(grid, out / f"samples_epoch_{epoch + 1:03d}.png")
         if test_set is not None:
             error = gan.error_rate(*test_set)

@@ -22,6 +22,7 @@ import sys
 from minigan import cli, runs
 from minigan.backend import BackendUnavailableError
 from minigan.checkpoint import CheckpointError
+from minigan.data import DataError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,8 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     return runs.exit_status(
         lambda: runs.sample_run(args.checkpoint, args.sample, args.output, args.grid,
-                                args.label, args.seed, args.backend, args.overwrite),
-        (CheckpointError, runs.RunError, BackendUnavailableError, ValueError, OSError),
+                                args.label, args.seed, args.backend, args.overwrite,
+                                direction=args.direction, pictures=args.input),
+        (CheckpointError, DataError, runs.RunError, BackendUnavailableError, ValueError, OSError),
     )  # fmt: skip
 
 

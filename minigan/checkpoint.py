@@ -494,6 +494,9 @@ def check_run_state(
         raise refuse("seed", "a count (an integer >= 0)", state["seed"])
     if not isinstance(state["dataset"], str):
         raise refuse("dataset", "a name (mnist, fashion or folder:PATH)", state["dataset"])
+    if MODELS[name].translation and not isinstance(state.get("dataset_b"), str):
+        raise refuse("dataset_b", "a name (domain B: mnist-striped, fashion or folder:PATH)",
+                     state.get("dataset_b"))  # fmt: skip
     shape = state["image_shape"]
     if not (
         isinstance(shape, list) and len(shape) == 3 and all(_is_count(n) and n > 0 for n in shape)
@@ -505,7 +508,13 @@ def check_run_state(
         count = loader.get("num_examples")
         if not (_is_count(count) and count > 0):
             raise refuse("loader/num_examples", "a positive integer", count)
-        group("loader/rng", loader.get("rng"))  # its entries: BatchIterator checks them
+        if MODELS[name].translation:  # unpaired.UnpairedBatches: one shuffler per domain
+            for domain in ("a", "b"):
+                group(
+                    f"loader/{domain}/rng", group(f"loader/{domain}", loader.get(domain)).get("rng")
+                )
+        else:
+            group("loader/rng", loader.get("rng"))  # its entries: BatchIterator checks them
     if "history" in keys:
         history = state["history"]
         if not isinstance(history, list):

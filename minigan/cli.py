@@ -123,6 +123,13 @@ def add_sample_flags(parser: Any, required: bool = False) -> None:
     add("--label", type=int, choices=range(10), metavar="K", help="with a conditional model "
         "(cgan, acgan): draw only digit K (default: the digits 0-9 in turn, so the grid has "
         "one row per digit)")  # fmt: skip
+    add("--direction", choices=("AB", "BA"), help="with a translation model (cyclegan): "
+        "translate the first N test images of the run's domain A into B (AB, the default) "
+        "or of B into A (BA), instead of drawing samples; the grid shows inputs above their "
+        "translations")  # fmt: skip
+    add("--input", metavar="FOLDER", help="with --direction: translate the first N pictures "
+        "(PNG/JPEG) under FOLDER, resized to the model's images, instead of the run's own "
+        "test images")  # fmt: skip
 
 
 def fraction(text: str) -> float:

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from minigan import cli
+from minigan import cli, unpaired
 from minigan.backend import Backend, get_backend
 from minigan.checkpoint import (
     CheckpointError,
@@ -527,7 +527,8 @@ class Plan:
     before any work starts.
 
     model: a key of MODELS; config: the model's config; dataset: mnist, fashion or
-    folder:PATH; image_shape: one image's (channels, height, width); train_size: the
+    folder:PATH (a translation model's domain A); dataset_b: a translation model's
+    domain B (minigan/unpaired.py; None for the other models); image_shape: one image's (channels, height, width); train_size: the
     first N images (None: all of a folder's); out: the run's folder; state: the resumed
     run's checkpoint (None: a new run), which finished epoch ``start_epoch``;
     eval_samples: how many samples --eval-every scores (0: none).
@@ -545,6 +546,7 @@ class Plan:
     start_epoch: int = 0
     backend: Backend | None = None
     eval_samples: int = 0
+    dataset_b: str | None = None
 
     @property
     def model_class(self) -> type[Model]:
@@ -568,9 +570,25 @@ def requested_config(args: argparse.Namespace, name: str, base: Any) -> dict[str
     return cli.requested_config(args, cli.family_flags(), name, base, preset)
 
 
+def check_second_domain(cls: type[Model], dataset: str, dataset_b: str | None) -> str | None:
+    """--dataset-b: domain B of a translation model (its default: the built-in task's),
+    refused for the other models; the pair checked before anything loads."""
+    if not cls.translation:
+        if dataset_b is not None:
+            raise RunError(
+                f"--dataset-b names the second domain of a translation model (--model "
+                f"cyclegan); --model {cls.name} trains on --dataset alone: drop --dataset-b"
+            )
+        return None
+    dataset_b = dataset_b or unpaired.BUILT_IN[1]
+    unpaired.check_domain_names(dataset, dataset_b)
+    return dataset_b
+
+
 def plan_new_run(args: argparse.Namespace) -> Plan:
     name, dataset = args.model or "gan", args.dataset or "mnist"
     cls = MODELS[name]
+    dataset_b = check_second_domain(cls, dataset, getattr(args, "dataset_b", None))
     epochs = chosen_epochs(args, cls)
     base = cls.default_config()
     config = dataclasses.replace(base, **requested_config(args, name, base))
@@ -601,7 +619,9 @@ def plan_new_run(args: argparse.Namespace) -> Plan:
     except ValueError as error:
         raise RunError(f"--model {name} cannot train on {dataset}: {error}") from None
     seed = args.seed if args.seed is not None else 0
-    return Plan(name, config, dataset, shape, seed, epochs, train_size, Path(args.out))
+    plan = Plan(name, config, dataset, shape, seed, epochs, train_size, Path(args.out))
+    plan.dataset_b = dataset_b
+    return plan
 
 
 def plan_resumed_run(args: argparse.Namespace, state: dict[str, Any], path: Path) -> Plan:
@@ -609,10 +629,12 @@ def plan_resumed_run(args: argparse.Namespace, state: dict[str, Any], path: Path
     config = config_from_checkpoint(state, path)
     name, dataset = state["gan"]["model"], state["dataset"]
     epochs = chosen_epochs(args, MODELS[name])
-    saved = {**config.to_dict(), "seed": state.get("seed"), "model": name, "dataset": dataset}
+    dataset_b = state.get("dataset_b")
+    saved = {**config.to_dict(), "seed": state.get("seed"), "model": name, "dataset": dataset,
+             "dataset_b": dataset_b}  # fmt: skip
     requested = requested_config(args, name, config)
-    for key in ("seed", "model", "dataset"):
-        if getattr(args, key) is not None:
+    for key in ("seed", "model", "dataset", "dataset_b"):
+        if getattr(args, key, None) is not None:
             requested[key] = getattr(args, key)
     refuse_changes(saved, requested, path)
     shape = tuple(int(n) for n in state["image_shape"])
@@ -637,7 +659,9 @@ def plan_resumed_run(args: argparse.Namespace, state: dict[str, Any], path: Path
         )
     seed = int(state["seed"])
     out = Path(args.out)
-    return Plan(name, config, dataset, shape, seed, epochs, trained_on, out, state, done)
+    plan = Plan(name, config, dataset, shape, seed, epochs, trained_on, out, state, done)
+    plan.dataset_b = dataset_b
+    return plan
 
 
 def check_batch_fits(config: Any, train_size: int, folder: str | None = None) -> None:
@@ -672,6 +696,11 @@ def check_evaluation(args: argparse.Namespace, dataset: str) -> int:
         return 0
     from minigan.metrics.evaluator import MIN_SAMPLES  # the metrics load only when asked for
 
+    if MODELS[args.model or "gan"].translation:
+        raise RunError(
+            "--eval-every scores samples drawn from noise; a translation model's measures "
+            "come from examples/evaluate.py --translation OUT/checkpoint.npz"
+        )
     if dataset not in DATASETS:
         raise RunError(
             f"--eval-every scores samples through a classifier of MNIST or Fashion-MNIST "
@@ -692,8 +721,8 @@ def plan_training(args: argparse.Namespace) -> Plan:
     Nothing is loaded (but the checkpoint a resumed run continues), created or deleted.
     """
     out = Path(args.out)
-    if args.checkpoint or args.output or args.grid:
-        raise RunError("--checkpoint, --output and --grid go with --sample N")
+    if args.checkpoint or args.output or args.grid or args.direction or args.input:
+        raise RunError("--checkpoint, --output, --grid, --direction and --input go with --sample N")
     if args.resume and args.overwrite:
         raise RunError(
             "--resume continues the run in --out, --overwrite deletes it: give one of them"
@@ -716,9 +745,11 @@ def plan_training(args: argparse.Namespace) -> Plan:
     # An explicit --data-dir must serve every split the run reads: the test split too for
     # SGAN's test error and for the metrics' classifier.
     tested = plan.model == "sgan" or bool(plan.eval_samples)
-    check_data_folder(
-        plan.dataset, args.data_dir, splits=("train", "test") if tested else ("train",)
-    )
+    for dataset in (plan.dataset, plan.dataset_b):  # domain B: "mnist-striped" is MNIST
+        dataset = "mnist" if dataset == unpaired.BUILT_IN[1] else dataset
+        check_data_folder(
+            dataset, args.data_dir, splits=("train", "test") if tested else ("train",)
+        )
     if backend.name == "numpy":  # a GPU's memory is its own
         image_bytes = math.prod(plan.image_shape) * 4  # float32
         # A folder's pictures are counted when it is read (images.load_image_folder checks
@@ -873,13 +904,20 @@ def sample_run(
     backend: str = "numpy",
     overwrite: bool = False,
     model: str | None = None,
+    direction: str | None = None,
+    data_dir: str | None = None,
+    pictures: str | None = None,
 ) -> str:
     """Write ``n`` samples of the model in a run's ``checkpoint`` to the .npy ``output``
     (float32 in [0, 1]; see ``minigan.images.write_samples``), the first 64 also as the
     PNG ``grid``; every check first. Returns the line that says what was written.
 
     ``label``: the digit a conditional model draws (None: 0-9 in turn); ``seed``: the
-    noise's; ``model``: the model the caller expects (None: any).
+    noise's; ``model``: the model the caller expects (None: any). A translation model
+    (cyclegan) translates instead the first ``n`` test images of its run's domain A
+    (``direction`` "AB", the default) or B ("BA"; a folder's: its pictures), from
+    ``data_dir`` (None: where MNIST is found), or the first ``n`` pictures under the
+    folder ``pictures``.
     """
     check_sample_files(checkpoint, output, grid, overwrite)
     device = get_backend(backend)
@@ -887,11 +925,20 @@ def sample_run(
     state = load_run(path, MODEL_KEYS)
     config = config_from_checkpoint(state, path)
     cls, shape = MODELS[state["gan"]["model"]], tuple(state["image_shape"])
-    check_memory(cls.memory_bytes(config, SAMPLE_CHUNK), f"sampling from {path}")
+    chunk = unpaired.TRANSLATE_CHUNK if cls.translation else SAMPLE_CHUNK
+    check_memory(cls.memory_bytes(config, chunk), f"sampling from {path}")
     if model is not None and model != cls.name:
         raise RunError(
             f"{path} holds a {cls.name!r} model, not {model!r}: --sample draws from the "
             f"model a checkpoint holds; drop --model"
+        )
+    if pictures is not None and not cls.translation:
+        raise RunError(f"--input FOLDER gives pictures to a translation model (cyclegan) to "
+                       f"translate; {path} holds a {cls.name!r} model: drop --input")  # fmt: skip
+    if direction is not None and not cls.translation:
+        raise RunError(
+            f"--direction AB|BA says which way a translation model (cyclegan) translates; "
+            f"{path} holds a {cls.name!r} model, which draws from noise: drop --direction"
         )
     if label is not None and not cls.conditional:
         raise RunError(
@@ -911,9 +958,26 @@ def sample_run(
         )
     gan = cls(config, device, seed=seed)
     load_gan_state(gan, state, path)
+    if cls.translation:  # its inputs: the run's own domain, the test split
+        direction = direction or "AB"
+        if pictures is not None:
+            inputs, where = unpaired.load_pictures(pictures, shape), f"--input {pictures} holds"
+        else:
+            domains = unpaired.load_domains(state["dataset"], state["dataset_b"], "test",
+                                            data_dir, shape[1])  # fmt: skip
+            inputs = domains.a if direction == "AB" else domains.b
+            where = f"domain {direction[0]} has"
+        if n > len(inputs):
+            raise RunError(
+                f"--sample {n}: {where} {len(inputs)} images to translate; ask for "
+                f"{len(inputs)} or fewer"
+            )
     written = []
     try:
-        first = write_samples(gan, n, output, shape, label=label)
+        if cls.translation:
+            first = unpaired.write_translations(gan, inputs[:n], output, direction)
+        else:
+            first = write_samples(gan, n, output, shape, label=label)
         written.append(output)
         if grid:
             one_row_per_digit = cls.conditional and label is None
@@ -923,4 +987,5 @@ def sample_run(
             f"{written[0]} was written, --grid was not" if written else "nothing was written",
             stop,
         ) from None
-    return f"wrote {n} samples, float32 {(n, *file_layout(shape))} in [0, 1], to {output}"
+    what = f"translations {direction[0]} -> {direction[1]}" if cls.translation else "samples"
+    return f"wrote {n} {what}, float32 {(n, *file_layout(shape))} in [0, 1], to {output}"

@@ -34,7 +34,7 @@ from minigan.data import BatchIterator, load_mnist, to_gan_range
 from minigan.gan import GAN, PRESETS
 from minigan.metrics import Evaluator
 from minigan.metrics.classifier import classify, train_classifier, unit_range
-from minigan.models import DCGAN, MODELS, SGAN, DCGANConfig, sgan_losses
+from minigan.models import DCGAN, MODELS, SGAN, CycleGAN, CycleGANConfig, DCGANConfig, sgan_losses
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_gan.py"
 
@@ -386,6 +386,12 @@ def gan_results(gan: GAN, figures: list[dict[str, Any]]) -> dict[str, Any]:
         results |= {f"generator_ema/{k}": v for k, v in ema["weights"].items()}
         results["generator_ema/updates"] = ema["updates"]
     gan.reseed_noise(9)
+    if gan.translation:  # a translation model draws from no noise: it translates
+        pair = pair_data(gan.backend.name, 5)
+        results |= {"pools/A": host(gan.pools["A"].images), "pools/B": host(gan.pools["B"].images)}
+        results["generated"] = host(gan.translate(pair[0], "AB"))
+        results["generated_ba"] = host(gan.translate(pair[1], "BA"))
+        return results
     z = gan.sample_noise(5)
     # A conditional model's generate checks the labels asked for: one explicit read.
     results["generated"] = host(
@@ -423,9 +429,27 @@ def small_sgan(backend: str) -> SGAN:
     return model
 
 
+def small_cyclegan(backend: str) -> Any:
+    """CycleGAN on tiny networks and 8x8 images, a pool of 3 (filled, then swapping, within
+    the three steps), and the rate's fall planned: every part of its step runs."""
+    config = CycleGANConfig(image_size=8, base_channels=2, residual_blocks=1, d_layers=1,
+                            batch_size=2, pool_size=3)  # fmt: skip
+    model = CycleGAN(config, backend, seed=0)
+    model.plan_steps(4)
+    return model
+
+
+def pair_data(backend: str, n: int = 2) -> tuple[Any, Any]:
+    """Unrelated batches of the two domains, (n, 1, 8, 8) each, for the translation model."""
+    images = np.random.default_rng(5).uniform(-1, 1, (2, n, 1, 8, 8))
+    xp = get_backend(backend)
+    return xp.asarray(images[0], dtype=np.float32), xp.asarray(images[1], dtype=np.float32)
+
+
 def take_step(gan: Any, batch: Any) -> dict[str, Any]:
-    """``train_step(real)``, or ``train_step(real, labels)`` for a conditional model."""
-    return gan.train_step(*batch) if gan.conditional else gan.train_step(batch)
+    """``train_step(real)``, or ``train_step(real, labels)`` for a conditional model, or
+    ``train_step(a, b)`` for a translation model."""
+    return gan.train_step(*batch) if gan.conditional or gan.translation else gan.train_step(batch)
 
 
 # Every model the CLI can train, as (build it on a backend, a batch for it: real images,
@@ -442,8 +466,9 @@ TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
             labelled_data if MODELS[name].conditional else gan_data,
         )
         for name in MODELS
-        if name not in ("gan", "dcgan", "sgan")  # their entries are beside
+        if name not in ("gan", "dcgan", "sgan", "cyclegan")  # their entries are beside
     },
+    "cyclegan": (small_cyclegan, pair_data),
     "dcgan": (small_dcgan, image_data),
     "dcgan+ema": (lambda backend: small_dcgan(backend, ema=0.9), image_data),
     "dcgan+pack": (lambda backend: small_dcgan(backend, pack=2), image_data),

@@ -129,7 +129,7 @@ def test_sample_output_and_grid_must_differ_and_existing_files_need_overwrite(
          "least 2 samples, and FID is reliable from about 256")),
         (["--batch-size", "400"], ("--batch-size 400 is more than the 300 training images "
          "(--train-size): not one full batch")),
-        (["--checkpoint", "x.npz"], "--checkpoint, --output and --grid go with --sample N"),
+        (["--checkpoint", "x.npz"], "--checkpoint, --output, --grid, --direction and --input go with --sample N"),
         (["--backend", "tpu"], "unknown backend 'tpu'"),
     ],
 )  # fmt: skip

@@ -324,7 +324,7 @@ def test_flags_that_do_not_fit_the_model_or_data_are_refused_before_any_work(
 
 
 def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
-    from minigan.models import ACGAN, CGAN, DCGAN, GAN, LSGAN, SGAN, WGANGP, Model
+    from minigan.models import ACGAN, CGAN, DCGAN, GAN, LSGAN, SGAN, WGANGP, CycleGAN, Model
 
     assert GAN.default_epochs == 20 < CGAN.default_epochs == Model.default_epochs == 30
     assert DCGAN.default_epochs < GAN.default_epochs  # a DCGAN epoch costs more
@@ -339,7 +339,8 @@ def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
     expected = (
         f"(default: 30; 20 for gan, {LSGAN.default_epochs} for lsgan, "
         f"{WGANGP.default_epochs} for wgan-gp, {DCGAN.default_epochs} for dcgan, "
-        f"{ACGAN.default_epochs} for acgan, {SGAN.default_epochs} for sgan)"
+        f"{ACGAN.default_epochs} for acgan, {SGAN.default_epochs} for sgan, "
+        f"{CycleGAN.default_epochs} for cyclegan)"
     )
     assert expected in " ".join(capsys.readouterr().out.split())
     out = tmp_path / "run"

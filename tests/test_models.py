@@ -20,6 +20,7 @@ from minigan.models import (
     MODELS,
     WGAN,
     WGANGP,
+    CycleGAN,
     DCGANConfig,
     GANConfig,
     WGANConfig,
@@ -30,7 +31,8 @@ from minigan.testing.pytorch import to_torch
 TINY = {"latent_dim": 3, "hidden": 5, "image_size": 6, "batch_size": 4}
 TINY_DCGAN = {"latent_dim": 3, "base_channels": 2, "batch_size": 4}  # 28x28 images
 # The unlabelled models; cgan, acgan and sgan: tests/test_labelled_models.py.
-UNLABELLED = [name for name, cls in MODELS.items() if not cls.labelled]
+# The models trained on one set of images, from noise (CycleGAN translates: test_cyclegan.py).
+UNLABELLED = [name for name, cls in MODELS.items() if not (cls.labelled or cls.translation)]
 MLP_MODELS = [name for name in UNLABELLED if name != "dcgan"]  # DCGAN: tests/test_dcgan.py
 
 
@@ -45,8 +47,13 @@ MLP_RECIPES = {
 }
 
 
+# CycleGAN's tiny networks (8x8 images), for the tests that take every model.
+TINY_CYCLEGAN = {"image_size": 8, "base_channels": 2, "residual_blocks": 1, "d_layers": 1}
+
+
 def tiny(cls, seed=0, dtype=np.float64, **changes):
-    sizes = {**(TINY_DCGAN if cls is DCGAN else TINY), **MLP_RECIPES.get(cls, {})}
+    sizes = TINY_DCGAN if cls is DCGAN else TINY_CYCLEGAN if cls is CycleGAN else TINY
+    sizes = {**sizes, **MLP_RECIPES.get(cls, {})}
     config = dataclasses.replace(cls.default_config(), **{**sizes, **changes})
     return cls(config, seed=seed, dtype=dtype)
 
@@ -72,9 +79,12 @@ class FixedNoise:
 
 
 def test_registry_names_and_the_interface_every_model_offers(rng):
-    assert list(MODELS) == ["gan", "lsgan", "wgan", "wgan-gp", "dcgan", "cgan", "acgan", "sgan"]
+    assert list(MODELS) == [
+        "gan", "lsgan", "wgan", "wgan-gp", "dcgan", "cgan", "acgan", "sgan", "cyclegan"
+    ]  # fmt: skip
     assert [name for name in MODELS if MODELS[name].labelled] == ["cgan", "acgan", "sgan"]
     assert [name for name in MODELS if MODELS[name].conditional] == ["cgan", "acgan"]
+    assert [name for name in MODELS if MODELS[name].translation] == ["cyclegan"]  # its own tests
     for name in UNLABELLED:
         cls = MODELS[name]
         assert cls.name == name
@@ -101,6 +111,7 @@ FLAGGED = {
     "d_augment", "d_norm", "d_fc_width", "g_fc_width", "latent_dim", "hidden", "base_channels",
     "g_full_res_channels", "g_activation", "generator_loss", "d_steps", "n_critic", "clip",
     "gp_weight", "labels", "discriminator", "classifier", "twin_weight", "arch",
+    "residual_blocks", "d_layers", "cycle_weight", "identity_weight", "pool_size",
 }  # fmt: skip
 
 

@@ -91,6 +91,7 @@ from minigan.models.acgan import ACGAN, ACGANConfig
 from minigan.models.base import Model
 from minigan.models.cgan import CGAN, CGANConfig
 from minigan.models.conditional import check_labels, choose_labelled
+from minigan.models.cyclegan import CycleGAN, CycleGANConfig
 from minigan.models.dcgan import DCGAN, DCGANConfig
 from minigan.models.gan import GAN, PRESETS, GANConfig
 from minigan.models.lsgan import LSGAN, LSGANConfig
@@ -100,7 +101,7 @@ from minigan.models.wgan import WGAN, WGANConfig
 from minigan.models.wgan_gp import WGANGP, WGANGPConfig
 
 MODELS: dict[str, type[Model]] = {
-    model.name: model for model in (GAN, LSGAN, WGAN, WGANGP, DCGAN, CGAN, ACGAN, SGAN)
+    model.name: model for model in (GAN, LSGAN, WGAN, WGANGP, DCGAN, CGAN, ACGAN, SGAN, CycleGAN)
 }
 
 __all__ = [
@@ -116,6 +117,8 @@ __all__ = [
     "WGANGP",
     "ACGANConfig",
     "CGANConfig",
+    "CycleGAN",
+    "CycleGANConfig",
     "DCGANConfig",
     "GANConfig",
     "LSGANConfig",

@@ -124,6 +124,7 @@ class Model:
     stats: ClassVar[dict[str, str]]  # what train_step reports: name -> what it means
     labelled: ClassVar[bool] = False  # trained with digit labels (cgan, acgan, sgan)
     conditional: ClassVar[bool] = False  # G and D take labels: train_step(real, labels)
+    translation: ClassVar[bool] = False  # two domains, no noise: train_step(a, b) (cyclegan)
     default_epochs: ClassVar[int] = 30  # examples/mnist_gan.py's --epochs when not given
 
     def __init__(
