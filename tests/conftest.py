@@ -173,3 +173,23 @@ def trained(tmp_path):
     out = tmp_path / "run"
     assert run("--epochs", "2", "--out", str(out)) == 0
     return out
+
+
+def assert_network_matches_torch(ours, x, rng) -> None:
+    """``ours`` (float64) against its ``to_torch`` twin: the output, dL/dx and every
+    parameter's gradient for a random dL/dy, to float64 rounding (skipped without torch)."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity skipped")
+    from minigan.testing.pytorch import to_torch
+
+    theirs = to_torch(ours)
+    y = ours(x)
+    g = rng.standard_normal(y.shape)
+    dx = ours.backward(g)
+    x_t = torch.from_numpy(x).requires_grad_(True)
+    y_t = theirs(x_t)
+    y_t.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=1e-9, atol=1e-11)
+    grads = dict(theirs.named_parameters())
+    for name, p in ours.named_parameters():
+        np.testing.assert_allclose(p.grad, grads[name].grad.numpy(), rtol=1e-9, atol=1e-11)

@@ -8,6 +8,7 @@ step of a small ResNet-like stack through the strict CuPy stand-in with no host 
 
 import numpy as np
 import pytest
+from conftest import assert_network_matches_torch
 
 from minigan import losses, nn, optim
 from minigan.backend import get_backend, to_host
@@ -412,23 +413,7 @@ def test_reflection_pad_and_instancenorm_match_pytorch(rng, padding):
 
 
 def test_resnet_stack_matches_pytorch(rng):
-    torch = torch_or_skip()
-    from minigan.testing.pytorch import to_torch
-
-    ours = resnet_stack(rng)
-    theirs = to_torch(ours)
-    x = maps(rng, (3, 1, 8, 6))
-    y = ours(x)
-    g = rng.standard_normal(y.shape)
-    dx = ours.backward(g)
-    x_t = torch.from_numpy(x).requires_grad_(True)
-    y_t = theirs(x_t)
-    y_t.backward(torch.from_numpy(g))
-    np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=1e-9, atol=1e-11)
-    grads = dict(theirs.named_parameters())
-    for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad, grads[name].grad.numpy(), rtol=1e-9, atol=1e-11)
+    assert_network_matches_torch(resnet_stack(rng), maps(rng, (3, 1, 8, 6)), rng)
 
 
 def test_l1_loss_matches_pytorch_including_ties(rng):

@@ -10,6 +10,7 @@ one-line errors naming the known words, and the fixed text encoder.
 
 import numpy as np
 import pytest
+from conftest import assert_network_matches_torch
 
 from minigan import captions, losses, nn, optim
 from minigan.backend import get_backend, to_host
@@ -133,28 +134,13 @@ def test_upsample_matches_pytorch(rng, scale):
 
 def test_upsample_conv_block_matches_pytorch(rng):
     """StackGAN's up-sampling block (its ``upBlock``): Upsample(2), 3x3 conv, BN, ReLU."""
-    torch = torch_or_skip()
-    from minigan.testing.pytorch import to_torch
-
     ours = nn.Sequential(
         nn.Upsample(2),
         nn.Conv2d(3, 2, 3, padding=1, rng=rng, dtype=np.float64),
         nn.BatchNorm2d(2, dtype=np.float64),
         nn.ReLU(),
     )
-    theirs = to_torch(ours)
-    x = rng.standard_normal((3, 3, 4, 4))
-    y = ours(x)
-    g = rng.standard_normal(y.shape)
-    dx = ours.backward(g)
-    x_t = torch.from_numpy(x).requires_grad_(True)
-    y_t = theirs(x_t)
-    y_t.backward(torch.from_numpy(g))
-    np.testing.assert_allclose(y, y_t.detach().numpy(), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=1e-9, atol=1e-11)
-    grads = dict(theirs.named_parameters())
-    for name, p in ours.named_parameters():
-        np.testing.assert_allclose(p.grad, grads[name].grad.numpy(), rtol=1e-9, atol=1e-11)
+    assert_network_matches_torch(ours, rng.standard_normal((3, 3, 4, 4)), rng)
 
 
 # --- ConditioningAugmentation -------------------------------------------------------------
