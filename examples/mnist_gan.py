@@ -94,9 +94,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="mnist (the default), fashion (Fashion-MNIST) or folder:PATH (every PNG/JPEG "
         "under PATH, centre-cropped and resized to --image-size); domain A of --model cyclegan",
     )
-    add("--dataset-b", type=cli.dataset_spec, help="with --model cyclegan: domain B, as "
-        "--dataset (default: mnist-striped, striped digits on a textured background, from the "
-        "half of MNIST that domain A leaves)")  # fmt: skip
+    add("--dataset-b", type=cli.dataset_spec, help="with --model cyclegan: domain B, as --dataset "
+        "(default: mnist-striped, the MNIST images domain A leaves, as striped digits)")  # fmt: skip
     add(
         "--image-size",
         type=cli.positive_int,
@@ -249,13 +248,14 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
     if plan.model == "sgan":  # it is a classifier too: report its test error
         test_images, test_labels = load_images(plan, args.data_dir, "test")
         test_set = (backend.asarray(test_images.reshape(len(test_images), -1)), test_labels)
-    # The same noise every epoch, so the sample grids show one model changing; a
-    # conditional model draws 8 of each digit (one grid row per digit, one z per column).
-    latent_dim = getattr(config, "latent_dim", 1)  # a translation model draws from no noise
-    noise = np.random.default_rng([seed, 1]).standard_normal((64, latent_dim))
-    fixed_z, fixed_labels = backend.asarray(noise, dtype=np.float32), None
-    if translation:  # the grid: 8 images of each domain, translated and back
+    # The same inputs every epoch, so the grids show one model changing: 8 images of each
+    # domain to translate, or noise (a conditional model: 8 of each digit, a row per digit).
+    fixed_labels = None
+    if translation:
         fixed_z = [backend.asarray(d[: unpaired.GRID_IMAGES]) for d in (domains.a, domains.b)]
+    else:
+        noise = np.random.default_rng([seed, 1]).standard_normal((64, config.latent_dim))
+        fixed_z = backend.asarray(noise, dtype=np.float32)
     if gan.conditional:
         fixed_z = backend.xp.concatenate([fixed_z[:8]] * 10)
         fixed_labels = backend.asarray(by_digit(np.arange(80) % 10))  # 0 x 8, 1 x 8, ...

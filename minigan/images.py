@@ -29,8 +29,10 @@ number of them to one ``.npy`` file, a chunk at a time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -288,6 +290,19 @@ def by_digit(images: np.ndarray, per_digit: int = 8) -> np.ndarray:
     return images[order]
 
 
+@contextlib.contextmanager
+def unit_image_file(path: str | os.PathLike, n: int, shape: tuple[int, ...]) -> Iterator[Any]:
+    """A .npy file of ``n`` float32 images in [0, 1] of ``shape`` (C, H, W), laid out as
+    ``unit_images`` gives them, (n, H, W) or (n, H, W, 3): written atomically, its header
+    first, then each chunk as it comes, so any ``n`` needs the memory of one chunk.
+    ``with unit_image_file(path, n, shape) as write: write(images)``."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
+              "fortran_order": False, "shape": (n, *file_layout(shape))}  # fmt: skip
+    with atomic_write(path) as f:
+        np.lib.format.write_array_header_1_0(f, header)
+        yield lambda images: f.write(np.ascontiguousarray(images).tobytes())
+
+
 def write_samples(
     gan: Any,
     n: int,
@@ -305,11 +320,8 @@ def write_samples(
     or sample i shows digit i % 10. Returns the first 64 images (80 for a conditional
     model: 8 of each digit), for a grid.
     """
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-              "fortran_order": False, "shape": (n, *file_layout(shape))}  # fmt: skip
     first = None
-    with atomic_write(path) as f:
-        np.lib.format.write_array_header_1_0(f, header)
+    with unit_image_file(path, n, shape) as write:
         for start in range(0, n, chunk):
             noise = gan.sample_noise(min(chunk, n - start))
             labels = None
@@ -318,7 +330,7 @@ def write_samples(
                 if label is None:
                     labels = (labels + start) % 10
             images = generate_unit_images(gan, noise, shape, chunk, labels)
-            f.write(np.ascontiguousarray(images).tobytes())
+            write(images)
             grid = 80 if gan.conditional else 64  # 8 of each digit, or 64 samples
             first = images[:grid] if first is None else first
     return first

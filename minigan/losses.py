@@ -54,6 +54,14 @@ class Loss(Module):
         check_array(self, target, like=pred, shape=pred.shape, name="target")
         return target
 
+    def difference(self, pred: Any, target: Any) -> Any:
+        """``pred - target``: a float prediction, and a target that is a number or an
+        array like it (the regression losses, MSE and L1)."""
+        check_array(self, pred, name="pred")
+        if not isinstance(target, Real):
+            check_array(self, target, like=pred, shape=pred.shape, name="target")
+        return pred - target
+
 
 class BCELoss(Loss):
     """Binary cross-entropy on probabilities p in [0, 1] (e.g. after a Sigmoid):
@@ -235,10 +243,7 @@ class MSELoss(Loss):
     """
 
     def forward(self, pred: Any, target: Any) -> Any:
-        check_array(self, pred, name="pred")
-        if not isinstance(target, Real):
-            check_array(self, target, like=pred, shape=pred.shape, name="target")
-        diff = pred - target
+        diff = self.difference(pred, target)
         self.save_for_backward(diff)
         return get_array_module(pred).asarray((diff * diff).mean())
 
@@ -266,10 +271,7 @@ class L1Loss(Loss):
     """
 
     def forward(self, pred: Any, target: Any) -> Any:
-        check_array(self, pred, name="pred")
-        if not isinstance(target, Real):
-            check_array(self, target, like=pred, shape=pred.shape, name="target")
-        diff = pred - target
+        diff = self.difference(pred, target)
         self.save_for_backward(diff)
         return get_array_module(pred).asarray(abs(diff).mean())
 

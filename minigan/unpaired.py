@@ -30,8 +30,7 @@ from minigan.data import (
     to_gan_range,
     unpaired_mnist,
 )
-from minigan.files import atomic_write
-from minigan.images import file_layout, load_image_folder, unit_images
+from minigan.images import load_image_folder, unit_image_file, unit_images
 
 BUILT_IN = ("mnist", "mnist-striped")  # --dataset, --dataset-b: the built-in task
 STRIPED = "mnist-striped"  # a name for domain B only, with domain A mnist
@@ -192,16 +191,13 @@ def write_translations(
     W) or (n, H, W, 3) (``unit_images``), written ``chunk`` images at a time. Returns a
     grid's images: 4 rows of 8 inputs, each above its 8 translations.
     """
-    n, shape = len(images), images.shape[1:]
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-              "fortran_order": False, "shape": (n, *file_layout(shape))}  # fmt: skip
+    n = len(images)
     first = None
-    with atomic_write(path) as f:
-        np.lib.format.write_array_header_1_0(f, header)
+    with unit_image_file(path, n, images.shape[1:]) as write:
         for start in range(0, n, chunk):
             batch = model.backend.asarray(images[start : start + chunk])
             translated = unit_images(to_host(model.translate(batch, direction)))
-            f.write(np.ascontiguousarray(translated).tobytes())
+            write(translated)
             if first is None:
                 inputs, k = unit_images(images[:32]), min(32, n)
                 rows = [

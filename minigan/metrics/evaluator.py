@@ -77,6 +77,18 @@ def default_cache_dir() -> Path:
     return cache_folder(MNIST_FILES).parent
 
 
+def save_to_cache(trained: Any, path: Path, what: str) -> str:
+    """``trained.save(path)``, saying where it went ("cached at PATH"); a cache that cannot
+    be written (read-only, full) gives a warning and "not cached": what was just trained
+    is still used. ``what`` names it in the warning ("the classifier")."""
+    try:
+        trained.save(path)
+    except OSError as error:
+        warnings.warn(f"cannot cache {what} at {path}: {error}", stacklevel=3)
+        return "not cached"
+    return f"cached at {path}"
+
+
 def classifier_data(dataset: str) -> ClassifierData:
     """The ``ClassifierData`` of ``dataset`` ("mnist" or "fashion"); a clear error otherwise."""
     if dataset not in CLASSIFIER_DATA:
@@ -313,12 +325,7 @@ class Evaluator:
             progress=progress,
             dataset=dataset,
         )
-        try:
-            evaluator.save(path)
-            where = f"cached at {path}"
-        except OSError as error:  # a read-only cache: still use what was trained
-            warnings.warn(f"cannot cache the classifier at {path}: {error}", stacklevel=2)
-            where = "not cached"
+        where = save_to_cache(evaluator, path, "the classifier")
         if progress:
             print(
                 f"minigan.metrics: classifier test accuracy "

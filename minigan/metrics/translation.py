@@ -68,7 +68,7 @@ from minigan.metrics.classifier import (
     train_classifier,
     unit_range,
 )
-from minigan.metrics.evaluator import Evaluator, check_samples, default_cache_dir
+from minigan.metrics.evaluator import Evaluator, check_samples, default_cache_dir, save_to_cache
 from minigan.metrics.scores import feature_statistics, frechet_distance
 
 # The classifiers' data. The pixel statistics are those of the training images they
@@ -390,12 +390,7 @@ class TranslationJudge:
             num_train=num_train,
             progress=progress,
         )
-        try:
-            judge.save(path)
-            where = f"cached at {path}"
-        except OSError as error:  # a read-only cache: still use what was trained
-            warnings.warn(f"cannot cache the classifiers at {path}: {error}", stacklevel=2)
-            where = "not cached"
+        where = save_to_cache(judge, path, "the classifiers")
         if progress:
             print(
                 f"minigan.metrics: test accuracy {judge.info['striped']['test_accuracy']:.2%} "

@@ -77,11 +77,16 @@ def check_discriminator_options(config: Any) -> None:
     """What GANConfig and DCGANConfig share: D's dropout and its packs must fit."""
     if not 0 <= config.d_dropout < 1:
         raise ValueError(f"d_dropout must lie in [0, 1) (0: none), got {config.d_dropout}")
+    check_pack(config)
+
+
+def check_pack(config: Any, judge: str = "D") -> None:
+    """``batch_size`` a multiple of ``pack`` (PacGAN: ``judge`` scores packs of images)."""
     if config.batch_size % config.pack:
         raise ValueError(
-            f"batch size {config.batch_size} is not a multiple of pack {config.pack} (D judges "
-            f"the batch in packs of {config.pack} images): choose a batch size divisible by "
-            f"{config.pack}, or pack 1"
+            f"batch size {config.batch_size} is not a multiple of pack {config.pack} ({judge} "
+            f"judges the batch in packs of {config.pack} images): choose a batch size "
+            f"divisible by {config.pack}, or pack 1"
         )
 
 

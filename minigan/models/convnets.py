@@ -52,7 +52,7 @@ import numpy as np
 
 from minigan import nn
 from minigan.models import mlp
-from minigan.models.base import option
+from minigan.models.base import check_pack, option
 from minigan.models.mlp import MLPConfig, MLPModel
 
 ARCHS = ("mlp", "conv")
@@ -96,12 +96,7 @@ class ArchConfig(MLPConfig):
         super().__post_init__()
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
-        if self.batch_size % self.pack:
-            raise ValueError(
-                f"batch size {self.batch_size} is not a multiple of pack {self.pack} (the "
-                f"critic judges the batch in packs of {self.pack} images): choose a batch "
-                f"size divisible by {self.pack}, or pack 1"
-            )
+        check_pack(self, "the critic")
         if self.arch == "conv":
             image_geometry(self.image_size)  # a ValueError for a shape the convs cannot take
 
