@@ -250,6 +250,9 @@ def test_a_state_with_a_wrong_pool_is_refused_and_changes_nothing():
     state = {**CycleGAN(model.config, seed=9).state_dict(), "pools": other.state_dict()["pools"]}
     with pytest.raises(ValueError, match="pool_size or images differ"):
         model.load_state_dict(state)
+    bad_count = {d: {**p, "count": 9} for d, p in model.state_dict()["pools"].items()}
+    with pytest.raises(ValueError, match=r"count 9 outside \[0, 3\]"):
+        model.load_state_dict({**state, "pools": bad_count})
     state.pop("pools")
     with pytest.raises(KeyError, match="no \\['pools'\\]"):
         model.load_state_dict(state)

@@ -137,6 +137,31 @@ def test_resume_refuses_another_second_domain_and_direction_needs_a_translation_
              "--output", str(tmp_path / "s.npy")]  # fmt: skip
     assert example.main(flags) == 1
     assert "drop --direction" in error_line(capsys)
+    flags = ["--sample", "3", "--input", str(a), "--checkpoint", str(gan_checkpoint),
+             "--output", str(tmp_path / "s.npy")]  # fmt: skip
+    assert example.main(flags) == 1
+    assert "holds a 'gan' model: drop --input" in error_line(capsys)
+    state = load_checkpoint(out / "checkpoint.npz")
+    del state["dataset_b"]
+    save_checkpoint(tmp_path / "no_b.npz", state)
+    flags = ["--sample", "3", "--checkpoint", str(tmp_path / "no_b.npz"), "--output",
+             str(tmp_path / "t.npy")]  # fmt: skip
+    assert example.main(flags) == 1
+    assert "dataset_b must be a name (domain B" in error_line(capsys)
+
+
+def test_unpaired_batches_refuse_a_state_without_both_shufflers():
+    from minigan.unpaired import UnpairedBatches
+
+    batches = UnpairedBatches(np.zeros((6, 1, 4, 4)), np.ones((5, 1, 4, 4)), 2, 0, "numpy")
+    assert len(batches) == 2  # the smaller domain ends the epoch
+    with pytest.raises(ValueError, match="no shuffler states 'a' and 'b'"):
+        batches.load_state_dict({"num_examples": 6, "a": batches.a.state_dict()})
+    before = batches.a.state_dict()
+    other = UnpairedBatches(np.zeros((6, 1, 4, 4)), np.ones((7, 1, 4, 4)), 2, 1, "numpy")
+    with pytest.raises(ValueError, match="state is for 7 examples"):
+        batches.load_state_dict(other.state_dict())  # b misfits: a is put back
+    assert batches.a.state_dict() == before
 
 
 def real_mnist_available() -> bool:
