@@ -313,8 +313,16 @@ def _damaged(path: str | os.PathLike, error: Exception) -> CheckpointError:
 # trained with (the code before the field existed did just that):
 ADDED_FIELDS: dict[str, dict[str, Any]] = {
     # Before TTUR, the average of G, minibatch spread, PacGAN and dropout: one learning
-    # rate, samples from the live G, each image judged alone, no dropout.
-    "gan": {"d_lr": None, "ema": 0.0, "minibatch_std": 0, "pack": 1, "d_dropout": 0.0},
+    # rate, samples from the live G, each image judged alone, no dropout; the MLPs
+    # (before the 2-D networks, arch 'points').
+    "gan": {
+        "d_lr": None,
+        "ema": 0.0,
+        "minibatch_std": 0,
+        "pack": 1,
+        "d_dropout": 0.0,
+        "arch": "mlp",
+    },
     # G at D's learning rate, the live G, no label smoothing, one image at a time, no
     # dropout, noise or DiffAugment, BatchNorm in D (the paper's), G's last transposed
     # convolution drawing the image, no fully connected hidden layer in D or G.
@@ -498,7 +506,10 @@ def check_run_state(
         raise refuse("dataset_b", "a name (domain B: mnist-striped, fashion or folder:PATH)",
                      state.get("dataset_b"))  # fmt: skip
     shape = state["image_shape"]
-    if not (
+    if state["dataset"] in ("2d-ring", "2d-grid"):  # points of the plane (minigan/plane.py)
+        if shape != [2]:
+            raise refuse("image_shape", "[2] (a point of the plane)", shape)
+    elif not (
         isinstance(shape, list) and len(shape) == 3 and all(_is_count(n) and n > 0 for n in shape)
     ):
         raise refuse("image_shape", "three positive integers (channels, height, width)", shape)

@@ -139,7 +139,9 @@ def test_image_geometry_reads_grey_and_rgb_squares_and_refuses_the_rest():
     with pytest.raises(ValueError, match="arch 'conv' takes square grey or RGB images"):
         WGANGPConfig(image_size=6)
     assert WGANGPConfig(image_size=6, arch="mlp").image_size == 6
-    with pytest.raises(ValueError, match=r"arch must be one of \('mlp', 'conv'\), got 'cnn'"):
+    with pytest.raises(
+        ValueError, match=r"arch must be one of \('mlp', 'conv', 'points'\), got 'cnn'"
+    ):
         WGANConfig(arch="cnn")
     with pytest.raises(ValueError, match="base_channels must be a positive integer, got 0"):
         WGANConfig(base_channels=0)

@@ -186,8 +186,9 @@ class ACGANConfig(ConditionalConfig):
     POSITIVE = (*ConditionalConfig.POSITIVE, "base_channels")
 
     def __post_init__(self) -> None:
-        if self.arch not in convnets.ARCHS:
-            raise ValueError(f"arch must be one of {convnets.ARCHS}, got {self.arch!r}")
+        drawing_images = tuple(a for a in convnets.ARCHS if a != "points")  # not the 2-D nets
+        if self.arch not in drawing_images:
+            raise ValueError(f"arch must be one of {drawing_images}, got {self.arch!r}")
         super().__post_init__()
         if not 0 <= self.d_dropout < 1:
             raise ValueError(f"d_dropout must lie in [0, 1) (0: none), got {self.d_dropout}")

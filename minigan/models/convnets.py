@@ -1,5 +1,9 @@
 """The convolutional networks of WGAN-GP's MNIST code, for wgan, wgan-gp and lsgan (``arch``).
 
+(``arch`` chooses among three pairs: these convolutions, ``"mlp"``, the vanilla GAN's
+MLPs (``mlp.py``), and ``"points"``, the small networks of the 2-D mode-collapse
+benchmarks, for points in the plane (``points.py``).)
+
 Gulrajani et al. (2017) trained every model of their MNIST experiment (``gan_mnist.py`` in
 their code: WGAN, WGAN-GP and DCGAN) on one DCGAN-style pair, written for images entering
 flat, (batch, 784), as minigan's MLPs take them; with DIM = ``base_channels``:
@@ -51,11 +55,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from minigan import nn
-from minigan.models import mlp
+from minigan.models import mlp, points
 from minigan.models.base import check_pack, option
 from minigan.models.mlp import MLPConfig, MLPModel
 
-ARCHS = ("mlp", "conv")
+ARCHS = ("mlp", "conv", "points")
 KERNEL, STRIDE, PADDING = 5, 2, 2  # every convolution of both networks
 
 
@@ -66,7 +70,8 @@ class ArchConfig(MLPConfig):
     arch: str = option(
         "conv",
         "the networks: 'conv', WGAN-GP's DCGAN-style convolutions (minigan/models/"
-        "convnets.py), or 'mlp', the vanilla GAN's MLPs (hidden, g_activation)",
+        "convnets.py), 'mlp', the vanilla GAN's MLPs (hidden, g_activation), or "
+        "'points', the 2-D benchmarks' G of 4x400 and maxout D (minigan/models/points.py)",
         choices=ARCHS,
     )
     base_channels: int = option(
@@ -223,6 +228,12 @@ class ArchModel(MLPModel):
                 config, rng, dtype, self.discriminator_sigmoid, pack=config.pack
             )
             return G, D
+        if config.arch == "points":  # G has BatchNorm whatever g_batchnorm says: the paper's
+            G = points.build_generator(config, rng, dtype)
+            D = points.build_discriminator(
+                config, rng, dtype, self.discriminator_sigmoid, pack=config.pack
+            )
+            return G, D
         G = build_generator(config, rng, dtype, batchnorm=self.g_batchnorm)
         return G, build_critic(config, rng, dtype, pack=config.pack)
 
@@ -230,31 +241,32 @@ class ArchModel(MLPModel):
     def parameter_count(cls, config: ArchConfig) -> int:
         if config.arch == "mlp":
             return mlp.count_parameters(config, pack=config.pack)
+        if config.arch == "points":
+            return points.count_parameters(config, pack=config.pack)
         return count_parameters(config, batchnorm=cls.g_batchnorm, pack=config.pack)
 
     @classmethod
     def memory_bytes(cls, config: ArchConfig, rows: int) -> int:
         if config.arch == "mlp":
             return super().memory_bytes(config, rows)
+        if config.arch == "points":
+            return points.estimate_memory(config, rows, cls.parameter_count(config))
         return estimate_memory(config, rows, cls.parameter_count(config))
 
     @classmethod
-    def config_for_images(cls, config: ArchConfig, shape: tuple[int, int, int]) -> ArchConfig:
-        """``config`` for images of ``shape``; the convolutions take square ones only."""
-        channels, height, width = shape
-        if config.arch == "conv" and (height != width or channels not in (1, 3)):
+    def config_for_images(cls, config: ArchConfig, shape: tuple[int, ...]) -> ArchConfig:
+        """``config`` for images of ``shape`` (channels, height, width) or points of
+        ``shape`` (dimensions,); the convolutions take square images only."""
+        if config.arch == "conv" and len(shape) != 3:
             raise ValueError(
-                f"arch 'conv' takes square grey or RGB images, got {channels}x{height}x{width}; "
-                f"use arch 'mlp' for other shapes"
+                f"arch 'conv' takes images (channels, height, width), got examples of shape "
+                f"{tuple(shape)}; use arch 'points' for points in the plane"
             )
-        return dataclasses.replace(config, image_size=channels * height * width)
-
-    def generate(self, z: Any) -> Any:
-        """Images in [-1, 1], (n, image_size), for the noise ``z``: G in evaluation mode
-        (BatchNorm's running statistics, when G has it), so that no state changes."""
-        G = self.sampler
-        G.eval()
-        try:
-            return G.forward(z)
-        finally:
-            G.train()
+        if config.arch == "conv":
+            channels, height, width = shape
+            if height != width or channels not in (1, 3):
+                raise ValueError(
+                    f"arch 'conv' takes square grey or RGB images, got "
+                    f"{channels}x{height}x{width}; use arch 'mlp' for other shapes"
+                )
+        return dataclasses.replace(config, image_size=math.prod(shape))

@@ -21,6 +21,11 @@ Generator losses:
   where log(1 - D) is flat: G gets almost no gradient just when it needs one.
   -log D(G(z)) has the same goal but its steepest slope exactly there.
 
+The networks (``arch``): the MLPs of ``mlp.py`` for images, or ``"points"``, the small
+networks of the 2-D mode-collapse benchmarks (``points.py``: G without Tanh, a maxout
+D), on which PacGAN's Table 1 trains this very GAN with its recipe
+(``points.RECIPES["gan"]``: Adam lr 1e-4, beta1 0.8, batches of 100, z in 2-D).
+
 The rest of the family changes exactly this file's two losses and what D is:
 ``lsgan.py`` (squared error), ``wgan.py`` (a critic and the Wasserstein distance),
 ``wgan_gp.py`` (the same with a gradient penalty).
@@ -38,7 +43,9 @@ import numpy as np
 from minigan import nn
 from minigan.backend import Backend, get_array_module
 from minigan.losses import BCELoss, BCEWithLogitsLoss
+from minigan.models import points
 from minigan.models.base import check_adam, check_discriminator_options, option
+from minigan.models.convnets import ARCHS
 from minigan.models.mlp import (
     ACTIVATIONS,
     MLPConfig,
@@ -66,6 +73,13 @@ __all__ = [
 class GANConfig(MLPConfig):
     """An MLP GAN and how it is trained: ``MLPConfig``'s sizes and the vanilla GAN's recipe."""
 
+    arch: str = option(
+        "mlp",
+        "the networks: 'mlp', the MLPs (hidden, g_activation), or 'points', the 2-D "
+        "benchmarks' G of 4x400 and maxout D (minigan/models/points.py); 'conv' is "
+        "--model dcgan",
+        choices=ARCHS,
+    )
     logits: bool = option(
         False,
         "D gives logits and trains with BCEWithLogitsLoss (stable); False: D ends in a "
@@ -122,8 +136,17 @@ class GANConfig(MLPConfig):
             raise ValueError(
                 f"generator_loss must be one of {GENERATOR_LOSSES}, got {self.generator_loss!r}"
             )
+        if self.arch not in ARCHS or self.arch == "conv":
+            raise ValueError(
+                f"arch must be 'mlp' or 'points' (the GAN with convolutions is dcgan), "
+                f"got {self.arch!r}"
+            )
         super().__post_init__()
         check_adam(self)
+        if self.arch == "points" and (self.minibatch_std or self.d_dropout):
+            raise ValueError(
+                "arch 'points' is the papers' maxout D: minibatch_std and d_dropout must be 0"
+            )
         if not 0 < self.real_label <= 1:
             raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
         if self.d_lr is not None and not (math.isfinite(self.d_lr) and self.d_lr > 0):
@@ -198,11 +221,25 @@ class GAN(MLPModel):
 
     @classmethod
     def parameter_count(cls, config: GANConfig) -> int:
+        if config.arch == "points":
+            return points.count_parameters(config, pack=config.pack)
         return count_parameters(config, pack=config.pack, minibatch_std=config.minibatch_std)
+
+    @classmethod
+    def memory_bytes(cls, config: GANConfig, rows: int) -> int:
+        if config.arch == "points":
+            return points.estimate_memory(config, rows, cls.parameter_count(config))
+        return super().memory_bytes(config, rows)
 
     def build_networks(
         self, config: Any, rng: np.random.Generator, dtype: Any
     ) -> tuple[nn.Sequential, nn.Sequential]:
+        if config.arch == "points":
+            G = points.build_generator(config, rng, dtype)
+            D = points.build_discriminator(
+                config, rng, dtype, self.discriminator_sigmoid, pack=config.pack
+            )
+            return G, D
         G = build_generator(config, rng, dtype)
         group = config.minibatch_std  # the largest size up to it that divides the batch
         while group and (config.batch_size // config.pack) % group:  # (D's rows: packs)

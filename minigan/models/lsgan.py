@@ -24,7 +24,8 @@ The networks (``arch``): by default DCGAN-style convolutions, the pair of WGAN-G
 MNIST code (``convnets.py``), with BatchNorm in G after the projection and each inner
 transposed convolution, as DCGAN's and the LSGAN paper's generators have it (it holds G's
 hidden maps at a steady scale while D learns fast), and none in D, so that one pass over [real; fake] stacked is the objective as written (see
-``discriminator_step``); ``arch="mlp"`` gives the vanilla GAN's MLPs. Departures from
+``discriminator_step``); ``arch="mlp"`` gives the vanilla GAN's MLPs, ``arch="points"``
+the 2-D benchmarks' G and maxout D (``points.py``). Departures from
 the paper's recipe, each for the digits it drew in a few CPU minutes (measured:
 benchmarks/RESULTS.md, "The family through the convolutional classifier"):
 

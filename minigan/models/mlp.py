@@ -9,6 +9,7 @@ DCGAN, whose networks are convolutions: ``dcgan.py``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -128,11 +129,11 @@ class MLPModel(Model):
     discriminator_sigmoid: ClassVar[bool] = False  # only the vanilla GAN's D may end in one
 
     @classmethod
-    def config_for_images(cls, config: MLPConfig, shape: tuple[int, int, int]) -> MLPConfig:
-        """``config`` sized for images of ``shape`` (channels, height, width): the MLPs
-        see each image flattened, so their input is C*H*W numbers."""
-        channels, height, width = shape
-        return dataclasses.replace(config, image_size=channels * height * width)
+    def config_for_images(cls, config: MLPConfig, shape: tuple[int, ...]) -> MLPConfig:
+        """``config`` sized for images of ``shape`` (channels, height, width), or for
+        points of ``shape`` (dimensions,), (2,) in the plane: the MLPs see each example
+        flattened, so their input is C*H*W numbers, or 2."""
+        return dataclasses.replace(config, image_size=math.prod(shape))
 
     @classmethod
     def parameter_count(cls, config: MLPConfig) -> int:
@@ -155,3 +156,14 @@ class MLPModel(Model):
     def image_shape(self) -> tuple[int, ...]:
         """The shape of one image as the networks see it: (image_size,)."""
         return (self.config.image_size,)
+
+    def generate(self, z: Any) -> Any:
+        """Images in [-1, 1] (points, from the 2-D networks), (n, image_size), for the
+        noise ``z``: G in evaluation mode (BatchNorm's running statistics, when G has
+        it), so that no state changes."""
+        G = self.sampler
+        G.eval()
+        try:
+            return G.forward(z)
+        finally:
+            G.train()

@@ -37,7 +37,8 @@ code (``convnets.py``), with the BatchNorm that code's WGAN had in G, after the
 projection and each inner transposed convolution, but not the one it had in the
 critic (why: ``convnets.py``): every critic score depends on its own image only, as the
 Kantorovich-Rubinstein duality reads D, and one pass over [real; fake] stacked is the
-loss as written. No recipe for it has yet been found that draws good digits in a few
+loss as written. ``arch="points"``: the 2-D benchmarks' G and maxout critic
+(``points.py``), clipped as above. No recipe for the convolutions has yet been found that draws good digits in a few
 CPU minutes (benchmarks/RESULTS.md, "The family through the convolutional classifier"), so it is not the default.
 """
 

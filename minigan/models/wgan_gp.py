@@ -55,7 +55,8 @@ with respect to the critic's weights needs a second-order pass: the double
 backward of ``minigan.nn`` (each layer's ``double_backward``, derived in its
 docstring), which ``gradient_penalty`` runs layer by layer for any critic. For the
 MLP critic, all of it written out as matrix products; the convolutional critic's
-follows after it.
+follows after it, and the 2-D benchmarks' packed maxout critic (``arch="points"``,
+``points.py``) after that.
 
 The critic, for a batch x^ of n rows (a = 0.2; S_k = LeakyReLU slopes, 1 or a,
 elementwise, fixed by the forward pass):
@@ -109,6 +110,17 @@ two rules, dP/dW_k += (the weight gradient of dy_k with V_k in x's place) and
 V_{k+1} = A_k V_k, the forward map without the bias; LeakyReLU multiplies by its fixed
 slopes, and Flatten and Unflatten reshape (``nn/conv.py``, ``nn/reshape.py``).
 tests/test_conv_family.py checks it against finite differences of P and PyTorch.
+
+The packed maxout critic, Pack(m) -> Maxout x3 -> Linear, is piecewise linear as well.
+With M_k the mask of each maxout layer's winning pieces (fixed by the forward pass, away
+from ties) and W~_k the (n, out, in) stack of each row's winners, a maxout layer is, row
+by row, a Linear with weights W~_k; Pack is a reshape R. So the chain is the MLP's above
+with LeakyReLU's slopes folded into W~_k: g = R^T((((1 W4) W~3) W~2) W~1), and the
+double backward sends V = dP/dg back in forward order, V1 = R(V) (Pack's reshape), each
+maxout adding (its routed dy)^T V_k to its weight rows and passing on V_k W~_k^T read at
+the winners (``Maxout.double_backward``), and the last Linear dy^T V_3. The biases get
+nothing, as before. tests/test_points.py checks it against finite differences of P and
+PyTorch.
 
 The critic step adds two gradients into the critic's ``.grad`` before one Adam
 step: the Wasserstein loss's (an ordinary backward over [x; G(z)]) and the
