@@ -17,6 +17,16 @@ identity map (no translation) and a perfect translator (real images of the other
 
     python examples/evaluate.py --translation runs/cyclegan/checkpoint.npz
 
+``--captions CHECKPOINT`` scores a StackGAN run on its dataset's test captions
+(minigan/metrics/text_to_image.py): the caption's class read back, the share of images in
+their caption's thickness and slant bins beside shuffled captions', and each stage's FID:
+
+    python examples/evaluate.py --captions runs/stackgan/checkpoint.npz
+
+``--mixture ring`` (or ``grid``) scores a .npy of points (N, 2) from a 2-D run
+(``mnist_gan.py --dataset 2d-ring``, then ``--sample 2500``) as VEEGAN and PacGAN do:
+modes captured, the share of high-quality points, reverse KL to uniform over the modes.
+
 ``--parzen`` adds the GAN paper's own score (Goodfellow et al. 2014, Table 1), the
 Parzen-window log-likelihood of the MNIST test digits under a Gaussian kernel density on
 the samples (minigan/metrics/parzen.py), and prints the paper's table beside it on
@@ -105,6 +115,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "task (its checkpoint.npz) on each domain's test images; trains and caches its two "
         "classifiers of striped digits the first time",
     )
+    mode.add_argument(
+        "--captions",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="instead of a file, score a text-to-image run (stackgan; its checkpoint.npz) on "
+        "the captions of the test images of its --dataset: the caption's class read back, "
+        "its thickness (or tone) and slant bins kept, against shuffled captions, and FID of "
+        "each stage",
+    )
+    parser.add_argument(
+        "--mixture",
+        choices=("ring", "grid"),
+        help="FILE.npy holds points (N, 2) of a 2-D run (--dataset 2d-ring or 2d-grid, "
+        "--sample N): score them as VEEGAN and PacGAN do (modes captured, the share of "
+        "high-quality points, reverse KL to uniform over the modes); 2,500 points is theirs",
+    )
     parser.add_argument(
         "--label",
         metavar="K|cycle",
@@ -139,11 +165,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="where the classifier runs (default: numpy)",
     )
     args = parser.parse_args(argv)
-    modes = (args.file, args.real_train, args.noise, args.translation)
+    modes = (args.file, args.real_train, args.noise, args.translation, args.captions)
     if sum(mode is not None for mode in modes) != 1:
-        parser.error("give exactly one of FILE.npy, --real-train N, --noise N or --translation")
+        parser.error("give exactly one of FILE.npy, --real-train N, --noise N, --translation "
+                     "or --captions")  # fmt: skip
     if args.translation is not None and (args.label or args.parzen or args.dataset != "mnist"):
         parser.error("--translation scores a translation run: no --label, --parzen or --dataset")
+    if args.captions is not None and (args.label or args.parzen or args.dataset != "mnist"):
+        parser.error("--captions scores a text-to-image run on its own dataset: no --label, "
+                     "--parzen or --dataset")  # fmt: skip
+    if args.mixture is not None and (args.file is None or args.label or args.parzen):
+        parser.error("--mixture scores FILE.npy of points (N, 2): no --label or --parzen")
     if args.label is not None:
         if args.file is None:
             parser.error("--label goes with FILE.npy (samples of a conditional model)")
@@ -308,17 +340,58 @@ def translation_scores(args: argparse.Namespace) -> dict:
     return {"source": str(path), **rows, "classifiers": judge.info}
 
 
+def caption_scores(args: argparse.Namespace) -> dict:
+    """A StackGAN run's measures on its dataset's test captions (minigan/metrics/
+    text_to_image.py), and a summary line on stderr."""
+    from minigan import runs
+    from minigan.captions import CaptionScheme
+    from minigan.metrics.text_to_image import caption_scores as scores_of
+    from minigan.models import MODELS
+
+    path = args.captions
+    state = runs.load_run(path, runs.MODEL_KEYS)
+    cls = MODELS[state["gan"]["model"]]
+    if not cls.captioned or not isinstance(state.get("captions"), dict):
+        raise ValueError(f"--captions {path}: it holds a {cls.name!r} model without captions; "
+                         f"give a text-to-image (stackgan) run's checkpoint")  # fmt: skip
+    model = cls(runs.config_from_checkpoint(state, path), args.backend)
+    runs.load_gan_state(model, state, path)
+    dataset = state["dataset"]
+    images, labels = (load_mnist if dataset == "mnist" else load_fashion_mnist)(
+        "test", root=args.data_root
+    )
+    evaluator = Evaluator.load_or_train(args.cache_dir, args.data_root, args.backend,
+                                        dataset=dataset)  # fmt: skip
+    test = (images.astype(np.float32) / 127.5 - 1)[:, None]
+    scores = scores_of(model, CaptionScheme.from_dict(state["captions"]), evaluator, test,
+                       labels.astype(np.int64), args.seed)  # fmt: skip
+    shown = {k: v for k, v in scores.items() if not isinstance(v, list)}
+    print(f"{PROG}: " + ", ".join(f"{k} {v}" for k, v in shown.items()), file=sys.stderr)
+    return {"source": str(path), "dataset": dataset, **scores,
+            "classifier_test_accuracy": evaluator.info["test_accuracy"]}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.translation is not None:
+    if args.translation is not None or args.captions is not None:
         try:
-            print(json.dumps(translation_scores(args)))
+            scores = translation_scores if args.translation is not None else caption_scores
+            print(json.dumps(scores(args)))
         except (ValueError, TypeError, RuntimeError, DataError, BackendUnavailableError) as error:
             print(f"{PROG}: error: {error}", file=sys.stderr)
             return 1
         return 0
     try:
         source, samples = load_samples(args)
+        if args.mixture is not None:  # points of the plane: the papers' measures
+            from minigan import plane
+
+            scores = plane.scores(f"2d-{args.mixture}", samples)
+            if np.isnan(scores["reverse_kl"]):  # no high-quality point: JSON has no NaN
+                scores["reverse_kl"] = None
+            print(f"{PROG}: {plane.summary(scores)}", file=sys.stderr)
+            print(json.dumps({"source": source, "mixture": args.mixture, **scores}))
+            return 0
         with warnings.catch_warnings():  # the check inside evaluate() warns, once
             warnings.simplefilter("ignore")
             check_samples(samples)  # before the classifier, which may train first

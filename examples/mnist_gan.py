@@ -50,18 +50,16 @@ if __name__ == "__main__":
     os.environ.setdefault("OPENBLAS_NUM_THREADS", str(threads_from_argv(sys.argv[1:])))
     os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
 
-import numpy as np
 from tqdm import tqdm
 
-from minigan import cli, runs, threads, unpaired
+from minigan import captioned, cli, plane, runs, threads, unpaired
 from minigan.backend import BackendUnavailableError, to_host
 from minigan.checkpoint import CheckpointError, check_same_data, save_checkpoint
-from minigan.data import BatchIterator, DataError, load_fashion_mnist, load_mnist, to_gan_range
+from minigan.data import BatchIterator, DataError
 from minigan.files import WriteError
-from minigan.images import by_digit, generate_unit_images, load_image_folder, unit_images
 from minigan.models import MODELS, PRESETS, Model
 from minigan.models.conditional import check_labels
-from minigan.plotting import save_image_grid
+from minigan.pictures import EpochPictures
 
 FLAGS = cli.family_flags()  # --lr, --hidden, ...: one per config field (minigan/cli.py)
 # Failures that end a run with one line: "error: what happened; what to do" (an OSError
@@ -153,13 +151,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "and class coverage (minigan.metrics; trains its MNIST or Fashion-MNIST classifier "
         "once, about 3 CPU minutes) and plot FID (default: 0, off)",
     )
-    add(
-        "--eval-samples",
-        type=cli.positive_int,
-        default=10000,
-        metavar="N",
-        help="samples scored by --eval-every (default: 10000)",
-    )
+    add("--eval-samples", type=cli.positive_int, metavar="N", help="samples scored by "
+        "--eval-every (default: 10000; on a 2-D task 2500, the papers' count)")  # fmt: skip
     cli.add_sample_flags(
         p.add_argument_group("sampling instead of training (as examples/sample.py)")
     )
@@ -189,6 +182,7 @@ def sample(args: argparse.Namespace) -> str:
     return runs.sample_run(
         args.checkpoint, args.sample, args.output, args.grid, args.label, args.seed or 0,
         args.backend, args.overwrite, args.model, args.direction, args.data_dir, args.input,
+        args.caption,
     )  # fmt: skip
 
 
@@ -207,24 +201,12 @@ def train(args: argparse.Namespace) -> str:
             raise runs.stopped(stop, plan.checkpoint, last, resume, plan.config) from None
 
 
-def load_images(plan: runs.Plan, data_dir: str | None, split: str = "train") -> tuple[Any, Any]:
-    """The run's images, float32 (N, C, H, W) in [-1, 1] on the host, and their labels
-    (int64 (N,); None for a folder of pictures)."""
-    if plan.dataset in runs.DATASETS:
-        load = load_mnist if plan.dataset == "mnist" else load_fashion_mnist
-        images, labels = load(split, root=data_dir)
-        n = plan.train_size if split == "train" else None
-        return to_gan_range(images[:n], flatten=False), labels[:n].astype(np.int64)
-    folder = Path(plan.dataset.removeprefix("folder:")).expanduser()
-    return load_image_folder(folder, plan.image_shape[1])[: plan.train_size], None
-
-
 def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -> str:
     """Train as planned: load the data, build the model, then write only into --out."""
     backend, out, translation = plan.backend, plan.out, plan.model_class.translation
     # A translation model (cyclegan) has two domains: domain A stands in for "the images".
     domains = unpaired.load_for_run(plan, args.data_dir) if translation else None
-    images, labels = (domains.a, None) if translation else load_images(plan, args.data_dir)
+    images, labels = (domains.a, None) if translation else runs.load_images(plan, args.data_dir)
     check_same_data(plan.state, images.shape[1:], len(images), plan.checkpoint)  # resumed
     if images.shape[1:] != plan.image_shape:  # a folder of grey pictures: one channel
         plan.image_shape = images.shape[1:]
@@ -235,32 +217,29 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
     x = images.reshape(len(images), *gan.image_shape)  # flat rows for the MLPs
     # A conditional model trains on (images, labels) batches; SGAN keeps its few labels.
     data = (x, labels) if gan.conditional else (x,)
-    if translation:  # A and B shuffled apart; the rate falls to 0 as the run ends
+    scheme = captioned.scheme_for_run(plan.dataset, images) if gan.captioned else None
+    if scheme is not None:  # StackGAN: each image beside its caption's text embedding
+        data = (x, captioned.training_text(scheme, images, labels, config.text_dim, seed))
+    if translation:  # A and B shuffled apart
         loader = unpaired.UnpairedBatches(x, domains.b, config.batch_size, seed, backend)
-        gan.plan_steps(len(loader) * epochs)
     else:
         loader = BatchIterator(*data, batch_size=config.batch_size, seed=seed, backend=backend)
+    if translation or gan.captioned:  # CycleGAN's rate falls to 0; StackGAN's stages
+        gan.plan_steps(len(loader) * epochs)
     if gan.labelled:
         check_labels("the training labels", labels)  # once, here: never inside a step
     if gan.labelled and not gan.conditional:  # SGAN: choose its few labelled images (a
         gan.set_labelled(backend.asarray(x), labels)  # resumed run loads its own choice)
     test_set = None
     if plan.model == "sgan":  # it is a classifier too: report its test error
-        test_images, test_labels = load_images(plan, args.data_dir, "test")
+        test_images, test_labels = runs.load_images(plan, args.data_dir, "test")
         test_set = (backend.asarray(test_images.reshape(len(test_images), -1)), test_labels)
-    # The same inputs every epoch, so the grids show one model changing: 8 images of each
-    # domain to translate, or noise (a conditional model: 8 of each digit, a row per digit).
-    fixed_labels = None
-    if translation:
-        fixed_z = [backend.asarray(d[: unpaired.GRID_IMAGES]) for d in (domains.a, domains.b)]
-    else:
-        noise = np.random.default_rng([seed, 1]).standard_normal((64, config.latent_dim))
-        fixed_z = backend.asarray(noise, dtype=np.float32)
-    if gan.conditional:
-        fixed_z = backend.xp.concatenate([fixed_z[:8]] * 10)
-        fixed_labels = backend.asarray(by_digit(np.arange(80) % 10))  # 0 x 8, 1 x 8, ...
+    # The inputs of every epoch's picture, fixed: the pictures show one model changing.
+    pictures = EpochPictures(gan, plan.dataset, seed, images, domains, scheme)
     scorer = None
-    if plan.eval_samples:  # imported only when asked for: it may train its classifier first
+    if plan.eval_samples and plan.dataset in plane.DATASETS:  # the papers' 2-D measures
+        scorer = plane.PointScorer(gan, plan.dataset, seed, plan.eval_samples)
+    elif plan.eval_samples:  # imported only when asked for: it may train its classifier
         from minigan.metrics.epochs import EpochScorer
 
         scorer = EpochScorer.for_run(
@@ -277,8 +256,7 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
         print(f"resuming {plan.checkpoint} after epoch {plan.start_epoch}")
     else:
         out.mkdir(parents=True, exist_ok=True)
-        real = np.concatenate([images[:32], domains.b[:32]]) if translation else images[:64]
-        save_image_grid(unit_images(real), out / "real.png")  # a translation's: A, then B
+        pictures.save_real(out)
 
     def save() -> None:
         runs.save_history(history, out, plan.model_class.stats)
@@ -287,6 +265,7 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
             "epoch": epoch + 1, "config": config.to_dict(), "seed": seed,
             "dataset": plan.dataset, "image_shape": list(plan.image_shape),
             **({"dataset_b": plan.dataset_b} if translation else {}),
+            **({"captions": scheme.to_dict()} if scheme is not None else {}),
         })  # fmt: skip
         saved.append(epoch + 1)
 
@@ -294,9 +273,7 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
     for epoch in range(plan.start_epoch, epochs):
         gan.reseed_noise(seed * 1_000_003 + epoch)  # resumable at any epoch boundary
         history += train_epoch(gan, loader, epoch, epochs, args.log_every)
-        grid = unpaired.translation_grid(gan, *fixed_z) if translation else (
-            generate_unit_images(gan, fixed_z, plan.image_shape, labels=fixed_labels))  # fmt: skip
-        save_image_grid(grid, out / f"samples_epoch_{epoch + 1:03d}.png")
+        pictures.save(gan, epoch + 1, out, plan.model)  # samples_epoch_NNN.png
         if test_set is not None:
             error = gan.error_rate(*test_set)
             history.append({"epoch": epoch + 1, "test_error": error})

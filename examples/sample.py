@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     return runs.exit_status(
         lambda: runs.sample_run(args.checkpoint, args.sample, args.output, args.grid,
                                 args.label, args.seed, args.backend, args.overwrite,
-                                direction=args.direction, pictures=args.input),
+                                direction=args.direction, pictures=args.input,
+                                caption=args.caption),
         (CheckpointError, DataError, runs.RunError, BackendUnavailableError, ValueError, OSError),
     )  # fmt: skip
 

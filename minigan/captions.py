@@ -293,12 +293,13 @@ class CaptionScheme:
     }
 
     @classmethod
-    def fit(cls, name: str, images: Any) -> CaptionScheme:
-        """Cut each attribute at the 1/3 and 2/3 quantiles of ``images`` (the training set)."""
+    def fit(cls, name: str, images: Any, gan_range: bool = False) -> CaptionScheme:
+        """Cut each attribute at the 1/3 and 2/3 quantiles of ``images`` (the training set;
+        ``gan_range``: floats in [-1, 1], as ``unit_images``)."""
         if name not in cls.LAYOUTS:
             raise ValueError(f"unknown caption scheme {name!r}; known: {', '.join(cls.LAYOUTS)}")
         class_words, attributes, words = cls.LAYOUTS[name]
-        values = _chunked(images, False, lambda x: _measure(name, x))
+        values = _chunked(images, gan_range, lambda x: _measure(name, x))
         cuts = tuple(tuple(float(q) for q in np.quantile(v, QUANTILES)) for v in values)
         return cls(name, class_words, attributes, words, cuts)
 
@@ -414,16 +415,20 @@ class CaptionScheme:
 
     def embed(self, labels: Any, bins: Any, dim: int, seed: int = 0) -> np.ndarray:
         """``encode`` of the captions of (labels, bins) without writing them out: the mean of
-        the class's and the attributes' word vectors. float32 (N, dim)."""
+        the class's and the attributes' word vectors. float32 (N, dim). A bin of -1 leaves
+        its attribute's word out (``caption(label, None)``: "a seven")."""
         vectors = word_vectors(dim, seed)
         labels = np.asarray(to_host(labels))
         bins = np.asarray(to_host(bins)).reshape(len(labels), -1)
         class_ids = np.array([TOKEN_IDS[w] for w in self.class_words])
         total = vectors[class_ids[labels]].astype(np.float64)  # float64 sum, as encode's mean
+        words = np.ones(len(labels))  # the class word, then each attribute named
         for a, words_of in enumerate(self.words[: bins.shape[1]]):
             ids = np.array([TOKEN_IDS[w] for w in words_of])
-            total += vectors[ids[bins[:, a]]]
-        return (total / (1 + bins.shape[1])).astype(np.float32)
+            named = bins[:, a] >= 0
+            total[named] += vectors[ids[bins[named, a]]]
+            words += named
+        return (total / words[:, None]).astype(np.float32)
 
 
 def _measure(name: str, x: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -94,10 +94,14 @@ def nonnegative_int(text: str) -> int:
 
 
 def dataset_spec(text: str) -> str:
-    """'mnist', 'fashion' or 'folder:PATH'."""
-    if text in ("mnist", "fashion") or (text.startswith("folder:") and text != "folder:"):
+    """'mnist', 'fashion', 'folder:PATH', or a 2-D task: '2d-ring', '2d-grid'."""
+    if text in ("mnist", "fashion", "2d-ring", "2d-grid"):
         return text
-    raise argparse.ArgumentTypeError(f"expected mnist, fashion or folder:PATH, got {text!r}")
+    if text.startswith("folder:") and text != "folder:":
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected mnist, fashion, folder:PATH, 2d-ring or 2d-grid, got {text!r}"
+    )
 
 
 def add_sample_flags(parser: Any, required: bool = False) -> None:
@@ -127,6 +131,9 @@ def add_sample_flags(parser: Any, required: bool = False) -> None:
         "translate the first N test images of the run's domain A into B (AB, the default) "
         "or of B into A (BA), instead of drawing samples; the grid shows inputs above their "
         "translations")  # fmt: skip
+    add("--caption", metavar="TEXT", help="with a text-to-image model (stackgan): draw for "
+        "this caption, e.g. 'a thin right-slanted seven' (words may be left out: 'a seven'; "
+        "default: every full caption in turn); the grid shows Stage-I beside Stage-II")  # fmt: skip
     add("--input", metavar="FOLDER", help="with --direction: translate the first N pictures "
         "(PNG/JPEG) under FOLDER, resized to the model's images, instead of the run's own "
         "test images")  # fmt: skip

@@ -97,3 +97,27 @@ def plot_history(
     fig = history_figure(history, labels)
     with atomic_write(path) as f:
         fig.savefig(f, format="png")
+
+
+def save_captioned_grid(
+    images: np.ndarray, captions: list[str], path: str | os.PathLike, ncols: int = 8
+) -> None:
+    """Save (N, H, W) grey images in [0, 1] as rows of ``ncols``, each row headed by its
+    caption (``captions[r]`` for row r), and the columns marked Stage-I / Stage-II in
+    turn (``minigan.captioned.caption_grid``'s layout), as one PNG."""
+    from matplotlib.figure import Figure
+
+    grid = image_grid(np.clip(images, 0.0, 1.0), ncols)
+    rows, side = len(captions), images.shape[1] + 2
+    fig = Figure(figsize=(2.2 + ncols * 0.55, 0.4 + rows * 0.55), dpi=100)
+    ax = fig.add_axes((0.32, 0.02, 0.66, 0.92))
+    ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    ax.set_yticks([2 + side * (r + 0.5) for r in range(rows)], captions, fontsize=9)
+    ax.set_xticks([2 + side * (c + 0.5) for c in range(ncols)],
+                  ["I", "II"] * (ncols // 2), fontsize=8)  # fmt: skip
+    ax.tick_params(length=0)
+    ax.set_title("Stage-I (enlarged) | Stage-II, per caption", fontsize=9)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png")

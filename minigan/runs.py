@@ -47,8 +47,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from minigan import cli, unpaired
+import numpy as np
+
+from minigan import captioned, cli, plane, unpaired
 from minigan.backend import Backend, get_backend
+from minigan.captions import CaptionScheme
 from minigan.checkpoint import (
     CheckpointError,
     check_run_state,
@@ -56,10 +59,18 @@ from minigan.checkpoint import (
     run_state_bytes,
     upgrade,
 )
-from minigan.data import available_memory, check_data_folder, human_bytes
+from minigan.data import (
+    available_memory,
+    check_data_folder,
+    human_bytes,
+    load_fashion_mnist,
+    load_mnist,
+    to_gan_range,
+)
 from minigan.files import WriteError, atomic_write, describe, stale_temporaries
-from minigan.images import by_digit, file_layout, write_samples
+from minigan.images import by_digit, file_layout, load_image_folder, write_samples
 from minigan.models import MODELS, PRESETS, Model
+from minigan.models.points import RECIPES
 from minigan.plotting import plot_history, save_image_grid
 
 MNIST_TRAIN_IMAGES = 60000  # Fashion-MNIST has as many
@@ -67,10 +78,11 @@ MNIST_SHAPE = (1, 28, 28)  # one image: (channels, height, width)
 DATASETS = ("mnist", "fashion")  # and folder:PATH
 FOLDER_IMAGE_SIZE = 32  # --image-size's default for folder:PATH
 SAMPLE_CHUNK = 1000  # --sample generates and writes this many images at a time
+EVAL_SAMPLES = 10000  # --eval-every's samples when not told (a 2-D task: the papers' 2,500)
 
 # The files a run writes into --out. Only these (and atomic_write's temporary files
 # of killed processes) are ever deleted, by --overwrite; a user's own files there are left alone.
-RUN_FILES = ("checkpoint.npz", "history.jsonl", "history.png", "real.png")
+RUN_FILES = ("checkpoint.npz", "history.jsonl", "history.png", "real.png", "frames.gif")
 SAMPLE_GRID = re.compile(r"samples_epoch_\d{3,}\.png")
 LOCK = ".minigan.lock"  # held by the run using the folder (own_folder); no run file
 # A logged figure beyond this is an explosion (--lr 1e6 takes D's loss to 1e22): every
@@ -427,9 +439,10 @@ def check_memory(needed: int, what: str) -> None:
 
 def size_setting(config: Any) -> str:
     """The flag that sets the networks' size, with its value: for messages."""
-    if hasattr(config, "hidden"):
-        return f"--hidden {config.hidden}"
-    return f"--base-channels {config.base_channels}"
+    for field in ("hidden", "base_channels", "g2_channels"):  # MLPs; convolutions; StackGAN's
+        if hasattr(config, field):
+            return f"--{field.replace('_', '-')} {getattr(config, field)}"
+    raise AttributeError(f"{type(config).__name__} names no size field")
 
 
 def sizes_given(args: argparse.Namespace, cls: type[Model], config: Any) -> list[str]:
@@ -557,9 +570,12 @@ class Plan:
         return self.out / "checkpoint.npz"
 
 
-def chosen_epochs(args: argparse.Namespace, cls: type[Model]) -> int:
-    """--epochs, or the model's own default (DCGAN's steps cost more than an MLP's)."""
-    return args.epochs if args.epochs is not None else cls.default_epochs
+def chosen_epochs(args: argparse.Namespace, cls: type[Model], dataset: str = "mnist") -> int:
+    """--epochs, or the model's own default (DCGAN's steps cost more than an MLP's); a
+    2-D task's: a short run (the papers' 400 epochs are the benchmark's)."""
+    if args.epochs is not None:
+        return args.epochs
+    return plane.DEFAULT_EPOCHS if dataset in plane.DATASETS else cls.default_epochs
 
 
 def requested_config(args: argparse.Namespace, name: str, base: Any) -> dict[str, Any]:
@@ -589,15 +605,29 @@ def plan_new_run(args: argparse.Namespace) -> Plan:
     name, dataset = args.model or "gan", args.dataset or "mnist"
     cls = MODELS[name]
     dataset_b = check_second_domain(cls, dataset, getattr(args, "dataset_b", None))
-    epochs = chosen_epochs(args, cls)
+    epochs = chosen_epochs(args, cls, dataset)
     base = cls.default_config()
+    if dataset in plane.DATASETS:  # the papers' small networks and recipe (models/points.py)
+        if name not in RECIPES:
+            raise RunError(f"--dataset {dataset} trains {', '.join(RECIPES)} on points of the "
+                           f"plane; --model {name} draws images: choose one of those")  # fmt: skip
+        base = dataclasses.replace(base, arch="points", **RECIPES[name])
     config = dataclasses.replace(base, **requested_config(args, name, base))
-    if cls.labelled and dataset not in DATASETS:
+    if getattr(config, "arch", None) == "points" and dataset not in plane.DATASETS:
+        raise RunError(f"--arch points is the 2-D benchmarks' networks (no Tanh: points, not "
+                       f"pixels); --dataset {dataset} holds images: drop --arch points")  # fmt: skip
+    if (cls.labelled or cls.captioned) and dataset not in DATASETS:
+        learns = "captions written from labels" if cls.captioned else "digit labels"
         raise RunError(
-            f"--model {name} learns from digit labels, and {dataset} has none: "
+            f"--model {name} learns from {learns}, and {dataset} has none: "
             f"use --dataset mnist or fashion"
         )
-    if dataset in DATASETS:
+    if dataset in plane.DATASETS:
+        if args.image_size is not None:
+            raise RunError(f"--image-size resizes the pictures of --dataset folder:PATH; "
+                           f"{dataset} holds points of the plane: drop it")  # fmt: skip
+        shape, train_size = (2,), args.train_size or plane.POINTS_PER_EPOCH
+    elif dataset in DATASETS:
         if args.image_size not in (None, 28):
             raise RunError(
                 f"--image-size {args.image_size}: {dataset} images are 28x28; --image-size "
@@ -628,7 +658,7 @@ def plan_resumed_run(args: argparse.Namespace, state: dict[str, Any], path: Path
     """The run ``state`` (upgraded) holds, after checking that no flag asks to change it."""
     config = config_from_checkpoint(state, path)
     name, dataset = state["gan"]["model"], state["dataset"]
-    epochs = chosen_epochs(args, MODELS[name])
+    epochs = chosen_epochs(args, MODELS[name], dataset)
     dataset_b = state.get("dataset_b")
     saved = {**config.to_dict(), "seed": state.get("seed"), "model": name, "dataset": dataset,
              "dataset_b": dataset_b}  # fmt: skip
@@ -638,7 +668,7 @@ def plan_resumed_run(args: argparse.Namespace, state: dict[str, Any], path: Path
             requested[key] = getattr(args, key)
     refuse_changes(saved, requested, path)
     shape = tuple(int(n) for n in state["image_shape"])
-    if args.image_size not in (None, shape[1]):
+    if args.image_size not in (None, shape[-1]):
         raise RunError(
             f"{path} was trained on {shape[1]}x{shape[2]} images, --image-size "
             f"{args.image_size} asks for another size; --resume continues that run unchanged"
@@ -662,6 +692,20 @@ def plan_resumed_run(args: argparse.Namespace, state: dict[str, Any], path: Path
     plan = Plan(name, config, dataset, shape, seed, epochs, trained_on, out, state, done)
     plan.dataset_b = dataset_b
     return plan
+
+
+def load_images(plan: Plan, data_dir: str | None, split: str = "train") -> tuple[Any, Any]:
+    """The run's images, float32 (N, C, H, W) in [-1, 1] on the host, and their labels
+    (int64 (N,); None for a folder of pictures)."""
+    if plan.dataset in plane.DATASETS:  # the training points: drawn once, by the run's seed
+        return plane.load_points(plan.dataset, plan.train_size, plan.seed), None
+    if plan.dataset in DATASETS:
+        load = load_mnist if plan.dataset == "mnist" else load_fashion_mnist
+        images, labels = load(split, root=data_dir)
+        n = plan.train_size if split == "train" else None
+        return to_gan_range(images[:n], flatten=False), labels[:n].astype(np.int64)
+    folder = Path(plan.dataset.removeprefix("folder:")).expanduser()
+    return load_image_folder(folder, plan.image_shape[1])[: plan.train_size], None
 
 
 def check_batch_fits(config: Any, train_size: int, folder: str | None = None) -> None:
@@ -701,12 +745,21 @@ def check_evaluation(args: argparse.Namespace, dataset: str) -> int:
             "--eval-every scores samples drawn from noise; a translation model's measures "
             "come from examples/evaluate.py --translation OUT/checkpoint.npz"
         )
+    if MODELS[args.model or "gan"].captioned:
+        raise RunError(
+            "--eval-every scores samples drawn from noise alone; a text-to-image model's "
+            "measures come from examples/evaluate.py --captions OUT/checkpoint.npz"
+        )
+    if dataset in plane.DATASETS:  # the papers' measures, on 2,500 points unless told
+        return args.eval_samples or plane.EVAL_POINTS
     if dataset not in DATASETS:
         raise RunError(
             f"--eval-every scores samples through a classifier of MNIST or Fashion-MNIST "
             f"(FID, Inception Score, classes covered): it has no classifier for {dataset}, "
             f"so it works with --dataset mnist or fashion only"
         )
+    if args.eval_samples is None:
+        return EVAL_SAMPLES
     if args.eval_samples < MIN_SAMPLES:
         raise RunError(
             f"--eval-samples {args.eval_samples}: the scores need at least {MIN_SAMPLES} "
@@ -721,8 +774,10 @@ def plan_training(args: argparse.Namespace) -> Plan:
     Nothing is loaded (but the checkpoint a resumed run continues), created or deleted.
     """
     out = Path(args.out)
-    if args.checkpoint or args.output or args.grid or args.direction or args.input:
-        raise RunError("--checkpoint, --output, --grid, --direction and --input go with --sample N")
+    if args.checkpoint or args.output or args.grid or args.direction or args.input or args.caption:
+        raise RunError(
+            "--checkpoint, --output, --grid, --direction, --input and --caption go with --sample N"
+        )
     if args.resume and args.overwrite:
         raise RunError(
             "--resume continues the run in --out, --overwrite deletes it: give one of them"
@@ -747,6 +802,8 @@ def plan_training(args: argparse.Namespace) -> Plan:
     tested = plan.model == "sgan" or bool(plan.eval_samples)
     for dataset in (plan.dataset, plan.dataset_b):  # domain B: "mnist-striped" is MNIST
         dataset = "mnist" if dataset == unpaired.BUILT_IN[1] else dataset
+        if dataset in plane.DATASETS:  # points, drawn: no files
+            continue
         check_data_folder(
             dataset, args.data_dir, splits=("train", "test") if tested else ("train",)
         )
@@ -907,6 +964,7 @@ def sample_run(
     direction: str | None = None,
     data_dir: str | None = None,
     pictures: str | None = None,
+    caption: str | None = None,
 ) -> str:
     """Write ``n`` samples of the model in a run's ``checkpoint`` to the .npy ``output``
     (float32 in [0, 1]; see ``minigan.images.write_samples``), the first 64 also as the
@@ -917,7 +975,8 @@ def sample_run(
     (cyclegan) translates instead the first ``n`` test images of its run's domain A
     (``direction`` "AB", the default) or B ("BA"; a folder's: its pictures), from
     ``data_dir`` (None: where MNIST is found), or the first ``n`` pictures under the
-    folder ``pictures``.
+    folder ``pictures``. A text-to-image model (stackgan) draws for ``caption`` ("a thin
+    seven"; None: every full caption in turn), with Stage-I beside Stage-II in the grid.
     """
     check_sample_files(checkpoint, output, grid, overwrite)
     device = get_backend(backend)
@@ -940,6 +999,17 @@ def sample_run(
             f"--direction AB|BA says which way a translation model (cyclegan) translates; "
             f"{path} holds a {cls.name!r} model, which draws from noise: drop --direction"
         )
+    if caption is not None and not cls.captioned:
+        raise RunError(f"--caption TEXT asks a text-to-image model (stackgan) for an image; "
+                       f"{path} holds a {cls.name!r} model: drop --caption")  # fmt: skip
+    if cls.captioned and not isinstance(state.get("captions"), dict):
+        raise RunError(f"{path} holds a {cls.name!r} model but not its captions' scheme (a "
+                       f"run's checkpoint.npz has it): give the run's own checkpoint")  # fmt: skip
+    scheme = CaptionScheme.from_dict(state["captions"]) if cls.captioned else None
+    captions = captioned.sample_captions(scheme, n, caption) if scheme is not None else None
+    if label is not None and cls.captioned:
+        raise RunError(f"--label asks a conditional model for a digit; {path} holds a "
+                       f"{cls.name!r} model: name the digit in --caption (\"a seven\")")  # fmt: skip
     if label is not None and not cls.conditional:
         raise RunError(
             f"--label asks a conditional model (cgan, acgan) for a digit; {path} holds a "
@@ -976,10 +1046,16 @@ def sample_run(
     try:
         if cls.translation:
             first = unpaired.write_translations(gan, inputs[:n], output, direction)
+        elif scheme is not None:
+            first, _ = captioned.write_captioned_samples(gan, scheme, captions, output)
+        elif state["dataset"] in plane.DATASETS:  # points of the plane, (n, 2)
+            first = plane.write_points(gan, n, output)
         else:
             first = write_samples(gan, n, output, shape, label=label)
         written.append(output)
-        if grid:
+        if grid and state["dataset"] in plane.DATASETS:  # a frame: the points, D's surface
+            plane.draw_points(gan, state["dataset"], first, grid, f"{cls.name}, {n} points")
+        elif grid:
             one_row_per_digit = cls.conditional and label is None
             save_image_grid(by_digit(first) if one_row_per_digit else first[:64], grid)
     except KeyboardInterrupt as stop:
@@ -987,5 +1063,7 @@ def sample_run(
             f"{written[0]} was written, --grid was not" if written else "nothing was written",
             stop,
         ) from None
+    if state["dataset"] in plane.DATASETS:
+        return f"wrote {n} points, float32 ({n}, 2), to {output}"
     what = f"translations {direction[0]} -> {direction[1]}" if cls.translation else "samples"
     return f"wrote {n} {what}, float32 {(n, *file_layout(shape))} in [0, 1], to {output}"

@@ -1,6 +1,8 @@
 """Shared test set-up: GPU tests run only where CuPy finds a GPU; the CuPy stand-in."""
 
+import importlib.util
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,7 +20,17 @@ def _gpu_unavailable_reason() -> str | None:
     return None
 
 
+FULL_REASON = (
+    "trains a shipped judge with its full recipe (minutes of CPU), as a user's first "
+    "evaluation does: run these with pytest -m full"
+)
+
+
 def pytest_collection_modifyitems(config, items):
+    if "full" not in (config.getoption("markexpr") or ""):  # opt-in: pytest -m full
+        for item in items:
+            if "full" in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=FULL_REASON))
     gpu_items = [item for item in items if "gpu" in item.keywords]
     if not gpu_items:
         return
@@ -193,3 +205,23 @@ def assert_network_matches_torch(ours, x, rng) -> None:
     grads = dict(theirs.named_parameters())
     for name, p in ours.named_parameters():
         np.testing.assert_allclose(p.grad, grads[name].grad.numpy(), rtol=1e-9, atol=1e-11)
+
+
+def load_example(name: str, module_name: str):
+    """``examples/<name>.py`` imported as a module of its own name (each test file its own
+    copy, so that one's monkeypatching never reaches another's)."""
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def error_line(capsys) -> str:
+    """The one line a failure prints to stderr ("error: ..." or "interrupted...: ..."),
+    without progress bars; never a traceback."""
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith(("error:", "interrupted"))]
+    assert len(lines) == 1, err
+    return lines[0]

@@ -30,11 +30,12 @@ import numpy as np
 from minigan import losses, nn, optim
 from minigan.backend import backend_of, get_array_module, get_backend, to_host
 from minigan.checkpoint import load_checkpoint, save_checkpoint
-from minigan.data import BatchIterator, load_mnist, to_gan_range
+from minigan.data import BatchIterator, load_mnist, ring_mixture, to_gan_range
 from minigan.gan import GAN, PRESETS
 from minigan.metrics import Evaluator
 from minigan.metrics.classifier import classify, train_classifier, unit_range
 from minigan.models import DCGAN, MODELS, SGAN, CycleGAN, CycleGANConfig, DCGANConfig, sgan_losses
+from minigan.models.stackgan import StackGAN, StackGANConfig
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_gan.py"
 
@@ -446,10 +447,62 @@ def pair_data(backend: str, n: int = 2) -> tuple[Any, Any]:
     return xp.asarray(images[0], dtype=np.float32), xp.asarray(images[1], dtype=np.float32)
 
 
+def point_data(backend: str, n: int = 10) -> Any:
+    """Points of the 2-D ring, (n, 2), for the 2-D networks (arch 'points')."""
+    return get_backend(backend).asarray(ring_mixture(n, 4)[0])
+
+
+def small_points(name: str, backend: str) -> Any:
+    """Model ``name`` on the 2-D benchmarks' networks (full size), packs of 2, points in 2-D."""
+    cls = MODELS[name]
+    config = small(cls.default_config(), arch="points", image_size=2, pack=2)
+    return cls(config, backend, seed=0)
+
+
+def small_stackgan(backend: str) -> StackGAN:
+    """StackGAN on tiny networks with both moving averages, planned for 5 steps: two of
+    Stage-I, then Stage-II (``train_steps`` takes 3; the zero-sync test 5)."""
+    config = StackGANConfig(latent_dim=4, text_dim=6, c_dim=3, d_text_dim=3, g1_channels=4,
+                            g2_channels=4, d_channels=2, residual_blocks=1, batch_size=4,
+                            ema=0.9)  # fmt: skip
+    model = StackGAN(config, backend, seed=0)
+    model.plan_steps(5)
+    return model
+
+
+def caption_data(backend: str, n: int = 4) -> tuple[Any, Any]:
+    """Real 28x28 images and their captions' embeddings, for the captioned model."""
+    rng = np.random.default_rng(6)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    text = rng.standard_normal((n, 6)).astype(np.float32)
+    be = get_backend(backend)
+    return be.asarray(to_gan_range(images, flatten=False)), be.asarray(text)
+
+
+def stackgan_results(gan: StackGAN, figures: list[dict[str, Any]]) -> dict[str, Any]:
+    """The stats, the state (four networks, four optimizers, both averages), and both
+    stages' images for fixed noise and captions."""
+    results = {f"step{i}/{k}": host(v) for i, f in enumerate(figures) for k, v in f.items()}
+    state = gan.state_dict()
+    for part in ("generator", "discriminator"):
+        results |= {f"{part}/{k}": v for k, v in state[part].items()}
+    for key in gan.optimizers:
+        results |= {f"{key}/{k}": v for k, v in state[key].items() if k in ("m", "v", "t")}
+    for stage, average in state["generator_ema"].items():
+        results |= {f"ema/{stage}/{k}": v for k, v in average["weights"].items()}
+    gan.reseed_noise(9)
+    _, text = caption_data(gan.backend.name)
+    sketch, image = gan.generate_stages(gan.sample_noise(4), text)
+    results |= {"sketch": host(sketch), "generated": host(image)}
+    return results
+
+
 def take_step(gan: Any, batch: Any) -> dict[str, Any]:
     """``train_step(real)``, or ``train_step(real, labels)`` for a conditional model, or
-    ``train_step(a, b)`` for a translation model."""
-    return gan.train_step(*batch) if gan.conditional or gan.translation else gan.train_step(batch)
+    ``train_step(a, b)`` for a translation model, or ``train_step(real, text)`` for a
+    captioned one."""
+    several = gan.conditional or gan.translation or getattr(gan, "captioned", False)
+    return gan.train_step(*batch) if several else gan.train_step(batch)
 
 
 # Every model the CLI can train, as (build it on a backend, a batch for it: real images,
@@ -466,9 +519,10 @@ TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
             labelled_data if MODELS[name].conditional else gan_data,
         )
         for name in MODELS
-        if name not in ("gan", "dcgan", "sgan", "cyclegan")  # their entries are beside
+        if name not in ("gan", "dcgan", "sgan", "cyclegan", "stackgan")  # entries beside
     },
     "cyclegan": (small_cyclegan, pair_data),
+    "stackgan": (small_stackgan, caption_data),
     "dcgan": (small_dcgan, image_data),
     "dcgan+ema": (lambda backend: small_dcgan(backend, ema=0.9), image_data),
     "dcgan+pack": (lambda backend: small_dcgan(backend, pack=2), image_data),
@@ -482,6 +536,10 @@ TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
     "dcgan+paper_g": (lambda backend: small_dcgan(backend, g_full_res_channels=0), image_data),
     "dcgan+no_fc": (lambda backend: small_dcgan(backend, d_fc_width=0, g_fc_width=0), image_data),
     "sgan": (small_sgan, gan_data),
+    **{
+        f"{name}+points": (lambda backend, n=name: small_points(n, backend), point_data)
+        for name in ("gan", "lsgan", "wgan", "wgan-gp")
+    },
 }
 
 
@@ -489,7 +547,8 @@ def train_steps(name: str, backend: str, tmp_path: Path) -> dict[str, Any]:
     """Three training steps, the state, and generated images, for one model."""
     build, data = TRAINERS[name]
     gan, batch = build(backend), data(backend)
-    return gan_results(gan, [take_step(gan, batch) for _ in range(3)])
+    results = stackgan_results if isinstance(gan, StackGAN) else gan_results
+    return results(gan, [take_step(gan, batch) for _ in range(3)])
 
 
 for _name in TRAINERS:
@@ -602,7 +661,7 @@ def small_example_world(example: Any, tmp_path: Path) -> Iterator[None]:
         return images, labels
 
     with contextlib.ExitStack() as stack:
-        stack.enter_context(mock.patch.object(example, "load_mnist", fake_load_mnist))
+        stack.enter_context(mock.patch("minigan.runs.load_mnist", fake_load_mnist))
         stack.enter_context(mock.patch("minigan.metrics.evaluator.load_mnist", fake_load_mnist))
         stack.enter_context(
             mock.patch.object(Evaluator, "load_or_train", classmethod(load_or_train))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import error_line
 from PIL import Image
 
 from minigan.checkpoint import load_checkpoint, save_checkpoint
@@ -41,14 +42,6 @@ def folders(tmp_path):
         picture_folder(tmp_path / "zebras", 9, False, 1),
         picture_folder(tmp_path / "colour", 9, True, 2),
     )
-
-
-def error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def pair(a: Path, b: Path) -> list[str]:
@@ -221,16 +214,29 @@ def test_evaluate_translation_refuses_what_its_judge_cannot_score(folders, tmp_p
 @pytest.mark.slow
 @pytest.mark.skipif(not real_mnist_available(), reason="needs MNIST in $MINIGAN_DATA/mnist")
 def test_evaluate_translation_scores_a_run_beside_the_identity_and_a_perfect_translator(
-    tmp_path, capsys
+    tmp_path, capsys, monkeypatch
 ):
-    """The judge's classifiers come from $XDG_CACHE_HOME (trained there once if absent)."""
+    """A small judge (2,000 images of each domain: one epoch of the striped classifier,
+    three of the domain classifier; under a CPU minute), beside the MNIST classifier of
+    $XDG_CACHE_HOME (trained there once if absent). The shipped judge's full recipe, and
+    its > 0.99 on real images: test_translation.py's test marked full."""
+    from minigan.metrics import Evaluator, TranslationJudge
+
+    load_or_train = TranslationJudge.load_or_train.__func__
+
+    def small_judge(cls, data_dir=None, cache_dir=None, backend="numpy", **kwargs):
+        mnist = Evaluator.load_or_train(data_root=data_dir, backend=backend, progress=False)
+        return load_or_train(cls, data_dir, tmp_path / "judge", backend, epochs=1,
+                             domain_epochs=3, num_train=2000, progress=False, mnist=mnist)  # fmt: skip
+
+    monkeypatch.setattr(TranslationJudge, "load_or_train", classmethod(small_judge))
     out = tmp_path / "run"
     assert example.main([*TINY, "--train-size", "8", "--epochs", "1", "--out", str(out)]) == 0
     capsys.readouterr()
     assert evaluate.main(["--translation", str(out / "checkpoint.npz")]) == 0
     scores = json.loads(capsys.readouterr().out)
     assert set(scores) >= {"model", "identity", "real", "classifiers"}
-    assert scores["identity"]["transfer_ab"] == 0 and scores["real"]["transfer_ab"] > 0.99
+    assert scores["identity"]["transfer_ab"] == 0 and scores["real"]["transfer_ab"] > 0.9
     assert scores["model"]["n_a"] == scores["model"]["n_b"] == 5000
     for key in ("class_ab", "class_ba", "transfer_ab", "transfer_ba"):
         assert 0 <= scores["model"][key] <= 1

@@ -37,7 +37,7 @@ def no_data_loading(monkeypatch) -> None:
     def fail(*args, **kwargs):
         raise AssertionError("MNIST was loaded before the options were refused")
 
-    monkeypatch.setattr(example, "load_mnist", fail)
+    monkeypatch.setattr(runs, "load_mnist", fail)
 
 
 def sample(*args: str) -> int:
@@ -129,7 +129,7 @@ def test_sample_output_and_grid_must_differ_and_existing_files_need_overwrite(
          "least 2 samples, and FID is reliable from about 256")),
         (["--batch-size", "400"], ("--batch-size 400 is more than the 300 training images "
          "(--train-size): not one full batch")),
-        (["--checkpoint", "x.npz"], "--checkpoint, --output, --grid, --direction and --input go with --sample N"),
+        (["--checkpoint", "x.npz"], "--checkpoint, --output, --grid, --direction, --input and --caption go with --sample N"),
         (["--backend", "tpu"], "unknown backend 'tpu'"),
     ],
 )  # fmt: skip
@@ -191,7 +191,7 @@ def test_the_checkpoint_is_written_before_evaluating(tmp_path, monkeypatch, caps
 def test_failed_download_leaves_no_folders(tmp_path, monkeypatch, capsys):
     dead = dataclasses.replace(data.MNIST, mirrors=("http://127.0.0.1:9/",))
     monkeypatch.setattr(data, "MNIST", dead)
-    monkeypatch.setattr(example, "load_mnist", data.load_mnist)
+    monkeypatch.setattr(runs, "load_mnist", data.load_mnist)
     monkeypatch.delenv("MINIGAN_DATA", raising=False)
     for data_dir in (["--data-dir", str(tmp_path / "mistyped" / "mnist")], []):  # then the cache
         assert run("--out", str(tmp_path / "runs" / "mnist"), *data_dir) == 1
@@ -356,7 +356,7 @@ def test_ctrl_c_while_loading_data_says_nothing_was_saved(tmp_path, monkeypatch,
     def ctrl_c(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(example, "load_mnist", ctrl_c)
+    monkeypatch.setattr(runs, "load_mnist", ctrl_c)
     assert run("--out", str(tmp_path / "run")) == 130
     assert error_line(capsys) == "interrupted: No epoch finished, so no checkpoint was saved"
     assert list(tmp_path.iterdir()) == []

@@ -39,21 +39,11 @@ def mnist_or_synthetic(monkeypatch, tmp_path):
     rng = np.random.default_rng(0)
     images = (rng.uniform(size=(1000, 28, 28)) > 0.8).astype(np.uint8) * 255
     labels = rng.integers(0, 10, 1000).astype(np.uint8)
-    monkeypatch.setattr(example, "load_mnist", lambda split, root=None: (images, labels))
+    monkeypatch.setattr(runs, "load_mnist", lambda split, root=None: (images, labels))
 
 
 def run(*args: str) -> int:
     return example.main([*SMALL, *args])
-
-
-def error_line(capsys) -> str:
-    """The one line a failure prints to stderr ("error: ..." or "interrupted...: ..."),
-    without progress bars; never a traceback."""
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    lines = [line for line in err.splitlines() if line.startswith(("error:", "interrupted"))]
-    assert len(lines) == 1, err
-    return lines[0]
 
 
 def test_training_writes_every_output_with_finite_figures(tmp_path):
@@ -203,7 +193,7 @@ def test_unwritable_out_is_reported_before_training(tmp_path, capsys):
 def test_missing_data_gives_a_clean_error_without_traceback(tmp_path, monkeypatch, capsys):
     dead = dataclasses.replace(data.MNIST, mirrors=("http://127.0.0.1:9/",))
     monkeypatch.setattr(data, "MNIST", dead)
-    monkeypatch.setattr(example, "load_mnist", data.load_mnist)
+    monkeypatch.setattr(runs, "load_mnist", data.load_mnist)
     monkeypatch.setenv("MINIGAN_DATA", str(tmp_path / "empty"))
     assert run("--out", str(tmp_path / "run"), "--data-dir", str(tmp_path / "nothing")) == 1
     err = capsys.readouterr().err
@@ -324,7 +314,18 @@ def test_flags_that_do_not_fit_the_model_or_data_are_refused_before_any_work(
 
 
 def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
-    from minigan.models import ACGAN, CGAN, DCGAN, GAN, LSGAN, SGAN, WGANGP, CycleGAN, Model
+    from minigan.models import (
+        ACGAN,
+        CGAN,
+        DCGAN,
+        GAN,
+        LSGAN,
+        SGAN,
+        WGANGP,
+        CycleGAN,
+        Model,
+        StackGAN,
+    )
 
     assert GAN.default_epochs == 20 < CGAN.default_epochs == Model.default_epochs == 30
     assert DCGAN.default_epochs < GAN.default_epochs  # a DCGAN epoch costs more
@@ -340,7 +341,7 @@ def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
         f"(default: 30; 20 for gan, {LSGAN.default_epochs} for lsgan, "
         f"{WGANGP.default_epochs} for wgan-gp, {DCGAN.default_epochs} for dcgan, "
         f"{ACGAN.default_epochs} for acgan, {SGAN.default_epochs} for sgan, "
-        f"{CycleGAN.default_epochs} for cyclegan)"
+        f"{CycleGAN.default_epochs} for cyclegan, {StackGAN.default_epochs} for stackgan)"
     )
     assert expected in " ".join(capsys.readouterr().out.split())
     out = tmp_path / "run"

@@ -23,6 +23,7 @@ from minigan.models import (
     CycleGAN,
     DCGANConfig,
     GANConfig,
+    StackGAN,
     WGANConfig,
     WGANGPConfig,
 )
@@ -31,8 +32,11 @@ from minigan.testing.pytorch import to_torch
 TINY = {"latent_dim": 3, "hidden": 5, "image_size": 6, "batch_size": 4}
 TINY_DCGAN = {"latent_dim": 3, "base_channels": 2, "batch_size": 4}  # 28x28 images
 # The unlabelled models; cgan, acgan and sgan: tests/test_labelled_models.py.
-# The models trained on one set of images, from noise (CycleGAN translates: test_cyclegan.py).
-UNLABELLED = [name for name, cls in MODELS.items() if not (cls.labelled or cls.translation)]
+# The models trained on one set of images, from noise (CycleGAN translates: test_cyclegan.py;
+# StackGAN draws from captions: test_stackgan.py).
+UNLABELLED = [
+    name for name, cls in MODELS.items() if not (cls.labelled or cls.translation or cls.captioned)
+]
 MLP_MODELS = [name for name in UNLABELLED if name != "dcgan"]  # DCGAN: tests/test_dcgan.py
 
 
@@ -47,12 +51,15 @@ MLP_RECIPES = {
 }
 
 
-# CycleGAN's tiny networks (8x8 images), for the tests that take every model.
+# CycleGAN's and StackGAN's tiny networks, for the tests that take every model.
 TINY_CYCLEGAN = {"image_size": 8, "base_channels": 2, "residual_blocks": 1, "d_layers": 1}
+TINY_STACKGAN = {"latent_dim": 4, "text_dim": 6, "c_dim": 3, "d_text_dim": 3, "g1_channels": 4,
+                 "g2_channels": 4, "d_channels": 2, "residual_blocks": 1, "batch_size": 4}  # fmt: skip
+TINY_SIZES = {DCGAN: TINY_DCGAN, CycleGAN: TINY_CYCLEGAN, StackGAN: TINY_STACKGAN}
 
 
 def tiny(cls, seed=0, dtype=np.float64, **changes):
-    sizes = TINY_DCGAN if cls is DCGAN else TINY_CYCLEGAN if cls is CycleGAN else TINY
+    sizes = TINY_SIZES.get(cls, TINY)
     sizes = {**sizes, **MLP_RECIPES.get(cls, {})}
     config = dataclasses.replace(cls.default_config(), **{**sizes, **changes})
     return cls(config, seed=seed, dtype=dtype)
@@ -80,11 +87,13 @@ class FixedNoise:
 
 def test_registry_names_and_the_interface_every_model_offers(rng):
     assert list(MODELS) == [
-        "gan", "lsgan", "wgan", "wgan-gp", "dcgan", "cgan", "acgan", "sgan", "cyclegan"
+        "gan", "lsgan", "wgan", "wgan-gp", "dcgan", "cgan", "acgan", "sgan", "cyclegan",
+        "stackgan",
     ]  # fmt: skip
     assert [name for name in MODELS if MODELS[name].labelled] == ["cgan", "acgan", "sgan"]
     assert [name for name in MODELS if MODELS[name].conditional] == ["cgan", "acgan"]
     assert [name for name in MODELS if MODELS[name].translation] == ["cyclegan"]  # its own tests
+    assert [name for name in MODELS if MODELS[name].captioned] == ["stackgan"]  # its own tests
     for name in UNLABELLED:
         cls = MODELS[name]
         assert cls.name == name
@@ -112,6 +121,8 @@ FLAGGED = {
     "g_full_res_channels", "g_activation", "generator_loss", "d_steps", "n_critic", "clip",
     "gp_weight", "labels", "discriminator", "classifier", "twin_weight", "arch",
     "residual_blocks", "d_layers", "cycle_weight", "identity_weight", "pool_size",
+    "text_dim", "c_dim", "d_text_dim", "g1_channels", "g2_channels", "d_channels", "kl_weight",
+    "stage1_share",
 }  # fmt: skip
 
 

@@ -386,6 +386,7 @@ def test_a_cache_from_another_recipe_or_mnist_classifier_is_not_reused(
 
 
 @pytest.mark.slow
+@pytest.mark.full
 def test_the_real_classifiers_read_real_images_and_the_identity_transfers_nothing():
     # The classifiers every translation is scored with, from the cache the scores read
     # ($XDG_CACHE_HOME/minigan: trained there at most once, beside the MNIST classifier;

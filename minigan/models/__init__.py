@@ -97,11 +97,13 @@ from minigan.models.gan import GAN, PRESETS, GANConfig
 from minigan.models.lsgan import LSGAN, LSGANConfig
 from minigan.models.mlp import MLPConfig, MLPModel
 from minigan.models.sgan import SGAN, SGANConfig
+from minigan.models.stackgan import StackGAN, StackGANConfig
 from minigan.models.wgan import WGAN, WGANConfig
 from minigan.models.wgan_gp import WGANGP, WGANGPConfig
 
 MODELS: dict[str, type[Model]] = {
-    model.name: model for model in (GAN, LSGAN, WGAN, WGANGP, DCGAN, CGAN, ACGAN, SGAN, CycleGAN)
+    model.name: model
+    for model in (GAN, LSGAN, WGAN, WGANGP, DCGAN, CGAN, ACGAN, SGAN, CycleGAN, StackGAN)
 }
 
 __all__ = [
@@ -126,6 +128,8 @@ __all__ = [
     "MLPModel",
     "Model",
     "SGANConfig",
+    "StackGAN",
+    "StackGANConfig",
     "WGANConfig",
     "WGANGPConfig",
     "check_labels",

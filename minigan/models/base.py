@@ -130,6 +130,7 @@ class Model:
     labelled: ClassVar[bool] = False  # trained with digit labels (cgan, acgan, sgan)
     conditional: ClassVar[bool] = False  # G and D take labels: train_step(real, labels)
     translation: ClassVar[bool] = False  # two domains, no noise: train_step(a, b) (cyclegan)
+    captioned: ClassVar[bool] = False  # text to image: train_step(real, text) (stackgan)
     default_epochs: ClassVar[int] = 30  # examples/mnist_gan.py's --epochs when not given
 
     def __init__(
