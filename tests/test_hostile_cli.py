@@ -16,10 +16,9 @@ import pytest
 
 # The example module, its small-run flags and its data set-up (an autouse fixture, which
 # applies here because it is imported here).
-from conftest import weight_count
+from conftest import error_line, weight_count
 from test_mnist_gan_example import (  # noqa: F401
     SMALL,
-    error_line,
     example,
     mnist_or_synthetic,
     run,

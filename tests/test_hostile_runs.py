@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 
 # The example's synthetic MNIST stand-in when MINIGAN_DATA has no MNIST (autouse fixture).
+from conftest import error_line
 from test_mnist_gan_example import (  # noqa: F401
     EXAMPLE,
     SMALL,
-    error_line,
     example,
     mnist_or_synthetic,
     run,
