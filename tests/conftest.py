@@ -225,3 +225,21 @@ def error_line(capsys) -> str:
     lines = [line for line in err.splitlines() if line.startswith(("error:", "interrupted"))]
     assert len(lines) == 1, err
     return lines[0]
+
+
+def errors_and_cancelled(network, objective, step: float, checks: int):
+    """Relative errors of ``network``'s parameter gradients against central differences
+    of ``objective`` (step ``step``, ``checks`` entries each), and the biases whose gradient
+    is exactly 0: a bias followed by a normalisation that subtracts a mean (BatchNorm's
+    over the batch, InstanceNorm's over each map), so a constant added to it cancels."""
+    from minigan.gradcheck import numerical_gradient, relative_error
+
+    errors, cancelled = {}, []
+    for name, p in network.named_parameters():
+        numeric = numerical_gradient(objective, p.data, step, num_checks=checks)
+        if name.endswith("bias") and np.abs(numeric[~np.isnan(numeric)]).max() < 1e-8:
+            assert np.abs(p.grad).max() < 1e-12, name
+            cancelled.append(name)
+        else:
+            errors[name] = relative_error(p.grad, numeric)
+    return errors, cancelled

@@ -5,9 +5,8 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import hold_weights
+from conftest import errors_and_cancelled, hold_weights
 
-from minigan.gradcheck import numerical_gradient, relative_error
 from minigan.models import MODELS, CycleGAN, CycleGANConfig
 from minigan.models.cyclegan import ImagePool
 
@@ -57,21 +56,6 @@ def discriminator_objective(model: CycleGAN, a, b, fake_a, fake_b) -> float:
     )  # fmt: skip
 
 
-def cancelled_or_errors(network, objective, checks: int) -> tuple[dict[str, float], list[str]]:
-    """Relative errors of ``network``'s parameter gradients against central differences
-    of ``objective``, and the biases whose gradient is exactly 0: a bias followed by
-    InstanceNorm, which subtracts each map's mean, so a constant added to a channel cancels."""
-    errors, cancelled = {}, []
-    for name, p in network.named_parameters():
-        numeric = numerical_gradient(objective, p.data, STEP, num_checks=checks)
-        if name.endswith("bias") and np.abs(numeric[~np.isnan(numeric)]).max() < 1e-8:
-            assert np.abs(p.grad).max() < 1e-12, name
-            cancelled.append(name)
-        else:
-            errors[name] = relative_error(p.grad, numeric)
-    return errors, cancelled
-
-
 def test_the_generator_step_differentiates_the_objective_as_written(assert_gradients_match):
     """Both G's at once: the stacked passes, the twins and the gradient crossing each cycle
     give dL_G/dtheta, against central differences of L_G written term by term."""
@@ -84,8 +68,8 @@ def test_the_generator_step_differentiates_the_objective_as_written(assert_gradi
         float(stats["cycle"]) + cfg.identity_weight * float(stats["identity"])
     )
     assert reported == pytest.approx(expected, rel=1e-12)
-    errors, cancelled = cancelled_or_errors(
-        model.generator, lambda: generator_objective(model, a, b), checks=6
+    errors, cancelled = errors_and_cancelled(
+        model.generator, lambda: generator_objective(model, a, b), STEP, checks=6
     )
     assert len(errors) + len(cancelled) == 2 * 2 * (6 + 2 * TINY.residual_blocks)  # both G's
     assert len(cancelled) == 2 * (5 + 2 * TINY.residual_blocks)  # all but the last conv's
@@ -103,7 +87,7 @@ def test_the_discriminator_step_differentiates_both_ds_objectives(assert_gradien
     def objective():
         return discriminator_objective(model, a, b, fake_a, fake_b)
 
-    errors, cancelled = cancelled_or_errors(model.discriminator, objective, checks=8)
+    errors, cancelled = errors_and_cancelled(model.discriminator, objective, STEP, checks=8)
     assert cancelled == ["a.2.bias", "b.2.bias"]  # the one inner convolution's, in each D
     assert_gradients_match(errors)
 
