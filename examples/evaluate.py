@@ -54,7 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from minigan.backend import BACKEND_NAMES, BackendUnavailableError
-from minigan.data import DataError, load_fashion_mnist, load_mnist
+from minigan.data import DataError, load_fashion_mnist, load_mnist, to_gan_range
 from minigan.metrics import Evaluator, check_samples, label_accuracy, parzen_log_likelihood
 from minigan.metrics.classifier import CLASSIFIER_DATA
 from minigan.metrics.parzen import PAPER_TABLE
@@ -362,7 +362,7 @@ def caption_scores(args: argparse.Namespace) -> dict:
     )
     evaluator = Evaluator.load_or_train(args.cache_dir, args.data_root, args.backend,
                                         dataset=dataset)  # fmt: skip
-    test = (images.astype(np.float32) / 127.5 - 1)[:, None]
+    test = to_gan_range(images, flatten=False)  # (N, 1, 28, 28) in [-1, 1], as a run's
     scores = scores_of(model, CaptionScheme.from_dict(state["captions"]), evaluator, test,
                        labels.astype(np.int64), args.seed)  # fmt: skip
     shown = {k: v for k, v in scores.items() if not isinstance(v, list)}

@@ -69,6 +69,20 @@ def embed_captions(
     return scheme.embed(labels, bins, dim, TEXT_SEED)
 
 
+def both_stages(model: Any, z: Any, text: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(Stage-I enlarged, Stage-II): host images in [0, 1] (``unit_images``' layout) for
+    noise ``z`` and caption embeddings ``text`` on the device; Stage-I's sketch enlarged to
+    Stage-II's size by nearest neighbour, as Stage-II sees it. One read of each."""
+    low, high = (unit_images(to_host(x)) for x in model.generate_stages(z, text))
+    scale = high.shape[1] // low.shape[1]
+    return low.repeat(scale, axis=1).repeat(scale, axis=2), high
+
+
+def side_by_side(low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """The two stages' images interleaved, I, II, I, II, ...: pairs in a grid's rows."""
+    return np.stack([low, high], axis=1).reshape(-1, *high.shape[1:])
+
+
 def caption_grid(model: Any, scheme: CaptionScheme, z: Any) -> tuple[np.ndarray, list[str]]:
     """The grid's images and row labels: for each of ``grid_captions``, ``GRID_PAIRS`` noise
     vectors of ``z`` (on the device), each as Stage-I's image (enlarged to Stage-II's size)
@@ -77,11 +91,7 @@ def caption_grid(model: Any, scheme: CaptionScheme, z: Any) -> tuple[np.ndarray,
     text = model.backend.asarray(np.repeat(embed_captions(scheme, captions, model.config.text_dim),
                                            GRID_PAIRS, axis=0))  # fmt: skip
     noise = model.backend.xp.concatenate([z[:GRID_PAIRS]] * len(captions))
-    low, high = (unit_images(to_host(x)) for x in model.generate_stages(noise, text))
-    scale = high.shape[1] // low.shape[1]  # nearest-neighbour, as Stage-II sees it
-    low = low.repeat(scale, axis=1).repeat(scale, axis=2)
-    images = np.stack([low, high], axis=1).reshape(-1, *high.shape[1:])  # I, II, I, II, ...
-    return images, [scheme.caption(*c) for c in captions]
+    return side_by_side(*both_stages(model, noise, text)), [scheme.caption(*c) for c in captions]
 
 
 def sample_captions(scheme: CaptionScheme, n: int, caption: str | None):
@@ -104,22 +114,16 @@ def sample_captions(scheme: CaptionScheme, n: int, caption: str | None):
 
 def write_captioned_samples(
     model: Any, scheme: CaptionScheme, captions: list, path: str | os.PathLike
-) -> tuple[np.ndarray, np.ndarray]:
+) -> np.ndarray:
     """Write Stage-II's images for ``captions`` (one each, fresh noise) to the .npy ``path``:
     float32 in [0, 1], (N, H, W). Returns the first 32 captions' (Stage-I enlarged,
-    Stage-II) images interleaved, for a grid, and their labels (the classes asked for)."""
-    n = len(captions)
+    Stage-II) images interleaved, for a grid."""
     first = None
-    with unit_image_file(path, n, model.image_shape) as write:
-        for start in range(0, n, CHUNK):
+    with unit_image_file(path, len(captions), model.image_shape) as write:
+        for start in range(0, len(captions), CHUNK):
             part = captions[start : start + CHUNK]
             text = model.backend.asarray(embed_captions(scheme, part, model.config.text_dim))
-            low, high = (unit_images(to_host(x))
-                         for x in model.generate_stages(model.sample_noise(len(part)), text))  # fmt: skip
+            low, high = both_stages(model, model.sample_noise(len(part)), text)
             write(high)
-            if first is None:
-                k = min(32, len(part))
-                scale = high.shape[1] // low.shape[1]
-                low = low[:k].repeat(scale, axis=1).repeat(scale, axis=2)
-                first = np.stack([low, high[:k]], axis=1).reshape(-1, *high.shape[1:])
-    return first, np.array([c[0] for c in captions], np.int64)
+            first = side_by_side(low[:32], high[:32]) if first is None else first
+    return first

@@ -1047,7 +1047,7 @@ def sample_run(
         if cls.translation:
             first = unpaired.write_translations(gan, inputs[:n], output, direction)
         elif scheme is not None:
-            first, _ = captioned.write_captioned_samples(gan, scheme, captions, output)
+            first = captioned.write_captioned_samples(gan, scheme, captions, output)
         elif state["dataset"] in plane.DATASETS:  # points of the plane, (n, 2)
             first = plane.write_points(gan, n, output)
         else:

@@ -20,10 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from minigan.backend import to_host
-from minigan.captioned import TEXT_SEED
+from minigan.captioned import TEXT_SEED, both_stages
 from minigan.captions import CaptionScheme, bin_agreement
-from minigan.images import unit_images
 from minigan.metrics.labels import label_accuracy
 
 CHUNK = 1000  # images generated at a time
@@ -38,12 +36,10 @@ def generate_both_stages(
     lows, highs = [], []
     for start in range(0, len(text), CHUNK):
         part = model.backend.asarray(text[start : start + CHUNK])
-        low, high = model.generate_stages(model.sample_noise(len(part)), part)
-        lows.append(unit_images(to_host(low)))
-        highs.append(unit_images(to_host(high)))
-    low, high = np.concatenate(lows), np.concatenate(highs)
-    scale = high.shape[1] // low.shape[1]
-    return low.repeat(scale, axis=1).repeat(scale, axis=2), high
+        low, high = both_stages(model, model.sample_noise(len(part)), part)
+        lows.append(low)
+        highs.append(high)
+    return np.concatenate(lows), np.concatenate(highs)
 
 
 def caption_scores(
