@@ -291,16 +291,22 @@ def by_digit(images: np.ndarray, per_digit: int = 8) -> np.ndarray:
 
 
 @contextlib.contextmanager
-def unit_image_file(path: str | os.PathLike, n: int, shape: tuple[int, ...]) -> Iterator[Any]:
-    """A .npy file of ``n`` float32 images in [0, 1] of ``shape`` (C, H, W), laid out as
-    ``unit_images`` gives them, (n, H, W) or (n, H, W, 3): written atomically, its header
-    first, then each chunk as it comes, so any ``n`` needs the memory of one chunk.
-    ``with unit_image_file(path, n, shape) as write: write(images)``."""
+def float32_npy_file(path: str | os.PathLike, shape: tuple[int, ...]) -> Iterator[Any]:
+    """A .npy file of a float32 array of ``shape``: written atomically, its header first,
+    then each chunk of rows as it comes, so any size needs the memory of one chunk.
+    ``with float32_npy_file(path, shape) as write: write(rows)``."""
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-              "fortran_order": False, "shape": (n, *file_layout(shape))}  # fmt: skip
+              "fortran_order": False, "shape": tuple(shape)}  # fmt: skip
     with atomic_write(path) as f:
         np.lib.format.write_array_header_1_0(f, header)
-        yield lambda images: f.write(np.ascontiguousarray(images).tobytes())
+        yield lambda rows: f.write(np.ascontiguousarray(rows, dtype=np.float32).tobytes())
+
+
+def unit_image_file(path: str | os.PathLike, n: int, shape: tuple[int, ...]) -> Any:
+    """``float32_npy_file`` for ``n`` images in [0, 1] of ``shape`` (C, H, W), laid out as
+    ``unit_images`` gives them, (n, H, W) or (n, H, W, 3).
+    ``with unit_image_file(path, n, shape) as write: write(images)``."""
+    return float32_npy_file(path, (n, *file_layout(shape)))
 
 
 def write_samples(

@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from minigan import frames
 from minigan.backend import to_host
 from minigan.data import grid_centres, grid_mixture, ring_centres, ring_mixture
-from minigan.files import atomic_write
+from minigan.images import float32_npy_file
 from minigan.metrics.modes import MIXTURE_SAMPLES, grid_scores, ring_scores
 
 DATASETS = ("2d-ring", "2d-grid")
@@ -66,22 +67,17 @@ def summary(measures: dict[str, Any]) -> str:
 def write_points(gan: Any, n: int, path: str | os.PathLike) -> np.ndarray:
     """G's points for ``n`` fresh noise vectors, float32 (n, 2), to the .npy ``path``
     (atomically), ``CHUNK`` at a time; returns the first ``FRAME_POINTS``."""
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
-              "fortran_order": False, "shape": (n, 2)}  # fmt: skip
     first = None
-    with atomic_write(path) as f:
-        np.lib.format.write_array_header_1_0(f, header)
+    with float32_npy_file(path, (n, 2)) as write:
         for start in range(0, n, CHUNK):
             points = to_host(gan.generate(gan.sample_noise(min(CHUNK, n - start))))
-            f.write(np.ascontiguousarray(points, dtype=np.float32).tobytes())
+            write(points)
             first = points[:FRAME_POINTS] if first is None else first
     return first
 
 
 def draw_points(gan: Any, dataset: str, points: np.ndarray, path: Any, title: str) -> None:
     """A frame of ``points`` (G's) over the real mixture and D's surface, as a PNG."""
-    from minigan import frames  # matplotlib: only when a picture is asked for
-
     surface, label, limits = frames.d_surface(gan, frames.EXTENTS[dataset])
     real = load_points(dataset, FRAME_POINTS, seed=0)
     frames.draw_frame(path, real, points, frames.EXTENTS[dataset], title,
