@@ -10,7 +10,7 @@ from conftest import error_line, load_example
 from PIL import Image
 
 from minigan import plane, runs
-from minigan.checkpoint import load_checkpoint
+from minigan.checkpoint import load_checkpoint, save_checkpoint
 from minigan.models.points import RECIPES
 
 example = load_example("mnist_gan", "mnist_gan_plane")
@@ -113,3 +113,34 @@ def test_the_point_networks_are_refused_on_images(tmp_path, capsys):
         "--dataset mnist holds images: drop --arch points"
     )
     assert not out.exists()
+
+
+def test_a_2d_checkpoint_whose_shape_is_not_a_point_is_refused_in_one_line(tmp_path, capsys):
+    out = tmp_path / "ring"
+    assert example.main(["--dataset", "2d-ring", *SHORT, "--epochs", "1", "--out", str(out)]) == 0
+    state = load_checkpoint(out / "checkpoint.npz")
+    state["image_shape"] = [1, 28, 28]
+    bad = tmp_path / "bad.npz"
+    save_checkpoint(bad, state)
+    capsys.readouterr()
+    args = ["--sample", "3", "--checkpoint", str(bad), "--output", str(tmp_path / "p.npy")]
+    assert example.main(args) == 1
+    assert error_line(capsys) == (
+        f"error: {bad}: image_shape must be [2] (a point of the plane), got [1, 28, 28]: the "
+        f"file was changed or damaged; point to another checkpoint (an earlier one), or start "
+        f"a new run"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["x.npy", "--mixture", "ring", "--parzen"], "--mixture scores FILE.npy of points"),
+        (["--noise", "10", "--mixture", "grid"], "--mixture scores FILE.npy of points"),
+        (["--captions", "c.npz", "--dataset", "fashion"], "--captions scores a text-to-image"),
+    ],
+)
+def test_evaluate_refuses_flags_that_do_not_go_together(capsys, flags, said):
+    with pytest.raises(SystemExit) as stop:
+        evaluate.main(flags)
+    assert stop.value.code == 2 and said in capsys.readouterr().err
