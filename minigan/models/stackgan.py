@@ -30,7 +30,7 @@ down 2x2 to 14x14.
 
 **Training: the algorithm box.** Stage-I for the first ``stage1_share`` of the run's
 steps (``plan_steps``), then Stage-II with Stage-I frozen, as the paper trains them
-(600 epochs each at the code's defaults; here half and half of a CPU budget). One
+(600 epochs each at the code's defaults; here 60% and 40% of a CPU budget). One
 ``train_step(real, text)`` of the stage being trained:
 
     1. z ~ N(0, I);  fake = G_0(z, CA_0(e))                 (Stage-I)
@@ -102,8 +102,8 @@ gamma N(1, 0.02). Where this file departs from it, and why:
   than D (``g_lr`` 1e-3, ``lr`` 2e-4: as ``dcgan.py``, after InfoGAN), z has 32 numbers
   (``latent_dim``; the caption's code c then makes a third of G's input, not a seventh),
   the KL weighs 0.5 (``kl_weight``; the paper's text: 1, its code: 2), which leaves the code
-  more of the caption against its noise, and Stage-I, whose steps cost a quarter of
-  Stage-II's, gets 60% of the steps (``stage1_share``). Each field's other value gives
+  more of the caption against its noise, and Stage-I, whose networks work on maps a
+  quarter the size of Stage-II's, gets 60% of the steps (``stage1_share``). Each field's other value gives
   the paper's; the figures: benchmarks/RESULTS.md, "StackGAN".
 
 New pieces, each with its backward derived where it is defined: ``JoinText`` (a code
