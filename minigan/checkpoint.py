@@ -340,8 +340,8 @@ ADDED_FIELDS: dict[str, dict[str, Any]] = {
         "d_augment": "",
     },
     # Before the projection discriminator: labels concatenated to D's input; samples
-    # from the live G (before ema).
-    "cgan": {"discriminator": "concat", "ema": 0.0},
+    # from the live G (before ema); the MLPs (before the convolutions).
+    "cgan": {"discriminator": "concat", "ema": 0.0, "arch": "mlp"},
     # Before the twin classifier, the paper's ACGAN; the first twin runs (before
     # twin_weight) subtracted the twin's whole cross-entropy in G's loss; samples from
     # the live G (before ema); the MLPs, D without dropout (before the convolutions).
@@ -353,8 +353,12 @@ ADDED_FIELDS: dict[str, dict[str, Any]] = {
         "d_dropout": 0.0,
     },
     # Before the convolutional networks: the MLPs, and samples from the live G.
-    # Before PacGAN in their critics: each image judged alone.
-    **{name: {"arch": "mlp", "ema": 0.0, "pack": 1} for name in ("lsgan", "wgan", "wgan-gp")},
+    # Before PacGAN in their critics: each image judged alone. Before G's full-resolution
+    # maps: its last transposed convolution drew the image.
+    **{
+        name: {"arch": "mlp", "ema": 0.0, "pack": 1, "g_full_res_channels": 0}
+        for name in ("lsgan", "wgan", "wgan-gp")
+    },
 }
 MNIST_SHAPE = [1, 28, 28]  # one image, (channels, height, width): runs before --dataset
 

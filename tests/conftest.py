@@ -243,3 +243,50 @@ def errors_and_cancelled(network, objective, step: float, checks: int):
         else:
             errors[name] = relative_error(p.grad, numeric)
     return errors, cancelled
+
+
+def assert_labelled_resume_is_bit_identical(make, batches, split: int = 5) -> None:
+    """Train ``make(seed=1)`` on the (images, labels) ``batches`` straight through; then
+    again, stopped after ``split`` steps, its state loaded into ``make(seed=2)`` and
+    trained on: every weight, both optimizers and G's average must be equal. The noise
+    stream (z, y', dropout masks) restarts at the split, as at every epoch."""
+
+    def train(model, part):
+        for real, labels in part:
+            model.train_step(real, labels)
+
+    straight = make(seed=1)
+    straight.reseed_noise(10)
+    train(straight, batches[:split])
+    straight.reseed_noise(11)
+    train(straight, batches[split:])
+    first = make(seed=1)
+    first.reseed_noise(10)
+    train(first, batches[:split])
+    resumed = make(seed=2)
+    resumed.load_state_dict(first.state_dict())
+    resumed.reseed_noise(11)
+    train(resumed, batches[split:])
+    a, b = straight.state_dict(), resumed.state_dict()
+    for part in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
+        for key, value in a[part].items():
+            np.testing.assert_array_equal(value, b[part][key], err_msg=f"{part} {key}")
+    for key, value in a["generator_ema"]["weights"].items():
+        np.testing.assert_array_equal(value, b["generator_ema"]["weights"][key], err_msg=key)
+
+
+def run_twice_and_resume(main, flags, tmp_path) -> dict:
+    """Through the command line ``main``: a run of 2 epochs, and a run of 1 resumed to 2;
+    both networks must end bit-identical. Returns the straight run's checkpoint; the two
+    run folders are ``tmp_path / "straight"`` and ``tmp_path / "resumed"``."""
+    from minigan.checkpoint import load_checkpoint
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert main([*flags, "--epochs", "2", "--out", str(straight)]) == 0
+    assert main([*flags, "--epochs", "1", "--out", str(resumed)]) == 0
+    assert main(["--resume", "--epochs", "2", "--out", str(resumed)]) == 0
+    one, two = (load_checkpoint(p / "checkpoint.npz") for p in (straight, resumed))
+    for part in ("generator", "discriminator"):
+        for key, value in one["gan"][part].items():
+            np.testing.assert_array_equal(two["gan"][part][key], value, err_msg=key)
+    return one

@@ -521,6 +521,12 @@ TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
         for name in MODELS
         if name not in ("gan", "dcgan", "sgan", "cyclegan", "stackgan")  # entries beside
     },
+    "cgan+mlp": (  # the MLPs, CGAN's default until issue 26 (the default: "cgan")
+        lambda backend: MODELS["cgan"](
+            small(MODELS["cgan"].default_config(), arch="mlp"), backend, seed=0
+        ),
+        labelled_data,
+    ),
     "cyclegan": (small_cyclegan, pair_data),
     "stackgan": (small_stackgan, caption_data),
     "dcgan": (small_dcgan, image_data),

@@ -9,7 +9,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import hold_weights, weight_count
+from conftest import assert_labelled_resume_is_bit_identical, hold_weights, weight_count
 
 from minigan.checkpoint import load_checkpoint, save_checkpoint, upgrade
 from minigan.gradcheck import numerical_gradient, relative_error
@@ -314,29 +314,7 @@ def test_conv_training_resumes_bit_identically(rng):
         (rng.uniform(-1, 1, (4, 16)).astype(np.float32), rng.integers(0, 10, 4)) for _ in range(10)
     ]
     changes = {"dtype": np.float32, "lr": 0.01, "d_dropout": 0.3, "ema": 0.9}
-
-    def train(model, part):
-        for real, labels in part:
-            model.train_step(real, labels)
-
-    straight = tiny_conv(seed=1, **changes)
-    straight.reseed_noise(10)
-    train(straight, batches[:5])
-    straight.reseed_noise(11)
-    train(straight, batches[5:])
-    first = tiny_conv(seed=1, **changes)
-    first.reseed_noise(10)
-    train(first, batches[:5])
-    resumed = tiny_conv(seed=2, **changes)
-    resumed.load_state_dict(first.state_dict())
-    resumed.reseed_noise(11)
-    train(resumed, batches[5:])
-    a, b = straight.state_dict(), resumed.state_dict()
-    for part in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
-        for key, value in a[part].items():
-            np.testing.assert_array_equal(value, b[part][key], err_msg=f"{part} {key}")
-    for key, value in a["generator_ema"]["weights"].items():
-        np.testing.assert_array_equal(value, b["generator_ema"]["weights"][key], err_msg=key)
+    assert_labelled_resume_is_bit_identical(lambda seed: tiny_conv(seed=seed, **changes), batches)
 
 
 def test_a_conv_state_with_another_head_width_is_refused_by_name():

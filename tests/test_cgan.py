@@ -11,7 +11,15 @@ from minigan.gradcheck import numerical_gradient, relative_error
 from minigan.models import CGAN, CGANConfig
 from minigan.models.conditional import ConditionalMLP, ProjectionDiscriminator
 
-TINY = {"latent_dim": 3, "hidden": 7, "image_size": 6, "batch_size": 4, "embed_dim": 3}
+# The MLPs (arch "mlp"): the convolutional CGAN is tests/test_cgan_conv.py's.
+TINY = {
+    "latent_dim": 3,
+    "hidden": 7,
+    "image_size": 6,
+    "batch_size": 4,
+    "embed_dim": 3,
+    "arch": "mlp",
+}
 LABELS = np.array([7, 2, 7, 0, 7, 9])  # three sevens: their gradients must add up
 
 
@@ -115,12 +123,12 @@ def test_a_state_with_the_other_kind_of_d_is_refused_by_name(saved, wanted):
 
 
 def test_samples_come_from_the_average_of_g_and_old_checkpoints_from_the_live_g(rng, tmp_path):
-    """ema 0.999 by default (ConditionalConfig, shared with ACGAN): generate() draws from
+    """ema 0.998 by default (CGANConfig; ACGAN keeps 0.999): generate() draws from
     the moving average of G, which training updates; a checkpoint saved before the field
     existed upgrades to ema 0, the live G it trained with."""
     from minigan.checkpoint import load_checkpoint, save_checkpoint, upgrade
 
-    assert CGAN.default_config().ema == 0.999
+    assert CGAN.default_config().ema == 0.998  # ACGAN: 0.999
     with pytest.raises(ValueError, match=r"ema must lie in \[0, 1\) \(0: no average\), got 1"):
         CGANConfig(ema=1)
     model = tiny(ema=0.9)

@@ -219,7 +219,8 @@ def test_a_run_from_before_datasets_trained_on_mnist():
         ("dcgan", ["d_fc_width"], {"d_fc_width": 0}),  # D had no fully connected hidden layer
         ("dcgan", ["g_fc_width"], {"g_fc_width": 0}),  # nor G
         ("dcgan", ["d_augment"], {"d_augment": ""}),
-        ("cgan", ["discriminator"], {"discriminator": "concat"}),  # before the projection D
+        ("cgan", ["discriminator", "arch"], {"discriminator": "concat", "arch": "mlp"}),
+        ("cgan", ["arch", "base_channels"], {"arch": "mlp"}),  # before the convolutions
         ("acgan", ["classifier", "twin_weight"], {"classifier": "paper", "twin_weight": 1.0}),
         ("acgan", ["twin_weight"], {"classifier": "twin", "twin_weight": 1.0}),  # first twins
         ("gan", ["pack"], {"pack": 1}),  # the default is pack 2 now; runs before judged one

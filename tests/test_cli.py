@@ -226,11 +226,15 @@ FIELD_OF = {"--beta1": "betas", "--d-output": "logits", "--label-smoothing": "re
 # Flags of other models that a model took over on purpose since: issue 26's convolutional
 # networks (--arch conv) and the average of G for lsgan, wgan and wgan-gp, and CGAN's and
 # ACGAN's average of G; issue 26's PacGAN critic (--pack) for lsgan, wgan and wgan-gp, and
-# ACGAN's convolutional networks (--base-channels, D's --d-dropout).
+# ACGAN's convolutional networks (--base-channels, D's --d-dropout); DCGAN's G ending in
+# full-size maps (--g-full-res-channels) for lsgan, wgan and wgan-gp.
 GAINED_ON_PURPOSE = {
-    **{model: {"--base-channels", "--ema", "--pack"} for model in ("lsgan", "wgan", "wgan-gp")},
+    **{
+        model: {"--base-channels", "--ema", "--pack", "--g-full-res-channels"}
+        for model in ("lsgan", "wgan", "wgan-gp")
+    },
     "acgan": {"--ema", "--base-channels", "--d-dropout"},
-    "cgan": {"--ema"},
+    "cgan": {"--ema", "--base-channels"},  # and CGAN's convolutional networks (issue 26)
 }
 
 

@@ -189,7 +189,8 @@ def test_batchnorm_in_the_generators_of_wgan_and_lsgan_only_and_never_in_a_criti
     for cls, batchnorm in ((LSGAN, True), (WGAN, True), (WGANGP, False)):
         model = small(cls)
         norms = [m for m in model.generator if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d))]
-        assert len(norms) == (3 if batchnorm else 0), cls
+        full = bool(model.config.g_full_res_channels)  # one more after the last ConvT
+        assert len(norms) == (3 + full if batchnorm else 0), cls
         assert not any(isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) for m in model.discriminator)
 
 
@@ -379,20 +380,27 @@ def test_the_cupy_stand_in_gives_the_numpy_steps_and_reads_nothing(fake_cupy, cl
 
 
 @pytest.mark.parametrize("name", ["lsgan", "wgan", "wgan-gp"])
-def test_conv_checkpoints_without_pack_resume_judging_one_image_at_a_time(name):
-    """A convolutional run saved before ``pack`` existed: its critic took one image
-    (1 input channel), so it upgrades to pack 1 and its weights load."""
+@pytest.mark.parametrize(
+    "field, before, network",
+    [
+        ("pack", 1, "discriminator"),  # the critic took one image (1 input channel)
+        ("g_full_res_channels", 0, "generator"),  # G's last ConvT drew the image
+    ],
+)
+def test_conv_checkpoints_from_before_a_field_resume_as_they_trained(name, field, before, network):
+    """A convolutional run saved before ``field`` existed: it upgrades to the value it
+    trained with, ``before``, and its weights load."""
     cls = MODELS[name]
-    old_config = dataclasses.replace(small(cls).config, pack=1)
+    old_config = dataclasses.replace(small(cls).config, **{field: before})
     old = cls(old_config, seed=0, dtype=np.float32)
     saved = old_config.to_dict()
-    del saved["pack"]
+    del saved[field]
     state = upgrade({"gan": old.state_dict(), "config": saved})
     model = cls(cls.config_class(**state["config"]), seed=1, dtype=np.float32)
-    assert model.config.pack == 1
+    assert getattr(model.config, field) == before
     model.load_state_dict(state["gan"])
-    for key, value in old.state_dict()["discriminator"].items():
-        np.testing.assert_array_equal(model.state_dict()["discriminator"][key], value)
+    for key, value in old.state_dict()[network].items():
+        np.testing.assert_array_equal(model.state_dict()[network][key], value)
 
 
 @pytest.mark.parametrize("cls", CONV_MODELS)

@@ -22,7 +22,7 @@ from minigan.models.sgan_losses import logsumexp
 LABELLED = ["cgan", "acgan", "sgan"]
 TINY = {"latent_dim": 3, "hidden": 7, "image_size": 6, "batch_size": 4}
 TINY_EXTRA = {
-    "cgan": {"embed_dim": 3},
+    "cgan": {"embed_dim": 3, "arch": "mlp"},  # conv: tests/test_cgan_conv.py
     "acgan": {"embed_dim": 3, "arch": "mlp", "d_dropout": 0.0},  # conv: tests/test_acgan.py
     "sgan": {"d_hidden": (8, 5), "labels": 20},
 }

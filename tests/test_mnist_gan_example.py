@@ -327,7 +327,8 @@ def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
         StackGAN,
     )
 
-    assert GAN.default_epochs == 20 < CGAN.default_epochs == Model.default_epochs == 30
+    assert GAN.default_epochs == 20 < Model.default_epochs == 30
+    assert CGAN.default_epochs == ACGAN.default_epochs < GAN.default_epochs  # convolutions
     assert DCGAN.default_epochs < GAN.default_epochs  # a DCGAN epoch costs more
     assert SGAN.default_epochs < GAN.default_epochs  # so does SGAN's (a 5-layer D, 3 batches)
     for model, cls in [("gan", GAN), ("lsgan", LSGAN), ("dcgan", DCGAN), ("sgan", SGAN)]:
@@ -340,7 +341,7 @@ def test_each_model_trains_its_own_default_number_of_epochs(tmp_path, capsys):
     expected = (
         f"(default: 30; 20 for gan, {LSGAN.default_epochs} for lsgan, "
         f"{WGANGP.default_epochs} for wgan-gp, {DCGAN.default_epochs} for dcgan, "
-        f"{ACGAN.default_epochs} for acgan, {SGAN.default_epochs} for sgan, "
+        f"{CGAN.default_epochs} for cgan, {ACGAN.default_epochs} for acgan, {SGAN.default_epochs} for sgan, "
         f"{CycleGAN.default_epochs} for cyclegan, {StackGAN.default_epochs} for stackgan)"
     )
     assert expected in " ".join(capsys.readouterr().out.split())
@@ -436,10 +437,11 @@ def test_checkpoints_saved_before_a_new_config_field_load_with_the_value_they_tr
 
     out = tmp_path / "run"
     small = ["--train-size", "200", "--batch-size", "20", "--hidden", "16", "--log-every", "5"]
-    assert example.main([*small, "--model", "cgan", "--epochs", "1", "--out", str(out)]) == 0
+    cgan = ["--model", "cgan", "--arch", "mlp"]  # the MLPs: before the convolutions too
+    assert example.main([*small, *cgan, "--epochs", "1", "--out", str(out)]) == 0
     state = load_checkpoint(out / "checkpoint.npz")
-    config = {k: v for k, v in state["config"].items() if k != "discriminator"}
-    old = CGAN(CGANConfig(**config, discriminator="concat"), seed=0)  # the old default D
+    config = {k: v for k, v in state["config"].items() if k not in ("discriminator", "arch")}
+    old = CGAN(CGANConfig(**config, discriminator="concat", arch="mlp"), seed=0)  # the old D
     state["config"], state["gan"] = config, old.state_dict()
     save_checkpoint(out / "checkpoint.npz", state)
     samples = tmp_path / "old.npy"

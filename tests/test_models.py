@@ -14,6 +14,7 @@ from minigan import data, nn
 from minigan.gradcheck import numerical_gradient, relative_error
 from minigan.models import (
     ACGAN,
+    CGAN,
     DCGAN,
     GAN,
     LSGAN,
@@ -48,6 +49,7 @@ MLP_RECIPES = {
     WGAN: {"arch": "mlp", "ema": 0.0},
     WGANGP: {"arch": "mlp", "ema": 0.0, "lr": 1e-4, "n_critic": 5},
     ACGAN: {"arch": "mlp"},  # its convolutions: tests/test_acgan.py
+    CGAN: {"arch": "mlp"},  # its convolutions: tests/test_cgan_conv.py
 }
 
 

@@ -121,7 +121,6 @@ paper's), ``d_dropout`` 0, 30 epochs.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -130,8 +129,7 @@ import numpy as np
 from minigan import nn
 from minigan.backend import get_array_module
 from minigan.losses import BCEWithLogitsLoss, CrossEntropyLoss
-from minigan.models import convnets
-from minigan.models.base import option, option_of
+from minigan.models.base import option
 from minigan.models.conditional import (
     NUM_CLASSES,
     ConditionalConfig,
@@ -139,8 +137,10 @@ from minigan.models.conditional import (
     ConditionalModel,
     accuracy,
     conditional_generator,
+    conv_features,
+    conv_width,
 )
-from minigan.models.mlp import build_discriminator, dropout_layers
+from minigan.models.mlp import build_discriminator
 from minigan.optim import Adam
 
 CLASSIFIERS = ("twin", "real", "paper")
@@ -162,38 +162,17 @@ class ACGANConfig(ConditionalConfig):
     twin_weight: float = option(
         0.5, "lambda, the weight of minus the twin's CE in G's loss (classifier 'twin')"
     )
-    arch: str = option(
-        "conv",
-        "the networks: 'conv', the paper's kind (strided convolutions in D, transposed "
-        "ones with BatchNorm in G: minigan/models/acgan.py) or 'mlp' (the MLPs of cgan; "
-        "their recipe until issue 26: --batch-size 100 --lr 2e-4 --epochs 30)",
-        choices=convnets.ARCHS,
-    )
-    base_channels: int = option(
-        16,
-        "with arch 'conv': channels of D's first convolution and of G's last hidden "
-        "maps, doubled twice inwards",
-    )
     d_dropout: float = option(
         0.0,
         "drop each of D's hidden values with probability P in training (Dropout after "
         "each LeakyReLU; the Keras reference's D: 0.3); 0 for none",
         metavar="P",
     )
-    batch_size: int = option_of(ConditionalConfig, "batch_size", 32)
-    lr: float = option_of(ConditionalConfig, "lr", 4e-4)
-
-    POSITIVE = (*ConditionalConfig.POSITIVE, "base_channels")
 
     def __post_init__(self) -> None:
-        drawing_images = tuple(a for a in convnets.ARCHS if a != "points")  # not the 2-D nets
-        if self.arch not in drawing_images:
-            raise ValueError(f"arch must be one of {drawing_images}, got {self.arch!r}")
         super().__post_init__()
         if not 0 <= self.d_dropout < 1:
             raise ValueError(f"d_dropout must lie in [0, 1) (0: none), got {self.d_dropout}")
-        if self.arch == "conv":
-            convnets.image_geometry(self.image_size)  # a ValueError for a shape convs refuse
         if self.classifier not in CLASSIFIERS:
             raise ValueError(f"classifier must be one of {CLASSIFIERS}, got {self.classifier!r}")
         if not 0 <= self.twin_weight <= 1:
@@ -208,23 +187,14 @@ def head_width(config: ACGANConfig) -> int:
 def conv_discriminator(config: ACGANConfig, rng: np.random.Generator, dtype: Any) -> nn.Sequential:
     """images (batch, image_size) -> (batch, head_width): strided convolutions, one linear head.
 
-    ``convnets.py``'s critic (three 5x5 stride-2 convolutions, DIM, 2DIM, 4DIM maps,
-    LeakyReLU(0.2), no BatchNorm) with Dropout after each LeakyReLU, as the paper's D,
-    and a head of s, c (and c_mi) in place of the critic's one score.
+    ``conditional.conv_features`` (``convnets.py``'s critic: three 5x5 stride-2
+    convolutions, DIM, 2DIM, 4DIM maps, LeakyReLU(0.2), no BatchNorm) with Dropout after
+    each LeakyReLU, as the paper's D, and a head of s, c (and c_mi) in place of the
+    critic's one score.
     """
-    channels, side = convnets.image_geometry(config.image_size)
-    dim, last = config.base_channels, convnets.sides(side)[-1]
-    widths = [channels, dim, 2 * dim, 4 * dim]
-    k, stride, pad = convnets.KERNEL, convnets.STRIDE, convnets.PADDING
-    layers: list[nn.Module] = [nn.Unflatten(1, (channels, side, side))]
-    for c_in, c_out in itertools.pairwise(widths):
-        layers += [
-            nn.Conv2d(c_in, c_out, k, stride, pad, rng=rng, dtype=dtype),
-            nn.LeakyReLU(0.2),
-            *dropout_layers(config.d_dropout),
-        ]
-    head = nn.Linear(widths[-1] * last * last, head_width(config), rng=rng, dtype=dtype)
-    return nn.Sequential(*layers, nn.Flatten(), head)
+    features = conv_features(config, rng, dtype, dropout=config.d_dropout)
+    head = nn.Linear(conv_width(config), head_width(config), rng=rng, dtype=dtype)
+    return nn.Sequential(*features, head)
 
 
 class ACGAN(ConditionalModel):
@@ -259,41 +229,18 @@ class ACGAN(ConditionalModel):
     def build_networks(
         self, config: ACGANConfig, rng: np.random.Generator, dtype: Any
     ) -> tuple[ConditionalMLP, nn.Sequential]:
-        if config.arch == "conv":  # G: z * embed(y) into convnets' G, with BatchNorm
-            G = conditional_generator(config, rng, dtype, convnets.build_generator)
+        G = conditional_generator(config, rng, dtype)  # conv: z * embed(y), BatchNorm
+        if config.arch == "conv":
             return G, conv_discriminator(config, rng, dtype)
-        G = conditional_generator(config, rng, dtype)
         D = build_discriminator(
             config, rng, dtype, outputs=head_width(config), dropout=config.d_dropout
         )
         return G, D
 
     @classmethod
-    def config_for_images(cls, config: ACGANConfig, shape: tuple[int, int, int]) -> ACGANConfig:
-        """``config`` for images of ``shape``; the convolutions take square ones only."""
-        channels, height, width = shape
-        if config.arch == "conv" and (height != width or channels not in (1, 3)):
-            raise ValueError(
-                f"arch 'conv' takes square grey or RGB images, got {channels}x{height}x{width}; "
-                f"use arch 'mlp' for other shapes"
-            )
-        return super().config_for_images(config, shape)
-
-    @classmethod
-    def parameter_count(cls, config: ACGANConfig) -> int:
-        if config.arch == "mlp":
-            return super().parameter_count(config)
-        side = convnets.image_geometry(config.image_size)[1]
-        features = 4 * config.base_channels * convnets.sides(side)[-1] ** 2  # D's head reads
-        classes = (features + 1) * (head_width(config) - 1)  # the class heads beside s
-        labels = NUM_CLASSES * config.latent_dim  # G's table of label vectors
-        return convnets.count_parameters(config, batchnorm=True) + classes + labels
-
-    @classmethod
-    def memory_bytes(cls, config: ACGANConfig, rows: int) -> int:
-        if config.arch == "mlp":
-            return super().memory_bytes(config, rows)
-        return convnets.estimate_memory(config, rows, cls.parameter_count(config))
+    def conv_head_parameters(cls, config: ACGANConfig) -> int:
+        """The class heads beside s: (features + 1) weights each."""
+        return (conv_width(config) + 1) * (head_width(config) - 1)
 
     def make_optimizer(self, params: list[nn.Parameter]) -> Adam:
         return Adam(params, lr=self.config.lr, betas=self.config.betas)

@@ -15,31 +15,74 @@ seven.
 
 What differs from ``gan.py``, and why:
 
-- **Labels in.** G's input is [z | embed(y')]: a learned vector per digit
-  (``Embedding``), joined by ``Concat`` (``conditional.py``'s ``ConditionalMLP``),
-  as the paper joins y to z.
+- **Labels in.** G is told the digit by a learned vector per digit (``Embedding``).
+  The MLP G (``arch="mlp"``) takes [z | embed(y')], joined by ``Concat``
+  (``conditional.py``'s ``ConditionalMLP``), as the paper joins y to z; the
+  convolutional G (``arch="conv"``, the default) takes z * embed(y') (below).
 - **D reads the label by projection** (Miyato & Koyama, 2018; ``conditional.py``'s
-  ``ProjectionDiscriminator``): phi(x) is D's last hidden layer, psi a linear head,
+  ``ProjectionDiscriminator``): phi(x) is D's last hidden features, psi a linear head,
   and the label's term is the inner product of a learned vector per digit with
-  phi(x). The paper's way, ``discriminator="concat"``, joins embed(y) to the image
-  at D's input instead, [x | embed(y)]; D can then learn to judge the 784 pixels
-  and all but ignore the 50 label numbers beside them, and G to draw some digits
-  whatever it is asked for. A projection D cannot ignore the label, whose term is
-  made of the very features that judge the image (measured: benchmarks/RESULTS.md,
+  phi(x). The paper's way, ``discriminator="concat"`` (MLPs only), joins embed(y) to
+  the image at D's input instead, [x | embed(y)]; D can then learn to judge the 784
+  pixels and all but ignore the 50 label numbers beside them, and G to draw some
+  digits whatever it is asked for. A projection D cannot ignore the label, whose term
+  is made of the very features that judge the image (measured: benchmarks/RESULTS.md,
   "The GAN family on MNIST").
 - **D's backward has two branches**, the image's and the label's. In D's step
   the label's branch trains D's embedding (dL/de = g phi(x)); in G's step only
   dL/d(fake image) goes on, into G: y' is an integer, and D (frozen) does not
-  learn. Inside G, Concat splits the gradient again, and G's own label part
-  trains G's embedding.
+  learn. Inside G, the label's part of the gradient trains G's own embedding.
 - The interface takes labels: ``train_step(real, labels)``, ``generate(z, labels)``.
 
-G's label vector has 50 numbers (``embed_dim``), as many as the paper's D gives
-y (a 50-unit layer); D's has as many as its hidden layer (it meets phi(x)).
+The networks (``arch="conv"``, the default) are DCGAN's kind, as ACGAN's, and G is
+ACGAN's G, built in one place (``conditional.conditional_generator``):
 
-The rest is the vanilla GAN's: BCE on logits, Adam (2e-4, betas (0.5, 0.999)), one
-D step per G step, one-sided label smoothing (real_label 0.9) as in
-``PRESETS["label-smoothing"]``.
+    G   z * embed(y') -> Linear -> 4DIM x 4 x 4, BatchNorm, ReLU
+        -> ConvT 5x5/2 -> 2DIM x 7 x 7, BatchNorm, ReLU
+        -> ConvT 5x5/2 -> DIM x 14 x 14, BatchNorm, ReLU
+        -> ConvT 5x5/2 -> 1 x 28 x 28, Tanh
+    D   x -> Conv 5x5/2 -> DIM x 14 x 14, LeakyReLU(0.2)
+          -> Conv 5x5/2 -> 2DIM x 7 x 7, LeakyReLU(0.2)
+          -> Conv 5x5/2 -> 4DIM x 4 x 4, LeakyReLU(0.2)   = phi(x), flattened
+          -> psi(phi(x)) + embed_D(y) . phi(x)             (one logit)
+
+with DIM = ``base_channels`` = 16 (``conditional.conv_features``: WGAN-GP's MNIST
+critic, no BatchNorm, so that a score depends on its own image alone). Why
+convolutions: a convolution's weights are shared over the image, so the gradient D
+hands G is made of stroke-sized patterns rather than of single pixels, and G's
+transposed convolutions draw strokes from neighbouring units; an MLP G learns each
+pixel on its own and leaves isolated specks around its strokes.
+
+Why z * embed(y') in the convolutional G, not [z | embed(y')]: every input of G is
+then some z_j scaled by the digit's e_j, so G cannot weigh z down to nothing and draw
+one image per digit (``conditional.ConditionalProduct``; acgan.py says more).
+
+Why the projection in the convolutional D too, rather than the label as ten one-hot
+maps joined to the image (the usual convolutional form of Mirza & Osindero's
+concatenation): joined maps enter only D's first convolution, where each digit's
+constant map, convolved, adds a fixed pattern to the first layer's pre-activations,
+a per-digit bias deep under the features that judge the image; D can learn to give
+it little weight, as the MLP D gave its 50 label numbers. The projection puts the
+label where D's verdict is made, against the last features, at no cost to the
+convolutions (ten more input channels would make the first convolution 11 times the
+arithmetic), and the layer is the MLP's ``ProjectionDiscriminator``, unchanged: phi
+is now the convolutions, and embed_D(y) is as long as phi(x), 4DIM*4*4 numbers.
+
+The recipe is ACGAN's convolutional one (``ConditionalConfig``): batches of 32 and a
+rate of 4e-4 for both players (DCGAN's here; the MLPs' was 100 and 2e-4), where the
+papers train longer on larger batches, so that a few epochs on a CPU train G as far;
+BCE on logits, Adam (betas (0.5, 0.999)), one D step per G step, one-sided label
+smoothing (real_label 0.9) as in ``PRESETS["label-smoothing"]``, and samples from a
+moving average of G's weights (acgan.py says why a labelled G's samples need it)
+over about the last 500 updates (``ema`` = 0.998, where ACGAN's 0.999 averages over
+1000): a quarter of an epoch of batches of 32, so that the samples follow G's latest
+strokes while the step-to-step changes still cancel. What it draws: benchmarks/RESULTS.md, "The family through the
+convolutional classifier, third round".
+
+The MLPs (``arch="mlp"``: two hidden layers of ``hidden`` units each; G's label
+vector has 50 numbers, ``embed_dim``, as many as the paper's D gives y, a 50-unit
+layer; D's has as many as its hidden layer) were the default until issue 26; their
+recipe: ``--arch mlp --batch-size 100 --lr 2e-4 --epochs 30``.
 """
 
 from __future__ import annotations
@@ -52,14 +95,17 @@ import numpy as np
 from minigan import nn
 from minigan.backend import get_array_module
 from minigan.losses import BCEWithLogitsLoss
-from minigan.models.base import option
+from minigan.models.base import option, option_of
 from minigan.models.conditional import (
+    NUM_CLASSES,
     ConditionalConfig,
     ConditionalMLP,
     ConditionalModel,
+    ConditionalProduct,
     ProjectionDiscriminator,
     conditional_discriminator,
     conditional_generator,
+    conv_width,
     projection_discriminator,
 )
 from minigan.optim import Adam
@@ -77,12 +123,19 @@ class CGANConfig(ConditionalConfig):
         "'concat' (the 2014 paper's: D's input is [x | embed(y)])",
         choices=DISCRIMINATORS,
     )
+    # A quarter of an epoch of batches of 32 (ACGAN's 0.999: half): see the module docstring.
+    ema: float = option_of(ConditionalConfig, "ema", 0.998)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.discriminator not in DISCRIMINATORS:
             raise ValueError(
                 f"discriminator must be one of {DISCRIMINATORS}, got {self.discriminator!r}"
+            )
+        if self.discriminator == "concat" and self.arch != "mlp":
+            raise ValueError(
+                f"discriminator 'concat' joins the label to an MLP's input: it needs arch "
+                f"'mlp', got arch {self.arch!r} (the convolutional D reads it by projection)"
             )
 
 
@@ -95,6 +148,7 @@ class CGAN(ConditionalModel):
 
     summary = "the conditional GAN: G and D both see the digit's label"
     name = "cgan"
+    default_epochs = 6  # benchmarks/RESULTS.md, "The family ..., third round"
     config_class = CGANConfig
     stats: ClassVar[dict[str, str]] = {
         "d_loss": "D loss: BCE, mean over real and fake",
@@ -111,11 +165,16 @@ class CGAN(ConditionalModel):
 
     def build_networks(
         self, config: CGANConfig, rng: np.random.Generator, dtype: Any
-    ) -> tuple[ConditionalMLP, ProjectionDiscriminator | ConditionalMLP]:
-        G = conditional_generator(config, rng, dtype)
+    ) -> tuple[ConditionalMLP | ConditionalProduct, ProjectionDiscriminator | ConditionalMLP]:
+        G = conditional_generator(config, rng, dtype)  # conv: z * embed(y), BatchNorm
         if config.discriminator == "projection":
             return G, projection_discriminator(config, rng, dtype)
         return G, conditional_discriminator(config, rng, dtype)
+
+    @classmethod
+    def conv_head_parameters(cls, config: CGANConfig) -> int:
+        """D's table of label vectors, one as long as phi(x) per digit."""
+        return NUM_CLASSES * conv_width(config)
 
     def make_optimizer(self, params: list[nn.Parameter]) -> Adam:
         return Adam(params, lr=self.config.lr, betas=self.config.betas)

@@ -6,9 +6,13 @@ images. The pieces they have in common live here, once:
 
 - ``check_labels``: integer labels in [0, 10), checked where they enter (one read);
 - ``choose_labelled``: the labelled subset of a semi-supervised run, by seed;
-- ``ConditionalConfig``: the recipe CGAN and ACGAN share;
-- ``ConditionalMLP``: an MLP whose input is ``[x | embed(labels)]`` (G; CGAN's
+- ``ConditionalConfig``: the recipe CGAN and ACGAN share, and the choice of networks
+  (``arch``: convolutions or MLPs);
+- ``ConditionalMLP``: an MLP whose input is ``[x | embed(labels)]`` (the MLP G; CGAN's
   "concat" D);
+- ``ConditionalProduct``: a network fed ``z * embed(labels)`` (the convolutional G);
+- ``conditional_generator``: G(z, y) of either ``arch``, built in this one place;
+- ``conv_features``: the convolutions of D, from the image to the features its heads read;
 - ``ProjectionDiscriminator``: D(x, y) = psi(phi(x)) + embed(y) . phi(x) (CGAN's D);
 - ``ConditionalModel``: the step skeleton of a GAN whose G is told the label.
 
@@ -26,6 +30,7 @@ labels, which sit in host memory), and the labels G is given are drawn in range
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -33,9 +38,16 @@ import numpy as np
 
 from minigan import nn
 from minigan.backend import get_array_module
+from minigan.models import convnets
 from minigan.models.base import check_adam, check_count, option, option_of
 from minigan.models.gan import GANConfig
-from minigan.models.mlp import MLPConfig, MLPModel, build_discriminator, build_generator
+from minigan.models.mlp import (
+    MLPConfig,
+    MLPModel,
+    build_discriminator,
+    build_generator,
+    dropout_layers,
+)
 from minigan.nn.checks import check_array, check_label_range
 
 NUM_CLASSES = 10  # the digits 0-9 (MNIST, Fashion-MNIST's ten kinds of clothes)
@@ -114,12 +126,31 @@ def choose_labelled(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 @dataclass
 class ConditionalConfig(MLPConfig):
-    """CGAN's and ACGAN's base: the MLP sizes, G's label vector, the label-smoothing recipe."""
+    """CGAN's and ACGAN's base: the networks (convolutions or MLPs), G's label vector, the
+    label-smoothing recipe, and G's average."""
 
+    arch: str = option(
+        "conv",
+        "the networks: 'conv', the DCGAN kind (strided convolutions in D, transposed ones "
+        "with BatchNorm in G, fed z times the digit's vector: minigan/models/conditional.py) "
+        "or 'mlp' (two hidden layers each, G fed [z | the digit's vector]; their recipe "
+        "until issue 26: --batch-size 100 --lr 2e-4 --epochs 30)",
+        choices=convnets.ARCHS,
+    )
+    base_channels: int = option(
+        16,
+        "with arch 'conv': channels of D's first convolution and of G's last hidden "
+        "maps, doubled twice inwards",
+    )
     hidden: int = option_of(MLPConfig, "hidden", 512)
     g_activation: str = option_of(MLPConfig, "g_activation", "leaky_relu")
-    embed_dim: int = option(50, "length of G's learned vector for each digit", flag=False)
-    lr: float = option(2e-4, "learning rate of both players")
+    embed_dim: int = option(
+        50, "with arch 'mlp': length of G's learned vector for each digit", flag=False
+    )
+    # Batches of 32 at 4e-4 (DCGAN's here): an epoch of the convolutions makes three
+    # times the steps of batches of 100, so that a few epochs on a CPU train G as far.
+    batch_size: int = option_of(MLPConfig, "batch_size", 32)
+    lr: float = option(4e-4, "learning rate of both players")
     betas: tuple[float, float] = option((0.5, 0.999), "Adam's (beta1, beta2)", flag=False)
     real_label: float = option(
         0.9, "D's target for real images (< 1: one-sided label smoothing)", flag=False
@@ -128,9 +159,15 @@ class ConditionalConfig(MLPConfig):
     # acgan.py for why a labelled G's samples need it (CGAN's live G speckles too).
     ema: float = option_of(GANConfig, "ema", 0.999)  # its help: the vanilla GAN's
 
-    POSITIVE = (*MLPConfig.POSITIVE, "embed_dim")
+    # convnets.build_generator's option: G's last ConvT draws the image (their G's).
+    g_full_res_channels: ClassVar[int] = 0
+
+    POSITIVE = (*MLPConfig.POSITIVE, "embed_dim", "base_channels")
 
     def __post_init__(self) -> None:
+        drawing_images = tuple(a for a in convnets.ARCHS if a != "points")  # not the 2-D nets
+        if self.arch not in drawing_images:
+            raise ValueError(f"arch must be one of {drawing_images}, got {self.arch!r}")
         self.betas = tuple(self.betas)
         super().__post_init__()
         check_adam(self)
@@ -138,6 +175,8 @@ class ConditionalConfig(MLPConfig):
             raise ValueError(f"real_label must lie in (0, 1], got {self.real_label}")
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
+        if self.arch == "conv":
+            convnets.image_geometry(self.image_size)  # a ValueError for a shape convs refuse
 
 
 class ConditionalMLP(nn.Module):
@@ -241,25 +280,56 @@ class ConditionalProduct(nn.Module):
 
 
 def conditional_generator(
-    config: Any, rng: np.random.Generator, dtype: Any, builder: Any = None
+    config: ConditionalConfig, rng: np.random.Generator, dtype: Any
 ) -> ConditionalMLP | ConditionalProduct:
-    """G(z, y) -> image.
+    """G(z, y) -> image, of ``config.arch``: CGAN's and ACGAN's, built here only.
 
-    ``config`` is an ``MLPConfig`` with an ``embed_dim`` (the label vector's length).
-    ``builder`` None: ``mlp.build_generator``'s MLP fed [z | embed(y)] (CGAN's G, as
-    Mirza & Osindero join y to z). Else ``builder(config, rng, dtype, batchnorm=True)``
-    makes a network fed z * embed(y), embed(y) as long as z (``ConditionalProduct``;
-    ``convnets.build_generator``: ACGAN's convolutional G).
+    - ``"conv"``: ``convnets.build_generator``'s G with BatchNorm (DCGAN's rule), fed
+      z * embed(y), embed(y) as long as z (``ConditionalProduct``; why a product: there).
+    - ``"mlp"``: ``mlp.build_generator``'s MLP fed [z | embed(y)], embed(y) of
+      ``embed_dim`` numbers (``ConditionalMLP``; Mirza & Osindero join y to z).
     """
-    if builder is not None:
+    if config.arch == "conv":
         embed = nn.Embedding(
             NUM_CLASSES, config.latent_dim, rng=rng, dtype=dtype, check_range=False
         )
-        return ConditionalProduct(embed, builder(config, rng, dtype, batchnorm=True))
+        return ConditionalProduct(
+            embed, convnets.build_generator(config, rng, dtype, batchnorm=True)
+        )
     e = config.embed_dim
     wide = dataclasses.replace(config, latent_dim=config.latent_dim + e)
     embed = nn.Embedding(NUM_CLASSES, e, rng=rng, dtype=dtype, check_range=False)
     return ConditionalMLP(embed, build_generator(wide, rng, dtype))
+
+
+def conv_features(
+    config: ConditionalConfig, rng: np.random.Generator, dtype: Any, dropout: float = 0.0
+) -> list[nn.Module]:
+    """D's convolutions: images (batch, image_size) -> features (batch, ``conv_width``).
+
+    ``convnets.py``'s critic without its head: three 5x5 stride-2 convolutions of DIM,
+    2DIM, 4DIM maps, each followed by LeakyReLU(0.2) and, for ``dropout`` > 0, Dropout;
+    no BatchNorm, so that each image's score depends on that image alone. A list of
+    layers, for the caller to put its head(s) after.
+    """
+    channels, side = convnets.image_geometry(config.image_size)
+    dim = config.base_channels
+    widths = [channels, dim, 2 * dim, 4 * dim]
+    k, stride, pad = convnets.KERNEL, convnets.STRIDE, convnets.PADDING
+    layers: list[nn.Module] = [nn.Unflatten(1, (channels, side, side))]
+    for c_in, c_out in itertools.pairwise(widths):
+        layers += [
+            nn.Conv2d(c_in, c_out, k, stride, pad, rng=rng, dtype=dtype),
+            nn.LeakyReLU(0.2),
+            *dropout_layers(dropout),
+        ]
+    return [*layers, nn.Flatten()]
+
+
+def conv_width(config: ConditionalConfig) -> int:
+    """How many features ``conv_features`` gives an image: 4DIM maps of the last side."""
+    side = convnets.image_geometry(config.image_size)[1]
+    return 4 * config.base_channels * convnets.sides(side)[-1] ** 2
 
 
 def conditional_discriminator(config: Any, rng: np.random.Generator, dtype: Any) -> ConditionalMLP:
@@ -276,7 +346,7 @@ class ProjectionDiscriminator(nn.Module):
     Miyato & Koyama (2018), "cGANs with projection discriminator". Shapes:
 
         x: (batch, image_size)       labels y: (batch,) integers in [0, num_classes)
-        f = phi(x): (batch, h)       D's hidden layers (Linear, LeakyReLU, twice)
+        f = phi(x): (batch, h)       D's hidden layers (the MLP's two, or its convolutions)
         e = embed(y): (batch, h)     one learned vector per class, as long as f
         s = psi(f) + sum_j e[:, j] f[:, j]:  (batch, 1)     psi = Linear(h, 1)
 
@@ -328,15 +398,22 @@ class ProjectionDiscriminator(nn.Module):
 
 
 def projection_discriminator(
-    config: Any, rng: np.random.Generator, dtype: Any
+    config: ConditionalConfig, rng: np.random.Generator, dtype: Any
 ) -> ProjectionDiscriminator:
-    """D(x, y) = psi(phi(x)) + embed(y) . phi(x), phi being ``build_discriminator``'s hidden layers."""
-    h = config.hidden
-    net = build_discriminator(config, rng, dtype)
-    features = nn.Sequential(*net.layers[:4])  # Linear, LeakyReLU, Linear, LeakyReLU
+    """D(x, y) = psi(phi(x)) + embed(y) . phi(x), of ``config.arch``: phi is
+    ``conv_features``' convolutions ("conv") or ``build_discriminator``'s two hidden
+    layers ("mlp"), psi a Linear to one logit, embed(y) as long as phi(x)."""
+    if config.arch == "conv":
+        features = nn.Sequential(*conv_features(config, rng, dtype))
+        h = conv_width(config)
+        head = nn.Linear(h, 1, rng=rng, dtype=dtype)
+    else:
+        h = config.hidden
+        net = build_discriminator(config, rng, dtype)
+        features, head = nn.Sequential(*net.layers[:4]), net[4]  # Linear, LeakyReLU, twice
     embed = nn.Embedding(NUM_CLASSES, h, rng=rng, dtype=dtype, check_range=False)
     embed.weight.data = (embed.weight.data / np.sqrt(h)).astype(dtype)
-    return ProjectionDiscriminator(features, net[4], embed)
+    return ProjectionDiscriminator(features, head, embed)
 
 
 class ConditionalModel(MLPModel):
@@ -359,6 +436,39 @@ class ConditionalModel(MLPModel):
 
     def d_steps_per_g_step(self) -> int:
         return 1
+
+    @classmethod
+    def config_for_images(
+        cls, config: ConditionalConfig, shape: tuple[int, ...]
+    ) -> ConditionalConfig:
+        """``config`` for images of ``shape``; the convolutions take square ones only."""
+        if config.arch == "conv" and (
+            len(shape) != 3 or shape[1] != shape[2] or shape[0] not in (1, 3)
+        ):
+            raise ValueError(
+                f"arch 'conv' takes square grey or RGB images, got {'x'.join(map(str, shape))}; "
+                f"use arch 'mlp' for other shapes"
+            )
+        return super().config_for_images(config, shape)
+
+    @classmethod
+    def parameter_count(cls, config: ConditionalConfig) -> int:
+        if config.arch == "mlp":
+            return super().parameter_count(config)
+        labels = NUM_CLASSES * config.latent_dim  # G's table of label vectors
+        extra = cls.conv_head_parameters(config)
+        return convnets.count_parameters(config, batchnorm=True) + labels + extra
+
+    @classmethod
+    def conv_head_parameters(cls, config: ConditionalConfig) -> int:
+        """The weights of D's (arch 'conv') beyond a critic's one linear score."""
+        raise NotImplementedError(f"{cls.__name__} must say what its convolutional D adds")
+
+    @classmethod
+    def memory_bytes(cls, config: ConditionalConfig, rows: int) -> int:
+        if config.arch == "mlp":
+            return super().memory_bytes(config, rows)
+        return convnets.estimate_memory(config, rows, cls.parameter_count(config))
 
     def sample_labels(self, n: int) -> Any:
         """n labels drawn uniformly from 0-9, int64 on the model's backend (the noise stream)."""

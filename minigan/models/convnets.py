@@ -32,6 +32,9 @@ No pooling and no fully connected hidden layer (DCGAN's rules), padding 2 ("same
 - **BatchNorm in G** after the projection and each inner ConvT (DCGAN's rule, their
   WGAN's G) where a model asks for it (``ArchModel.g_batchnorm``); their WGAN-GP's G
   has none. G then draws samples in evaluation mode (running statistics).
+- ``g_full_res_channels`` = c > 0 (0 by default; a model may set it): G's last ConvT
+  makes c maps of the image's size instead of the image, and a 3x3 convolution draws
+  the image from them, as DCGAN's default G in ``dcgan.py`` (not in their code).
 - Images in [-1, 1] through Tanh, as every minigan model's, where their code used
   [0, 1] and a sigmoid.
 - 4x4 -> 7x7: their G up-samples 4x4 to 8x8 and crops to 7x7; a transposed
@@ -58,6 +61,7 @@ from minigan import nn
 from minigan.models import mlp, points
 from minigan.models.base import check_pack, option
 from minigan.models.mlp import MLPConfig, MLPModel
+from minigan.nn.checks import is_integer
 
 ARCHS = ("mlp", "conv", "points")
 KERNEL, STRIDE, PADDING = 5, 2, 2  # every convolution of both networks
@@ -78,6 +82,14 @@ class ArchConfig(MLPConfig):
         16,
         "with arch 'conv': channels of the critic's first convolution and of G's last "
         "hidden maps, doubled twice inwards (DIM in Gulrajani et al.'s code: 64)",
+    )
+
+    g_full_res_channels: int = option(
+        0,
+        "with arch 'conv': G's last transposed convolution makes N feature maps of the "
+        "image's size, and a 3x3 convolution draws the image from them (as DCGAN's "
+        "default G); 0: that last transposed convolution draws the image (their G)",
+        metavar="N",
     )
 
     ema: float = option(
@@ -102,6 +114,11 @@ class ArchConfig(MLPConfig):
         if not 0 <= self.ema < 1:
             raise ValueError(f"ema must lie in [0, 1) (0: no average), got {self.ema}")
         check_pack(self, "the critic")
+        if not is_integer(self.g_full_res_channels) or self.g_full_res_channels < 0:
+            raise ValueError(
+                f"g_full_res_channels must be an integer >= 0 (0: none), "
+                f"got {self.g_full_res_channels!r}"
+            )
         if self.arch == "conv":
             image_geometry(self.image_size)  # a ValueError for a shape the convs cannot take
 
@@ -134,6 +151,14 @@ def build_generator(
 
     ``batchnorm``: BatchNorm after the projection and each inner ConvT (DCGAN's rule,
     their WGAN's G); none for their WGAN-GP's G.
+
+    ``config.g_full_res_channels`` = c > 0: the last ConvT makes c maps of the image's
+    size (BatchNorm if ``batchnorm``, ReLU), and a 3x3 convolution draws the image from
+    them, each pixel from all c maps around it, as ``dcgan.build_generator``'s default G.
+    Without it, each output pixel of the last ConvT is a sum of at most 9 of the 25
+    kernel taps over the half-size maps (stride 2), a different subset for each of the four
+    pixel parities, so neighbouring pixels come from different weights; the 3x3
+    convolution then mixes each pixel with its neighbours.
     """
 
     def norm(c: int, layer: type = nn.BatchNorm2d) -> list[nn.Module]:
@@ -141,7 +166,8 @@ def build_generator(
 
     channels, side = image_geometry(config.image_size)
     dim, maps = config.base_channels, [side, *sides(side)]  # [28, 14, 7, 4]
-    widths = [4 * dim, 2 * dim, dim, channels]  # from 4x4 outwards
+    full = config.g_full_res_channels
+    widths = [4 * dim, 2 * dim, dim, full or channels]  # from 4x4 outwards
 
     layers = [
         nn.Linear(config.latent_dim, widths[0] * maps[3] ** 2, rng=rng, dtype=dtype),
@@ -155,8 +181,10 @@ def build_generator(
         layers.append(
             nn.ConvTranspose2d(c_in, c_out, KERNEL, STRIDE, PADDING, extra, rng=rng, dtype=dtype)
         )
-        if i < 2:
+        if i < 2 or full:
             layers += [*norm(c_out), nn.ReLU()]
+    if full:  # the 3x3 convolution, as a stride-1 ConvT (why: dcgan.build_generator)
+        layers.append(nn.ConvTranspose2d(full, channels, 3, 1, 1, rng=rng, dtype=dtype))
     return nn.Sequential(*layers, nn.Tanh(), nn.Flatten())
 
 
@@ -191,9 +219,13 @@ def count_parameters(config: ArchConfig, batchnorm: bool = False, pack: int = 1)
     projection = 4 * dim * last * last
     generator = (config.latent_dim + 1) * projection  # the projection of z
     generator += (4 * dim * 2 * dim + 2 * dim * dim) * k2 + 3 * dim  # inner ConvTs
-    generator += dim * channels * k2 + channels  # the ConvT that draws the image
-    if batchnorm:  # gamma and beta after the projection and the two inner ConvTs
-        generator += 2 * (projection + 2 * dim + dim)
+    full = config.g_full_res_channels  # the last ConvT: to full maps then a 3x3 conv, or to C
+    if full:
+        generator += dim * full * k2 + full + full * channels * 9 + channels
+    else:
+        generator += dim * channels * k2 + channels  # the ConvT that draws the image
+    if batchnorm:  # gamma and beta after the projection and the inner ConvTs
+        generator += 2 * (projection + 2 * dim + dim + full)
     critic = (pack * channels * dim + dim * 2 * dim + 2 * dim * 4 * dim) * k2 + 7 * dim
     critic += 4 * dim * last * last + 1
     return generator + critic
@@ -207,6 +239,7 @@ def estimate_memory(config: ArchConfig, rows: int, parameters: int) -> int:
     channels, side = image_geometry(config.image_size)
     dim, (a, b, c) = config.base_channels, sides(side)
     maps = channels * side * side + dim * a * a + 2 * dim * b * b + 4 * dim * c * c
+    maps += config.g_full_res_channels * side * side
     return 4 * (4 * parameters + 3 * rows * 8 * maps)
 
 

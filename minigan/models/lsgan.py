@@ -27,7 +27,8 @@ hidden maps at a steady scale while D learns fast), and none in D, so that one p
 ``discriminator_step``); ``arch="mlp"`` gives the vanilla GAN's MLPs, ``arch="points"``
 the 2-D benchmarks' G and maxout D (``points.py``). Departures from
 the paper's recipe, each for the digits it drew in a few CPU minutes (measured:
-benchmarks/RESULTS.md, "The family through the convolutional classifier"):
+benchmarks/RESULTS.md, "The family through the convolutional classifier" and its
+two sequels):
 
 - ``base_channels`` 16, a quarter of the DCGAN-style networks' 64: a cheaper step.
 - ``lr`` 4e-4 for both players, twice the paper's 2e-4 (``--lr 2e-4``), and batches of
@@ -40,6 +41,12 @@ benchmarks/RESULTS.md, "The family through the convolutional classifier"):
   its images may look real; two at a time, D sees how often alike ones come up, and
   G is pushed back towards the data's balance. D's rows halve, so a step costs less,
   and the same minutes buy more epochs.
+- ``g_full_res_channels`` 8: G's last transposed convolution makes 8 maps of the
+  image's size, and a 3x3 convolution draws the image from them, as DCGAN's default G
+  does with 16 (``--g-full-res-channels 0``: the last transposed convolution draws the
+  image). A stride-2 transposed convolution computes each pixel from a different
+  subset of its kernel than its neighbours; the 3x3 convolution mixes every pixel with
+  its neighbours, so that a stroke's faint end is drawn from the same maps as the stroke.
 """
 
 from __future__ import annotations
@@ -64,6 +71,7 @@ class LSGANConfig(ArchConfig):
     batch_size: int = option_of(ArchConfig, "batch_size", 64)
     ema: float = option_of(ArchConfig, "ema", 0.999)
     pack: int = option_of(ArchConfig, "pack", 2)
+    g_full_res_channels: int = option_of(ArchConfig, "g_full_res_channels", 8)
     lr: float = option(4e-4, "learning rate of both players (the paper's: 2e-4)")
     betas: tuple[float, float] = option((0.5, 0.999), "Adam's (beta1, beta2)", flag=False)
     d_steps: int = option(1, "discriminator updates per generator update")
