@@ -359,6 +359,8 @@ ADDED_FIELDS: dict[str, dict[str, Any]] = {
         name: {"arch": "mlp", "ema": 0.0, "pack": 1, "g_full_res_channels": 0}
         for name in ("lsgan", "wgan", "wgan-gp")
     },
+    # Before the projection term in both D's: the paper's head alone.
+    "stackgan": {"d_projection": False},
 }
 MNIST_SHAPE = [1, 28, 28]  # one image, (channels, height, width): runs before --dataset
 

@@ -16,6 +16,7 @@ from minigan.models.stackgan import (
     JoinText,
     StackGAN,
     StackGANConfig,
+    TextProjection,
     count_parameters,
     downsample,
 )
@@ -24,7 +25,9 @@ from minigan.models.stackgan import (
 # encoder, a residual block, both D's with their text heads) on 28x28 images.
 TINY = StackGANConfig(latent_dim=4, text_dim=5, c_dim=3, d_text_dim=3, g1_channels=4,
                       g2_channels=4, d_channels=2, residual_blocks=1, batch_size=4,
-                      ema=0.0, stage1_share=0.5)  # fmt: skip
+                      ema=0.0, stage1_share=0.5, kl_weight=0.5)  # fmt: skip
+# (kl_weight 0.5, not the default 0.01: the KL's share of CA's gradient is then large
+# enough that a wrong KL gradient could not hide in the checks' tolerance.)
 # Central differences of the objectives: L is smooth in every weight except at the kinks
 # of ReLU and LeakyReLU; a step of 1e-6 crosses none of them at these random points
 # (BatchNorm keeps G's pre-activations O(1) away from 0 but for a few), leaving a
@@ -56,6 +59,75 @@ def bce(logits, target):
 
 def roll(text):
     return np.concatenate([text[1:], text[:1]])
+
+
+# --- TextProjection ---------------------------------------------------------------------------
+
+
+class ProjectionOfFeatures(nn.Module):
+    """TextProjection with its captions held fixed: a module of the feature maps alone, so
+    check_module nudges f and the Linear's W and b."""
+
+    def __init__(self, projection, text):
+        self.projection, self.text = projection, text
+
+    def forward(self, f):
+        return self.projection(f, self.text)
+
+    def backward(self, grad_out, input_grad=True, create_graph=False):
+        return self.projection.backward(grad_out)
+
+
+def projection(rng, features=3, text_dim=5):
+    return TextProjection(nn.Linear(text_dim, features, rng=rng, dtype=np.float64))
+
+
+def test_text_projection_backward_matches_finite_differences(rng, assert_gradients_match):
+    # r = sum_k (W e + b)_k mean(f)_k is linear in f, in W and in b, each alone: central
+    # differences nudging one entry carry no truncation error at any step, and a large
+    # step only shrinks the rounding error: h = 0.1.
+    module = ProjectionOfFeatures(projection(rng), rng.standard_normal((4, 5)))
+    errors = check_module(module, rng.standard_normal((4, 3, 4, 4)), h=0.1)
+    assert set(errors) == {"input", "projection.embed.weight", "projection.embed.bias"}
+    assert_gradients_match(errors)
+
+
+def test_text_projection_is_the_inner_product_of_the_text_code_and_the_mean_features(rng):
+    proj = projection(rng)
+    f, e = rng.standard_normal((2, 3, 4, 4)), rng.standard_normal((2, 5))
+    r = proj(f, e)
+    v = e @ proj.embed.weight.data.T + proj.embed.bias.data
+    np.testing.assert_allclose(r[:, 0], (v * f.mean(axis=(2, 3))).sum(axis=1), rtol=1e-13)
+    g = rng.standard_normal(r.shape)
+    df = proj.backward(g)
+    np.testing.assert_allclose(df, np.broadcast_to((g * v / 16)[:, :, None, None], f.shape))
+
+
+def test_text_projection_matches_torch(rng):
+    torch = pytest.importorskip("torch")
+    from minigan.testing.pytorch import to_torch
+
+    proj = projection(rng)
+    f, e = rng.standard_normal((3, 3, 4, 4)), rng.standard_normal((3, 5))
+    r = proj(f, e)
+    g = rng.standard_normal(r.shape)
+    embed_t = to_torch(proj.embed)
+    f_t = torch.from_numpy(f).requires_grad_(True)
+    r_t = (embed_t(torch.from_numpy(e)) * f_t.mean(dim=(2, 3))).sum(dim=1, keepdim=True)
+    r_t.backward(torch.from_numpy(g))
+    np.testing.assert_allclose(r, r_t.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(proj.backward(g), f_t.grad.numpy(), rtol=1e-12)
+    for p, tp in zip(proj.embed.parameters(), embed_t.parameters(), strict=True):
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-12)
+
+
+def test_text_projection_errors_are_one_line(rng):
+    proj = projection(rng)
+    with pytest.raises(ValueError, match=r"expected feature maps") as info:
+        proj(np.zeros((2, 3)), np.zeros((2, 5)))
+    assert "\n" not in str(info.value)
+    with pytest.raises(RuntimeError, match=r"backward\(\) called before forward\(\)"):
+        projection(rng).backward(np.zeros((2, 1)))
 
 
 # --- JoinText ---------------------------------------------------------------------------------
@@ -273,6 +345,8 @@ def torch_stage(model, stage):
              "d_compress": D.head.compress, "d_net": D.head.net}  # fmt: skip
     if stage == 2:
         parts["g_encoder"] = G.encoder
+    if D.head.projection is not None:
+        parts["d_projection"] = D.head.projection.embed
     t = {name: to_torch(part) for name, part in parts.items()}
     k = model.config.c_dim
 
@@ -293,19 +367,24 @@ def torch_stage(model, stage):
         return t["g_net"](join(t["g_encoder"](source), c)), kl
 
     def discriminator(x, e):
-        return t["d_net"](join(t["d_encoder"](x), t["d_compress"](e)))
+        f = t["d_encoder"](x)
+        s = t["d_net"](join(f, t["d_compress"](e)))
+        if "d_projection" not in t:
+            return s
+        return s + (t["d_projection"](e) * f.mean(dim=(2, 3))).sum(dim=1, keepdim=True)
 
     return generator, discriminator, t, parts
 
 
 @pytest.mark.parametrize("stage", [1, 2])
-@pytest.mark.parametrize("ca_relu", [False, True])
-def test_both_steps_agree_with_torch_autograd(stage, ca_relu):
+@pytest.mark.parametrize(("ca_relu", "d_projection"), [(False, True), (True, True), (False, False)])
+def test_both_steps_agree_with_torch_autograd(stage, ca_relu, d_projection):
     """L_G and L_D of the stage by autograd, on the same networks and the same draws:
-    every parameter gradient agrees to float64 rounding (CA with and without its ReLU)."""
+    every parameter gradient agrees to float64 rounding (CA with and without its ReLU, D
+    with and without its projection term)."""
     torch = pytest.importorskip("torch")
     bce_t = torch.nn.functional.binary_cross_entropy_with_logits
-    model = stage_model(stage, ca_relu=ca_relu)
+    model = stage_model(stage, ca_relu=ca_relu, d_projection=d_projection)
     real, text = batch()
     G, D = networks(model, stage)
     generator, discriminator, t, parts = torch_stage(model, stage)
@@ -326,7 +405,8 @@ def test_both_steps_agree_with_torch_autograd(stage, ca_relu):
         + bce_t(discriminator(fake_t.detach(), e), zeros)
     )
     d_loss.backward()
-    for name in ("d_encoder", "d_compress", "d_net"):
+    assert ("d_projection" in t) == d_projection
+    for name in ("d_encoder", "d_compress", "d_net") + (("d_projection",) if d_projection else ()):
         for (p_name, p), tp in zip(
             parts[name].named_parameters(), t[name].parameters(), strict=True
         ):
@@ -541,7 +621,10 @@ def test_config_for_images_takes_28_and_32_and_refuses_the_rest():
         assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("changes", [{}, {"channels": 3, "image_size": 32, "residual_blocks": 2}])
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"channels": 3, "image_size": 32, "residual_blocks": 2}, {"d_projection": False}],
+)
 def test_the_parameter_count_from_the_config_is_the_built_networks(changes):
     model = tiny(np.float32, **changes)
     built = sum(p.data.size for net in (model.generator, model.discriminator)
@@ -599,3 +682,17 @@ def test_steps_through_the_cupy_stand_in_read_nothing_back(fake_cupy):
     got, expected = every_array(model_cp), every_array(model_np)
     for key in expected:
         np.testing.assert_array_equal(got[key], expected[key], err_msg=key)
+
+
+def test_a_checkpoint_from_before_the_projection_resumes_without_it():
+    from minigan.checkpoint import upgrade
+
+    config = dataclasses.asdict(TINY)
+    del config["d_projection"]  # a run saved before the field existed
+    state = upgrade({"gan": {"model": "stackgan"}, "config": config})
+    assert state["config"]["d_projection"] is False
+    old = StackGAN(StackGANConfig(**state["config"]), seed=0)
+    assert all(net.head.projection is None for net in (old.discriminator.stage1,
+                                                       old.discriminator.stage2))  # fmt: skip
+    assert all(net.head.projection is not None for net in (tiny().discriminator.stage1,
+                                                           tiny().discriminator.stage2))  # fmt: skip

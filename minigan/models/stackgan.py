@@ -24,13 +24,13 @@ images with captions that are not theirs, labelled fake, so that it must read th
 caption, and G must draw what the caption says, not merely a real-looking image. The
 wrong caption of image i is the caption of image i + 1 of the batch (the batch's
 captions rolled by one, as the paper's code pairs ``real_features[:-1]`` with
-``cond[1:]``). lambda = ``kl_weight`` = 2.0 (the code's ``COEFF.KL``; the text: 1).
+``cond[1:]``). lambda = ``kl_weight``: 2.0 in the code (``COEFF.KL``), 1 in the text (here: below).
 Each stage trains on these with its own G and D; Stage-I on the real images averaged
 down 2x2 to 14x14.
 
 **Training: the algorithm box.** Stage-I for the first ``stage1_share`` of the run's
 steps (``plan_steps``), then Stage-II with Stage-I frozen, as the paper trains them
-(600 epochs each at the code's defaults; here 60% and 40% of a CPU budget). One
+(600 epochs each at the code's defaults; here 70% and 30% of a CPU budget). One
 ``train_step(real, text)`` of the stage being trained:
 
     1. z ~ N(0, I);  fake = G_0(z, CA_0(e))                 (Stage-I)
@@ -62,7 +62,7 @@ the sketches that sampling will hand it, and its gradient stops at s0 (the code'
           conv 3x3/2 (-> 4 d), LReLU                                  14, 7, 4x4
     head  (both D's; the code's D_GET_LOGITS) the text compressed, LReLU(Linear(e))
           (n_d), replicated 4x4 and joined to the features; conv 3x3, LReLU;
-          conv 4x4/4 -> one logit
+          conv 4x4/4 -> one logit; plus (``d_projection``) v(e) . mean_ij f, v linear
 
 The paper's: z 100 (``latent_dim``), c 128, ngf 1024 at 4x4 for G_0 (halved at each of
 its four up-blocks), 4 residual blocks, Adam with lr 2e-4 and betas (0.5, 0.999) for
@@ -73,6 +73,15 @@ gamma N(1, 0.02). Where this file departs from it, and why:
   layer inside D (the TensorFlow code: to 64 numbers, then a leaky ReLU); its PyTorch
   code hands D G's CA mean mu(e), detached. Here D reads e itself, so each player
   owns everything it learns from, and D's gradient never reaches G's CA.
+- **D's logit adds a projection term** (``d_projection``; Miyato & Koyama 2018, the
+  form CGAN's D takes here, ``conditional.py``): logit = head(f, e) + v(e) . mean(f),
+  v linear in e (``TextProjection``). The paper's head joins the caption to D's 4x4
+  features and lets two convolutions decide how much to use it; the projection term
+  is built from the very features that judge the image, so D cannot score an image
+  without scoring it against the caption's words, and the class word, one of about
+  four in the caption's mean, gets a learned vector of its own (the CGAN literature's
+  class conditioning, which a caption's class word is). The paper's head stays beside
+  it: the projection is an addition, not a replacement.
 - **CA without the ReLU** (``ca_relu=False``; the paper's text, where f is linear): the
   code's ReLU after CA's fully connected layer makes mu = log sigma^2 = 0 the KL's minimum
   AND the ReLU's kink. In the first steps, before D has learnt to read the caption, the
@@ -101,13 +110,23 @@ gamma N(1, 0.02). Where this file departs from it, and why:
 - **The recipe, for a run of minutes instead of 600 epochs a stage**: G learns 5x faster
   than D (``g_lr`` 1e-3, ``lr`` 2e-4: as ``dcgan.py``, after InfoGAN), z has 32 numbers
   (``latent_dim``; the caption's code c then makes a third of G's input, not a seventh),
-  the KL weighs 0.5 (``kl_weight``; the paper's text: 1, its code: 2), which leaves the code
-  more of the caption against its noise, and Stage-I, whose networks work on maps a
-  quarter the size of Stage-II's, gets 60% of the steps (``stage1_share``). Each field's other value gives
+  the KL weighs 0.01 (``kl_weight``; the paper's text: 1, its code: 2), and Stage-I,
+  whose networks work on maps a quarter the size of Stage-II's, gets 70% of the steps (``stage1_share``): the caption reaches the image through
+  Stage-I's sketch, so the sketch's class must be right. Each field's other value gives
   the paper's; the figures: benchmarks/RESULTS.md, "StackGAN".
+- **Why so light a KL**: the KL pulls each caption's mean mu(e) towards 0 and its spread
+  towards 1, so that c ~ N(mu, sigma^2) varies smoothly between captions. A sentence
+  embedding varies continuously, and the paper wants that smoothness (its "more
+  training pairs"); a digit's class does not: c drawn half-way between the means of a
+  "four" and a "nine" asks G for neither, and G draws a digit between them. At
+  lambda = 1 the means can lie only about one noise's width apart, so eps moves many
+  codes across a neighbour class's; a weight 1/100 of the paper's text keeps the KL's
+  pull (c stays a draw around mu, CA's noise and its gradient unchanged) while the
+  classes' means spread out over several widths of the noise.
 
 New pieces, each with its backward derived where it is defined: ``JoinText`` (a code
 replicated over space and joined to feature maps; backward sums over space),
+``TextProjection`` (the projection term; backward spreads g v over space by the mean),
 ``StageOneGenerator``, ``StageTwoGenerator``, ``TextHead`` and ``TextDiscriminator``
 (networks with two inputs, their backward split between them), and the 2x2 average
 pooling of the real images (``downsample``, on data: no backward). Upsample and CA are
@@ -164,6 +183,12 @@ class StackGANConfig:
     d_channels: int = option(
         32, "channels of each D's first convolution, doubled at each further one"
     )
+    d_projection: bool = option(
+        True,
+        "both D's logits add the projection term v(e) . mean(f) (Miyato & Koyama 2018) to "
+        "the paper's head; off: the paper's head alone",
+        flag=False,
+    )
     residual_blocks: int = option(2, "Stage-II G's residual blocks at 7x7 (the paper's 4)")
     lr: float = option(2e-4, "Adam's learning rate of both D's (and of both G's, unless g_lr)")
     g_lr: float | None = option(
@@ -171,7 +196,7 @@ class StackGANConfig:
     )
     betas: tuple[float, float] = option((0.5, 0.999), "Adam's (beta1, beta2)", flag=False)
     kl_weight: float = option(
-        0.5, "lambda, the weight of CA's KL term in G's loss (the paper: 1; its code: 2.0)"
+        0.01, "lambda, the weight of CA's KL term in G's loss (the paper: 1; its code: 2.0)"
     )
     ca_relu: bool = option(
         False,
@@ -180,7 +205,7 @@ class StackGANConfig:
         flag=False,
     )
     stage1_share: float = option(
-        0.6,
+        0.7,
         "share of the run's steps spent on Stage-I, the rest on Stage-II with Stage-I "
         "frozen (the paper trains the two equally long)",
     )
@@ -389,8 +414,64 @@ class StageTwoGenerator(nn.Module):
         self.encoder.backward(dh, input_grad=False)  # the sketch is frozen: no gradient
 
 
+class TextProjection(nn.Module):
+    """The projection term of D's logit: ``r = sum_k v_k(e) p_k(f)``, v = Linear(e).
+
+    Miyato & Koyama (2018)'s ``embed(y) . phi(x)``, the label's one-hot replaced by the
+    caption's embedding e and phi by the spatial mean of D's last feature maps:
+
+        p = mean_{i, j} f[:, :, i, j]       (N, F)    f: (N, F, H, W)
+        v = W e + b                         (N, F)    a Linear(text_dim, F)
+        r = sum_k v_k p_k                   (N, 1)
+
+    e is the mean of a caption's word vectors (``minigan.captions``), a linear function
+    of its words' counts, so W e is the sum of one learned vector per word (over the
+    caption's length): the class word's vector is a class embedding, as CGAN's
+    projection D learns. The Linear's bias b gives the unconditional term psi(phi(x)) =
+    b . p of Miyato & Koyama's logit. The mean instead of their sum over space is the
+    same map up to the constant H W, absorbed in W and b; with the mean, r's initial size
+    does not grow with the maps' area.
+
+    **Backward**, with g = dL/dr (N, 1):
+
+        dL/dv_k = g p_k          -> the Linear's backward: dL/dW = (g p)^T e, dL/db = sum g p
+        dL/dp_k = g v_k          -> dL/df[:, k, i, j] = g v_k / (H W) at every (i, j)
+
+    the mean's derivative being 1 / (H W) for each of the entries it averages. Returns
+    dL/df; e is data (its gradient is not computed).
+    """
+
+    def __init__(self, embed: nn.Linear):
+        self.embed = embed
+
+    def __repr__(self) -> str:
+        return f"TextProjection({self.embed!r})"
+
+    def __call__(self, features: Any, text: Any) -> Any:  # type: ignore[override]
+        return self.forward(features, text)
+
+    def forward(self, features: Any, text: Any) -> Any:  # type: ignore[override]
+        maps = ("batch", "features", "height", "width")
+        check_array(self, features, shape=maps, name="feature maps")
+        p = features.mean(axis=(2, 3))
+        v = self.embed.forward(text)
+        r = (v * p).sum(axis=1, keepdims=True)
+        self.save_for_backward(p, v, features.shape, output_shape=r.shape, like=features)
+        return r
+
+    def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
+        self.first_order_only(create_graph)
+        p, v, shape = self.saved(grad_out)
+        self.embed.backward(grad_out * p, input_grad=False)  # dL/dv = g p
+        dp = grad_out * v / (shape[2] * shape[3])  # dL/dp = g v, spread by the mean's 1/(H W)
+        df = get_array_module(dp).empty(shape, dtype=dp.dtype)
+        df[...] = dp[:, :, None, None]  # the same at every (i, j)
+        return df
+
+
 class TextHead(nn.Module):
-    """D's logits from image features and text: ``net(join(f, LReLU(Linear(e))))``.
+    """D's logits from image features and text: ``net(join(f, LReLU(Linear(e))))``, plus
+    the projection ``r(f, e)`` (``TextProjection``) when D has one.
 
     Shapes: f (N, F, 4, 4), e (N, text_dim) -> one logit per pair, (N, 1).
 
@@ -399,28 +480,34 @@ class TextHead(nn.Module):
         dL/dj = net.backward(g)                      j = join(f, t), t = compress(e)
         (dL/df, dL/dt) = join.backward(dL/dj)        a slice; a sum over space
         compress.backward(dL/dt)                     dL/dW_compress (e is data)
+        dL/df += projection.backward(g)              f feeds both terms: their gradients add
 
     returns dL/df, which the image encoder's backward takes.
     """
 
-    def __init__(self, compress: nn.Sequential, net: nn.Sequential):
+    def __init__(self, compress: nn.Sequential, net: nn.Sequential,
+                 projection: TextProjection | None = None):  # fmt: skip
         self.compress = compress
         self.join = JoinText()
         self.net = net
+        self.projection = projection
 
     def __repr__(self) -> str:
-        return f"TextHead({self.compress!r}, {self.net!r})"
+        return f"TextHead({self.compress!r}, {self.net!r}, {self.projection!r})"
 
     def __call__(self, features: Any, text: Any) -> Any:  # type: ignore[override]
         return self.forward(features, text)
 
     def forward(self, features: Any, text: Any) -> Any:  # type: ignore[override]
-        return self.net.forward(self.join.forward(features, self.compress.forward(text)))
+        s = self.net.forward(self.join.forward(features, self.compress.forward(text)))
+        return s if self.projection is None else s + self.projection.forward(features, text)
 
     def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> Any:
         self.first_order_only(create_graph)
         df, dt = self.join.backward(self.net.backward(grad_out))
         self.compress.backward(dt, input_grad=False)
+        if self.projection is not None:
+            df = df + self.projection.backward(grad_out)
         return df
 
 
@@ -518,7 +605,10 @@ def text_head(config: StackGANConfig, features: int, rng: np.random.Generator,
         nn.Conv2d(features, 1, LOGIT_SIDE, LOGIT_SIDE, 0, rng=rng, dtype=dtype),
         nn.Flatten(),
     )
-    return TextHead(compress, net)
+    if not config.d_projection:
+        return TextHead(compress, net)
+    return TextHead(compress, net, TextProjection(nn.Linear(config.text_dim, features, rng=rng,
+                                                            dtype=dtype)))  # fmt: skip
 
 
 def build_stage1_discriminator(config: StackGANConfig, rng: np.random.Generator,
@@ -567,7 +657,9 @@ def count_parameters(config: StackGANConfig) -> int:
     stage2 += conv_bn(2 * g2, g2, 3) + conv_bn(g2, g2 // 2, 3) + conv(g2 // 2, c, 3)
 
     def head(features: int) -> int:
-        return (t + 1) * n_d + conv(features + n_d, features, 3) + conv(features, 1, LOGIT_SIDE)
+        projection = (t + 1) * features if config.d_projection else 0  # v(e): W and b
+        compress, logit = (t + 1) * n_d, conv(features, 1, LOGIT_SIDE)
+        return compress + conv(features + n_d, features, 3) + logit + projection
 
     d1 = conv(c, d, 4) + conv(d, 2 * d, 3) + head(2 * d)
     d2 = conv(c, d, 4) + conv(d, 2 * d, 4) + conv(2 * d, 4 * d, 3) + head(4 * d)
@@ -606,7 +698,7 @@ class StackGAN(Model):
     summary = "text to image in two stages: a 14x14 sketch from the caption, redrawn at 28x28"
     config_class = StackGANConfig
     captioned: ClassVar[bool] = True  # trained on (images, caption embeddings)
-    default_epochs = 5  # 3 of Stage-I, 2 of Stage-II: benchmarks/RESULTS.md, "StackGAN"
+    default_epochs = 7  # 4.9 of Stage-I, 2.1 of Stage-II: benchmarks/RESULTS.md, "StackGAN"
     stats: ClassVar[dict[str, str]] = {
         "d_loss": "D's loss: BCE(real, e) + 1/2 [BCE(real, wrong e) + BCE(fake, e)]",
         "g_loss": "G's adversarial loss, BCE(D(G(.), e), 1) (the KL term apart)",
