@@ -1,4 +1,4 @@
-"""Mode collapse on the 2-D ring and grid, measured as PacGAN's Table 1 measures it.
+"""Mode collapse on the 2-D ring and grid, and on Stacked MNIST, as PacGAN measures it.
 
 Trains the family's models on the papers' 2-D networks (``arch="points"``,
 minigan/models/points.py) through the model API, with each paper's recipe
@@ -15,6 +15,17 @@ packs (1,000 steps an epoch, whatever the pack size), a fresh shuffle each epoch
     OPENBLAS_NUM_THREADS=1 python benchmarks/bench_modes.py --task ring --model gan \\
         --pack 1 2 --seeds 0 1 2 --epochs 5 --frames 250 --out /tmp/modes
 
+``--task stacked`` trains DCGAN (``--model dcgan``, its default recipe but for ``--pack``)
+on Stacked MNIST through the command line a person uses, ``examples/mnist_gan.py
+--dataset stacked-mnist`` (``--train-size`` images drawn once by the seed, 25,600 by
+default: PacGAN's Table-2 setting), for ``--epochs`` epochs, then scores 26,000 samples
+of its checkpoint as PacGAN's Table 2 does (``minigan.stacked``: modes of 1,000 and KL to
+uniform through the project's MNIST classifier, cached by ``Evaluator.load_or_train``).
+Its CPU minutes are the training process's own (user + sys), scoring left out:
+
+    python benchmarks/bench_modes.py --task stacked --model dcgan --pack 1 2 --seeds 0 1 \\
+        --epochs 1 --out /tmp/modes
+
 ``--frames N`` saves a frame every N steps (G's points over D's surface:
 minigan/frames.py) into ``--out/RUN/``, and the frames as ``--out/RUN.gif``. Each run's
 figures are appended to ``--out/results.jsonl``; ``--table`` prints the table from that
@@ -28,7 +39,10 @@ import dataclasses
 import json
 import math
 import os
+import resource
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -58,6 +72,10 @@ PUBLISHED = {
     ("grid", "gan", 2): ("23.8 +- 0.7", "91.3", "0.13"),
     ("grid", "gan", 4): ("24.8 +- 0.2", "93.6", "0.04"),
 }
+# PacGAN's Table 2 (Stacked MNIST, 26,000 samples, their classifier): modes, KL.
+# DCGAN's 99 / 3.40 is VEEGAN's figure; PacGAN's own re-run of it (10 trials) beside it.
+PUBLISHED_STACKED = {1: ("99.0 (re-run 78.9 +- 6.5)", "3.40 (4.50)"), 2: ("1000.0", "0.06")}
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "mnist_gan.py"
 
 
 def build(name: str, pack: int, seed: int) -> Any:
@@ -129,6 +147,40 @@ def train(args: argparse.Namespace, task: str, name: str, pack: int, seed: int) 
     return result
 
 
+def train_stacked(args: argparse.Namespace, name: str, pack: int, seed: int) -> dict:
+    """One Stacked MNIST run through examples/mnist_gan.py, then 26,000 samples scored."""
+    from minigan import runs, stacked
+    from minigan.metrics.evaluator import Evaluator
+
+    run = f"stacked-{name}-pack{pack}-seed{seed}"
+    out = Path(args.out) / run
+    command = [sys.executable, str(EXAMPLE), "--model", name, "--dataset", stacked.DATASET,
+               "--pack", str(pack), "--seed", str(seed), "--epochs", str(args.epochs),
+               "--train-size", str(args.train_size), "--threads", "1", "--log-every", "100",
+               "--out", str(out), "--overwrite"]  # fmt: skip
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(command, check=True, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    path = out / "checkpoint.npz"
+    state = runs.load_run(path)
+    gan = MODELS[name](runs.config_from_checkpoint(state, path), seed=seed)
+    runs.load_gan_state(gan, state, path)
+    noise = np.random.default_rng([seed, 3]).standard_normal(
+        (stacked.EVAL_SAMPLES, gan.config.latent_dim)
+    )
+    samples = stacked.generate(gan, gan.backend.asarray(noise, dtype=np.float32))
+    scores = stacked.measures(samples, Evaluator.load_or_train())
+    result = {
+        "task": "stacked", "model": name, "pack": pack, "seed": seed, "epochs": args.epochs,
+        "samples": args.train_size, "steps": gan.steps, "cpu_seconds": round(cpu, 1),
+        "modes": scores["modes"], "high_quality": float("nan"), "reverse_kl": scores["kl"],
+    }  # fmt: skip
+    print(f"{run}: {stacked.summary(scores)}, {gan.steps} steps, {cpu / 60:.2f} CPU min",
+          flush=True)  # fmt: skip
+    return result
+
+
 def mean_se(values: list[float]) -> str:
     values = [v for v in values if not math.isnan(v)]
     if not values:
@@ -159,8 +211,14 @@ def table(results: list[dict]) -> str:
             f"| {mean_se([100 * r['high_quality'] for r in rows])} "
             f"| {mean_se([r['reverse_kl'] for r in rows])} | {cpu:.1f} |"
         )
+        if task == "stacked":  # images per epoch, not packs; KL to uniform, not reverse
+            lines[-1] = lines[-1].replace(" packs (", " images (")
         published = PUBLISHED.get((task, name, pack))
-        if published:
+        if task == "stacked" and name == "dcgan" and pack in PUBLISHED_STACKED:
+            modes, kl = PUBLISHED_STACKED[pack]
+            lines.append(f"| stacked | dcgan (PacGAN Table 2) | {pack} | their code: 50 x "
+                         f"128,000 images | | {modes} | | {kl} (KL to uniform) | |")  # fmt: skip
+        elif published:
             cells = " | ".join(published)
             lines.append(f"| {task} | {name} (PacGAN Table 1) | {pack} | 400 x 100,000 | 10 "
                          f"| {cells} | |")  # fmt: skip
@@ -169,8 +227,20 @@ def table(results: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--task", nargs="+", choices=tuple(TASKS), default=["ring"])
-    parser.add_argument("--model", nargs="+", choices=tuple(RECIPES), default=["gan"])
+    parser.add_argument("--task", nargs="+", choices=(*TASKS, "stacked"), default=["ring"])
+    parser.add_argument(
+        "--model",
+        nargs="+",
+        choices=(*RECIPES, "dcgan"),
+        default=["gan"],
+        help="gan, lsgan, wgan, wgan-gp on the 2-D tasks; dcgan on stacked",
+    )
+    parser.add_argument(
+        "--train-size",
+        type=int,
+        default=25_600,
+        help="--task stacked: training images (PacGAN's Table-2 setting: 25,600)",
+    )
     parser.add_argument("--pack", nargs="+", type=int, default=[1, 2], choices=(1, 2, 3, 4))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=400, help="the papers': 400")
@@ -188,8 +258,14 @@ def main() -> None:
         for task in args.task:
             for name in args.model:
                 for pack in args.pack:
+                    if (task == "stacked") != (name == "dcgan"):
+                        parser.error(f"--task {task} does not train --model {name}: dcgan "
+                                     f"trains on stacked, the others on ring and grid")  # fmt: skip
                     for seed in args.seeds:
-                        result = train(args, task, name, pack, seed)
+                        if task == "stacked":
+                            result = train_stacked(args, name, pack, seed)
+                        else:
+                            result = train(args, task, name, pack, seed)
                         with open(log, "a") as f:
                             f.write(json.dumps(result) + "\n")
     results = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]

@@ -27,6 +27,12 @@ their caption's thickness and slant bins beside shuffled captions', and each sta
 (``mnist_gan.py --dataset 2d-ring``, then ``--sample 2500``) as VEEGAN and PacGAN do:
 modes captured, the share of high-quality points, reverse KL to uniform over the modes.
 
+``--stacked`` scores a .npy of Stacked MNIST images (N, 3, 28, 28) in [0, 1] (``mnist_gan.py
+--dataset stacked-mnist``, then ``--sample 26000``) as PacGAN's Table 2 does: each channel's
+digit read by the MNIST classifier, the modes hit of 1,000 and the KL of the modes'
+histogram to uniform, beside as many real Stacked MNIST images of the test split through
+the same classifier, and the paper's rows (minigan/stacked.py).
+
 ``--parzen`` adds the GAN paper's own score (Goodfellow et al. 2014, Table 1), the
 Parzen-window log-likelihood of the MNIST test digits under a Gaussian kernel density on
 the samples (minigan/metrics/parzen.py), and prints the paper's table beside it on
@@ -84,7 +90,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=Path,
         metavar="FILE.npy",
         help="a .npy array of float images (N, 28, 28) in [0, 1], as written by "
-        "sample.py (or mnist_gan.py --sample N) --output FILE.npy",
+        "sample.py (or mnist_gan.py --sample N) --output FILE.npy (with --mixture, points "
+        "(N, 2); with --stacked, Stacked MNIST images (N, 3, 28, 28))",
     )
     parser.add_argument(
         "--dataset",
@@ -132,6 +139,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "high-quality points, reverse KL to uniform over the modes); 2,500 points is theirs",
     )
     parser.add_argument(
+        "--stacked",
+        action="store_true",
+        help="FILE.npy holds Stacked MNIST images (N, 3, 28, 28) in [0, 1] (--dataset "
+        "stacked-mnist, --sample N): modes of 1,000 and KL to uniform through the MNIST "
+        "classifier, beside N real test-split images' and PacGAN's Table 2; 26000 is theirs",
+    )
+    parser.add_argument(
         "--label",
         metavar="K|cycle",
         help="with FILE.npy from a conditional model (cgan, acgan): the digit each sample "
@@ -176,6 +190,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      "--parzen or --dataset")  # fmt: skip
     if args.mixture is not None and (args.file is None or args.label or args.parzen):
         parser.error("--mixture scores FILE.npy of points (N, 2): no --label or --parzen")
+    if args.stacked and (args.file is None or args.label or args.parzen or args.mixture
+                         or args.dataset != "mnist"):  # fmt: skip
+        parser.error("--stacked scores FILE.npy of Stacked MNIST images (N, 3, 28, 28): no "
+                     "--label, --parzen, --mixture or --dataset")  # fmt: skip
     if args.label is not None:
         if args.file is None:
             parser.error("--label goes with FILE.npy (samples of a conditional model)")
@@ -371,6 +389,29 @@ def caption_scores(args: argparse.Namespace) -> dict:
             "classifier_test_accuracy": evaluator.info["test_accuracy"]}  # fmt: skip
 
 
+def stacked_scores(args: argparse.Namespace, source: str, samples: np.ndarray) -> dict:
+    """Stacked MNIST's modes and KL of ``samples``, with as many real test-split images'
+    figures through the same classifier, and PacGAN's Table 2, on stderr."""
+    from minigan import stacked
+
+    stacked.check_samples(samples, source)  # before the classifier, which may train first
+    evaluator = Evaluator.load_or_train(args.cache_dir, args.data_root, args.backend)
+    scores = stacked.measures(samples, evaluator)
+    real = stacked.measures(stacked.real_images(len(samples), args.seed, args.data_root),
+                            evaluator)  # fmt: skip
+    print(f"{PROG}: {source}: {stacked.summary(scores)}", file=sys.stderr)
+    print(f"{PROG}: real Stacked MNIST (test split, same classifier): {stacked.summary(real)}",
+          file=sys.stderr)  # fmt: skip
+    print(f"{PROG}: PacGAN's Table 2 (Lin et al. 2018; their classifier, 26000 samples):\n"
+          + "\n".join(stacked.paper_lines()), file=sys.stderr)  # fmt: skip
+    if len(samples) != stacked.EVAL_SAMPLES:
+        print(f"{PROG}: warning: the papers count modes in {stacked.EVAL_SAMPLES} samples, "
+              f"these are {len(samples)}: compare only figures from equal numbers (the "
+              f"real row above has as many)", file=sys.stderr)  # fmt: skip
+    return {"source": source, "dataset": stacked.DATASET, **scores, "real": real,
+            "classifier_test_accuracy": evaluator.info["test_accuracy"]}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.translation is not None or args.captions is not None:
@@ -391,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
                 scores["reverse_kl"] = None
             print(f"{PROG}: {plane.summary(scores)}", file=sys.stderr)
             print(json.dumps({"source": source, "mixture": args.mixture, **scores}))
+            return 0
+        if args.stacked:  # three digits an image: modes of 1,000
+            print(json.dumps(stacked_scores(args, source, samples)))
             return 0
         with warnings.catch_warnings():  # the check inside evaluate() warns, once
             warnings.simplefilter("ignore")

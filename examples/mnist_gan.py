@@ -8,6 +8,8 @@
     python examples/mnist_gan.py --model dcgan --dataset folder:my_pictures \\
         --d-augment color,translation,cutout --d-norm batch --g-full-res-channels 0 \\
         --d-fc-width 0 --g-fc-width 0 --out runs/mine  # the paper's networks, DiffAugment
+    python examples/mnist_gan.py --model dcgan --dataset stacked-mnist --pack 2 \\
+        --eval-every 1 --out runs/stacked   # 1,000 modes: Stacked MNIST, modes and KL
     python examples/mnist_gan.py --resume             # continue the run in --out
     python examples/mnist_gan.py --sample 10000 --checkpoint runs/mnist/checkpoint.npz \\
         --output samples.npy      # draw samples from a trained model (or examples/sample.py)
@@ -52,7 +54,7 @@ if __name__ == "__main__":
 
 from tqdm import tqdm
 
-from minigan import captioned, cli, plane, runs, threads, unpaired
+from minigan import captioned, cli, plane, runs, stacked, threads, unpaired
 from minigan.backend import BackendUnavailableError, to_host
 from minigan.checkpoint import CheckpointError, check_same_data, save_checkpoint
 from minigan.data import BatchIterator, DataError
@@ -89,8 +91,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add(
         "--dataset",
         type=cli.dataset_spec,
-        help="mnist (the default), fashion (Fashion-MNIST) or folder:PATH (every PNG/JPEG "
-        "under PATH, centre-cropped and resized to --image-size); domain A of --model cyclegan",
+        help="mnist (the default), fashion (Fashion-MNIST), folder:PATH (every PNG/JPEG "
+        "under PATH, centre-cropped and resized to --image-size), 2d-ring or 2d-grid (points "
+        "of the plane), or stacked-mnist (three digits as the channels of a 3x28x28 image, "
+        "1,000 modes; 25,600 drawn by --seed unless --train-size); domain A of --model cyclegan",
     )
     add("--dataset-b", type=cli.dataset_spec, help="with --model cyclegan: domain B, as --dataset "
         "(default: mnist-striped, the MNIST images domain A leaves, as striped digits)")  # fmt: skip
@@ -149,10 +153,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="K",
         help="every K epochs (and after the last), score samples with FID, Inception Score "
         "and class coverage (minigan.metrics; trains its MNIST or Fashion-MNIST classifier "
-        "once, about 3 CPU minutes) and plot FID (default: 0, off)",
+        "once, about 3 CPU minutes) and plot FID (default: 0, off); on stacked-mnist, modes "
+        "of 1,000 and KL to uniform through that classifier; on a 2-D task, the papers' modes",
     )
     add("--eval-samples", type=cli.positive_int, metavar="N", help="samples scored by "
-        "--eval-every (default: 10000; on a 2-D task 2500, the papers' count)")  # fmt: skip
+        "--eval-every (default: 10000; the papers' counts on a 2-D task, 2500, and on "
+        "stacked-mnist, 26000)")  # fmt: skip
     cli.add_sample_flags(
         p.add_argument_group("sampling instead of training (as examples/sample.py)")
     )
@@ -239,6 +245,8 @@ def train_planned(args: argparse.Namespace, plan: runs.Plan, saved: list[int]) -
     scorer = None
     if plan.eval_samples and plan.dataset in plane.DATASETS:  # the papers' 2-D measures
         scorer = plane.PointScorer(gan, plan.dataset, seed, plan.eval_samples)
+    elif plan.eval_samples and plan.dataset == stacked.DATASET:  # modes of 1,000, and KL
+        scorer = stacked.ModeScorer(gan, seed, plan.eval_samples, args.data_dir)
     elif plan.eval_samples:  # imported only when asked for: it may train its classifier
         from minigan.metrics.epochs import EpochScorer
 

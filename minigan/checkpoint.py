@@ -515,6 +515,8 @@ def check_run_state(
     if state["dataset"] in ("2d-ring", "2d-grid"):  # points of the plane (minigan/plane.py)
         if shape != [2]:
             raise refuse("image_shape", "[2] (a point of the plane)", shape)
+    elif state["dataset"] == "stacked-mnist" and shape != [3, 28, 28]:  # minigan/stacked.py
+        raise refuse("image_shape", "[3, 28, 28] (three MNIST digits as channels)", shape)
     elif not (
         isinstance(shape, list) and len(shape) == 3 and all(_is_count(n) and n > 0 for n in shape)
     ):

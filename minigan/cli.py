@@ -94,13 +94,14 @@ def nonnegative_int(text: str) -> int:
 
 
 def dataset_spec(text: str) -> str:
-    """'mnist', 'fashion', 'folder:PATH', or a 2-D task: '2d-ring', '2d-grid'."""
-    if text in ("mnist", "fashion", "2d-ring", "2d-grid"):
+    """'mnist', 'fashion', 'folder:PATH', a 2-D task ('2d-ring', '2d-grid') or
+    'stacked-mnist' (three digits as an image's three channels: minigan/stacked.py)."""
+    if text in ("mnist", "fashion", "2d-ring", "2d-grid", "stacked-mnist"):
         return text
     if text.startswith("folder:") and text != "folder:":
         return text
     raise argparse.ArgumentTypeError(
-        f"expected mnist, fashion, folder:PATH, 2d-ring or 2d-grid, got {text!r}"
+        f"expected mnist, fashion, folder:PATH, 2d-ring, 2d-grid or stacked-mnist, got {text!r}"
     )
 
 
@@ -120,8 +121,9 @@ def add_sample_flags(parser: Any, required: bool = False) -> None:
         "--output",
         required=required,
         metavar="FILE.npy",
-        help="where the samples go: "
-        "float32 images in [0, 1], (N, H, W) grey or (N, H, W, 3) colour ((N, 28, 28) for MNIST)",
+        help="where the samples go: float32 images in [0, 1], (N, H, W) grey or (N, H, W, 3) "
+        "colour ((N, 28, 28) for MNIST; (N, 3, 28, 28), channels first, for Stacked MNIST); "
+        "points (N, 2) for a 2-D task",
     )
     add("--grid", metavar="FILE.png", help="also save the first 64 samples as this picture")
     add("--label", type=int, choices=range(10), metavar="K", help="with a conditional model "

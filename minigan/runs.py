@@ -49,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from minigan import captioned, cli, plane, unpaired
+from minigan import captioned, cli, plane, stacked, unpaired
 from minigan.backend import Backend, get_backend
 from minigan.captions import CaptionScheme
 from minigan.checkpoint import (
@@ -539,8 +539,8 @@ class Plan:
     """What a training run will do, settled from the flags (and a resumed checkpoint)
     before any work starts.
 
-    model: a key of MODELS; config: the model's config; dataset: mnist, fashion or
-    folder:PATH (a translation model's domain A); dataset_b: a translation model's
+    model: a key of MODELS; config: the model's config; dataset: mnist, fashion,
+    folder:PATH (a translation model's domain A), 2d-ring, 2d-grid or stacked-mnist; dataset_b: a translation model's
     domain B (minigan/unpaired.py; None for the other models); image_shape: one image's (channels, height, width); train_size: the
     first N images (None: all of a folder's); out: the run's folder; state: the resumed
     run's checkpoint (None: a new run), which finished epoch ``start_epoch``;
@@ -604,6 +604,8 @@ def check_second_domain(cls: type[Model], dataset: str, dataset_b: str | None) -
 def plan_new_run(args: argparse.Namespace) -> Plan:
     name, dataset = args.model or "gan", args.dataset or "mnist"
     cls = MODELS[name]
+    if dataset == stacked.DATASET and name not in stacked.MODELS:
+        raise RunError(stacked.refusal(name))
     dataset_b = check_second_domain(cls, dataset, getattr(args, "dataset_b", None))
     epochs = chosen_epochs(args, cls, dataset)
     base = cls.default_config()
@@ -627,7 +629,7 @@ def plan_new_run(args: argparse.Namespace) -> Plan:
             raise RunError(f"--image-size resizes the pictures of --dataset folder:PATH; "
                            f"{dataset} holds points of the plane: drop it")  # fmt: skip
         shape, train_size = (2,), args.train_size or plane.POINTS_PER_EPOCH
-    elif dataset in DATASETS:
+    elif dataset in (*DATASETS, stacked.DATASET):
         if args.image_size not in (None, 28):
             raise RunError(
                 f"--image-size {args.image_size}: {dataset} images are 28x28; --image-size "
@@ -635,6 +637,8 @@ def plan_new_run(args: argparse.Namespace) -> Plan:
             )
         shape = MNIST_SHAPE
         train_size = min(args.train_size or MNIST_TRAIN_IMAGES, MNIST_TRAIN_IMAGES)
+        if dataset == stacked.DATASET:  # drawn, not read: any number of triples
+            shape, train_size = stacked.SHAPE, args.train_size or stacked.TRAIN_IMAGES
     else:
         folder = Path(dataset.removeprefix("folder:")).expanduser()
         if not folder.is_dir():
@@ -699,6 +703,8 @@ def load_images(plan: Plan, data_dir: str | None, split: str = "train") -> tuple
     (int64 (N,); None for a folder of pictures)."""
     if plan.dataset in plane.DATASETS:  # the training points: drawn once, by the run's seed
         return plane.load_points(plan.dataset, plan.train_size, plan.seed), None
+    if plan.dataset == stacked.DATASET:  # the training triples: drawn once, by the run's seed
+        return stacked.load_images(plan.train_size, plan.seed, data_dir)
     if plan.dataset in DATASETS:
         load = load_mnist if plan.dataset == "mnist" else load_fashion_mnist
         images, labels = load(split, root=data_dir)
@@ -729,7 +735,8 @@ def check_data_fits(plan: Plan, count: int) -> None:
     """Once the ``count`` images are loaded: one full batch at least. A folder that holds
     fewer than --train-size asks for is named, and not --train-size."""
     folder = None
-    if plan.dataset not in DATASETS and (plan.train_size is None or plan.train_size > count):
+    drawn = (*DATASETS, stacked.DATASET)  # not a folder's pictures
+    if plan.dataset not in drawn and (plan.train_size is None or plan.train_size > count):
         folder = plan.dataset.removeprefix("folder:")
     check_batch_fits(plan.config, count, folder)
 
@@ -752,6 +759,8 @@ def check_evaluation(args: argparse.Namespace, dataset: str) -> int:
         )
     if dataset in plane.DATASETS:  # the papers' measures, on 2,500 points unless told
         return args.eval_samples or plane.EVAL_POINTS
+    if dataset == stacked.DATASET:  # modes and KL, on the papers' 26,000 unless told
+        return args.eval_samples or stacked.EVAL_SAMPLES
     if dataset not in DATASETS:
         raise RunError(
             f"--eval-every scores samples through a classifier of MNIST or Fashion-MNIST "
@@ -801,7 +810,7 @@ def plan_training(args: argparse.Namespace) -> Plan:
     # SGAN's test error and for the metrics' classifier.
     tested = plan.model == "sgan" or bool(plan.eval_samples)
     for dataset in (plan.dataset, plan.dataset_b):  # domain B: "mnist-striped" is MNIST
-        dataset = "mnist" if dataset == unpaired.BUILT_IN[1] else dataset
+        dataset = "mnist" if dataset in (unpaired.BUILT_IN[1], stacked.DATASET) else dataset
         if dataset in plane.DATASETS:  # points, drawn: no files
             continue
         check_data_folder(
@@ -1050,6 +1059,8 @@ def sample_run(
             first = captioned.write_captioned_samples(gan, scheme, captions, output)
         elif state["dataset"] in plane.DATASETS:  # points of the plane, (n, 2)
             first = plane.write_points(gan, n, output)
+        elif state["dataset"] == stacked.DATASET:  # channels first: (n, 3, 28, 28)
+            first = stacked.write_samples(gan, n, output)
         else:
             first = write_samples(gan, n, output, shape, label=label)
         written.append(output)
@@ -1066,4 +1077,5 @@ def sample_run(
     if state["dataset"] in plane.DATASETS:
         return f"wrote {n} points, float32 ({n}, 2), to {output}"
     what = f"translations {direction[0]} -> {direction[1]}" if cls.translation else "samples"
-    return f"wrote {n} {what}, float32 {(n, *file_layout(shape))} in [0, 1], to {output}"
+    layout = shape if state["dataset"] == stacked.DATASET else file_layout(shape)
+    return f"wrote {n} {what}, float32 {(n, *layout)} in [0, 1], to {output}"
