@@ -290,3 +290,61 @@ def run_twice_and_resume(main, flags, tmp_path) -> dict:
         for key, value in one["gan"][part].items():
             np.testing.assert_array_equal(two["gan"][part][key], value, err_msg=key)
     return one
+
+
+def assert_samples_come_from_the_average_in_eval_mode(model, real, labels, z) -> None:
+    """After 3 steps, ``model.generate`` runs G's average on BatchNorm's running
+    statistics: a sample depends on its own z alone, drawing changes no state nor leaves
+    either G in evaluation mode, and the average's buffers are the live G's."""
+    for _ in range(3):
+        model.train_step(real, labels)
+    averaged = model.generator_ema.averaged
+    state = {k: v.copy() for k, v in averaged.state_dict().items()}
+    both = model.generate(z, labels)
+    np.testing.assert_array_equal(model.generate(z[:2], labels[:2]), both[:2])
+    for key, value in averaged.state_dict().items():
+        np.testing.assert_array_equal(value, state[key], err_msg=key)
+    assert averaged.training and model.generator.training
+    running = dict(averaged.named_buffers())  # copied from the live G at every update
+    for name, value in model.generator.named_buffers():
+        np.testing.assert_array_equal(running[name], value, err_msg=name)
+
+
+def assert_projection_d_matches_torch(D, x, labels, rng, atol: float = 0.0) -> None:
+    """A projection discriminator, psi(phi(x)) + embed(y) . phi(x), against its torch
+    twin: scores, dL/dx and every parameter's gradient for a random dL/ds; ``atol``
+    for the parameters' gradients (0: relative only)."""
+    import torch
+
+    from minigan.testing.pytorch import to_torch
+
+    phi_t, psi_t, embed_t = to_torch(D.features), to_torch(D.head), to_torch(D.embed)
+    R = rng.standard_normal((len(x), 1))
+    x_t = torch.from_numpy(x).requires_grad_(True)
+    f_t = phi_t(x_t)
+    s_t = psi_t(f_t) + (embed_t(torch.from_numpy(labels)) * f_t).sum(dim=1, keepdim=True)
+    (s_t * torch.from_numpy(R)).sum().backward()
+    s = D(x, labels)
+    dx = D.backward(R)
+    np.testing.assert_allclose(s, s_t.detach().numpy(), rtol=1e-12)
+    np.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(D.embed.weight.grad, embed_t.weight.grad.numpy(), rtol=1e-10)
+    pairs = [*zip(D.features.parameters(), phi_t.parameters()), (D.head.weight, psi_t.weight)]
+    for p, p_t in pairs:
+        np.testing.assert_allclose(p.grad, p_t.grad.numpy(), rtol=1e-10, atol=atol)
+
+
+def sample_with_image_shape(main, run, shape, tmp_path, capsys) -> tuple[Path, str]:
+    """``run``'s checkpoint saved again with ``image_shape`` = ``shape`` (as a damaged or
+    edited file would hold it), then ``--sample 3`` from it through the command line
+    ``main``, which must fail: (the bad checkpoint's path, its one error line)."""
+    from minigan.checkpoint import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(run / "checkpoint.npz")
+    state["image_shape"] = shape
+    bad = tmp_path / "bad.npz"
+    save_checkpoint(bad, state)
+    capsys.readouterr()
+    args = ["--sample", "3", "--checkpoint", str(bad), "--output", str(tmp_path / "p.npy")]
+    assert main(args) == 1
+    return bad, error_line(capsys)

@@ -9,7 +9,12 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import assert_labelled_resume_is_bit_identical, hold_weights, weight_count
+from conftest import (
+    assert_labelled_resume_is_bit_identical,
+    assert_samples_come_from_the_average_in_eval_mode,
+    hold_weights,
+    weight_count,
+)
 
 from minigan.checkpoint import load_checkpoint, save_checkpoint, upgrade
 from minigan.gradcheck import numerical_gradient, relative_error
@@ -292,19 +297,9 @@ def test_conv_samples_come_from_the_average_in_evaluation_mode(rng):
     its own z alone, and drawing changes no state (nor leaves G in evaluation mode)."""
     model = tiny_conv(ema=0.9, dtype=np.float32)
     real, labels, z, _ = conv_batch(rng)
-    for _ in range(3):
-        model.train_step(real.astype(np.float32), labels)
-    averaged = model.generator_ema.averaged
-    state = {k: v.copy() for k, v in averaged.state_dict().items()}
-    z = z.astype(np.float32)
-    both = model.generate(z, labels)
-    np.testing.assert_array_equal(model.generate(z[:2], labels[:2]), both[:2])
-    for key, value in averaged.state_dict().items():
-        np.testing.assert_array_equal(value, state[key], err_msg=key)
-    assert averaged.training and model.generator.training
-    running = dict(averaged.named_buffers())  # copied from the live G at every update
-    for name, value in model.generator.named_buffers():
-        np.testing.assert_array_equal(running[name], value, err_msg=name)
+    assert_samples_come_from_the_average_in_eval_mode(
+        model, real.astype(np.float32), labels, z.astype(np.float32)
+    )
 
 
 def test_conv_training_resumes_bit_identically(rng):

@@ -5,7 +5,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import hold_weights
+from conftest import assert_projection_d_matches_torch, hold_weights
 
 from minigan.gradcheck import numerical_gradient, relative_error
 from minigan.models import CGAN, CGANConfig
@@ -74,25 +74,8 @@ def test_projection_backward_matches_finite_differences(rng, assert_gradients_ma
 
 
 def test_projection_matches_pytorch(rng):
-    torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
-    from minigan.testing.pytorch import to_torch
-
-    D = tiny().discriminator
-    phi_t, psi_t = to_torch(D.features), to_torch(D.head)
-    embed_t = to_torch(D.embed)
-    x, R = rng.uniform(-1, 1, (6, 6)), rng.standard_normal((6, 1))
-    x_t = torch.from_numpy(x).requires_grad_(True)
-    f_t = phi_t(x_t)
-    s_t = psi_t(f_t) + (embed_t(torch.from_numpy(LABELS)) * f_t).sum(dim=1, keepdim=True)
-    (s_t * torch.from_numpy(R)).sum().backward()
-    s = D(x, LABELS)
-    dx = D.backward(R)
-    np.testing.assert_allclose(s, s_t.detach().numpy(), rtol=1e-12)
-    np.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=1e-10, atol=1e-14)
-    np.testing.assert_allclose(D.embed.weight.grad, embed_t.weight.grad.numpy(), rtol=1e-10)
-    pairs = [*zip(D.features.parameters(), phi_t.parameters()), (D.head.weight, psi_t.weight)]
-    for p, p_t in pairs:
-        np.testing.assert_allclose(p.grad, p_t.grad.numpy(), rtol=1e-10)
+    pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
+    assert_projection_d_matches_torch(tiny().discriminator, rng.uniform(-1, 1, (6, 6)), LABELS, rng)
 
 
 def test_projection_passes_g_its_gradient_without_learning_itself(rng):

@@ -10,7 +10,13 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import assert_labelled_resume_is_bit_identical, hold_weights, weight_count
+from conftest import (
+    assert_labelled_resume_is_bit_identical,
+    assert_projection_d_matches_torch,
+    assert_samples_come_from_the_average_in_eval_mode,
+    hold_weights,
+    weight_count,
+)
 
 from minigan import nn
 from minigan.checkpoint import load_checkpoint, save_checkpoint, upgrade
@@ -114,24 +120,9 @@ def test_conv_projection_backward_matches_finite_differences(rng, assert_gradien
 
 
 def test_conv_projection_matches_pytorch(rng):
-    torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
-    from minigan.testing.pytorch import to_torch
-
+    pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
     D = tiny_conv(base_channels=3).discriminator
-    phi_t, psi_t, embed_t = to_torch(D.features), to_torch(D.head), to_torch(D.embed)
-    x, R = rng.uniform(-1, 1, (4, 16)), rng.standard_normal((4, 1))
-    x_t = torch.from_numpy(x).requires_grad_(True)
-    f_t = phi_t(x_t)
-    s_t = psi_t(f_t) + (embed_t(torch.from_numpy(LABELS)) * f_t).sum(dim=1, keepdim=True)
-    (s_t * torch.from_numpy(R)).sum().backward()
-    s = D(x, LABELS)
-    dx = D.backward(R)
-    np.testing.assert_allclose(s, s_t.detach().numpy(), rtol=1e-12)
-    np.testing.assert_allclose(dx, x_t.grad.numpy(), rtol=1e-10, atol=1e-14)
-    np.testing.assert_allclose(D.embed.weight.grad, embed_t.weight.grad.numpy(), rtol=1e-10)
-    pairs = [*zip(D.features.parameters(), phi_t.parameters()), (D.head.weight, psi_t.weight)]
-    for p, p_t in pairs:
-        np.testing.assert_allclose(p.grad, p_t.grad.numpy(), rtol=1e-10, atol=1e-15)
+    assert_projection_d_matches_torch(D, rng.uniform(-1, 1, (4, 16)), LABELS, rng, atol=1e-15)
 
 
 def test_conv_d_step_gradient_matches_finite_differences(rng, assert_gradients_match):
@@ -180,16 +171,9 @@ def test_conv_samples_come_from_the_average_in_evaluation_mode(rng):
     its own z alone, and drawing changes no state."""
     model = tiny_conv(ema=0.9, dtype=np.float32)
     real, labels, z, _ = conv_batch(rng)
-    for _ in range(3):
-        model.train_step(real.astype(np.float32), labels)
-    averaged = model.generator_ema.averaged
-    state = {k: v.copy() for k, v in averaged.state_dict().items()}
-    z = z.astype(np.float32)
-    both = model.generate(z, labels)
-    np.testing.assert_array_equal(model.generate(z[:2], labels[:2]), both[:2])
-    for key, value in averaged.state_dict().items():
-        np.testing.assert_array_equal(value, state[key], err_msg=key)
-    assert averaged.training and model.generator.training
+    assert_samples_come_from_the_average_in_eval_mode(
+        model, real.astype(np.float32), labels, z.astype(np.float32)
+    )
 
 
 def test_conv_training_resumes_bit_identically(rng):

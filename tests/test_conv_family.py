@@ -302,16 +302,18 @@ class FixedNoise:
 
 
 @pytest.mark.parametrize("cls", CONV_MODELS)
-def test_conv_models_train_and_resume_bit_identically(rng, cls):
+@pytest.mark.parametrize("full_res", [{}, {"g_full_res_channels": 3}])  # and G's full maps
+def test_conv_models_train_and_resume_bit_identically(rng, cls, full_res):
     batches = [rng.uniform(-1, 1, (4, 144)).astype(np.float32) for _ in range(12)]
-    straight = small(cls, seed=1, dtype=np.float32, lr=0.01)
+    settings = {"dtype": np.float32, "lr": 0.01, **full_res}
+    straight = small(cls, seed=1, **settings)
     for batch in batches:
         stats = straight.train_step(batch)
     assert all(np.isfinite(float(v)) for v in stats.values() if v is not None)
-    first = small(cls, seed=1, dtype=np.float32, lr=0.01)
+    first = small(cls, seed=1, **settings)
     for batch in batches[:7]:
         first.train_step(batch)
-    resumed = small(cls, seed=2, dtype=np.float32, lr=0.01)
+    resumed = small(cls, seed=2, **settings)
     resumed.load_state_dict(first.state_dict())
     resumed.noise_rng = first.noise_rng
     for batch in batches[7:]:

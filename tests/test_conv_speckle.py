@@ -112,28 +112,6 @@ def test_the_full_res_generator_matches_pytorch(rng):
 
 
 @pytest.mark.parametrize("cls", CONV_MODELS)
-def test_full_res_models_train_and_resume_bit_identically(rng, cls):
-    batches = [rng.uniform(-1, 1, (4, 144)).astype(np.float32) for _ in range(8)]
-    settings = {"dtype": np.float32, "lr": 0.01, "g_full_res_channels": 3}
-    straight = small(cls, seed=1, **settings)
-    for batch in batches:
-        stats = straight.train_step(batch)
-    assert all(np.isfinite(float(v)) for v in stats.values() if v is not None)
-    first = small(cls, seed=1, **settings)
-    for batch in batches[:5]:
-        first.train_step(batch)
-    resumed = small(cls, seed=2, **settings)
-    resumed.load_state_dict(first.state_dict())
-    resumed.noise_rng = first.noise_rng
-    for batch in batches[5:]:
-        resumed.train_step(batch)
-    a, b = straight.state_dict(), resumed.state_dict()
-    for part in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
-        for key, value in a[part].items():
-            np.testing.assert_array_equal(value, b[part][key], err_msg=f"{part} {key}")
-
-
-@pytest.mark.parametrize("cls", CONV_MODELS)
 def test_the_cupy_stand_in_gives_the_numpy_steps_and_reads_nothing(fake_cupy, cls):
     from minigan.backend import get_backend, to_host
 

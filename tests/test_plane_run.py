@@ -6,11 +6,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import error_line, load_example, run_twice_and_resume
+from conftest import error_line, load_example, run_twice_and_resume, sample_with_image_shape
 from PIL import Image
 
 from minigan import plane, runs
-from minigan.checkpoint import load_checkpoint, save_checkpoint
 from minigan.models.points import RECIPES
 
 example = load_example("mnist_gan", "mnist_gan_plane")
@@ -112,14 +111,8 @@ def test_the_point_networks_are_refused_on_images(tmp_path, capsys):
 def test_a_2d_checkpoint_whose_shape_is_not_a_point_is_refused_in_one_line(tmp_path, capsys):
     out = tmp_path / "ring"
     assert example.main(["--dataset", "2d-ring", *SHORT, "--epochs", "1", "--out", str(out)]) == 0
-    state = load_checkpoint(out / "checkpoint.npz")
-    state["image_shape"] = [1, 28, 28]
-    bad = tmp_path / "bad.npz"
-    save_checkpoint(bad, state)
-    capsys.readouterr()
-    args = ["--sample", "3", "--checkpoint", str(bad), "--output", str(tmp_path / "p.npy")]
-    assert example.main(args) == 1
-    assert error_line(capsys) == (
+    bad, said = sample_with_image_shape(example.main, out, [1, 28, 28], tmp_path, capsys)
+    assert said == (
         f"error: {bad}: image_shape must be [2] (a point of the plane), got [1, 28, 28]: the "
         f"file was changed or damaged; point to another checkpoint (an earlier one), or start "
         f"a new run"

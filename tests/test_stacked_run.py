@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import error_line, load_example, run_twice_and_resume
+from conftest import error_line, load_example, run_twice_and_resume, sample_with_image_shape
 from PIL import Image
 
 from minigan import runs, stacked
-from minigan.checkpoint import load_checkpoint, save_checkpoint
+from minigan.checkpoint import load_checkpoint
 from minigan.metrics import modes
 from minigan.metrics.evaluator import Evaluator
 
@@ -145,14 +145,8 @@ def test_the_training_triples_are_drawn_by_the_seed_in_the_gan_range():
 def test_a_stacked_checkpoint_whose_shape_is_not_3x28x28_is_refused(tmp_path, capsys):
     out = tmp_path / "run"
     assert example.main([*TINY_DCGAN, *SHORT, "--epochs", "1", "--out", str(out)]) == 0
-    state = load_checkpoint(out / "checkpoint.npz")
-    state["image_shape"] = [1, 28, 28]
-    bad = tmp_path / "bad.npz"
-    save_checkpoint(bad, state)
-    capsys.readouterr()
-    args = ["--sample", "3", "--checkpoint", str(bad), "--output", str(tmp_path / "p.npy")]
-    assert example.main(args) == 1
-    assert error_line(capsys).startswith(
+    bad, said = sample_with_image_shape(example.main, out, [1, 28, 28], tmp_path, capsys)
+    assert said.startswith(
         f"error: {bad}: image_shape must be [3, 28, 28] (three MNIST digits as channels), "
         f"got [1, 28, 28]"
     )
