@@ -540,8 +540,8 @@ class Plan:
     before any work starts.
 
     model: a key of MODELS; config: the model's config; dataset: mnist, fashion,
-    folder:PATH (a translation model's domain A), 2d-ring, 2d-grid or stacked-mnist; dataset_b: a translation model's
-    domain B (minigan/unpaired.py; None for the other models); image_shape: one image's (channels, height, width); train_size: the
+    folder:PATH (a translation model's domain A), 2d-ring, 2d-grid or stacked-mnist;
+    dataset_b: a translation model's domain B (minigan/unpaired.py; None for the other models); image_shape: one image's (channels, height, width); train_size: the
     first N images (None: all of a folder's); out: the run's folder; state: the resumed
     run's checkpoint (None: a new run), which finished epoch ``start_epoch``;
     eval_samples: how many samples --eval-every scores (0: none).
@@ -635,10 +635,11 @@ def plan_new_run(args: argparse.Namespace) -> Plan:
                 f"--image-size {args.image_size}: {dataset} images are 28x28; --image-size "
                 f"resizes the pictures of --dataset folder:PATH"
             )
-        shape = MNIST_SHAPE
-        train_size = min(args.train_size or MNIST_TRAIN_IMAGES, MNIST_TRAIN_IMAGES)
         if dataset == stacked.DATASET:  # drawn, not read: any number of triples
             shape, train_size = stacked.SHAPE, args.train_size or stacked.TRAIN_IMAGES
+        else:
+            shape = MNIST_SHAPE
+            train_size = min(args.train_size or MNIST_TRAIN_IMAGES, MNIST_TRAIN_IMAGES)
     else:
         folder = Path(dataset.removeprefix("folder:")).expanduser()
         if not folder.is_dir():
