@@ -111,9 +111,10 @@ gamma N(1, 0.02). Where this file departs from it, and why:
   than D (``g_lr`` 1e-3, ``lr`` 2e-4: as ``dcgan.py``, after InfoGAN), z has 32 numbers
   (``latent_dim``; the caption's code c then makes a third of G's input, not a seventh),
   the KL weighs 0.01 (``kl_weight``; the paper's text: 1, its code: 2), and Stage-I,
-  whose networks work on maps a quarter the size of Stage-II's, gets 70% of the steps (``stage1_share``): the caption reaches the image through
-  Stage-I's sketch, so the sketch's class must be right. Each field's other value gives
-  the paper's; the figures: benchmarks/RESULTS.md, "StackGAN".
+  whose networks work on maps a quarter the size of Stage-II's, gets 70% of the steps
+  (``stage1_share``): the caption reaches the image through Stage-I's sketch, so the
+  sketch's class must be right. Each field's other value gives the paper's; the
+  figures: benchmarks/RESULTS.md, "StackGAN".
 - **Why so light a KL**: the KL pulls each caption's mean mu(e) towards 0 and its spread
   towards 1, so that c ~ N(mu, sigma^2) varies smoothly between captions. A sentence
   embedding varies continuously, and the paper wants that smoothness (its "more
