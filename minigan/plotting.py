@@ -37,7 +37,8 @@ def save_image_grid(images: np.ndarray, path: str | os.PathLike, ncols: int = 8)
 
 def history_figure(history: list[dict[str, Any]], labels: dict[str, str] | None = None) -> Any:
     """The figure ``plot_history`` saves: the losses, the model's other figures
-    (D's outputs, a critic's Wasserstein estimate, ...) and, if logged, FID.
+    (D's outputs, a critic's Wasserstein estimate, ...) and, if logged, FID, and the
+    mode-collapse measures (``mode_panels``).
 
     ``labels`` names the figures (a model's ``stats``); by default those of the
     vanilla GAN.
@@ -55,13 +56,15 @@ def history_figure(history: list[dict[str, Any]], labels: dict[str, str] | None 
     # Scores taken after some epochs: FID (--eval-every), or SGAN's test error.
     score = "fid" if any("fid" in row for row in history) else "test_error"
     fid_rows = [row for row in history if score in row]
+    mode_rows = [row for row in history if "modes" in row]  # 2-D tasks, Stacked MNIST
     epochs = [row["epoch"] for row in step_rows]
     losses = [key for key in labels if key.endswith("_loss")]
     others = [key for key in labels if not key.endswith("_loss")]
     # A line needs two points: a series of one (an epoch shorter than --log-every, say)
     # is drawn as a marker, so no panel is ever empty.
     marker = "o" if len(step_rows) == 1 else None
-    panels = 1 + bool(others) + bool(fid_rows)
+    extra = mode_panels(mode_rows)
+    panels = 1 + bool(others) + bool(fid_rows) + len(extra)
     fig = Figure(figsize=(4.2 * panels, 3.4), dpi=100)
     axes = list(np.atleast_1d(fig.subplots(1, panels)))
     for ax, keys, title in [
@@ -77,12 +80,17 @@ def history_figure(history: list[dict[str, Any]], labels: dict[str, str] | None 
         axes[1].set_title("discriminator outputs")
         axes[1].set_ylim(0, 1)
     if fid_rows:
-        axes[-1].plot([r["epoch"] for r in fid_rows], [r[score] for r in fid_rows], "o-", lw=1)
-        axes[-1].set_title(
+        ax = axes[1 + bool(others)]
+        ax.plot([r["epoch"] for r in fid_rows], [r[score] for r in fid_rows], "o-", lw=1)
+        ax.set_title(
             "FID vs MNIST test (lower is better)"
             if score == "fid"
             else "D's test error as a classifier"
         )
+    for ax, draw in zip(axes[len(axes) - len(extra) :], extra):
+        draw(ax)
+        if step_rows:  # the same epochs as the losses' panel: scored epochs line up
+            ax.set_xlim(axes[0].get_xlim())
     for ax in axes:
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
@@ -90,10 +98,56 @@ def history_figure(history: list[dict[str, Any]], labels: dict[str, str] | None 
     return fig
 
 
+def mode_panels(rows: list[dict[str, Any]]) -> list[Any]:
+    """How to draw ``--eval-every``'s mode-collapse measures, one function per panel
+    (each takes its axes); none without such rows.
+
+    The 2-D tasks (rows with ``high_quality``, and ``counts``: high-quality points per
+    mode, whose length is the number of modes) get modes captured with the reverse KL on
+    a twin axis, and the share of high-quality points; Stacked MNIST gets modes of 1,000
+    with the KL of their histogram to uniform on a twin axis (``minigan.metrics.modes``).
+    """
+    if not rows:
+        return []
+    epochs = [row["epoch"] for row in rows]
+    planar = "high_quality" in rows[-1]
+    total = (len(rows[-1].get("counts") or ()) or None) if planar else 1000
+    kl_key, kl_label = ("reverse_kl", "reverse KL") if planar else ("kl", "KL to uniform")
+
+    def number(value: Any) -> float:
+        return np.nan if value is None else value  # no high-quality point: no KL
+
+    def modes(ax: Any) -> None:
+        ax.plot(epochs, [row["modes"] for row in rows], "o-", lw=1, ms=4, label="modes")
+        if total:
+            ax.axhline(total, color="grey", ls="--", lw=1, label=f"all {total}")
+            ax.set_ylim(0, total * 1.05)
+        ax.set_ylabel(f"modes{f' of {total}' if total else ''} (higher is better)")
+        twin = ax.twinx()
+        kl = [number(row.get(kl_key)) for row in rows]
+        twin.plot(epochs, kl, "s-", color="tab:red", lw=1, ms=4, label=kl_label)
+        twin.set_ylim(bottom=0)
+        twin.set_ylabel(f"{kl_label} (lower is better)", color="tab:red")
+        twin.tick_params(axis="y", colors="tab:red")
+        lines = ax.get_lines() + twin.get_lines()
+        ax.legend(lines, [line.get_label() for line in lines], fontsize="small", loc="center right")
+        ax.set_title(f"modes captured, and {kl_label}" if planar else "Stacked MNIST: modes, KL")
+
+    def high_quality(ax: Any) -> None:
+        share = [100 * row["high_quality"] for row in rows]
+        ax.plot(epochs, share, "o-", lw=1, ms=4, color="tab:green")
+        ax.set_ylim(0, 105)
+        ax.set_ylabel("% of points, < 3 std from a mode")
+        ax.set_title("high-quality points")
+
+    return [modes, high_quality] if planar else [modes]
+
+
 def plot_history(
     history: list[dict[str, Any]], path: str | os.PathLike, labels: dict[str, str] | None = None
 ) -> None:
-    """Plot the logged figures (and FID, if logged) against the epoch, as a PNG."""
+    """Plot the logged figures (and FID or the mode-collapse measures, if logged)
+    against the epoch, as a PNG."""
     fig = history_figure(history, labels)
     with atomic_write(path) as f:
         fig.savefig(f, format="png")

@@ -136,7 +136,11 @@ def write_samples(gan: Any, n: int, path: str | os.PathLike) -> np.ndarray:
 class ModeScorer:
     """``--eval-every`` on Stacked MNIST: modes and KL of G's images for ``n`` noise
     vectors (the papers': 26,000) fixed by the run's seed, through the cached MNIST
-    classifier (trained first if there is none)."""
+    classifier (trained first if there is none), on the run's backend.
+
+    Reads from the device, after the epoch and never inside a step: one per ``CHUNK``
+    images (``generate``), and the classifier's, two per 2,500 images and channel
+    (``classify``'s logits and features); tests/test_stacked_run.py counts them."""
 
     def __init__(self, gan: Any, seed: int, n: int = EVAL_SAMPLES, data_root: Any = None):
         from minigan.metrics.evaluator import Evaluator  # it may train its classifier

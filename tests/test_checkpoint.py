@@ -250,3 +250,72 @@ def test_upgrade_leaves_what_is_not_a_run_alone():
     classifier = {"format_version": 1, "classifier": {"0.weight": np.zeros(2)}}
     assert upgrade(classifier) == classifier
     assert upgrade({"gan": {}}) == {"gan": {"model": "gan"}}  # no config: nothing else added
+
+
+# --- history.png: the mode-collapse measures of --eval-every (issue 29) ------------------------
+
+STEP_ROWS = [{"epoch": e / 2, "d_loss": 0.7, "g_loss": 0.8, "d_real": 0.5, "d_fake": 0.4}
+             for e in range(1, 9)]  # fmt: skip
+
+
+def by_title(fig) -> dict:
+    """The figure's titled panels by title (a twin axis has none)."""
+    return {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+
+
+def twin_of(fig, ax):
+    """The axes sharing ``ax``'s x axis on the right (its twin), or None."""
+    twins = [a for a in fig.axes if a is not ax and a.get_shared_x_axes().joined(a, ax)]
+    return twins[0] if twins else None
+
+
+def test_history_with_stacked_mnist_modes_plots_modes_of_1000_and_kl_on_a_twin_axis():
+    scored = [{"epoch": 2, "modes": 819, "kl": 1.25}, {"epoch": 4, "modes": 997, "kl": 0.29}]
+    fig = history_figure(STEP_ROWS + scored)
+    panels = by_title(fig)
+    assert list(panels) == ["losses", "discriminator outputs", "Stacked MNIST: modes, KL"]
+    ax = panels["Stacked MNIST: modes, KL"]
+    modes, everything = ax.get_lines()
+    np.testing.assert_array_equal(modes.get_xdata(), [2, 4])
+    np.testing.assert_array_equal(modes.get_ydata(), [819, 997])
+    assert everything.get_label() == "all 1000" and list(everything.get_ydata()) == [1000, 1000]
+    kl = twin_of(fig, ax).get_lines()[0]
+    assert kl.get_label() == "KL to uniform"
+    np.testing.assert_array_equal(kl.get_ydata(), [1.25, 0.29])
+    assert ax.get_xlim() == panels["losses"].get_xlim()  # scored epochs line up with the steps
+    assert len(fig.axes) == 4  # three panels and the twin
+
+
+def test_history_with_2d_measures_plots_modes_reverse_kl_and_high_quality():
+    counts = [5, 0, 0, 0, 0, 0, 0, 0]  # 8 modes: the ring
+    scored = [
+        {"epoch": 1, "modes": 1, "high_quality": 0.5, "reverse_kl": None, "counts": [0] * 8},
+        {"epoch": 2, "modes": 1, "high_quality": 0.25, "reverse_kl": 2.08, "counts": counts},
+        {"epoch": 4, "modes": 8, "high_quality": 0.95, "reverse_kl": 0.07, "counts": [1] * 8},
+    ]
+    fig = history_figure(STEP_ROWS + scored)
+    panels = by_title(fig)
+    modes_title, quality_title = list(panels)[2:]
+    assert list(panels)[:2] == ["losses", "discriminator outputs"] and len(panels) == 4
+    ax = panels[modes_title]
+    assert "reverse KL" in modes_title
+    np.testing.assert_array_equal(ax.get_lines()[0].get_ydata(), [1, 1, 8])
+    assert ax.get_lines()[1].get_label() == "all 8"
+    kl = twin_of(fig, ax).get_lines()[0]
+    np.testing.assert_array_equal(kl.get_ydata(), [np.nan, 2.08, 0.07])  # None: no KL, a gap
+    share = panels[quality_title].get_lines()[0]
+    np.testing.assert_array_equal(share.get_ydata(), [50, 25, 95])  # percent
+    assert "high-quality" in quality_title and twin_of(fig, panels[quality_title]) is None
+
+
+def test_history_without_mode_measures_draws_the_panels_it_drew_before():
+    plain = history_figure(STEP_ROWS)
+    assert [ax.get_title() for ax in plain.axes] == ["losses", "discriminator outputs"]
+    fid = history_figure(STEP_ROWS + [{"epoch": 4, "fid": 12.5}])
+    titles = [ax.get_title() for ax in fid.axes]
+    assert titles == ["losses", "discriminator outputs", "FID vs MNIST test (lower is better)"]
+    np.testing.assert_array_equal(fid.axes[2].get_lines()[0].get_ydata(), [12.5])
+    sgan = history_figure(STEP_ROWS + [{"epoch": 4, "test_error": 0.1}])
+    assert sgan.axes[-1].get_title() == "D's test error as a classifier" and len(sgan.axes) == 3
+    for fig in (plain, fid, sgan):
+        assert fig.get_size_inches()[0] == 4.2 * len(fig.axes)

@@ -6,18 +6,26 @@ The classifier is a stand-in here (a digit from each channel's ink), so that no 
 trains or needs the cached MNIST classifier; tests/test_mode_pieces.py checks the real
 one reads the channels right."""
 
+import collections
 import json
+import math
 import os
+import re
+import types
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import error_line, load_example, run_twice_and_resume, sample_with_image_shape
+from fake_cupy import ImplicitTransferError
 from PIL import Image
 
+import minigan.data
 from minigan import runs, stacked
+from minigan.backend import get_backend
 from minigan.checkpoint import load_checkpoint
 from minigan.metrics import modes
+from minigan.metrics.classifier import MNIST, build_classifier
 from minigan.metrics.evaluator import Evaluator
 
 example = load_example("mnist_gan", "mnist_gan_stacked")
@@ -191,3 +199,134 @@ def test_help_says_what_stacked_mnist_writes(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "stacked-mnist (three digits as the channels of a 3x28x28 image" in text
     assert "(N, 3, 28, 28), channels first, for Stacked MNIST" in text
+
+
+# --- the CuPy path, through the strict stand-in (tests/fake_cupy.py) ------------------------
+# The packed DCGAN on 3x28x28 triples: a training step reads nothing back from the device,
+# and a run reads only what the code documents: the log lines, the epoch's picture, the
+# checkpoint, and Stacked MNIST's scoring and --sample, one read per stacked.CHUNK images.
+
+PACKED = [*TINY_DCGAN, "--pack", "2", *SHORT]  # 64 triples, 4 steps of 16 (8 pairs) an epoch
+
+
+@pytest.fixture
+def blob_mnist(monkeypatch):
+    """MNIST replaced by 100 random blobs with random digits: Stacked MNIST draws its
+    triples from them, so these tests need no data set."""
+    rng = np.random.default_rng(0)
+    images = ((rng.uniform(size=(100, 28, 28)) > 0.8) * 255).astype(np.uint8)
+    labels = rng.integers(0, 10, 100).astype(np.uint8)
+    monkeypatch.setattr(minigan.data, "load_mnist", lambda *args, **kwargs: (images, labels))
+
+
+@pytest.fixture
+def untrained_classifier(monkeypatch):
+    """The MNIST classifier's network, untrained, on the backend the run asks for: the
+    scorer classifies on the device as a real evaluation does, with no cache to train."""
+
+    def load_or_train(cls, *args, backend="numpy", **kwargs):
+        model = build_classifier(np.random.default_rng(1)).to(get_backend(backend))
+        return types.SimpleNamespace(model=model, data=MNIST)
+
+    monkeypatch.setattr(Evaluator, "load_or_train", classmethod(load_or_train))
+
+
+def reads_by_function(entries: list[str]) -> collections.Counter:
+    """How many device->host reads each function asked for ("file:line (function)")."""
+    return collections.Counter(re.search(r"\((\S+)\)", e).group(1) for e in entries)
+
+
+def arrays_in(tree: dict) -> int:
+    """The arrays of a state (the checkpoint's "gan"), at any depth."""
+    return sum(arrays_in(v) if isinstance(v, dict) else isinstance(v, np.ndarray)
+               for v in tree.values())  # fmt: skip
+
+
+def assert_same_arrays(got: dict, expected: dict, where: str = "") -> None:
+    """The same keys, at any depth, and the same arrays bit for bit."""
+    assert got.keys() == expected.keys(), where
+    for key, value in expected.items():
+        if isinstance(value, dict):
+            assert_same_arrays(got[key], value, f"{where}/{key}")
+        elif isinstance(value, np.ndarray):
+            assert got[key].dtype == value.dtype and got[key].tobytes() == value.tobytes(), key
+        else:
+            assert got[key] == value, f"{where}/{key}"
+
+
+def test_a_packed_dcgan_step_on_stacked_mnist_reads_nothing_back(fake_cupy):
+    plan = runs.plan_new_run(example.parse_args([*PACKED, "--backend", "cupy"]))
+    assert (plan.config.channels, plan.config.pack) == (3, 2)
+    gan = plan.model_class(plan.config, "cupy", seed=0)
+    real = np.random.default_rng(0).uniform(-1, 1, (16, 3, 28, 28)).astype(np.float32)
+    batch = gan.backend.asarray(real)
+    fake_cupy.reset()
+    gan.train_step(batch)  # the first step may upload its constant targets, once
+    assert fake_cupy.reads == []
+    fake_cupy.reset()
+    for _ in range(4):
+        figures = gan.train_step(batch)
+    assert fake_cupy.reads == [] and fake_cupy.uploads == []
+    assert all(isinstance(v, fake_cupy.ndarray) for v in figures.values()), figures.keys()
+
+
+def test_generate_reads_once_per_chunk_and_a_hidden_read_in_it_is_caught(fake_cupy, monkeypatch):
+    plan = runs.plan_new_run(example.parse_args([*PACKED, "--backend", "cupy"]))
+    gan = plan.model_class(plan.config, "cupy", seed=0)
+    z = gan.sample_noise(stacked.CHUNK + 500)
+    fake_cupy.reset()
+    images = stacked.generate(gan, z)
+    assert reads_by_function(fake_cupy.reads) == {"generate": 2}, fake_cupy.reads
+    assert isinstance(images, np.ndarray) and images.shape == (stacked.CHUNK + 500, 3, 28, 28)
+    monkeypatch.setattr(stacked, "to_host", np.asarray)  # the NumPy suite would not notice
+    with pytest.raises(ImplicitTransferError, match=r"^minigan/stacked.py:\d+: numpy.asarray"):
+        stacked.generate(gan, z)
+
+
+def test_a_stacked_run_on_the_stand_in_reads_once_per_chunk_and_matches_numpy(
+    tmp_path, fake_cupy, blob_mnist, untrained_classifier
+):
+    """Two epochs of the packed DCGAN with --eval-every 1 (modes and KL of 1,500 samples:
+    2 chunks), then --sample 1200 (2 chunks) from its checkpoint, on NumPy and through
+    the stand-in: the same files bit for bit, and on the "device" only the reads the
+    code documents. Any hidden read (float(), np.asarray, a NumPy function on a device
+    array) raises ImplicitTransferError instead."""
+    n_eval, n_sample, epochs = 1500, 1200, 2
+    results, reads = {}, {}
+    for backend in ("numpy", "cupy"):
+        out = tmp_path / backend
+        flags = [*PACKED, "--epochs", str(epochs), "--eval-every", "1",
+                 "--eval-samples", str(n_eval), "--backend", backend, "--out", str(out)]  # fmt: skip
+        fake_cupy.reset()
+        assert example.main(flags) == 0
+        trained = reads_by_function(fake_cupy.reads)
+        samples = out / "samples.npy"
+        fake_cupy.reset()
+        args = ["--backend", backend, "--sample", str(n_sample), "--output", str(samples),
+                "--checkpoint", str(out / "checkpoint.npz"), "--grid", str(out / "s.png")]  # fmt: skip
+        assert example.main(args) == 0
+        reads[backend] = trained, reads_by_function(fake_cupy.reads)
+        state = load_checkpoint(out / "checkpoint.npz")
+        results[backend] = state, np.load(samples)
+    assert reads["numpy"] == (collections.Counter(), collections.Counter())
+
+    (state, drawn), (expected_state, expected_drawn) = results["cupy"], results["numpy"]
+    assert state["history"] == expected_state["history"]
+    assert [row["epoch"] for row in state["history"] if "modes" in row] == [1, 2]
+    assert drawn.shape == (n_sample, 3, 28, 28) and drawn.tobytes() == expected_drawn.tobytes()
+    assert_same_arrays(state["gan"], expected_state["gan"])
+
+    saved = arrays_in(state["gan"])  # the weights, Adam's moments: one read each per save
+    channels, batches = 3, math.ceil(n_eval / 2500)  # classify's batches of 2,500
+    trained, sampled = reads["cupy"]
+    assert trained == {
+        "train_epoch": epochs * 2,  # 4 steps an epoch, --log-every 2: two log lines
+        "generate_unit_images": epochs,  # the epoch's sample grid
+        "state_dict": 2 * epochs * saved,  # the checkpoint, before and after each scoring
+        "generate": epochs * math.ceil(n_eval / stacked.CHUNK),  # G's images, a chunk a read
+        "classify": epochs * channels * batches * 2,  # each batch's features and logits
+    }, trained
+    assert sampled == {
+        "state_dict": saved,  # load_state_dict's backup of the new model, read once
+        "generate": math.ceil(n_sample / stacked.CHUNK),  # one read per chunk, nothing else
+    }, sampled
