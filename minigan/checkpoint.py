@@ -359,8 +359,9 @@ ADDED_FIELDS: dict[str, dict[str, Any]] = {
         name: {"arch": "mlp", "ema": 0.0, "pack": 1, "g_full_res_channels": 0}
         for name in ("lsgan", "wgan", "wgan-gp")
     },
-    # Before the projection term in both D's: the paper's head alone.
-    "stackgan": {"d_projection": False},
+    # Before the projection term in both D's: the paper's head alone. Before Stage-II's
+    # sketch skip: its G drew tanh(y), the paper's.
+    "stackgan": {"d_projection": False, "sketch_skip": False},
 }
 MNIST_SHAPE = [1, 28, 28]  # one image, (channels, height, width): runs before --dataset
 

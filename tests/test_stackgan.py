@@ -13,12 +13,14 @@ from minigan import nn
 from minigan.backend import get_backend, to_host
 from minigan.gradcheck import check_module
 from minigan.models.stackgan import (
+    SKETCH_CLIP,
     JoinText,
     StackGAN,
     StackGANConfig,
     TextProjection,
     count_parameters,
     downsample,
+    sketch_logits,
 )
 
 # Tiny networks (every layer of the four is there: CA, BatchNorm1d and 2d, up-blocks, the
@@ -281,9 +283,11 @@ def stage_model(stage, **changes):
     return hold(model)
 
 
-@pytest.mark.parametrize("stage", [1, 2])
-def test_the_generator_step_differentiates_the_objective_as_written(stage, assert_gradients_match):
-    model = stage_model(stage)
+@pytest.mark.parametrize(("stage", "sketch_skip"), [(1, True), (2, True), (2, False)])
+def test_the_generator_step_differentiates_the_objective_as_written(
+    stage, sketch_skip, assert_gradients_match
+):
+    model = stage_model(stage, sketch_skip=sketch_skip)
     _, text = batch()
     G, D = networks(model, stage)
     model.reseed_noise(5)
@@ -364,7 +368,11 @@ def torch_stage(model, stage):
         c, kl = ca(e, eps)
         if stage == 1:
             return t["g_net"](torch.cat([source, c], dim=1)), kl
-        return t["g_net"](join(t["g_encoder"](source), c)), kl
+        y = t["g_net"](join(t["g_encoder"](source), c))
+        if not model.config.sketch_skip:
+            return y, kl  # g_net ends in its Tanh
+        up = torch.nn.functional.interpolate(source, scale_factor=2, mode="nearest")
+        return torch.tanh(y + torch.atanh(up.clamp(-SKETCH_CLIP, SKETCH_CLIP))), kl
 
     def discriminator(x, e):
         f = t["d_encoder"](x)
@@ -377,14 +385,18 @@ def torch_stage(model, stage):
 
 
 @pytest.mark.parametrize("stage", [1, 2])
-@pytest.mark.parametrize(("ca_relu", "d_projection"), [(False, True), (True, True), (False, False)])
-def test_both_steps_agree_with_torch_autograd(stage, ca_relu, d_projection):
+@pytest.mark.parametrize(
+    ("ca_relu", "d_projection", "sketch_skip"),
+    [(False, True, True), (True, True, True), (False, False, True), (False, True, False)],
+)
+def test_both_steps_agree_with_torch_autograd(stage, ca_relu, d_projection, sketch_skip):
     """L_G and L_D of the stage by autograd, on the same networks and the same draws:
     every parameter gradient agrees to float64 rounding (CA with and without its ReLU, D
-    with and without its projection term)."""
+    with and without its projection term, Stage-II's G with and without the sketch skip)."""
     torch = pytest.importorskip("torch")
     bce_t = torch.nn.functional.binary_cross_entropy_with_logits
-    model = stage_model(stage, ca_relu=ca_relu, d_projection=d_projection)
+    model = stage_model(stage, ca_relu=ca_relu, d_projection=d_projection,
+                        sketch_skip=sketch_skip)  # fmt: skip
     real, text = batch()
     G, D = networks(model, stage)
     generator, discriminator, t, parts = torch_stage(model, stage)
@@ -623,7 +635,12 @@ def test_config_for_images_takes_28_and_32_and_refuses_the_rest():
 
 @pytest.mark.parametrize(
     "changes",
-    [{}, {"channels": 3, "image_size": 32, "residual_blocks": 2}, {"d_projection": False}],
+    [
+        {},
+        {"channels": 3, "image_size": 32, "residual_blocks": 2},
+        {"d_projection": False},
+        {"sketch_skip": False},
+    ],
 )
 def test_the_parameter_count_from_the_config_is_the_built_networks(changes):
     model = tiny(np.float32, **changes)
@@ -645,6 +662,8 @@ def test_the_defaults_are_the_papers_where_the_module_doc_says_so():
     assert rates == {"g1_optimizer": 1e-3, "d1_optimizer": 2e-4,
                      "g2_optimizer": 1e-3, "d2_optimizer": 2e-4}  # fmt: skip
     assert not config.ca_relu  # the paper's text (the module doc says why not its code's)
+    assert config.sketch_skip  # a departure (the module doc argues it); off: the paper's G
+    assert isinstance(tiny(sketch_skip=False).generator.stage2.net.layers[-1], nn.Tanh)
     model = tiny()
     assert model.generator.stage1.ca.relu is None and model.generator.stage2.ca.relu is None
     assert tiny(ca_relu=True).generator.stage2.ca.relu is not None
@@ -696,3 +715,50 @@ def test_a_checkpoint_from_before_the_projection_resumes_without_it():
                                                        old.discriminator.stage2))  # fmt: skip
     assert all(net.head.projection is not None for net in (tiny().discriminator.stage1,
                                                            tiny().discriminator.stage2))  # fmt: skip
+
+
+def test_a_checkpoint_from_before_the_sketch_skip_resumes_without_it():
+    from minigan.checkpoint import upgrade
+
+    config = dataclasses.asdict(TINY)
+    del config["sketch_skip"]  # a run saved before the field existed
+    state = upgrade({"gan": {"model": "stackgan"}, "config": config})
+    assert state["config"]["sketch_skip"] is False
+    old = StackGAN(StackGANConfig(**state["config"]), seed=0).generator.stage2
+    assert not old.skip and old.tanh is None and isinstance(old.net.layers[-1], nn.Tanh)
+    new = tiny().generator.stage2
+    assert new.skip and not isinstance(new.net.layers[-1], nn.Tanh)
+    # the same weights either way: an old checkpoint's arrays load into the old layout
+    assert old.state_dict().keys() == new.state_dict().keys()
+
+
+# --- Stage-II's sketch skip ---------------------------------------------------------------------
+
+
+def test_sketch_logits_are_the_enlarged_sketchs_pre_activation(rng):
+    sketch = np.tanh(2 * rng.standard_normal((3, 1, 14, 14)))
+    sketch[0, 0, :2, :2] = [[1.0, -1.0], [0.9999, -0.9999]]  # Tanh's rounding to +-1
+    a = sketch_logits(sketch)
+    assert a.shape == (3, 1, 28, 28) and np.isfinite(a).all()
+    enlarged = sketch.repeat(2, axis=2).repeat(2, axis=3)
+    np.testing.assert_allclose(np.tanh(a), np.clip(enlarged, -SKETCH_CLIP, SKETCH_CLIP),
+                               rtol=1e-12, atol=1e-15)  # fmt: skip
+    np.testing.assert_allclose(a, np.arctanh(np.clip(enlarged, -SKETCH_CLIP, SKETCH_CLIP)),
+                               rtol=1e-12, atol=1e-15)  # fmt: skip
+    assert np.abs(a).max() == pytest.approx(np.arctanh(SKETCH_CLIP), rel=1e-12)
+    assert sketch_logits(sketch.astype(np.float32)).dtype == np.float32
+
+
+def test_stage_two_with_the_skip_draws_its_sketch_when_its_correction_is_zero(rng):
+    """s = tanh(y + a(s0)): with G's last convolution zeroed (y = 0), Stage-II draws the
+    sketch enlarged; without the skip, tanh(0) = 0 everywhere (the paper's G)."""
+    sketch = np.tanh(rng.standard_normal((2, 1, 14, 14)))
+    text = rng.standard_normal((2, TINY.text_dim))
+    for skip in (True, False):
+        G = lively(tiny(sketch_skip=skip)).generator.stage2
+        last = [layer for layer in G.net.layers if isinstance(layer, nn.Conv2d)][-1]
+        last.weight.data[...] = 0
+        last.bias.data[...] = 0
+        drawn = G.forward(sketch, text)
+        expected = sketch.repeat(2, axis=2).repeat(2, axis=3) if skip else 0 * drawn
+        np.testing.assert_allclose(drawn, expected, rtol=1e-12, atol=1e-15)

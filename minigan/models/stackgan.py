@@ -56,7 +56,7 @@ the sketches that sampling will hand it, and its gradient stops at s0 (the code'
           [h | c replicated 7x7] -> conv 3x3 (-> 2 g2), BN, ReLU            (joint)
           R residual blocks: y = ReLU(x + BN(conv(ReLU(BN(conv(x))))))       7x7
           up-blocks 2 g2 -> g2 -> g2/2                                 14x14, 28x28
-          conv 3x3 -> C, Tanh                                               28x28
+          conv 3x3 -> C (y), Tanh: s = tanh(y + a(s0)) (``sketch_skip``)    28x28
     D_0   conv 4x4/2 (C -> d), LReLU; conv 3x3/2 (-> 2 d), LReLU            7x7, 4x4
     D     conv 4x4/2 (C -> d), LReLU; conv 4x4/2 (-> 2 d), LReLU;
           conv 3x3/2 (-> 4 d), LReLU                                  14, 7, 4x4
@@ -102,6 +102,25 @@ gamma N(1, 0.02). Where this file departs from it, and why:
   other's statistics (the reason ``dcgan.py`` gives). Stage-II's D in the code adds an
   unconditional logit beside the conditional one; here both D's have the conditional
   one only (L_D above).
+- **Stage-II redraws the sketch plus a learnt correction** (``sketch_skip``):
+  s = tanh(y + a(s0)), y the paper's G's last convolution (before its Tanh) and
+  a(s0) = atanh(s0 enlarged 2x by nearest neighbour, clipped to +-0.999), the
+  pre-activation whose tanh is the sketch itself (``sketch_logits``). The paper's
+  Stage-II "corrects defects in the low-resolution image and completes details"; its G
+  draws the whole image anew from the sketch's encoding, which here is 7x7 maps of 2 g2
+  channels, and at its first step draws an almost uniform grey (its last layer's weights
+  are N(0, 0.02)): the sketch's shape, and with it the caption's digit, must then be
+  learnt again from D's gradient alone, and D, one logit for a whole 28x28 image and its
+  caption, rewards any real-looking digit that matches the caption's words well enough,
+  so G may settle on another digit's shape (a four closed into a nine). With the skip,
+  y = 0 draws the sketch exactly, Stage-II starts where Stage-I ended, and what it
+  learns is the correction: the super-resolution networks' residual
+  learning (VDSR, Kim, Lee and Lee 2016: a network predicts the difference between the
+  interpolated low-resolution image and the high-resolution one). Adding in the
+  pre-activation keeps s in (-1, 1) as the data; the clip keeps a finite where Stage-I's
+  Tanh rounds to +-1 (atanh(0.999) = 3.8). Backward: ds/dy = 1 - s^2 (the Tanh's), and
+  a(s0) is a constant: the sketch is frozen (the code's ``detach``), so nothing
+  differentiates a. Off: s = tanh(y), the paper's G.
 - **Sizes**: widths for a CPU; the image encoder of G goes down 2x (14 -> 7) where the
   paper's goes 4x (64 -> 16), since the whole way from 7x7 to 28x28 is only two
   up-blocks; ``residual_blocks`` 2 (the paper's 4).
@@ -127,6 +146,7 @@ gamma N(1, 0.02). Where this file departs from it, and why:
 
 New pieces, each with its backward derived where it is defined: ``JoinText`` (a code
 replicated over space and joined to feature maps; backward sums over space),
+``sketch_logits`` (Stage-II's skip, a constant of the frozen sketch: no backward),
 ``TextProjection`` (the projection term; backward spreads g v over space by the mean),
 ``StageOneGenerator``, ``StageTwoGenerator``, ``TextHead`` and ``TextDiscriminator``
 (networks with two inputs, their backward split between them), and the 2x2 average
@@ -188,6 +208,12 @@ class StackGANConfig:
         True,
         "both D's logits add the projection term v(e) . mean(f) (Miyato & Koyama 2018) to "
         "the paper's head; off: the paper's head alone",
+        flag=False,
+    )
+    sketch_skip: bool = option(
+        True,
+        "Stage-II G draws tanh(y + atanh(s0 enlarged)): the sketch itself plus a learnt "
+        "correction y (off: tanh(y), the paper's)",
         flag=False,
     )
     residual_blocks: int = option(2, "Stage-II G's residual blocks at 7x7 (the paper's 4)")
@@ -376,12 +402,15 @@ class StageOneGenerator(nn.Module):
 
 
 class StageTwoGenerator(nn.Module):
-    """Stage-II's G: ``s = net(join(encoder(s0), c))``, c = CA(e).
+    """Stage-II's G: ``s = net(join(encoder(s0), c))``, c = CA(e); with ``skip``,
+    ``s = tanh(y + a(s0))``, y = net(join(encoder(s0), c)) (net without its Tanh) and
+    a = ``sketch_logits`` (the sketch enlarged, as a pre-activation).
 
     Shapes: s0 (N, C, S/2, S/2) Stage-I's image, e (N, text_dim) -> s (N, C, S, S).
 
     Backward, with g = dL/ds, walking forward in reverse:
 
+        (skip) g <- g (1 - s^2)                     the Tanh's; a(s0) is a constant
         dL/dj = net.backward(g)                     j = join(h, c), h = encoder(s0)
         (dL/dh, dL/dc) = join.backward(dL/dj)       a slice; a sum over space
         CA.backward(dL/dc)                          dL/dW_ca, the KL's gradient added
@@ -392,24 +421,30 @@ class StageTwoGenerator(nn.Module):
     """
 
     def __init__(self, encoder: nn.Sequential, ca: nn.ConditioningAugmentation,
-                 net: nn.Sequential):  # fmt: skip
+                 net: nn.Sequential, skip: bool = False):  # fmt: skip
         self.encoder = encoder
         self.ca = ca
         self.join = JoinText()
         self.net = net
+        self.skip = skip
+        self.tanh = nn.Tanh() if skip else None  # with the skip, net ends before its Tanh
 
     def __repr__(self) -> str:
-        return f"StageTwoGenerator({self.encoder!r}, {self.ca!r}, {self.net!r})"
+        skip = ", skip=True" if self.skip else ""
+        return f"StageTwoGenerator({self.encoder!r}, {self.ca!r}, {self.net!r}{skip})"
 
     def __call__(self, sketch: Any, text: Any) -> Any:  # type: ignore[override]
         return self.forward(sketch, text)
 
     def forward(self, sketch: Any, text: Any) -> Any:  # type: ignore[override]
         h = self.encoder.forward(sketch)
-        return self.net.forward(self.join.forward(h, self.ca.forward(text)))
+        y = self.net.forward(self.join.forward(h, self.ca.forward(text)))
+        return y if self.tanh is None else self.tanh.forward(y + sketch_logits(sketch))
 
     def backward(self, grad_out: Any, input_grad: bool = True, create_graph: bool = False) -> None:
         self.first_order_only(create_graph)
+        if self.tanh is not None:  # s = tanh(y + a(s0)): a is a constant (s0 frozen)
+            grad_out = self.tanh.backward(grad_out)
         dh, dc = self.join.backward(self.net.backward(grad_out))
         self.ca.backward(dc, input_grad=False)
         self.encoder.backward(dh, input_grad=False)  # the sketch is frozen: no gradient
@@ -539,6 +574,19 @@ class TextDiscriminator(nn.Module):
         return self.encoder.backward(self.head.backward(grad_out), input_grad=input_grad)
 
 
+SKETCH_CLIP = 0.999  # atanh(0.999) = 3.8: a sketch's saturated pixels stay finite
+
+
+def sketch_logits(sketch: Any) -> Any:
+    """a(s0) = atanh(clip(up(s0), -SKETCH_CLIP, SKETCH_CLIP)): the pre-activation whose tanh
+    is Stage-I's sketch enlarged 2x by nearest neighbour (up to the clip), (N, C, S, S).
+    Stage-II's skip (``sketch_skip``) adds it before G's Tanh; s0 is frozen data here, so
+    nothing differentiates it."""
+    xp = get_array_module(sketch)
+    u = xp.clip(upsample_nearest(sketch, 2), -SKETCH_CLIP, SKETCH_CLIP)
+    return 0.5 * (xp.log1p(u) - xp.log1p(-u))  # atanh(u) = 1/2 log((1 + u) / (1 - u))
+
+
 # --- the four networks ----------------------------------------------------------------------
 
 
@@ -589,9 +637,9 @@ def build_stage2_generator(config: StackGANConfig, rng: np.random.Generator,
         *up_block(2 * g, g, rng, dtype),
         *up_block(g, g // 2, rng, dtype),
         nn.Conv2d(g // 2, c, 3, 1, 1, rng=rng, dtype=dtype),
-        nn.Tanh(),
+        *([] if config.sketch_skip else [nn.Tanh()]),  # with the skip: StageTwoGenerator's
     )
-    return StageTwoGenerator(encoder, ca, net)
+    return StageTwoGenerator(encoder, ca, net, skip=config.sketch_skip)
 
 
 def text_head(config: StackGANConfig, features: int, rng: np.random.Generator,
