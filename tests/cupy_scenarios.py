@@ -542,6 +542,12 @@ TRAINERS: dict[str, tuple[Callable[[str], Any], Callable[[str], Any]]] = {
     "dcgan+paper_g": (lambda backend: small_dcgan(backend, g_full_res_channels=0), image_data),
     "dcgan+no_fc": (lambda backend: small_dcgan(backend, d_fc_width=0, g_fc_width=0), image_data),
     "sgan": (small_sgan, gan_data),
+    "wgan+d_batchnorm": (  # the BatchNorm critic's two passes
+        lambda backend: MODELS["wgan"](
+            small(MODELS["wgan"].default_config(), arch="conv", d_norm="batch"), backend, seed=0
+        ),
+        gan_data,
+    ),
     **{
         f"{name}+points": (lambda backend, n=name: small_points(n, backend), point_data)
         for name in ("gan", "lsgan", "wgan", "wgan-gp")

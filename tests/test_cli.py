@@ -235,6 +235,8 @@ GAINED_ON_PURPOSE = {
     },
     "acgan": {"--ema", "--base-channels", "--d-dropout"},
     "cgan": {"--ema", "--base-channels"},  # and CGAN's convolutional networks (issue 26)
+    # and DCGAN's --d-norm for WGAN's BatchNorm critic (issue 26)
+    "wgan": {"--base-channels", "--ema", "--pack", "--g-full-res-channels", "--d-norm"},
 }
 
 

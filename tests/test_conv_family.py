@@ -505,3 +505,185 @@ def test_packed_conv_models_resume_bit_identically(rng, cls):
     for part in ("generator", "discriminator", "g_optimizer", "d_optimizer"):
         for key, value in a[part].items():
             np.testing.assert_array_equal(value, b[part][key], err_msg=f"{part} {key}")
+
+
+# --- WGAN's BatchNorm critic (``d_norm="batch"``) ------------------------------------------
+
+
+def test_batchnorm_critic_normalises_the_inner_convolutions_only(rng):
+    """BatchNorm after the 2nd and 3rd convolutions (none at the input), whose biases it
+    replaces; WGAN-GP and LSGAN keep a critic without it."""
+    model = small(WGAN, d_norm="batch")
+    D, dim = model.discriminator, model.config.base_channels
+    norms = [m for m in D if isinstance(m, nn.BatchNorm2d)]
+    convs = [m for m in D if isinstance(m, nn.Conv2d)]
+    assert [n.num_features for n in norms] == [2 * dim, 4 * dim]
+    assert [c.bias is not None for c in convs] == [True, False, False]
+    for i, layer in enumerate(D):
+        if isinstance(layer, nn.BatchNorm2d):
+            assert isinstance(D[i - 1], nn.Conv2d) and isinstance(D[i + 1], nn.LeakyReLU)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in small(WGAN).discriminator)
+    assert not WGANGP.critic_batchnorm(small(WGANGP).config)
+    with pytest.raises(ValueError, match="d_norm must be one of"):
+        WGANConfig(d_norm="layer")
+
+
+@pytest.mark.parametrize("pack", [1, 2])
+@pytest.mark.parametrize("image_size", [784, 3 * 32 * 32])
+def test_batchnorm_critic_parameter_count(pack, image_size):
+    config = dataclasses.replace(
+        WGAN.default_config(), arch="conv", d_norm="batch", pack=pack, image_size=image_size
+    )
+    model = WGAN(dataclasses.replace(config, base_channels=4), seed=0, dtype=np.float32)
+    built = sum(p.data.size for net in (model.generator, model.discriminator)
+                for p in net.parameters())  # fmt: skip
+    assert WGAN.parameter_count(model.config) == built
+    assert model.discriminator.forward(model.generate(model.sample_noise(4))).shape == (
+        4 // pack,
+        1,
+    )
+
+
+def batchnorm_critic_loss(D, real, fake):
+    """The critic loss in two passes, each batch normalised by its own statistics."""
+    return D.forward(fake).mean() - D.forward(real).mean()
+
+
+def test_batchnorm_critic_gradients_match_finite_differences(rng, assert_gradients_match):
+    """dL/dw of L = mean D(fake) - mean D(real), two passes in training mode, and dL/d(fake),
+    what G's step receives (through the fake batch's own mean and variance too).
+
+    L is smooth in each weight and input while no pre-activation crosses LeakyReLU's
+    kink. BatchNorm centres every channel on the kink, so some normalised values lie
+    close to it: with h = 1e-5 one nudge of a weight before a BatchNorm crosses it (an
+    error of 1e-2 on that entry), with h = 1e-6 none does for this seed. So h = 1e-6:
+    truncation O(h^2 L3) ~ 1e-12 (L3 the third derivative), rounding 1e-16 |L| / h ~ 1e-10.
+    """
+    from minigan.gradcheck import numerical_gradient, relative_error
+
+    model = small(WGAN, d_norm="batch", base_channels=2)
+    D = model.discriminator
+    real, fake = rng.uniform(-1, 1, (4, 144)), rng.uniform(-1, 1, (4, 144))
+    D.zero_grad()
+    s = D.forward(real)
+    D.backward(np.full_like(s, -1 / s.shape[0]), input_grad=False)
+    s = D.forward(fake)
+    grad_fake = D.backward(np.full_like(s, 1 / s.shape[0]))
+    errors = {}
+    for name, p in D.named_parameters():
+        numeric = numerical_gradient(lambda: batchnorm_critic_loss(D, real, fake), p.data, h=1e-6)
+        if name == "10.bias":  # the score's offset cancels in the difference: exactly 0
+            assert not p.grad.any() and np.abs(numeric).max() < 1e-8
+            continue
+        errors[name] = relative_error(p.grad, numeric)
+    numeric = numerical_gradient(lambda: batchnorm_critic_loss(D, real, fake), fake, h=1e-6)
+    errors["fake images"] = relative_error(grad_fake, numeric)
+    assert_gradients_match(errors)
+
+
+def test_batchnorm_wgan_critic_and_generator_steps_match_pytorch(rng):
+    """Three critic steps as the reference code takes them (netD(real), netD(fake) apart,
+    RMSprop, every parameter clamped to [-c, c]), then the gradient G receives."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: parity test skipped")
+    model = small(WGAN, d_norm="batch", lr=1e-3, n_critic=100)
+    critic = to_torch(model.discriminator)
+    config = model.config
+    opt = torch.optim.RMSprop(critic.parameters(), lr=config.lr, alpha=0.99, eps=1e-8)
+    for _ in range(3):
+        real, fake = rng.uniform(-1, 1, (4, 144)), rng.uniform(-1, 1, (4, 144))
+        ours = model.discriminator_step(real, fake)
+        real_t, fake_t = torch.from_numpy(real), torch.from_numpy(fake)
+        opt.zero_grad()
+        score_real = critic(real_t).mean()  # the reference code: two separate passes
+        score_fake = critic(fake_t).mean()
+        loss = score_fake - score_real
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            for p in critic.parameters():
+                p.clamp_(-config.clip, config.clip)
+        assert float(ours["d_loss"]) == pytest.approx(loss.item(), rel=1e-10)
+        assert float(ours["wasserstein"]) == pytest.approx(-loss.item(), rel=1e-10)
+    for name, value in model.discriminator.state_dict().items():  # running statistics too
+        expected = critic.state_dict()[name].numpy()
+        np.testing.assert_allclose(value, expected, rtol=1e-9, atol=1e-12, err_msg=name)
+
+    fake = rng.uniform(-1, 1, (4, 144))
+    D = model.discriminator
+    scores = D.forward(fake)
+    with nn_frozen(D):
+        grad_fake = D.backward(np.full_like(scores, -1 / 4))  # of G's loss -mean D(G(z))
+    fake_t = torch.from_numpy(fake).requires_grad_(True)
+    (expected,) = torch.autograd.grad(-critic(fake_t).mean(), fake_t)
+    np.testing.assert_allclose(grad_fake, expected.numpy(), rtol=1e-9, atol=1e-14)
+
+
+def nn_frozen(module):
+    from minigan.models.base import frozen
+
+    return frozen(module)
+
+
+@pytest.mark.parametrize("pack", [1, 2])
+def test_batchnorm_wgan_resumes_bit_identically(rng, pack):
+    """Straight through, or saved in the middle and resumed (G's average and BatchNorm's
+    running statistics too)."""
+    settings = {"d_norm": "batch", "pack": pack}
+    batches = [rng.uniform(-1, 1, (4, 144)).astype(np.float32) for _ in range(30)]
+    kwargs = {"dtype": np.float32, "lr": 0.01, "ema": 0.9, "g_full_res_channels": 3}
+    straight = small(WGAN, seed=1, **kwargs, **settings)
+    for batch in batches:
+        stats = straight.train_step(batch)
+    assert all(np.isfinite(float(v)) for v in stats.values() if v is not None)
+    first = small(WGAN, seed=1, **kwargs, **settings)
+    for batch in batches[:13]:
+        first.train_step(batch)
+    resumed = small(WGAN, seed=2, **kwargs, **settings)
+    resumed.load_state_dict(first.state_dict())
+    resumed.noise_rng = first.noise_rng
+    for batch in batches[13:]:
+        resumed.train_step(batch)
+    assert_same_state(straight.state_dict(), resumed.state_dict())
+
+
+def assert_same_state(a, b, where="state"):
+    """Every array of two (nested) state dicts equal, bit for bit."""
+    assert a.keys() == b.keys(), where
+    for key, value in a.items():
+        if isinstance(value, dict):
+            assert_same_state(value, b[key], f"{where} {key}")
+        else:
+            np.testing.assert_array_equal(value, b[key], err_msg=f"{where} {key}")
+
+
+def test_batchnorm_wgan_on_the_cupy_stand_in_gives_the_numpy_steps(fake_cupy):
+    """The two-pass step on the stand-in: the same bits as NumPy's, nothing read back
+    (also a scenario of tests/cupy_scenarios.py, "train_step[wgan+d_batchnorm]")."""
+    from minigan.backend import get_backend, to_host
+
+    def run(backend):
+        settings = {"d_norm": "batch", "ema": 0.9, "n_critic": 2}
+        config = small(WGAN, **settings).config
+        model = WGAN(config, backend, seed=0, dtype=np.float32)
+        images = np.random.default_rng(3).uniform(-1, 1, (4, 144)).astype(np.float32)
+        batch = get_backend(backend).asarray(images)
+        model.train_step(batch)
+        fake_cupy.reset()
+        for _ in range(24):
+            model.train_step(batch)
+        if backend == "cupy":
+            assert fake_cupy.reads == [] and fake_cupy.uploads == []
+        return {k: to_host(v) for part in ("generator", "discriminator")
+                for k, v in model.state_dict()[part].items()}  # fmt: skip
+
+    expected, got = run("numpy"), run("cupy")
+    for key, value in expected.items():
+        assert np.asarray(got[key]).tobytes() == np.asarray(value).tobytes(), key
+
+
+@pytest.mark.parametrize("arch", ["mlp", "points"])
+def test_wgan_refuses_a_batchnorm_critic_without_the_convolutions(arch):
+    from minigan.models.wgan import WGANConfig
+
+    with pytest.raises(ValueError, match="d_norm 'batch' needs arch 'conv'"):
+        WGANConfig(arch=arch, d_norm="batch")

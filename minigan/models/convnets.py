@@ -24,11 +24,13 @@ No pooling and no fully connected hidden layer (DCGAN's rules), padding 2 ("same
   enter as one image of m channels (m*C for colour), one score per pack; only its first
   convolution grows, and it sees 1/m of the rows.
 
-- **No BatchNorm in the critic**, as their WGAN-GP's: BatchNorm would make each score
-  depend on the whole batch, while the penalty asks for the gradient of one example's
-  score with respect to that example alone; without it, one stacked pass over
+- **No BatchNorm in the critic** by default, as their WGAN-GP's: BatchNorm would make
+  each score depend on the whole batch, while the penalty asks for the gradient of one
+  example's score with respect to that example alone; without it, one stacked pass over
   [real; fake] is the two passes of every model's loss as written. Their WGAN put
-  BatchNorm in the critic too, after its inner convolutions; here no critic has it.
+  BatchNorm in the critic, after its inner convolutions (not the first): a model may ask
+  for that (``ArchModel.critic_batchnorm``; only WGAN does, ``d_norm="batch"``), and
+  must then pass real and fake through the critic apart (why: ``wgan.py``).
 - **BatchNorm in G** after the projection and each inner ConvT (DCGAN's rule, their
   WGAN's G) where a model asks for it (``ArchModel.g_batchnorm``); their WGAN-GP's G
   has none. G then draws samples in evaluation mode (running statistics).
@@ -189,12 +191,20 @@ def build_generator(
 
 
 def build_critic(
-    config: ArchConfig, rng: np.random.Generator, dtype: Any, pack: int = 1
+    config: ArchConfig,
+    rng: np.random.Generator,
+    dtype: Any,
+    pack: int = 1,
+    batchnorm: bool = False,
 ) -> nn.Sequential:
-    """images (batch, image_size) -> one real score per image, (batch, 1); no BatchNorm.
+    """images (batch, image_size) -> one real score per image, (batch, 1).
 
     ``pack`` = m > 1: the critic scores every m consecutive images together (PacGAN,
     ``nn.Pack``), entering as one image of m*channels channels: (batch / m, 1).
+
+    ``batchnorm``: BatchNorm after each inner convolution, none after the first (at
+    the critic's input, as DCGAN's D and their WGAN's critic); those convolutions then
+    have no bias (BatchNorm's beta is one). Each score then depends on its whole batch.
     """
     channels, side = image_geometry(config.image_size)
     dim, last = config.base_channels, sides(side)[-1]
@@ -203,17 +213,22 @@ def build_critic(
         *([nn.Pack(pack)] if pack > 1 else []),
         nn.Unflatten(1, (widths[0], side, side)),
     ]
-    for c_in, c_out in itertools.pairwise(widths):
+    for i, (c_in, c_out) in enumerate(itertools.pairwise(widths)):
+        norm = batchnorm and i > 0  # an inner convolution
         layers += [
-            nn.Conv2d(c_in, c_out, KERNEL, STRIDE, PADDING, rng=rng, dtype=dtype),
+            nn.Conv2d(c_in, c_out, KERNEL, STRIDE, PADDING, bias=not norm, rng=rng, dtype=dtype),
+            *([nn.BatchNorm2d(c_out, dtype=dtype)] if norm else []),
             nn.LeakyReLU(0.2),
         ]
     layers += [nn.Flatten(), nn.Linear(widths[-1] * last * last, 1, rng=rng, dtype=dtype)]
     return nn.Sequential(*layers)
 
 
-def count_parameters(config: ArchConfig, batchnorm: bool = False, pack: int = 1) -> int:
-    """Weights and biases of ``build_generator``'s G and ``build_critic``'s critic."""
+def count_parameters(
+    config: ArchConfig, batchnorm: bool = False, pack: int = 1, critic_batchnorm: bool = False
+) -> int:
+    """Weights and biases of ``build_generator``'s G and ``build_critic``'s critic
+    (``batchnorm``: G's, ``critic_batchnorm``: the critic's)."""
     channels, side = image_geometry(config.image_size)
     dim, last, k2 = config.base_channels, sides(side)[-1], KERNEL * KERNEL
     projection = 4 * dim * last * last
@@ -228,6 +243,8 @@ def count_parameters(config: ArchConfig, batchnorm: bool = False, pack: int = 1)
         generator += 2 * (projection + 2 * dim + dim + full)
     critic = (pack * channels * dim + dim * 2 * dim + 2 * dim * 4 * dim) * k2 + 7 * dim
     critic += 4 * dim * last * last + 1
+    if critic_batchnorm:  # gamma and beta where the inner convolutions' biases were
+        critic += 2 * dim + 4 * dim
     return generator + critic
 
 
@@ -252,6 +269,12 @@ class ArchModel(MLPModel):
 
     g_batchnorm: ClassVar[bool] = False  # BatchNorm in the convolutional G (the model's choice)
 
+    @classmethod
+    def critic_batchnorm(cls, config: ArchConfig) -> bool:
+        """BatchNorm in the convolutional critic (``build_critic``): none unless the model
+        asks for it, and then it must pass real and fake through the critic apart."""
+        return False
+
     def build_networks(
         self, config: ArchConfig, rng: np.random.Generator, dtype: Any
     ) -> tuple[nn.Sequential, nn.Sequential]:
@@ -268,7 +291,8 @@ class ArchModel(MLPModel):
             )
             return G, D
         G = build_generator(config, rng, dtype, batchnorm=self.g_batchnorm)
-        return G, build_critic(config, rng, dtype, pack=config.pack)
+        norm = self.critic_batchnorm(config)
+        return G, build_critic(config, rng, dtype, pack=config.pack, batchnorm=norm)
 
     @classmethod
     def parameter_count(cls, config: ArchConfig) -> int:
@@ -276,7 +300,9 @@ class ArchModel(MLPModel):
             return mlp.count_parameters(config, pack=config.pack)
         if config.arch == "points":
             return points.count_parameters(config, pack=config.pack)
-        return count_parameters(config, batchnorm=cls.g_batchnorm, pack=config.pack)
+        return count_parameters(
+            config, cls.g_batchnorm, config.pack, critic_batchnorm=cls.critic_batchnorm(config)
+        )
 
     @classmethod
     def memory_bytes(cls, config: ArchConfig, rows: int) -> int:

@@ -28,18 +28,49 @@ The paper's Algorithm 1, and what differs from the vanilla GAN:
 
 One ``train_step`` call is one critic iteration on one batch, as in the loop
 above; every ``n_critic``-th call also updates G (on the call's own fake batch).
-Not included: the reference code's extra critic iterations (100 instead of 5
-during the first 25 G iterations); the paper's algorithm box does not have them.
+Not included: the reference code's extra critic iterations (100 instead of 5 during
+the first 25 G iterations, and every 500th); the paper's algorithm box does not have them.
 
 The networks (``arch``): by default still the vanilla GAN's MLPs, with samples from
 the live G. ``arch="conv"`` gives DCGAN-style convolutions, the pair of WGAN-GP's MNIST
 code (``convnets.py``), with the BatchNorm that code's WGAN had in G, after the
-projection and each inner transposed convolution, but not the one it had in the
-critic (why: ``convnets.py``): every critic score depends on its own image only, as the
-Kantorovich-Rubinstein duality reads D, and one pass over [real; fake] stacked is the
-loss as written. ``arch="points"``: the 2-D benchmarks' G and maxout critic
-(``points.py``), clipped as above. No recipe for the convolutions has yet been found that draws good digits in a few
-CPU minutes (benchmarks/RESULTS.md, "The family through the convolutional classifier"), so it is not the default.
+projection and each inner transposed convolution. ``arch="points"``: the 2-D
+benchmarks' G and maxout critic (``points.py``), clipped as above.
+
+The critic's BatchNorm (``d_norm``, with ``arch="conv"``). ``"none"``: every critic
+score depends on its own image only, as the Kantorovich-Rubinstein duality reads D, and
+one pass over [real; fake] stacked is the loss as written. ``"batch"``: BatchNorm after
+each inner convolution, as the paper's DCGAN critic and its code's MNIST critic had.
+In training mode a score then depends on its batch B: D_B(x) = f(x; mu_B, sigma_B),
+with mu_B, sigma_B each channel's mean and spread over B. The critic takes two passes,
+as the reference code's netD(real) and netD(fake) (and ``dcgan.py``'s two passes):
+
+    critic loss  =  mean_fake f(G(z); mu_F, sigma_F)  -  mean_real f(x; mu_R, sigma_R)
+
+Each batch is drawn from one distribution, so its moments estimate that distribution's,
+and the loss stays two expectations, one over the data and one over G. The fake term is
+computed exactly as G's step computes it (a batch of G's images, normalised by its own
+statistics), so G descends the very quantity the critic maximised, through the batch
+statistics too. One stacked pass would normalise with the mixture's moments: the critic
+could tell the halves apart by what they share, and G's step, which sees fake images
+alone, would be scored by another function than the one trained.
+
+Why it can matter under clipping: a channel's pre-activation is a sum of clipped
+weights times its inputs plus a bias in [-c, c]. Once weights sit near +-c (clipping
+drives them there), the pre-activations can be far larger than any bias can shift, and
+a channel whose values all lie on one side of LeakyReLU's kink is linear: the critic
+tends towards a fixed direction in image space, a poor estimate of the distance.
+BatchNorm centres every channel over its batch, so the kink sits in the middle of the
+values and the nonlinearity is used, whatever the weights' scale (its gamma and beta
+are clipped too, as the reference code clips every critic parameter; gamma only scales
+a channel, and LeakyReLU commutes with positive scaling). The cost: each inner layer's
+per-channel mean and spread are normalised away within each batch, so those moments
+alone do not tell real from fake there; the first convolution, before any BatchNorm,
+sees the images as they are.
+
+No recipe for the convolutions, with or without BatchNorm in the critic, has yet been
+found that draws good digits in a few CPU minutes (benchmarks/RESULTS.md, "The family
+through the convolutional classifier"), so they are not the default.
 """
 
 from __future__ import annotations
@@ -53,6 +84,7 @@ from minigan.backend import get_array_module
 from minigan.losses import WassersteinLoss
 from minigan.models.base import check_rate, option, option_of
 from minigan.models.convnets import ArchConfig, ArchModel
+from minigan.models.dcgan import D_NORMS
 from minigan.optim import RMSprop, clip_weights
 
 
@@ -67,7 +99,12 @@ class WGANConfig(ArchConfig):
     lr: float = option(5e-5, "RMSprop's learning rate, for both players")
     n_critic: int = option(5, "critic updates per generator update")
     clip: float = option(0.01, "WGAN's weight clipping bound c: weights in [-c, c]")
-
+    d_norm: str = option(
+        "none",
+        "with arch 'conv': what follows each of the critic's inner convolutions: 'batch' "
+        "(BatchNorm, the paper's critic; real and fake then pass apart) or 'none'",
+        choices=D_NORMS,
+    )
     POSITIVE = (*ArchConfig.POSITIVE, "n_critic")
 
     def __post_init__(self) -> None:
@@ -75,6 +112,10 @@ class WGANConfig(ArchConfig):
         if not (math.isfinite(self.clip) and self.clip > 0):
             raise ValueError(f"clip must be > 0, got {self.clip}")
         check_rate(self, "lr")
+        if self.d_norm not in D_NORMS:
+            raise ValueError(f"d_norm must be one of {D_NORMS}, got {self.d_norm!r}")
+        if self.d_norm != "none" and self.arch != "conv":
+            raise ValueError(f"d_norm {self.d_norm!r} needs arch 'conv' (got {self.arch!r})")
 
 
 def critic_stats(scores: Any, n: int, d_loss: Any) -> dict[str, Any]:
@@ -93,7 +134,7 @@ class WGAN(ArchModel):
 
     summary = "a critic estimating the Wasserstein distance, weight clipping, RMSprop"
     name = "wgan"
-    g_batchnorm = True  # the paper's code's G (convnets.py); the critic has none
+    g_batchnorm = True  # the paper's code's G (convnets.py); the critic's: ``d_norm``
     config_class = WGANConfig
     stats: ClassVar[dict[str, str]] = {
         "d_loss": "critic loss: mean D(G(z)) - mean D(x)",
@@ -104,6 +145,12 @@ class WGAN(ArchModel):
     def __init__(self, config: WGANConfig, *args: Any, **kwargs: Any):
         super().__init__(config, *args, **kwargs)
         self.loss = WassersteinLoss()
+
+    @classmethod
+    def critic_batchnorm(cls, config: Any) -> bool:
+        """``d_norm="batch"`` with the convolutions; WGAN-GP's config has no ``d_norm``
+        (its penalty needs each score to depend on its own image alone)."""
+        return isinstance(config, WGANConfig) and config.arch == "conv" and config.d_norm == "batch"
 
     def make_optimizer(self, params: list[nn.Parameter]) -> RMSprop:
         return RMSprop(params, lr=self.config.lr)
@@ -121,14 +168,35 @@ class WGAN(ArchModel):
         return xp.asarray(loss_real + loss_fake), xp.concatenate([grad_real, grad_fake])
 
     def discriminator_step(self, real: Any, fake: Any) -> dict[str, Any]:
-        """One RMSprop step on the critic loss, then clip every critic weight to [-c, c]."""
+        """One RMSprop step on the critic loss, then clip every critic weight to [-c, c].
+
+        With BatchNorm in the critic, real and fake pass apart, each adding its
+        gradient into ``.grad`` before the one step (``two_pass_scores``).
+        """
         xp = get_array_module(real)
-        scores = self.discriminator.forward(xp.concatenate([real, fake]))
-        n = scores.shape[0] // 2  # scores per half: one per image, or per pack
-        d_loss, grad_scores = self.critic_loss_gradient(scores, n)
-        self.update_discriminator(grad_scores)
+        if self.critic_batchnorm(self.config):
+            scores, d_loss = self.two_pass_scores(real, fake)
+        else:
+            scores = self.discriminator.forward(xp.concatenate([real, fake]))
+            d_loss, grad_scores = self.critic_loss_gradient(scores, scores.shape[0] // 2)
+            self.update_discriminator(grad_scores)
         clip_weights(self.discriminator.parameters(), self.config.clip)
-        return critic_stats(scores, n, d_loss)
+        return critic_stats(scores, scores.shape[0] // 2, d_loss)
+
+    def two_pass_scores(self, real: Any, fake: Any) -> tuple[Any, Any]:
+        """The critic's update in two passes, real then fake, so that BatchNorm normalises
+        each batch with its own statistics (the module docstring); returns the scores
+        stacked as [real; fake], as one pass would give them, and the loss."""
+        D, loss, xp = self.discriminator, self.loss, get_array_module(real)
+        self.d_optimizer.zero_grad()
+        real_scores = D.forward(real)
+        loss_real = loss.forward(real_scores, 1)  # -mean D(x)
+        D.backward(loss.backward(), input_grad=False)  # the data needs no gradient
+        fake_scores = D.forward(fake)
+        loss_fake = loss.forward(fake_scores, -1)  # +mean D(G(z))
+        D.backward(loss.backward(), input_grad=False)  # nor does G, in the critic's step
+        self.d_optimizer.step()
+        return xp.concatenate([real_scores, fake_scores]), xp.asarray(loss_real + loss_fake)
 
     def generator_step(self, fake: Any) -> Any:
         """Raise the critic's score of G's images: minimise -mean D(G(z))."""
