@@ -34,7 +34,9 @@ two sequels):
 - ``lr`` 4e-4 for both players, twice the paper's 2e-4 (``--lr 2e-4``), and batches of
   64 instead of the MLP family's 100 (more, smaller steps in the same time): as for
   the vanilla GAN's default, the faster rate fits the training into a few minutes.
-- ``ema`` 0.999: samples come from a moving average of G's weights (``ema.py``).
+- ``ema`` 0.9995: samples come from a moving average of G's weights (``ema.py``),
+  over about the last 2,000 of the run's 11,000 updates: the longer the average, the
+  more of each step's wobble cancels, which shows as stray pixels at strokes' ends.
 - ``pack`` 2: D scores pairs of images, as the vanilla default's D does (PacGAN,
   ``nn.Pack``; ``--pack 1`` judges one at a time, as the paper's). A G that draws some
   digits too often and others too rarely can fool D one image at a time, since each of
@@ -69,7 +71,7 @@ class LSGANConfig(ArchConfig):
     hidden: int = option_of(ArchConfig, "hidden", 512)
     g_activation: str = option_of(ArchConfig, "g_activation", "leaky_relu")
     batch_size: int = option_of(ArchConfig, "batch_size", 64)
-    ema: float = option_of(ArchConfig, "ema", 0.999)
+    ema: float = option_of(ArchConfig, "ema", 0.9995)
     pack: int = option_of(ArchConfig, "pack", 2)
     g_full_res_channels: int = option_of(ArchConfig, "g_full_res_channels", 8)
     lr: float = option(4e-4, "learning rate of both players (the paper's: 2e-4)")
