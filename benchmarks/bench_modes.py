@@ -182,11 +182,15 @@ def train_stacked(args: argparse.Namespace, name: str, pack: int, seed: int) -> 
 
 
 def mean_se(values: list[float]) -> str:
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
+    """Mean +- standard error over the runs that have the figure (a run that captured no
+    mode has no reverse KL): a mean over fewer runs than the row's seeds says so."""
+    known = [v for v in values if not math.isnan(v)]
+    if not known:
         return "n/a"
-    mean = statistics.fmean(values)
-    se = statistics.stdev(values) / math.sqrt(len(values)) if len(values) > 1 else float("nan")
+    mean = statistics.fmean(known)
+    se = statistics.stdev(known) / math.sqrt(len(known)) if len(known) > 1 else float("nan")
+    if len(known) < len(values):
+        return f"{mean:.2f} +- {se:.2f} (of {len(known)} runs; the rest found no mode)"
     return f"{mean:.2f} +- {se:.2f}"
 
 
