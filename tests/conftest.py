@@ -348,3 +348,19 @@ def sample_with_image_shape(main, run, shape, tmp_path, capsys) -> tuple[Path, s
     args = ["--sample", "3", "--checkpoint", str(bad), "--output", str(tmp_path / "p.npy")]
     assert main(args) == 1
     return bad, error_line(capsys)
+
+
+def train_reading_nothing(model, backend: str, fake_cupy, steps: int) -> None:
+    """A small conv-family model's step, then ``steps`` more on one batch of 4 random
+    12x12 images: on the stand-in (``backend`` "cupy") not one of them reads from the
+    device or uploads to it."""
+    from minigan.backend import get_backend
+
+    images = np.random.default_rng(3).uniform(-1, 1, (4, 144)).astype(np.float32)
+    batch = get_backend(backend).asarray(images)
+    model.train_step(batch)
+    fake_cupy.reset()
+    for _ in range(steps):
+        model.train_step(batch)
+    if backend == "cupy":
+        assert fake_cupy.reads == [] and fake_cupy.uploads == []

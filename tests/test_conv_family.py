@@ -15,7 +15,7 @@ import dataclasses
 
 import numpy as np
 import pytest
-from conftest import penalty_gradient_errors
+from conftest import penalty_gradient_errors, train_reading_nothing
 
 from minigan import nn
 from minigan.checkpoint import upgrade
@@ -659,20 +659,13 @@ def assert_same_state(a, b, where="state"):
 def test_batchnorm_wgan_on_the_cupy_stand_in_gives_the_numpy_steps(fake_cupy):
     """The two-pass step on the stand-in: the same bits as NumPy's, nothing read back
     (also a scenario of tests/cupy_scenarios.py, "train_step[wgan+d_batchnorm]")."""
-    from minigan.backend import get_backend, to_host
+    from minigan.backend import to_host
 
     def run(backend):
         settings = {"d_norm": "batch", "ema": 0.9, "n_critic": 2}
         config = small(WGAN, **settings).config
         model = WGAN(config, backend, seed=0, dtype=np.float32)
-        images = np.random.default_rng(3).uniform(-1, 1, (4, 144)).astype(np.float32)
-        batch = get_backend(backend).asarray(images)
-        model.train_step(batch)
-        fake_cupy.reset()
-        for _ in range(24):
-            model.train_step(batch)
-        if backend == "cupy":
-            assert fake_cupy.reads == [] and fake_cupy.uploads == []
+        train_reading_nothing(model, backend, fake_cupy, steps=24)
         return {k: to_host(v) for part in ("generator", "discriminator")
                 for k, v in model.state_dict()[part].items()}  # fmt: skip
 

@@ -13,6 +13,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from conftest import train_reading_nothing
 
 from minigan import nn
 from minigan.gradcheck import check_module
@@ -113,19 +114,12 @@ def test_the_full_res_generator_matches_pytorch(rng):
 
 @pytest.mark.parametrize("cls", CONV_MODELS)
 def test_the_cupy_stand_in_gives_the_numpy_steps_and_reads_nothing(fake_cupy, cls):
-    from minigan.backend import get_backend, to_host
+    from minigan.backend import to_host
 
     def run(backend):
         model = small(cls, dtype=np.float32, g_full_res_channels=3, ema=0.9, pack=2)
         model = cls(model.config, backend, seed=0, dtype=np.float32)
-        images = np.random.default_rng(3).uniform(-1, 1, (4, 144)).astype(np.float32)
-        batch = get_backend(backend).asarray(images)
-        model.train_step(batch)
-        fake_cupy.reset()
-        for _ in range(5):
-            model.train_step(batch)
-        if backend == "cupy":
-            assert fake_cupy.reads == [] and fake_cupy.uploads == []
+        train_reading_nothing(model, backend, fake_cupy, steps=5)
         model.reseed_noise(9)
         return model.state_dict(), to_host(model.generate(model.sample_noise(3)))
 
