@@ -678,5 +678,7 @@ def test_batchnorm_wgan_on_the_cupy_stand_in_gives_the_numpy_steps(fake_cupy):
 def test_wgan_refuses_a_batchnorm_critic_without_the_convolutions(arch):
     from minigan.models.wgan import WGANConfig
 
-    with pytest.raises(ValueError, match="d_norm 'batch' needs arch 'conv'"):
+    with pytest.raises(
+        ValueError, match=r"a BatchNorm critic \(d_norm 'batch'\) needs arch 'conv'"
+    ):
         WGANConfig(arch=arch, d_norm="batch")

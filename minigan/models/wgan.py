@@ -115,7 +115,9 @@ class WGANConfig(ArchConfig):
         if self.d_norm not in D_NORMS:
             raise ValueError(f"d_norm must be one of {D_NORMS}, got {self.d_norm!r}")
         if self.d_norm != "none" and self.arch != "conv":
-            raise ValueError(f"d_norm {self.d_norm!r} needs arch 'conv' (got {self.arch!r})")
+            raise ValueError(  # not "d_norm ...": the refusal is of two fields together
+                f"a BatchNorm critic (d_norm {self.d_norm!r}) needs arch 'conv', got {self.arch!r}"
+            )
 
 
 def critic_stats(scores: Any, n: int, d_loss: Any) -> dict[str, Any]:
