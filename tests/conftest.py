@@ -364,3 +364,34 @@ def train_reading_nothing(model, backend: str, fake_cupy, steps: int) -> None:
         model.train_step(batch)
     if backend == "cupy":
         assert fake_cupy.reads == [] and fake_cupy.uploads == []
+
+
+def parameter_gradient_errors(module, loss, skip=()) -> dict[str, float]:
+    """Each parameter's .grad (as the step left it) against the central difference of
+    ``loss()`` in that parameter, as relative errors by name; ``skip`` names left out."""
+    from minigan.gradcheck import numerical_gradient, relative_error
+
+    analytic = {name: p.grad.copy() for name, p in module.named_parameters()}
+    return {
+        name: relative_error(analytic[name], numerical_gradient(loss, p.data))
+        for name, p in module.named_parameters()
+        if name not in skip
+    }
+
+
+def labelled_conv_batch(rng):
+    """The labelled models' tiny convolutional batch: 4 real 4x4 images with labels
+    [1, 1, 3, 9], and 4 noise vectors of 3 with the labels asked of G, [3, 1, 1, 0]."""
+    real = rng.uniform(-1, 1, (4, 16))
+    return real, np.array([1, 1, 3, 9]), rng.standard_normal((4, 3)), np.array([3, 1, 1, 0])
+
+
+def assert_biases_before_batchnorm_do_nothing(G, loss, names) -> None:
+    """A bias right before a BatchNorm has no effect (the mean is subtracted): its
+    gradient is 0 both ways, up to rounding, where a relative error means nothing."""
+    from minigan.gradcheck import numerical_gradient
+
+    for name in names:
+        p = dict(G.named_parameters())[name]
+        assert np.abs(p.grad).max() < 1e-12
+        assert np.abs(numerical_gradient(loss, p.data)).max() < 1e-9

@@ -10,9 +10,12 @@ import dataclasses
 import numpy as np
 import pytest
 from conftest import (
+    assert_biases_before_batchnorm_do_nothing,
     assert_labelled_resume_is_bit_identical,
     assert_samples_come_from_the_average_in_eval_mode,
     hold_weights,
+    labelled_conv_batch,
+    parameter_gradient_errors,
     weight_count,
 )
 
@@ -63,14 +66,6 @@ def fixed_batch(rng):
     return real, np.array([1, 1, 3, 9]), rng.standard_normal((4, 3)), np.array([3, 1, 1, 0])
 
 
-def errors_of(module, loss):
-    analytic = {name: p.grad.copy() for name, p in module.named_parameters()}
-    return {
-        name: relative_error(analytic[name], numerical_gradient(loss, p.data))
-        for name, p in module.named_parameters()
-    }
-
-
 def test_the_default_is_the_twin_at_half_weight_and_bad_choices_are_refused():
     assert ACGAN.default_config().classifier == "twin"
     assert ACGAN.default_config().twin_weight == 0.5
@@ -101,7 +96,7 @@ def test_d_step_gradient_matches_finite_differences(rng, assert_gradients_match,
         return d_loss(D(x), 4, labels, fake_labels, model.config.real_label, classifier)
 
     assert stats["d_loss"] == pytest.approx(loss(), rel=1e-12)
-    assert_gradients_match(errors_of(D, loss))
+    assert_gradients_match(parameter_gradient_errors(D, loss))
 
 
 @pytest.mark.parametrize(
@@ -121,7 +116,7 @@ def test_g_step_gradient_matches_finite_differences(
         return g_loss(D(G(z, fake_labels)), fake_labels, classifier, twin_weight)
 
     assert loss_value == pytest.approx(loss(), rel=1e-12)
-    assert_gradients_match(errors_of(G, loss))
+    assert_gradients_match(parameter_gradient_errors(G, loss))
 
 
 def test_only_the_paper_trains_c_on_gs_digits(rng):
@@ -208,11 +203,6 @@ def tiny_conv(seed=0, dtype=np.float64, **changes):
     return ACGAN(config, seed=seed, dtype=dtype)
 
 
-def conv_batch(rng):
-    real = rng.uniform(-1, 1, (4, 16))
-    return real, np.array([1, 1, 3, 9]), rng.standard_normal((4, 3)), np.array([3, 1, 1, 0])
-
-
 def test_the_default_networks_are_convolutions_with_batchnorm_in_g_and_dropout_on_demand():
     from minigan import nn
 
@@ -246,7 +236,7 @@ def test_conv_d_step_gradient_matches_finite_differences_with_dropout_masks_held
     """The noise stream is reseeded before the step and before every pass of the check,
     so that each pass draws the step's dropout masks; h = 1e-5, O(h^2)."""
     model = hold_weights(tiny_conv(classifier=classifier, d_dropout=0.3))
-    real, labels, z, fake_labels = conv_batch(rng)
+    real, labels, z, fake_labels = labelled_conv_batch(rng)
     fake = model.generator(z, fake_labels)
     model.reseed_noise(7)
     stats = model.discriminator_step(real, labels, fake, fake_labels)
@@ -257,7 +247,7 @@ def test_conv_d_step_gradient_matches_finite_differences_with_dropout_masks_held
         return d_loss(D(x), 4, labels, fake_labels, model.config.real_label, classifier)
 
     assert stats["d_loss"] == pytest.approx(loss(), rel=1e-12)
-    assert_gradients_match(errors_of(D, loss))
+    assert_gradients_match(parameter_gradient_errors(D, loss))
 
 
 @pytest.mark.parametrize("classifier", CLASSIFIERS)
@@ -268,7 +258,7 @@ def test_conv_g_step_gradient_matches_finite_differences(rng, assert_gradients_m
     so rounding alone, eps |L| / (h |g|) ~ 2e-16 * 1.7 / 1e-9, is ~3e-7 of a gradient
     (h = 1e-6 makes it 10x worse; 1e-4 lets the O(h^2) error in)."""
     model = hold_weights(tiny_conv(classifier=classifier))
-    _, _, z, fake_labels = conv_batch(rng)
+    _, _, z, fake_labels = labelled_conv_batch(rng)
     G, D = model.generator, model.discriminator
     loss_value = model.generator_step(G(z, fake_labels), fake_labels)
     assert not any(p.grad.any() for p in D.parameters())
@@ -277,26 +267,16 @@ def test_conv_g_step_gradient_matches_finite_differences(rng, assert_gradients_m
         return g_loss(D(G(z, fake_labels)), fake_labels, classifier, 0.5)
 
     assert loss_value == pytest.approx(loss(), rel=1e-12)
-    # A bias right before a BatchNorm has no effect (the mean is subtracted): its gradient
-    # is 0 both ways, up to rounding, where a relative error means nothing.
     before_norm = ("net.0.bias", "net.4.bias", "net.7.bias")
-    for name in before_norm:
-        p = dict(G.named_parameters())[name]
-        assert np.abs(p.grad).max() < 1e-12
-        assert np.abs(numerical_gradient(loss, p.data)).max() < 1e-9
-    errors = {
-        name: relative_error(p.grad, numerical_gradient(loss, p.data))
-        for name, p in G.named_parameters()
-        if name not in before_norm
-    }
-    assert_gradients_match(errors, tolerance=1e-5)
+    assert_biases_before_batchnorm_do_nothing(G, loss, before_norm)
+    assert_gradients_match(parameter_gradient_errors(G, loss, skip=before_norm), tolerance=1e-5)
 
 
 def test_conv_samples_come_from_the_average_in_evaluation_mode(rng):
     """generate() runs G's average on BatchNorm's running statistics: a sample depends on
     its own z alone, and drawing changes no state (nor leaves G in evaluation mode)."""
     model = tiny_conv(ema=0.9, dtype=np.float32)
-    real, labels, z, _ = conv_batch(rng)
+    real, labels, z, _ = labelled_conv_batch(rng)
     assert_samples_come_from_the_average_in_eval_mode(
         model, real.astype(np.float32), labels, z.astype(np.float32)
     )

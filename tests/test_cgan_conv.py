@@ -11,10 +11,13 @@ import dataclasses
 import numpy as np
 import pytest
 from conftest import (
+    assert_biases_before_batchnorm_do_nothing,
     assert_labelled_resume_is_bit_identical,
     assert_projection_d_matches_torch,
     assert_samples_come_from_the_average_in_eval_mode,
     hold_weights,
+    labelled_conv_batch,
+    parameter_gradient_errors,
     weight_count,
 )
 
@@ -34,23 +37,9 @@ def tiny_conv(seed=0, dtype=np.float64, **changes):
     return CGAN(config, seed=seed, dtype=dtype)
 
 
-def conv_batch(rng):
-    real = rng.uniform(-1, 1, (4, 16))
-    return real, np.array([1, 1, 3, 9]), rng.standard_normal((4, 3)), np.array([3, 1, 1, 0])
-
-
 def bce_logits(s, t):
     """mean BCE on logits, written out: softplus(s) - t s."""
     return float(np.mean(np.logaddexp(0.0, s) - t * s))
-
-
-def errors_of(module, loss, skip=()):
-    analytic = {name: p.grad.copy() for name, p in module.named_parameters()}
-    return {
-        name: relative_error(analytic[name], numerical_gradient(loss, p.data))
-        for name, p in module.named_parameters()
-        if name not in skip
-    }
 
 
 def test_the_default_networks_are_convolutions_and_d_reads_the_label_by_projection():
@@ -112,7 +101,7 @@ def test_conv_projection_backward_matches_finite_differences(rng, assert_gradien
     loss()
     D.zero_grad()
     dx = D.backward(R)
-    errors = errors_of(D, loss)
+    errors = parameter_gradient_errors(D, loss)
     errors["x"] = relative_error(dx, numerical_gradient(loss, x))
     assert_gradients_match(errors)
     unused = [k for k in range(10) if k not in LABELS]
@@ -128,7 +117,7 @@ def test_conv_projection_matches_pytorch(rng):
 def test_conv_d_step_gradient_matches_finite_differences(rng, assert_gradients_match):
     """D's loss: mean BCE over [real; fake] against [0.9; 0], each with its label; h = 1e-5."""
     model = hold_weights(tiny_conv())
-    real, labels, z, fake_labels = conv_batch(rng)
+    real, labels, z, fake_labels = labelled_conv_batch(rng)
     fake = model.generator(z, fake_labels)
     stats = model.discriminator_step(real, labels, fake, fake_labels)
     D, x, y = model.discriminator, np.concatenate([real, fake]), np.r_[labels, fake_labels]
@@ -138,7 +127,7 @@ def test_conv_d_step_gradient_matches_finite_differences(rng, assert_gradients_m
         return bce_logits(D(x, y), targets)
 
     assert stats["d_loss"] == pytest.approx(loss(), rel=1e-12)
-    assert_gradients_match(errors_of(D, loss))
+    assert_gradients_match(parameter_gradient_errors(D, loss))
 
 
 def test_conv_g_step_gradient_matches_finite_differences(rng, assert_gradients_match):
@@ -147,7 +136,7 @@ def test_conv_g_step_gradient_matches_finite_differences(rng, assert_gradients_m
     (tests/test_acgan.py): G's gradients are small beside the loss, so rounding,
     eps |L| / (h |g|), is ~1e-7 of a gradient."""
     model = hold_weights(tiny_conv())
-    _, _, z, fake_labels = conv_batch(rng)
+    _, _, z, fake_labels = labelled_conv_batch(rng)
     G, D = model.generator, model.discriminator
     loss_value = model.generator_step(G(z, fake_labels), fake_labels)
     assert not any(p.grad.any() for p in D.parameters())
@@ -156,21 +145,16 @@ def test_conv_g_step_gradient_matches_finite_differences(rng, assert_gradients_m
         return bce_logits(D(G(z, fake_labels), fake_labels), 1.0)
 
     assert loss_value == pytest.approx(loss(), rel=1e-12)
-    # A bias right before a BatchNorm has no effect (the mean is subtracted): its gradient
-    # is 0 both ways, up to rounding, where a relative error means nothing.
     before_norm = ("net.0.bias", "net.4.bias", "net.7.bias")
-    for name in before_norm:
-        p = dict(G.named_parameters())[name]
-        assert np.abs(p.grad).max() < 1e-12
-        assert np.abs(numerical_gradient(loss, p.data)).max() < 1e-9
-    assert_gradients_match(errors_of(G, loss, skip=before_norm), tolerance=1e-5)
+    assert_biases_before_batchnorm_do_nothing(G, loss, before_norm)
+    assert_gradients_match(parameter_gradient_errors(G, loss, skip=before_norm), tolerance=1e-5)
 
 
 def test_conv_samples_come_from_the_average_in_evaluation_mode(rng):
     """generate() runs G's average on BatchNorm's running statistics: a sample depends on
     its own z alone, and drawing changes no state."""
     model = tiny_conv(ema=0.9, dtype=np.float32)
-    real, labels, z, _ = conv_batch(rng)
+    real, labels, z, _ = labelled_conv_batch(rng)
     assert_samples_come_from_the_average_in_eval_mode(
         model, real.astype(np.float32), labels, z.astype(np.float32)
     )
