@@ -24,7 +24,8 @@ benchmarks/RESULTS.md, "DCGAN"); the other value of each field gives the paper's
 - ``base_channels`` 32, half the paper's: a cheaper step, so the same time trains more epochs.
 - ``g_lr`` 2e-3 for G, ``lr`` 4e-4 for D: at one rate G trails a D that soon tells its
   samples apart (InfoGAN, Chen et al. 2016: 1e-3 for G, 2e-4 for D); ``g_lr=None``: one.
-- ``ema`` 0.999: samples from a moving average of G's weights (``minigan/ema.py``).
+- ``ema`` 0.9995: samples from a moving average of G's weights (``minigan/ema.py``), over
+  about its last 2,000 updates (a tenth of a default MNIST run's 18,750).
 - ``pack`` 2: D judges pairs of images (PacGAN, ``nn.Pack``), as the MLP GAN's default.
 - ``d_norm="none"``: no BatchNorm in D (nor has WGAN-GP's DCGAN-style critic).
 - ``g_full_res_channels`` 16: G's last ConvT makes 16 maps of the image's size and a 3x3
@@ -97,9 +98,9 @@ class DCGANConfig:
         choices=GENERATOR_LOSSES,
     )
     ema: float = option(
-        0.999,
-        "sample from a moving average of G's weights with decay BETA (0.999: about the "
-        "last 1000 updates), saved in the checkpoint; 0 for none",
+        0.9995,
+        "sample from a moving average of G's weights with decay BETA (0.9995: about the "
+        "last 2000 updates), saved in the checkpoint; 0 for none",
         metavar="BETA",
     )
     real_label: float = option(
